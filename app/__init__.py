@@ -1,0 +1,227 @@
+"""Hearth application factory."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import INSTANCE_PATH, PROJECT_ROOT, Settings, load_settings
+
+__version__ = "0.1.0"
+
+# Scripts may only come from our own origin; styles likewise. No inline code anywhere, so
+# neither 'unsafe-inline' nor 'unsafe-eval' is ever needed.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build a Hearth app. `config` overrides settings by field name (tests use this)."""
+    settings = load_settings(config)
+    app = Flask(__name__, template_folder="../templates", static_folder="../static",
+                instance_path=str(INSTANCE_PATH))
+    app.extensions["hearth.settings"] = settings
+    app.extensions["hearth.started_at"] = time.time()
+    app.config.from_mapping(_flask_config(settings))
+
+    from app.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
+                                x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
+    if settings.sentry_dsn:
+        _init_sentry(settings)
+
+    register_extensions(app, settings)
+    register_blueprints(app, settings)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_template_helpers(app)
+
+    from tasks.queues import configure_queues
+
+    configure_queues(settings, app)
+    return app
+
+
+def get_settings() -> Settings:
+    """The settings of the current app."""
+    from flask import current_app
+
+    return current_app.extensions["hearth.settings"]
+
+
+def _flask_config(settings: Settings) -> dict[str, Any]:
+    secure_cookies = settings.is_production_like
+    config: dict[str, Any] = {
+        "APP_ENV": settings.app_env.value,
+        "TESTING": settings.app_env == "test",
+        "SECRET_KEY": settings.secret_key,
+        "JWT_SECRET": settings.jwt_secret,
+        "MAX_CONTENT_LENGTH": settings.max_content_length,
+        "SQLALCHEMY_DATABASE_URI": settings.sqlalchemy_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings.sqlalchemy_url),
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "TEMPLATES_AUTO_RELOAD": settings.is_development,
+        "METRICS_TOKEN": settings.metrics_token,
+        # Compression: cheap levels, never for tiny bodies (the cost outweighs the bytes).
+        "COMPRESS_ALGORITHM": ["br", "gzip"],
+        "COMPRESS_BR_LEVEL": 4,
+        "COMPRESS_LEVEL": 6,
+        "COMPRESS_MIN_SIZE": 1024,
+        "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/plain", "application/json",
+                               "application/problem+json", "application/javascript"],
+        # Rate limiting: fixed window is one INCR per limit per request.
+        "RATELIMIT_STRATEGY": "fixed-window",
+        "RATELIMIT_DEFAULT": settings.rate_limit_default,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_HEADER_LIMIT": "RateLimit-Limit",
+        "RATELIMIT_HEADER_REMAINING": "RateLimit-Remaining",
+        "RATELIMIT_HEADER_RESET": "RateLimit-Reset",
+        "RATELIMIT_HEADER_RETRY_AFTER_VALUE": "delta-seconds",
+        "RATELIMIT_KEY_PREFIX": f"{settings.redis_prefix}:rl",
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "CACHE_DEFAULT_TIMEOUT": settings.cache_default_timeout,
+        "CACHE_KEY_PREFIX": f"{settings.redis_prefix}:cache:",
+    }
+    if settings.redis_url:
+        timeouts = {"socket_timeout": settings.redis_timeout_seconds,
+                    "socket_connect_timeout": settings.redis_timeout_seconds}
+        config.update(
+            RATELIMIT_STORAGE_URI=settings.redis_url,
+            RATELIMIT_STORAGE_OPTIONS=timeouts,
+            CACHE_TYPE="RedisCache",
+            CACHE_REDIS_URL=settings.redis_url,
+            CACHE_OPTIONS=timeouts,
+        )
+    else:
+        config.update(RATELIMIT_STORAGE_URI="memory://", CACHE_TYPE="SimpleCache")
+    return config
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # WAL lets the web process read while a worker writes; busy timeout rides out locks.
+        return {"connect_args": {"timeout": 15}}
+    # pre_ping survives a restarted PostgreSQL; recycle avoids idle connections cut by proxies.
+    return {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 10, "max_overflow": 10,
+            "connect_args": {"connect_timeout": 5}}
+
+
+def _init_sentry(settings: Settings) -> None:
+    import sentry_sdk
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.app_env.value, release=__version__,
+                    integrations=[FlaskIntegration()], send_default_pii=False,
+                    traces_sample_rate=settings.sentry_traces_sample_rate)
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    """Bind every extension; the order below is the request pipeline (docs/architecture.md)."""
+    from app import pipeline
+    from app.core.database import enable_sqlite_wal
+    from app.extensions import cache, compress, cors, csrf, db, limiter, login_manager, migrate, talisman
+    from app.metrics import init_metrics
+
+    # 1. Security headers.
+    talisman.init_app(
+        app,
+        force_https=False,  # TLS ends at the proxy, which redirects; HSTS below pins browsers.
+        strict_transport_security=not settings.is_development,
+        strict_transport_security_preload=True,
+        strict_transport_security_max_age=31536000,
+        strict_transport_security_include_subdomains=True,
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        referrer_policy="same-origin",
+        frame_options="DENY",
+        session_cookie_secure=settings.is_production_like,
+    )
+    # 2. CORS, for the JSON API only.
+    cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}},
+                  expose_headers=["X-Request-ID", "Link", "X-Total-Count", "RateLimit-Limit",
+                                  "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
+                  allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600)
+    # 3. Request id.
+    pipeline.register_request_id(app)
+    # 4. Compression.
+    compress.init_app(app)
+    # 5. Body parsing: MAX_CONTENT_LENGTH is enforced by Werkzeug when the body is read (413).
+    # 6. Rate limiting.
+    limiter.init_app(app)
+    # 7. Request logging and metrics.
+    init_metrics(app)
+    pipeline.register_request_logging(app)
+
+    db.init_app(app)
+    with app.app_context():
+        enable_sqlite_wal(db.engine)
+    from app import models  # noqa: F401  (every table on the metadata, for Alembic too)
+
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True,
+                     compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    # "basic": a session whose fingerprint changes loses freshness; "strong" would clear the
+    # remember cookie on every anonymous page that carries a CSRF token.
+    login_manager.session_protection = "basic"
+    cache.init_app(app)
+
+    from app.users.service import load_user
+
+    login_manager.user_loader(load_user)
+
+
+def register_blueprints(app: Flask, settings: Settings) -> None:
+    from app.api import api_bp
+    from app.extensions import csrf, limiter
+    from app.health import health_bp
+    from app.main import main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(health_bp)
+    limiter.exempt(health_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never cookies
+    if settings.is_development:
+        from app.mail.routes import dev_mail_bp
+
+        app.register_blueprint(dev_mail_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register_cli
+
+    register_cli(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from app.core.templating import init_templating
+
+    init_templating(app)

@@ -1,0 +1,73 @@
+"""The pagination convention of every list endpoint, in one place.
+
+Request: `?page=N&per_page=M` (page ≥ 1, 1 ≤ per_page ≤ 100, default 25).
+Response: `{"items": [...], "meta": {"page", "per_page", "total", "pages"}}`, plus an RFC 8288
+`Link` header (first, prev, next, last) and `X-Total-Count`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from flask import Response, request, url_for
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from app.core.repository import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+
+PAGINATION_DESCRIPTION = (
+    f"Paginated: `page` (from 1) and `per_page` (1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}). "
+    "The body carries `meta.total` and `meta.pages`; the `Link` header gives first/prev/next/last URLs."
+)
+
+
+class PageQuery(BaseModel):
+    """Query parameters shared by every list endpoint; extend it to add filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1, description="Page number, from 1")
+    per_page: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Items per page")
+
+
+class PageMeta(BaseModel):
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+@lru_cache(maxsize=None)
+def page_model(item_model: type[BaseModel]) -> type[BaseModel]:
+    """`<Item>Page`: the response schema of a list of `item_model`."""
+    return create_model(f"{item_model.__name__}Page", items=(list[item_model], ...), meta=(PageMeta, ...))
+
+
+def link_header(page: Page[Any]) -> str:
+    """RFC 8288 links to the other pages, keeping the request's other query parameters."""
+    args = request.args.to_dict()
+    endpoint, view_args = request.endpoint, dict(request.view_args or {})
+
+    def link(number: int, rel: str) -> str:
+        target = url_for(endpoint, **view_args, **{**args, "page": number, "per_page": page.per_page}, _external=False)
+        return f'<{target}>; rel="{rel}"'
+
+    links = [link(1, "first")]
+    if page.has_prev:
+        links.append(link(page.page - 1, "prev"))
+    if page.has_next:
+        links.append(link(page.page + 1, "next"))
+    links.append(link(page.pages, "last"))
+    return ", ".join(links)
+
+
+def paginated_response(page: Page[Any], item_model: type[BaseModel]) -> Response:
+    model = page_model(item_model)
+    body = model(
+        items=[item_model.model_validate(item, from_attributes=True) for item in page.items],
+        meta=PageMeta(page=page.page, per_page=page.per_page, total=page.total, pages=page.pages),
+    )
+    response = Response(model.__pydantic_serializer__.to_json(body), mimetype="application/json")
+    response.headers["Link"] = link_header(page)
+    response.headers["X-Total-Count"] = str(page.total)
+    return response

@@ -1,0 +1,80 @@
+"""`flask` commands: seed-admin, worker, jobs sweep, mail test."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.logging import get_logger
+
+log = get_logger("hearth.cli")
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+mail_cli = AppGroup("mail", help="Outgoing email.")
+
+
+@click.command("seed-admin")
+def seed_admin() -> None:
+    """Make sure an administrator exists (ADMIN_EMAIL / ADMIN_PASSWORD, or generated once)."""
+    from app.users.service import ensure_admin
+
+    account = ensure_admin(os.environ.get("ADMIN_EMAIL") or None, os.environ.get("ADMIN_PASSWORD") or None)
+    if not account.created:
+        click.echo(f"Admin account: {account.user.email} (already exists)")
+        return
+    click.echo(f"Admin account created: {account.user.email}")
+    if account.generated_password:
+        # Shown once, on the terminal only: it is never logged and cannot be shown again.
+        click.echo(f"Generated password (shown only now): {account.generated_password}")
+
+
+@click.command("worker")
+@click.argument("queue", type=click.Choice(["emails", "uploads", "sync", "reports"]))
+@click.option("--workers", type=int, default=None, help="Threads; defaults to the queue's concurrency.")
+def worker(queue: str, workers: int | None) -> None:
+    """Run a huey consumer for QUEUE (one process per queue; run more to scale out)."""
+    import tasks  # noqa: F401  (registers every task)
+    from app.jobs.queues import QUEUES
+    from tasks.queues import HUEYS
+
+    huey = HUEYS[queue]
+    if huey.immediate:
+        raise click.ClickException("JOBS_IMMEDIATE is set: tasks run inline, there is no queue to consume")
+    consumer = huey.create_consumer(
+        workers=workers or QUEUES[queue].workers, worker_type="thread",
+        periodic=queue == "sync",  # the sweeper runs on the sync queue's consumers
+        initial_delay=0.05, backoff=1.5, max_delay=1.0, check_worker_health=True,
+        scheduler_interval=1,
+    )
+    log.info("worker_starting", queue=queue, workers=consumer.workers)
+    consumer.run()
+
+
+@jobs_cli.command("sweep")
+def sweep_jobs() -> None:
+    """Re-send jobs huey lost now (the sync consumer also does this every minute)."""
+    import tasks  # noqa: F401
+    from app.jobs.service import sweep
+
+    report = sweep()
+    click.echo(f"requeued={len(report.requeued)} failed={len(report.failed)}")
+
+
+@mail_cli.command("test")
+@click.argument("address")
+def send_test_mail(address: str) -> None:
+    """Queue a test message to ADDRESS through the emails queue."""
+    from app.extensions import db
+    from app.mail.service import queue_email
+    from app.users.service import checked_email
+
+    job = queue_email(checked_email(address), "test_message", {"address": address})
+    db.session.commit()
+    click.echo(f"queued job {job.id}")
+
+
+def register_cli(app: Flask) -> None:
+    for command in (seed_admin, worker, jobs_cli, mail_cli):
+        app.cli.add_command(command)

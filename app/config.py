@@ -1,0 +1,245 @@
+"""Typed, fail-fast configuration (seed §12).
+
+One `Settings` class reads the environment (and `.env`); every other module reads from it.
+A bad or missing value raises `ConfigError`, a `SystemExit` whose message names every
+offending variable, so any entry point (gunicorn, `flask`, huey workers) stops with a
+non-zero exit code and one readable message instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_PATH = PROJECT_ROOT / "instance"
+SECRET_FIELDS = ("secret_key", "jwt_secret")
+MIN_SECRET_LENGTH = 32
+
+
+class AppEnv(StrEnum):
+    development = "development"
+    staging = "staging"
+    production = "production"
+    test = "test"
+
+
+class StorageBackend(StrEnum):
+    local = "local"
+    s3 = "s3"
+
+
+class ConfigError(SystemExit):
+    """Raised when the configuration is invalid; exits with code 2 and no traceback."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"  {name}: {reason}" for name, reason in problems]
+        message = "Hearth cannot start, the configuration is invalid:\n" + "\n".join(lines)
+        super().__init__(message)
+        self.code = message  # SystemExit prints a string code to stderr and exits 1
+
+    def __str__(self) -> str:
+        return str(self.code)
+
+
+def _is_relaxed(info: ValidationInfo) -> bool:
+    """Development and test may run without hand-made secrets or services."""
+    return info.data.get("app_env") in (AppEnv.development, AppEnv.test)
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting Hearth reads. Field order matters: later validators look at `app_env`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    app_env: AppEnv = AppEnv.development
+    port: int = Field(default=5000, ge=1, le=65535)
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="hearth", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    secret_key: str | None = None
+    jwt_secret: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
+    max_content_length: int = Field(default=2 * 1024 * 1024, ge=1024)
+    rate_limit_default: str = "300 per minute;5000 per hour"
+    storage_backend: StorageBackend = StorageBackend.local
+    storage_local_path: str | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    smtp_url: str | None = None
+    mail_from: str = "Hearth <no-reply@localhost>"
+    sentry_dsn: str | None = None
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    metrics_token: str | None = None
+    jobs_immediate: bool = False
+    jobs_sqlite_dir: str | None = None
+    jobs_lease_seconds: float = Field(default=60.0, gt=0)
+    jobs_queued_grace_seconds: float = Field(default=60.0, ge=0)
+    jobs_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    cache_default_timeout: int = Field(default=300, ge=1)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_from_csv(cls, value: Any) -> Any:
+        origins = _split_csv(value)
+        for origin in origins or []:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return origins
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if not _is_relaxed(info):
+                raise ValueError("required outside development/test (a PostgreSQL URL)")
+            return value
+        scheme = urlsplit(value).scheme
+        if not scheme.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        if scheme in ("postgres", "postgresql"):
+            # SQLAlchemy defaults to psycopg2; Hearth ships psycopg 3.
+            value = "postgresql+psycopg" + value[len(scheme):]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value or None
+
+    @field_validator("secret_key", "jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if not _is_relaxed(info):
+                raise ValueError("required outside development/test")
+            return value
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("rate_limit_default")
+    @classmethod
+    def _parsable_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit string like '300 per minute' ({exc})") from None
+        return value
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_for_s3(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("storage_backend") == StorageBackend.s3 and not value:
+            raise ValueError("required when STORAGE_BACKEND=s3")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if not _is_relaxed(info):
+                raise ValueError("required outside development/test (smtp://user:pass@host:587)")
+            return value
+        if urlsplit(value).scheme not in ("smtp", "smtps", "smtp+starttls"):
+            raise ValueError("must be an smtp://, smtp+starttls:// or smtps:// URL")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value or None
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def is_development(self) -> bool:
+        return self.app_env == AppEnv.development
+
+    @property
+    def is_production_like(self) -> bool:
+        return self.app_env in (AppEnv.staging, AppEnv.production)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{INSTANCE_PATH / 'hearth.db'}"
+
+    @property
+    def local_storage_root(self) -> Path:
+        return Path(self.storage_local_path) if self.storage_local_path else INSTANCE_PATH / "storage"
+
+
+def _dev_secrets(path: Path) -> dict[str, str]:
+    """Secrets made once for development and kept under `instance/` (never committed)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generated = {name: secrets.token_urlsafe(48) for name in SECRET_FIELDS}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(generated, handle)
+    return generated
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "CONFIG"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append((name, message))
+    return problems
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Read and validate the configuration, raising `ConfigError` naming every bad variable."""
+    overrides = dict(overrides or {})
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_problems(error)) from None
+    missing = [name for name in SECRET_FIELDS if getattr(settings, name) is None]
+    if missing:
+        # Only development/test get here (validators require secrets elsewhere).
+        if settings.app_env == AppEnv.test:
+            generated = {name: secrets.token_urlsafe(48) for name in missing}
+        else:
+            generated = _dev_secrets(INSTANCE_PATH / "secrets.json")
+        settings = settings.model_copy(update={name: generated[name] for name in missing})
+    return settings

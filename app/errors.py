@@ -1,0 +1,131 @@
+"""Domain exceptions and the one mapper that turns any error into an HTML page or problem+json.
+
+Services raise the domain exceptions below and never build HTTP responses. Under `/api/`
+every error, including unknown paths, 405, 413, 429 and 500, answers
+`application/problem+json` (RFC 9457); elsewhere a friendly HTML page is rendered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Flask, Response, current_app, g, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.logging import get_logger
+
+log = get_logger("hearth.errors")
+
+PROBLEM_MIMETYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://hearth.dev/problems/"
+
+
+class DomainError(Exception):
+    """Base of the errors services raise; each maps to one HTTP status."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str | None = None, **extra: Any):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class PermissionDenied(DomainError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class Unauthorized(DomainError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Conflict(DomainError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class ValidationFailed(DomainError):
+    """Input that does not satisfy a schema or a business rule; `errors` lists each field."""
+
+    status, title, slug = 422, "Validation failed", "validation-failed"
+
+    def __init__(self, detail: str | None = None, errors: list[dict[str, Any]] | None = None):
+        super().__init__(detail or "The request contains invalid fields.", errors=errors or [])
+
+
+def wants_problem_json() -> bool:
+    """API paths always get problem+json, whatever the Accept header says."""
+    return request.path.startswith("/api/")
+
+
+def problem_response(status: int, title: str, detail: str, slug: str | None = None,
+                     headers: Any = None, **extra: Any) -> Response:
+    body = {
+        "type": PROBLEM_TYPE_BASE + (slug or str(status)),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+        "request_id": g.get("request_id"),
+        **extra,
+    }
+    response = Response(orjson.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    if headers:
+        response.headers.extend(headers)
+    return response
+
+
+def _html_response(status: int, title: str, detail: str, headers: Any = None) -> Response:
+    html = render_template("errors/error.html", status=status, title=title, detail=detail)
+    response = Response(html, status=status, mimetype="text/html")
+    if headers:
+        response.headers.extend(headers)
+    return response
+
+
+def _respond(status: int, title: str, detail: str, slug: str | None = None,
+             headers: Any = None, **extra: Any) -> Response:
+    if status == 401 and wants_problem_json():
+        headers = [*(headers or []), ("WWW-Authenticate", "Bearer")]
+    if wants_problem_json():
+        return problem_response(status, title, detail, slug, headers, **extra)
+    return _html_response(status, title, detail, headers)
+
+
+def handle_domain_error(error: DomainError) -> Response:
+    return _respond(error.status, error.title, error.detail, error.slug, **error.extra)
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    if status < 400:  # redirects raised as exceptions (e.g. RequestRedirect) pass through
+        return error.get_response()
+    # Keep headers the exception carries (Allow on 405, Retry-After on 429, ...).
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    detail = error.description or error.name
+    if status == 429:
+        detail = "Too many requests. Wait for the time given in Retry-After, then try again."
+    return _respond(status, error.name, detail, slug=error.name.lower().replace(" ", "-"),
+                    headers=headers)
+
+
+def handle_unexpected(error: Exception) -> Response:
+    original = getattr(error, "original_exception", None) or error
+    log.error("unhandled_exception", exc_info=original, path=request.path)
+    detail = "Something went wrong on our side. The error has been logged."
+    if current_app.debug:
+        detail = f"{type(original).__name__}: {original}"
+    return _respond(500, "Internal server error", detail, slug="internal-server-error")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(InternalServerError, handle_unexpected)
+    app.register_error_handler(Exception, handle_unexpected)

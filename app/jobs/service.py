@@ -1,0 +1,181 @@
+"""Durable jobs (seed §9) with a transactional outbox, leases, heartbeats, retries and a sweeper.
+
+Huey alone loses a task whose worker dies mid-run: it pops the message and has no
+acknowledgement. So the `jobs` row is the truth and huey only carries "run job <id> now":
+
+1. `enqueue` adds the row to the caller's session; nothing is sent yet.
+2. After that transaction commits, the job id is handed to huey (outbox). A rollback sends
+   nothing, so no job ever runs for a change that did not happen.
+3. A worker `start_attempt`s: a compare-and-set UPDATE takes a lease. A heartbeat extends it.
+4. The attempt ends `succeeded`, or `retrying` (re-sent with exponential backoff) or `failed`.
+5. `sweep` re-sends what huey evidently lost: rows still `queued` after a grace period,
+   `running` rows whose lease expired (the worker died), and long-overdue retries.
+
+Delivery is at-least-once, so tasks must be idempotent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.core.database import utcnow
+from app.extensions import db
+from app.jobs.models import Job, JobStatus
+from app.jobs.queues import QUEUES
+from app.jobs.repository import JobRepository
+from app.logging import get_logger
+
+log = get_logger("hearth.jobs")
+jobs = JobRepository()
+
+OUTBOX_KEY = "hearth.jobs.outbox"
+ERROR_MAX_LENGTH = 2000
+
+# (job_id, task_name, delay_seconds) -> None; set by tasks.queues when queues are configured.
+Dispatcher = Callable[[str, str, float | None], None]
+_dispatcher: Dispatcher | None = None
+
+
+def set_dispatcher(dispatcher: Dispatcher) -> None:
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def _settings():
+    return current_app.extensions["hearth.settings"]
+
+
+def enqueue(task_name: str, queue: str, payload: dict[str, Any],
+            summary: dict[str, Any] | None = None) -> Job:
+    """Add a job to the current unit of work; it is sent to huey once that commits."""
+    spec = QUEUES[queue]
+    job = Job(
+        id=str(uuid.uuid4()), queue=queue, task=task_name, payload=payload,
+        args_summary=summary if summary is not None else {}, status=JobStatus.queued,
+        attempts=0, max_attempts=spec.max_attempts,
+        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+    )
+    jobs.add(job)
+    db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, task_name, None))
+    return job
+
+
+def dispatch(job_id: str, task_name: str, delay: float | None = None) -> None:
+    """Hand a job id to huey. A broker failure is logged, never raised: the sweeper retries."""
+    if _dispatcher is None:
+        raise RuntimeError("job queues are not configured (tasks.queues.configure_queues)")
+    try:
+        _dispatcher(job_id, task_name, delay)
+    except Exception as exc:  # the broker may be down; the row stays and the sweeper re-sends
+        log.warning("job_dispatch_failed", job_id=job_id, task=task_name, error=repr(exc))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_outbox(session: Session) -> None:
+    pending = session.info.pop(OUTBOX_KEY, None)
+    for job_id, task_name, delay in pending or ():
+        dispatch(job_id, task_name, delay)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_outbox(session: Session) -> None:
+    session.info.pop(OUTBOX_KEY, None)
+
+
+# Worker side -------------------------------------------------------------------------------
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=_settings().jobs_lease_seconds)
+
+
+def start_attempt(job_id: str, owner: str) -> Job | None:
+    """Claim the job for `owner`; None when it is done, held by a live worker, or not due."""
+    claimed = jobs.claim(job_id, owner, utcnow(), lease_duration())
+    db.session.commit()
+    return jobs.get(job_id) if claimed else None
+
+
+def heartbeat(job_id: str, owner: str) -> bool:
+    alive = jobs.extend_lease(job_id, owner, utcnow() + lease_duration())
+    db.session.commit()
+    return alive
+
+
+@dataclass
+class AttemptOutcome:
+    status: JobStatus
+    retry_in: float | None = None
+    recorded: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def record_success(job: Job, owner: str, duration_ms: float) -> AttemptOutcome:
+    recorded = jobs.finish(job.id, owner, status=JobStatus.succeeded, error=None,
+                           finished_at=utcnow(), duration_ms=duration_ms, updated_at=utcnow())
+    db.session.commit()
+    return AttemptOutcome(JobStatus.succeeded, recorded=recorded)
+
+
+def record_failure(job: Job, owner: str, error: BaseException, duration_ms: float) -> AttemptOutcome:
+    """Schedule the next attempt with the queue's backoff, or fail the job for good."""
+    settings = _settings()
+    message = f"{type(error).__name__}: {error}"[:ERROR_MAX_LENGTH]
+    now = utcnow()
+    if job.attempts >= job.max_attempts:
+        recorded = jobs.finish(job.id, owner, status=JobStatus.failed, error=message, finished_at=now,
+                               duration_ms=duration_ms, updated_at=now)
+        db.session.commit()
+        return AttemptOutcome(JobStatus.failed, recorded=recorded)
+    delay = QUEUES[job.queue].backoff_seconds(job.attempts, settings.jobs_backoff_base_seconds,
+                                               settings.jobs_backoff_max_seconds)
+    recorded = jobs.finish(job.id, owner, status=JobStatus.retrying, error=message,
+                           next_attempt_at=now + timedelta(seconds=delay), enqueued_at=now,
+                           duration_ms=duration_ms, updated_at=now)
+    if recorded:
+        db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, job.task, delay))
+    db.session.commit()
+    return AttemptOutcome(JobStatus.retrying, retry_in=delay, recorded=recorded)
+
+
+# Sweeper ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def sweep() -> SweepReport:
+    """Re-send jobs huey lost; fail those whose worker died on their last allowed attempt."""
+    settings = _settings()
+    now = utcnow()
+    report = SweepReport()
+    for job in jobs.stranded(now, timedelta(seconds=settings.jobs_queued_grace_seconds)):
+        if job.status == JobStatus.running and job.attempts >= job.max_attempts:
+            if jobs.mark_redispatched(job, now, status=JobStatus.failed, finished_at=now,
+                                      lease_owner=None, lease_expires_at=None,
+                                      error="worker lost during the last allowed attempt"):
+                report.failed.append(job.id)
+            continue
+        values: dict[str, Any] = {}
+        if job.status == JobStatus.running:
+            values = {"status": JobStatus.queued, "lease_owner": None, "lease_expires_at": None,
+                      "error": "worker lost (lease expired); re-queued"}
+        if jobs.mark_redispatched(job, now, **values):
+            db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, job.task, None))
+            report.requeued.append(job.id)
+    db.session.commit()
+    if report.requeued or report.failed:
+        log.warning("jobs_swept", requeued=len(report.requeued), failed=len(report.failed))
+    return report

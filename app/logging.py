@@ -1,0 +1,87 @@
+"""Structured JSON logging (seed §11) with structlog and orjson.
+
+Every line is one JSON object on stdout. Context bound with `bind_contextvars` (request id,
+job id) is merged into every line of that request or job, including lines from stdlib
+loggers such as SQLAlchemy, huey and gunicorn. Keys that look like secrets are redacted
+before rendering, whoever logged them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import hmac
+import logging
+import sys
+from typing import IO, Any
+
+import orjson
+import structlog
+
+SENSITIVE_KEYS = frozenset(
+    {"password", "passwd", "secret", "token", "access_token", "refresh_token", "authorization",
+     "cookie", "api_key", "jwt", "secret_key", "jwt_secret", "smtp_url", "csrf_token"}
+)
+REDACTED = "[redacted]"
+
+
+def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in event.keys() & SENSITIVE_KEYS:
+        event[key] = REDACTED
+    return event
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> bytes:
+    return orjson.dumps(obj, default=default or str)
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+
+
+def configure_logging(level: str = "INFO", stream: IO[bytes] | None = None) -> None:
+    """Route structlog and stdlib logging to JSON lines on `stream` (stdout) at `level`."""
+    stream = stream or sys.stdout.buffer
+    numeric_level = logging.getLevelName(level)
+    structlog.configure(
+        processors=[
+            *_shared_processors(),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.BytesLoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(io.TextIOWrapper(stream, write_through=True) if stream is not sys.stdout.buffer else sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*_shared_processors(), structlog.stdlib.add_logger_name,
+                               structlog.stdlib.ExtraAdder()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o, default=str).decode()),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+    # Werkzeug's own access log would duplicate Hearth's request line.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+def hash_identifier(value: object, key: str) -> str:
+    """A stable, non-reversible stand-in for a user id in logs (seed §11: user ID hashed)."""
+    return hmac.new(key.encode(), str(value).encode(), hashlib.sha256).hexdigest()[:16]

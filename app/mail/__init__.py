@@ -1,0 +1,1 @@
+"""Outgoing email: rendering, SMTP delivery and the development mailbox."""

@@ -1,0 +1,34 @@
+"""`/dev/mail`: the development mailbox (registered only when APP_ENV=development)."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+
+from flask import Blueprint, abort, render_template
+
+from app.mail.service import DEV_MAILBOX
+
+dev_mail_bp = Blueprint("dev_mail", __name__, url_prefix="/dev/mail")
+MAILBOX_LIMIT = 200
+
+
+def _read(path):
+    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    body = message.get_body(preferencelist=("plain",))
+    return {"key": path.stem, "subject": message["Subject"], "to": message["To"], "from": message["From"],
+            "date": message["Date"], "body": body.get_content() if body else ""}
+
+
+@dev_mail_bp.get("/")
+def inbox() -> str:
+    paths = sorted(DEV_MAILBOX.glob("*.eml"), reverse=True)[:MAILBOX_LIMIT] if DEV_MAILBOX.exists() else []
+    return render_template("dev/mail.html", messages=[_read(path) for path in paths])
+
+
+@dev_mail_bp.get("/<key>")
+def message(key: str) -> str:
+    path = DEV_MAILBOX / f"{key}.eml"
+    if not key.replace("T", "").isdigit() or not path.is_file():
+        abort(404)
+    return render_template("dev/mail_message.html", message=_read(path))

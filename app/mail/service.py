@@ -1,0 +1,95 @@
+"""Render and deliver email. Sending always goes through the `emails` queue (`queue_email`)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from flask import current_app, render_template
+
+from app.config import INSTANCE_PATH
+from app.logging import get_logger
+
+log = get_logger("hearth.mail")
+SMTP_TIMEOUT_SECONDS = 10
+DEV_MAILBOX = INSTANCE_PATH / "mail"
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    mode: str  # "plain", "starttls" or "ssl"
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpTarget:
+        parts = urlsplit(url)
+        mode = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}[parts.scheme]
+        default_port = {"plain": 25, "starttls": 587, "ssl": 465}[mode]
+        return cls(host=parts.hostname or "localhost", port=parts.port or default_port,
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password else None, mode=mode)
+
+
+def render_message(to: str, template: str, context: dict[str, Any], message_key: str) -> EmailMessage:
+    """Build the message from `templates/email/<template>.{subject,txt}`.
+
+    The Message-ID derives from `message_key` (the job id), so a re-run of the same job
+    produces the same Message-ID and receiving systems can drop the duplicate.
+    """
+    settings = current_app.extensions["hearth.settings"]
+    message = EmailMessage()
+    message["Subject"] = render_template(f"email/{template}.subject.txt", **context).strip()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(idstring=message_key, domain="hearth")
+    message.set_content(render_template(f"email/{template}.txt", **context))
+    return message
+
+
+def deliver(message: EmailMessage) -> None:
+    """Send through SMTP_URL; in development also keep a copy for the /dev/mail page."""
+    settings = current_app.extensions["hearth.settings"]
+    if settings.is_development:
+        store_dev_copy(message)
+    if not settings.smtp_url:
+        log.info("mail_not_sent_no_smtp", to_domain=str(message["To"]).rpartition("@")[2])
+        return
+    target = SmtpTarget.from_url(settings.smtp_url)
+    if target.mode == "ssl":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=SMTP_TIMEOUT_SECONDS,
+                                                context=ssl.create_default_context())
+    else:
+        client = smtplib.SMTP(target.host, target.port, timeout=SMTP_TIMEOUT_SECONDS)
+    with client:
+        if target.mode == "starttls":
+            client.starttls(context=ssl.create_default_context())
+        if target.username:
+            client.login(target.username, target.password or "")
+        client.send_message(message)
+    log.info("mail_sent", message_id=message["Message-ID"])
+
+
+def store_dev_copy(message: EmailMessage) -> Path:
+    DEV_MAILBOX.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    path = DEV_MAILBOX / f"{stamp}.eml"
+    path.write_bytes(bytes(message))
+    return path
+
+
+def queue_email(to: str, template: str, context: dict[str, Any] | None = None):
+    """Queue an email in the current unit of work; it is sent once that commits."""
+    from tasks.emails import send_email
+
+    return send_email.enqueue(to=to, template=template, context=context or {})

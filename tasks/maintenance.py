@@ -1,0 +1,15 @@
+"""Periodic housekeeping, run by the `sync` queue's consumer."""
+
+from __future__ import annotations
+
+from huey import crontab
+
+from app.jobs import service as jobs_service
+from tasks.queues import bound_app, sync
+
+
+@sync.periodic_task(crontab(minute="*"), name="tasks.maintenance.sweep_jobs")
+def sweep_jobs() -> None:
+    """Re-send jobs huey lost (worker killed, broker hiccup) every minute."""
+    with bound_app().app_context():
+        jobs_service.sweep()

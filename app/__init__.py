@@ -90,9 +90,10 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "COMPRESS_MIN_SIZE": 1024,
         "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/plain", "application/json",
                                "application/problem+json", "application/javascript"],
-        # Rate limiting: fixed window is one INCR per limit per request.
+        # Rate limiting: one budget per client IP across the whole app (seed §5), fixed window
+        # (one INCR per limit per request). Routes such as login add tighter limits of their own.
         "RATELIMIT_STRATEGY": "fixed-window",
-        "RATELIMIT_DEFAULT": settings.rate_limit_default,
+        "RATELIMIT_APPLICATION": settings.rate_limit_default,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_HEADER_LIMIT": "RateLimit-Limit",
         "RATELIMIT_HEADER_REMAINING": "RateLimit-Remaining",
@@ -141,11 +142,11 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind every extension; the order below is the request pipeline (docs/architecture.md)."""
     from app import pipeline
     from app.core.database import enable_sqlite_wal
-    from app.extensions import cache, compress, cors, csrf, db, limiter, login_manager, migrate, talisman
+    from app.extensions import cache, compress, cors, csrf, db, login_manager, make_limiter, make_talisman, migrate
     from app.metrics import init_metrics
 
     # 1. Security headers.
-    talisman.init_app(
+    make_talisman().init_app(
         app,
         force_https=False,  # TLS ends at the proxy, which redirects; HSTS below pins browsers.
         strict_transport_security=not settings.is_development,
@@ -166,9 +167,12 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     pipeline.register_request_id(app)
     # 4. Compression.
     compress.init_app(app)
-    # 5. Body parsing: MAX_CONTENT_LENGTH is enforced by Werkzeug when the body is read (413).
+    # 5. Body parsing limit: MAX_CONTENT_LENGTH (413), checked before any body is read.
+    pipeline.register_body_limit(app)
     # 6. Rate limiting.
+    limiter = make_limiter()
     limiter.init_app(app)
+    app.extensions["hearth.limiter"] = limiter
     # 7. Request logging and metrics.
     init_metrics(app)
     pipeline.register_request_logging(app)
@@ -194,13 +198,13 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.api import api_bp
-    from app.extensions import csrf, limiter
+    from app.extensions import app_limiter, csrf
     from app.health import health_bp
     from app.main import main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(health_bp)
-    limiter.exempt(health_bp)
+    app_limiter(app).exempt(health_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never cookies
     if settings.is_development:

@@ -1,5 +1,6 @@
 """Every Flask extension, created unbound; `create_app` binds them with `init_app`."""
 
+from flask import Flask, current_app
 from flask_caching import Cache
 from flask_compress import Compress
 from flask_cors import CORS
@@ -33,7 +34,20 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 cache = Cache()
-talisman = Talisman()
 cors = CORS()
 compress = Compress()
-limiter = Limiter(key_func=client_address)
+
+
+# Flask-Limiter and Flask-Talisman keep their settings on the instance, not per app, so each
+# app gets its own (tests build apps with different limits and environments side by side).
+def make_limiter() -> Limiter:
+    return Limiter(key_func=client_address)
+
+
+def make_talisman() -> Talisman:
+    return Talisman()
+
+
+def app_limiter(app: Flask | None = None) -> Limiter:
+    """The rate limiter of `app` (default: the current app)."""
+    return (app or current_app).extensions["hearth.limiter"]

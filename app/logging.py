@@ -9,7 +9,6 @@ before rendering, whoever logged them.
 from __future__ import annotations
 
 import hashlib
-import io
 import hmac
 import logging
 import sys
@@ -44,9 +43,41 @@ def _shared_processors() -> list[Any]:
     ]
 
 
-def configure_logging(level: str = "INFO", stream: IO[bytes] | None = None) -> None:
-    """Route structlog and stdlib logging to JSON lines on `stream` (stdout) at `level`."""
-    stream = stream or sys.stdout.buffer
+class LogSink:
+    """Where every log line goes: stdout, or a buffer a test swaps in with `redirect`.
+
+    structlog caches loggers on first use, so the destination must be swappable without
+    reconfiguring structlog.
+    """
+
+    def __init__(self) -> None:
+        self.stream: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        (self.stream or sys.stdout.buffer).write(data)
+
+    def flush(self) -> None:
+        (self.stream or sys.stdout.buffer).flush()
+
+    def redirect(self, stream: IO[bytes] | None) -> None:
+        self.stream = stream
+
+
+SINK = LogSink()
+
+
+class _TextToSink(logging.Handler):
+    """Stdlib log records, rendered as JSON by structlog's formatter, written to the sink."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            SINK.write(self.format(record).encode() + b"\n")
+        except Exception:  # logging must never break the request that logs
+            self.handleError(record)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Route structlog and stdlib logging to JSON lines on the sink (stdout) at `level`."""
     numeric_level = logging.getLevelName(level)
     structlog.configure(
         processors=[
@@ -55,18 +86,17 @@ def configure_logging(level: str = "INFO", stream: IO[bytes] | None = None) -> N
             structlog.processors.JSONRenderer(serializer=_orjson_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.BytesLoggerFactory(stream),
+        logger_factory=structlog.BytesLoggerFactory(SINK),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(io.TextIOWrapper(stream, write_through=True) if stream is not sys.stdout.buffer else sys.stdout)
+    handler = _TextToSink()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*_shared_processors(), structlog.stdlib.add_logger_name,
-                               structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*_shared_processors(), structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o, default=str).decode()),
+                structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj, default=str).decode()),
             ],
         )
     )

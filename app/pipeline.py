@@ -18,6 +18,7 @@ import uuid
 
 import structlog
 from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.logging import get_logger, hash_identifier
 
@@ -40,6 +41,14 @@ def _start_request() -> None:
     g.request_id = incoming_request_id()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+
+def _enforce_body_limit() -> None:
+    """Refuse a declared oversize body before anything reads it (Werkzeug still caps
+    bodies without Content-Length as they are read)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
 
 
 def _hashed_user_id() -> str | None:
@@ -80,6 +89,10 @@ def _clear_context(_: BaseException | None) -> None:
 
 def register_request_id(app: Flask) -> None:
     app.before_request(_start_request)
+
+
+def register_body_limit(app: Flask) -> None:
+    app.before_request(_enforce_body_limit)
 
 
 def register_request_logging(app: Flask) -> None:

@@ -1,0 +1,218 @@
+"""Shared fixtures. The same suite runs in two profiles:
+
+- embedded (default): a SQLite file per test session, in-process cache and rate limits,
+  SQLite-backed huey in a temporary folder;
+- services (`TEST_PROFILE=services`): a PostgreSQL database created for this run and
+  dropped afterwards, Redis with a key prefix of its own (flushed afterwards).
+
+`make_app(**overrides)` builds extra apps on the same database for tests that need other
+settings; `app` is the session's default app with migrations applied.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from app import create_app
+from app.extensions import db
+
+PROFILE = os.environ.get("TEST_PROFILE", "embedded")
+SERVICES = PROFILE == "services"
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hearth test profile: {PROFILE}"
+
+
+def _create_postgres_database(name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_postgres_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def scratch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hearth")
+
+
+@pytest.fixture(scope="session")
+def new_database(scratch_dir: Path) -> Iterator[Callable[[], str]]:
+    """Factory for empty databases of the profile's engine; all are dropped at the end."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"hearth_test_{RUN_ID}_{len(created)}"
+        created.append(name)
+        if SERVICES:
+            return _create_postgres_database(name)
+        return f"sqlite:///{scratch_dir / (name + '.db')}"
+
+    yield make
+    if SERVICES:
+        for name in created:
+            _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def base_settings(new_database: Callable[[], str], scratch_dir: Path) -> dict[str, Any]:
+    """Explicit settings for every test app (never read from the developer's environment)."""
+    settings: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": new_database(),
+        "secret_key": secrets.token_urlsafe(48),
+        "jwt_secret": secrets.token_urlsafe(48),
+        "log_level": "INFO",
+        "rate_limit_default": "10000 per minute",
+        "jobs_immediate": True,
+        "jobs_sqlite_dir": str(scratch_dir / "huey"),
+        "storage_local_path": str(scratch_dir / "storage"),
+        "redis_url": None,
+        "redis_prefix": f"hearth-test-{RUN_ID}",
+        "smtp_url": None,
+    }
+    if SERVICES:
+        settings["redis_url"] = REDIS_URL
+    return settings
+
+
+@pytest.fixture(scope="session")
+def make_app(base_settings: dict[str, Any]) -> Callable[..., Flask]:
+    """Build an app with `overrides` on top of the session's settings."""
+
+    def make(**overrides: Any) -> Flask:
+        return create_app({**base_settings, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+
+    application = make_app()
+    with application.app_context():
+        upgrade()
+    yield application
+    if SERVICES:
+        _flush_redis(application)
+    with application.app_context():
+        db.engine.dispose()
+
+
+def _flush_redis(application: Flask) -> None:
+    from redis import Redis
+
+    settings = application.extensions["hearth.settings"]
+    client = Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{settings.redis_prefix}*"):
+        client.delete(key)
+    for key in client.scan_iter(match=f"*{settings.redis_prefix.replace('-', '')}*"):
+        client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts from empty tables (rows are deleted after each test that used the app)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: Flask = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+        cache = application.extensions.get("cache")
+        if cache:
+            from app.extensions import cache as cache_ext
+
+            cache_ext.clear()
+
+
+@pytest.fixture()
+def db_session(app: Flask) -> Iterator[Any]:
+    with app.app_context():
+        yield db.session
+        db.session.remove()
+
+
+@pytest.fixture()
+def make_user(app: Flask) -> Callable[..., Any]:
+    """Factory: `make_user(email=..., is_admin=True)` committed to the database."""
+    from app.users.models import User
+    from app.users.passwords import hash_password
+
+    counter = iter(range(1, 1_000_000))
+
+    def make(email: str | None = None, password: str = "correct horse battery staple", **fields: Any) -> User:
+        with app.app_context():
+            user = User(email=email or f"user{next(counter)}@example.com", display_name=fields.pop("display_name", "Test User"),
+                        password_hash=hash_password(password), **fields)
+            db.session.add(user)
+            db.session.commit()
+            db.session.refresh(user)
+            db.session.expunge(user)
+            return user
+
+    return make
+
+
+def database_is(app: Flask, dialect: str) -> bool:
+    with app.app_context():
+        return db.engine.dialect.name == dialect
+
+
+def count_rows(app: Flask, table: str) -> int:
+    with app.app_context():
+        return db.session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+class CapturedLogs:
+    """JSON log lines written while the fixture is active."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.BytesIO()
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        import orjson
+
+        return [orjson.loads(line) for line in self.buffer.getvalue().splitlines() if line.strip()]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("event") == name]
+
+
+@pytest.fixture()
+def captured_logs() -> Iterator[CapturedLogs]:
+    from app.logging import SINK
+
+    captured = CapturedLogs()
+    SINK.redirect(captured.buffer)
+    try:
+        yield captured
+    finally:
+        SINK.redirect(None)

@@ -1,0 +1,238 @@
+"""The global request pipeline: headers, CORS, request id, compression, body limit, rate
+limits and request logging."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import brotli
+import pytest
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def _csp(response) -> dict[str, str]:
+    policy = response.headers["Content-Security-Policy"]
+    return {part.split(" ", 1)[0]: part.split(" ", 1)[1] for part in (p.strip() for p in policy.split(";")) if part}
+
+
+# Security headers ---------------------------------------------------------------------------
+
+
+def test_pages_carry_the_security_headers(client):
+    response = client.get("/", headers={"X-Forwarded-Proto": "https"})
+    csp = _csp(response)
+    assert csp["script-src"] == "'self'"
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    assert "unsafe-eval" not in response.headers["Content-Security-Policy"]
+    assert csp["frame-ancestors"] == "'none'"
+    assert csp["object-src"] == "'none'"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+
+
+def test_api_errors_carry_the_security_headers_too(client):
+    response = client.get("/api/v1/nothing-here")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_development_sends_no_hsts(make_app):
+    response = make_app(app_env="development").test_client().get("/", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in response.headers
+
+
+# CORS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def cors_client(make_app):
+    return make_app(cors_origins="https://app.example.com").test_client()
+
+
+def test_cors_allows_configured_origins_on_the_api(cors_client):
+    response = cors_client.get("/api/v1/status", headers={"Origin": "https://app.example.com"})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+
+
+def test_cors_preflight_on_the_api(cors_client):
+    response = cors_client.options("/api/v1/status", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization"})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_cors_ignores_other_origins_and_non_api_paths(cors_client):
+    other = cors_client.get("/api/v1/status", headers={"Origin": "https://evil.example.net"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    page = cors_client.get("/", headers={"Origin": "https://app.example.com"})
+    assert "Access-Control-Allow-Origin" not in page.headers
+
+
+# Request id ---------------------------------------------------------------------------------
+
+
+def test_a_request_id_is_minted_and_echoed(client):
+    first = client.get("/api/v1/status").headers["X-Request-ID"]
+    second = client.get("/api/v1/status").headers["X-Request-ID"]
+    assert UUID4.match(first) and UUID4.match(second) and first != second
+
+
+def test_a_sane_incoming_request_id_is_kept(client):
+    incoming = "edge-7f3a9c1e.42"
+    assert client.get("/", headers={"X-Request-ID": incoming}).headers["X-Request-ID"] == incoming
+
+
+@pytest.mark.parametrize("incoming", ["short", "has spaces in it", "x" * 300, "inject\\r\\nheader", "<script>alert(1)</script>"])
+def test_an_insane_incoming_request_id_is_replaced(client, incoming):
+    echoed = client.get("/", headers={"X-Request-ID": incoming}).headers["X-Request-ID"]
+    assert echoed != incoming and UUID4.match(echoed)
+
+
+def test_the_request_id_is_on_error_responses(client):
+    response = client.get("/api/v1/missing", headers={"X-Request-ID": "trace-0000000001"})
+    assert response.headers["X-Request-ID"] == "trace-0000000001"
+    assert response.json["request_id"] == "trace-0000000001"
+
+
+def test_every_log_line_of_a_request_carries_its_request_id(make_app, captured_logs):
+    app = make_app()
+
+    @app.get("/_log_twice")
+    def log_twice():
+        import logging
+
+        from app.logging import get_logger
+
+        get_logger("test").info("business_event", order=1)
+        logging.getLogger("some.library").warning("stdlib line")
+        return "ok"
+
+    app.test_client().get("/_log_twice", headers={"X-Request-ID": "req-abcdef123456"})
+    lines = [line for line in captured_logs.lines if line.get("request_id") == "req-abcdef123456"]
+    events = {line["event"] for line in lines}
+    assert {"business_event", "stdlib line", "request"} <= events
+
+
+# Request logging ----------------------------------------------------------------------------
+
+
+def test_one_json_line_per_request_with_the_seed_fields(client, captured_logs):
+    client.get("/api/v1/status", headers={"X-Request-ID": "req-0123456789"})
+    [line] = captured_logs.events("request")
+    assert line["method"] == "GET"
+    assert line["path"] == "/api/v1/status"
+    assert line["status"] == 200
+    assert isinstance(line["duration_ms"], float)
+    assert line["request_id"] == "req-0123456789"
+    assert line["remote_addr"] == "127.0.0.1"
+    assert "user" in line and line["user"] is None
+
+
+def test_user_ids_are_logged_hashed(make_app, make_user, captured_logs, app):
+    user = make_user()
+    test_app = make_app()
+
+    @test_app.get("/_as_user")
+    def as_user():
+        from flask_login import login_user
+
+        from app.users.service import load_user
+
+        login_user(load_user(str(user.id)))
+        return "ok"
+
+    test_app.test_client().get("/_as_user")
+    [line] = captured_logs.events("request")
+    assert line["user"] is not None
+    assert line["user"] != str(user.id) and len(line["user"]) == 16
+
+
+def test_probes_and_static_files_are_not_logged(client, captured_logs):
+    client.get("/health/live")
+    client.get("/static/css/hearth.css")
+    assert captured_logs.events("request") == []
+
+
+def test_secrets_never_reach_the_logs(client, captured_logs):
+    from app.logging import get_logger
+
+    get_logger("test").info("login_attempt", password="hunter2hunter2", token="abc.def.ghi", email="a@example.com")
+    [line] = captured_logs.events("login_attempt")
+    assert line["password"] == "[redacted]" and line["token"] == "[redacted]"
+    assert "hunter2" not in captured_logs.buffer.getvalue().decode()
+
+
+# Compression --------------------------------------------------------------------------------
+
+
+def test_large_bodies_are_compressed_with_brotli_or_gzip(client):
+    br = client.get("/", headers={"Accept-Encoding": "br"})
+    assert br.headers["Content-Encoding"] == "br"
+    assert b"<h1>Hearth</h1>" in brotli.decompress(br.data)
+    gz = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert gz.headers["Content-Encoding"] == "gzip"
+
+
+def test_small_bodies_are_not_compressed(client):
+    response = client.get("/api/v1/status", headers={"Accept-Encoding": "gzip, br"})
+    assert "Content-Encoding" not in response.headers
+
+
+# Body limit ---------------------------------------------------------------------------------
+
+
+def test_oversize_bodies_are_refused_with_413_on_the_api(make_app):
+    client = make_app(max_content_length=2048).test_client()
+    response = client.post("/api/v1/status", data=b"x" * 5000, content_type="application/json")
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == 413
+
+
+def test_oversize_bodies_are_refused_with_a_page_in_the_browser(make_app):
+    client = make_app(max_content_length=2048).test_client()
+    response = client.post("/", data={"field": "x" * 5000})
+    assert response.status_code == 413
+    assert response.mimetype == "text/html"
+    assert "Request Entity Too Large" in response.get_data(as_text=True)
+
+
+# Rate limiting ------------------------------------------------------------------------------
+
+
+def test_rate_limit_answers_429_with_retry_after_and_ratelimit_headers(make_app):
+    client = make_app(rate_limit_default="3 per minute", redis_prefix=f"rl-{uuid.uuid4().hex[:8]}").test_client()
+    ok = [client.get("/api/v1/status") for _ in range(3)]
+    assert [r.status_code for r in ok] == [200, 200, 200]
+    assert ok[0].headers["RateLimit-Limit"] == "3"
+    assert ok[2].headers["RateLimit-Remaining"] == "0"
+    limited = client.get("/api/v1/status")
+    assert limited.status_code == 429
+    assert limited.mimetype == "application/problem+json"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["RateLimit-Limit"] == "3"
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    assert "RateLimit-Reset" in limited.headers
+    page = client.get("/")
+    assert page.status_code == 429 and page.mimetype == "text/html"
+
+
+def test_rate_limits_are_kept_in_redis_on_the_services_profile(make_app):
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app = make_app(rate_limit_default="5 per minute", redis_prefix=prefix)
+    if not app.extensions["hearth.settings"].redis_url:
+        pytest.skip("embedded profile keeps limits in memory")
+    from redis import Redis
+
+    app.test_client().get("/api/v1/status")
+    client = Redis.from_url(app.extensions["hearth.settings"].redis_url)
+    keys = list(client.scan_iter(match=f"*{prefix}:rl*"))
+    assert keys, "the limiter should have written its counter to Redis"
+    for key in keys:
+        client.delete(key)

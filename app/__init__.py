@@ -83,6 +83,8 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "TEMPLATES_AUTO_RELOAD": settings.is_development,
         "METRICS_TOKEN": settings.metrics_token,
+        # CSRF is checked by app.pipeline for browser routes only (never for /api/).
+        "WTF_CSRF_CHECK_DEFAULT": False,
         # Compression: cheap levels, never for tiny bodies (the cost outweighs the bytes).
         "COMPRESS_ALGORITHM": ["br", "gzip"],
         "COMPRESS_BR_LEVEL": 4,
@@ -185,6 +187,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True,
                      compare_type=True)
     csrf.init_app(app)
+    pipeline.register_browser_csrf(app)
     login_manager.init_app(app)
     # "basic": a session whose fingerprint changes loses freshness; "strong" would clear the
     # remember cookie on every anonymous page that carries a CSRF token.
@@ -198,7 +201,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.api import api_bp
-    from app.extensions import app_limiter, csrf
+    from app.extensions import app_limiter
     from app.health import health_bp
     from app.main import main_bp
 
@@ -206,7 +209,6 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(health_bp)
     app_limiter(app).exempt(health_bp)
     app.register_blueprint(api_bp)
-    csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never cookies
     if settings.is_development:
         from app.mail.routes import dev_mail_bp
 

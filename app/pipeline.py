@@ -100,3 +100,16 @@ def register_request_logging(app: Flask) -> None:
     # limiter's, compression's and Talisman's; the status it logs is already final.
     app.after_request(_finish_request)
     app.teardown_request(_clear_context)
+
+
+def _csrf_for_browser_routes() -> None:
+    """CSRF protection for cookie-authenticated browser routes. The JSON API under /api/
+    authenticates with bearer tokens, which browsers never attach on their own."""
+    if request.method in current_app.config["WTF_CSRF_METHODS"] and not request.path.startswith("/api/"):
+        from app.extensions import csrf
+
+        csrf.protect(apply_exemptions=True)
+
+
+def register_browser_csrf(app: Flask) -> None:
+    app.before_request(_csrf_for_browser_routes)

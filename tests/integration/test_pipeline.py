@@ -236,3 +236,24 @@ def test_rate_limits_are_kept_in_redis_on_the_services_profile(make_app):
     assert keys, "the limiter should have written its counter to Redis"
     for key in keys:
         client.delete(key)
+
+
+# CSRF ---------------------------------------------------------------------------------------
+
+
+def test_browser_posts_need_the_csrf_token_but_api_posts_do_not(make_app):
+    app = make_app()
+
+    @app.post("/_form")
+    def form():
+        return "saved"
+
+    client = app.test_client()
+    refused = client.post("/_form", data={"name": "x"})
+    assert refused.status_code == 400 and refused.mimetype == "text/html"
+    page = client.get("/").get_data(as_text=True)
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+    assert client.post("/_form", data={"name": "x", "csrf_token": token}).status_code == 200
+    assert client.post("/_form", headers={"X-CSRFToken": token}).status_code == 200
+    # htmx sends the token from hx-headers on <body>:
+    assert f'"X-CSRFToken": "{token}"' in page

@@ -31,8 +31,7 @@ CONTENT_SECURITY_POLICY = {
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build a Hearth app. `config` overrides settings by field name (tests use this)."""
     settings = load_settings(config)
-    app = Flask(__name__, template_folder="../templates", static_folder="../static",
-                instance_path=str(INSTANCE_PATH))
+    app = Flask(__name__, template_folder="../templates", static_folder="../static", instance_path=str(INSTANCE_PATH))
     app.extensions["hearth.settings"] = settings
     app.extensions["hearth.started_at"] = time.time()
     app.config.from_mapping(_flask_config(settings))
@@ -41,8 +40,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     configure_logging(settings.log_level)
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
-                                x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+            x_host=settings.trusted_proxies,
+        )
     if settings.sentry_dsn:
         _init_sentry(settings)
 
@@ -90,8 +93,14 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "COMPRESS_BR_LEVEL": 4,
         "COMPRESS_LEVEL": 6,
         "COMPRESS_MIN_SIZE": 1024,
-        "COMPRESS_MIMETYPES": ["text/html", "text/css", "text/plain", "application/json",
-                               "application/problem+json", "application/javascript"],
+        "COMPRESS_MIMETYPES": [
+            "text/html",
+            "text/css",
+            "text/plain",
+            "application/json",
+            "application/problem+json",
+            "application/javascript",
+        ],
         # Rate limiting: one budget per client IP across the whole app (seed §5), fixed window
         # (one INCR per limit per request). Routes such as login add tighter limits of their own.
         "RATELIMIT_STRATEGY": "fixed-window",
@@ -108,8 +117,10 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "CACHE_KEY_PREFIX": f"{settings.redis_prefix}:cache:",
     }
     if settings.redis_url:
-        timeouts = {"socket_timeout": settings.redis_timeout_seconds,
-                    "socket_connect_timeout": settings.redis_timeout_seconds}
+        timeouts = {
+            "socket_timeout": settings.redis_timeout_seconds,
+            "socket_connect_timeout": settings.redis_timeout_seconds,
+        }
         config.update(
             RATELIMIT_STORAGE_URI=settings.redis_url,
             RATELIMIT_STORAGE_OPTIONS=timeouts,
@@ -127,17 +138,28 @@ def _engine_options(url: str) -> dict[str, Any]:
         # WAL lets the web process read while a worker writes; busy timeout rides out locks.
         return {"connect_args": {"timeout": 15}}
     # pre_ping survives a restarted PostgreSQL; recycle avoids idle connections cut by proxies.
-    return {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 10, "max_overflow": 10,
-            "connect_args": {"connect_timeout": 5}}
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "connect_args": {"connect_timeout": 5},
+    }
 
 
 def _init_sentry(settings: Settings) -> None:
     import sentry_sdk
     from sentry_sdk.integrations.flask import FlaskIntegration
 
-    sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.app_env.value, release=__version__,
-                    integrations=[FlaskIntegration()], send_default_pii=False,
-                    traces_sample_rate=settings.sentry_traces_sample_rate)
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        environment=settings.app_env.value,
+        release=__version__,
+        integrations=[FlaskIntegration()],
+        # No identities, bodies or local variables: they may hold passwords or tokens.
+        data_collection={"user_info": False, "http_bodies": [], "stack_frame_variables": False},
+        traces_sample_rate=settings.sentry_traces_sample_rate,
+    )
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
@@ -161,10 +183,21 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         session_cookie_secure=settings.is_production_like,
     )
     # 2. CORS, for the JSON API only.
-    cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}},
-                  expose_headers=["X-Request-ID", "Link", "X-Total-Count", "RateLimit-Limit",
-                                  "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
-                  allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": settings.cors_origins}},
+        expose_headers=[
+            "X-Request-ID",
+            "Link",
+            "X-Total-Count",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "Retry-After",
+        ],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        max_age=600,
+    )
     # 3. Request id.
     pipeline.register_request_id(app)
     # 4. Compression.
@@ -184,8 +217,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         enable_sqlite_wal(db.engine)
     from app import models  # noqa: F401  (every table on the metadata, for Alembic too)
 
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True,
-                     compare_type=True)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     pipeline.register_browser_csrf(app)
     login_manager.init_app(app)

@@ -43,9 +43,13 @@ def worker(queue: str, workers: int | None) -> None:
     if huey.immediate:
         raise click.ClickException("JOBS_IMMEDIATE is set: tasks run inline, there is no queue to consume")
     consumer = huey.create_consumer(
-        workers=workers or QUEUES[queue].workers, worker_type="thread",
+        workers=workers or QUEUES[queue].workers,
+        worker_type="thread",
         periodic=queue == "sync",  # the sweeper runs on the sync queue's consumers
-        initial_delay=0.05, backoff=1.5, max_delay=1.0, check_worker_health=True,
+        initial_delay=0.05,
+        backoff=1.5,
+        max_delay=1.0,
+        check_worker_health=True,
         scheduler_interval=1,
     )
     log.info("worker_starting", queue=queue, workers=consumer.workers)

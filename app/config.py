@@ -65,9 +65,7 @@ def _split_csv(value: Any) -> Any:
 class Settings(BaseSettings):
     """Every setting Hearth reads. Field order matters: later validators look at `app_env`."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
 
     app_env: AppEnv = AppEnv.development
     port: int = Field(default=5000, ge=1, le=65535)
@@ -130,7 +128,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         if scheme in ("postgres", "postgresql"):
             # SQLAlchemy defaults to psycopg2; Hearth ships psycopg 3.
-            value = "postgresql+psycopg" + value[len(scheme):]
+            value = "postgresql+psycopg" + value[len(scheme) :]
         return value
 
     @field_validator("redis_url")

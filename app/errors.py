@@ -64,8 +64,9 @@ def wants_problem_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def problem_response(status: int, title: str, detail: str, slug: str | None = None,
-                     headers: Any = None, **extra: Any) -> Response:
+def problem_response(
+    status: int, title: str, detail: str, slug: str | None = None, headers: Any = None, **extra: Any
+) -> Response:
     body = {
         "type": PROBLEM_TYPE_BASE + (slug or str(status)),
         "title": title,
@@ -89,8 +90,9 @@ def _html_response(status: int, title: str, detail: str, headers: Any = None) ->
     return response
 
 
-def _respond(status: int, title: str, detail: str, slug: str | None = None,
-             headers: Any = None, **extra: Any) -> Response:
+def _respond(
+    status: int, title: str, detail: str, slug: str | None = None, headers: Any = None, **extra: Any
+) -> Response:
     if status == 401 and wants_problem_json():
         headers = [*(headers or []), ("WWW-Authenticate", "Bearer")]
     if wants_problem_json():
@@ -111,8 +113,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     detail = error.description or error.name
     if status == 429:
         detail = "Too many requests. Wait for the time given in Retry-After, then try again."
-    return _respond(status, error.name, detail, slug=error.name.lower().replace(" ", "-"),
-                    headers=headers)
+    return _respond(status, error.name, detail, slug=error.name.lower().replace(" ", "-"), headers=headers)
 
 
 def handle_unexpected(error: Exception) -> Response:

@@ -18,8 +18,22 @@ import orjson
 import structlog
 
 SENSITIVE_KEYS = frozenset(
-    {"password", "passwd", "secret", "token", "access_token", "refresh_token", "authorization",
-     "cookie", "api_key", "jwt", "secret_key", "jwt_secret", "smtp_url", "csrf_token"}
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "cookie",
+        "api_key",
+        "jwt",
+        "secret_key",
+        "jwt_secret",
+        "smtp_url",
+        "csrf_token",
+    }
 )
 REDACTED = "[redacted]"
 

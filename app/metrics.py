@@ -32,8 +32,11 @@ class RequestMetrics:
             "hearth_http_requests_total", "HTTP requests", ["method", "endpoint", "status"], **kwargs
         )
         self.latency = Histogram(
-            "hearth_http_request_duration_seconds", "HTTP request latency", ["method", "endpoint"],
-            buckets=LATENCY_BUCKETS, **kwargs,
+            "hearth_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            **kwargs,
         )
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:

@@ -63,8 +63,11 @@ def configure_queues(settings: Settings, app: Flask) -> None:
     pool = None
     if settings.redis_url and not settings.jobs_immediate:
         # Non-blocking dequeue: a BRPOP would outlast the short socket timeout every client gets.
-        pool = ConnectionPool.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
-                                       socket_connect_timeout=settings.redis_timeout_seconds)
+        pool = ConnectionPool.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
     for name, huey in HUEYS.items():
         if settings.jobs_immediate:
             huey._immediate = True

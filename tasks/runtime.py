@@ -31,8 +31,9 @@ _TASKS: dict[str, Any] = {}  # task name -> huey TaskWrapper
 class DurableTask:
     """A registered task: call `.enqueue(**payload)` inside a unit of work to run it later."""
 
-    def __init__(self, name: str, queue: str, func: Callable[..., None],
-                 summarize: Callable[[dict[str, Any]], dict[str, Any]]):
+    def __init__(
+        self, name: str, queue: str, func: Callable[..., None], summarize: Callable[[dict[str, Any]], dict[str, Any]]
+    ):
         self.name, self.queue, self.func, self.summarize = name, queue, func, summarize
 
     def enqueue(self, **payload: Any) -> Job:
@@ -120,9 +121,14 @@ def _run_with_lease(app: Flask, job: Job, owner: str, func: Callable[..., None])
         heartbeat.stop()
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         outcome = jobs_service.record_failure(job, owner, exc, duration_ms)
-        log.warning("job_finished", outcome=outcome.status.value, duration_ms=duration_ms,
-                    error=f"{type(exc).__name__}: {exc}", retry_in=outcome.retry_in,
-                    recorded=outcome.recorded)
+        log.warning(
+            "job_finished",
+            outcome=outcome.status.value,
+            duration_ms=duration_ms,
+            error=f"{type(exc).__name__}: {exc}",
+            retry_in=outcome.retry_in,
+            recorded=outcome.recorded,
+        )
         return
     heartbeat.stop()
     duration_ms = round((time.perf_counter() - started) * 1000, 2)

@@ -167,8 +167,12 @@ def make_user(app: Flask) -> Callable[..., Any]:
 
     def make(email: str | None = None, password: str = "correct horse battery staple", **fields: Any) -> User:
         with app.app_context():
-            user = User(email=email or f"user{next(counter)}@example.com", display_name=fields.pop("display_name", "Test User"),
-                        password_hash=hash_password(password), **fields)
+            user = User(
+                email=email or f"user{next(counter)}@example.com",
+                display_name=fields.pop("display_name", "Test User"),
+                password_hash=hash_password(password),
+                **fields,
+            )
             db.session.add(user)
             db.session.commit()
             db.session.refresh(user)

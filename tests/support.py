@@ -27,8 +27,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
-               message: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, message: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
@@ -61,21 +62,23 @@ class MailServer:
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.rcpt_attempts.append((address, time.monotonic()))
         if address.startswith("reject"):
             return "550 5.1.1 Mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         if any(rcpt.startswith("slow") for rcpt in envelope.rcpt_tos) and not self._slow_held:
             self._slow_held = True
             self.slow_started.set()
             while not self.release_slow.is_set():
                 await asyncio.sleep(0.05)
             return "451 4.3.0 Aborted"
-        self.deliveries.append(Delivery(list(envelope.rcpt_tos), message_from_bytes(envelope.content), time.monotonic()))
+        self.deliveries.append(
+            Delivery(list(envelope.rcpt_tos), message_from_bytes(envelope.content), time.monotonic())
+        )
         return "250 Message accepted"
 
     def wait_for_deliveries(self, count: int, timeout: float = 30.0) -> list[Delivery]:
@@ -91,10 +94,13 @@ class Worker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  (kept open for the process's lifetime)
         self.process = subprocess.Popen(
             [str(PROJECT_ROOT / ".venv/bin/flask"), "--app", "wsgi", "worker", self.queue, "--workers", "2"],
-            cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         return self
 

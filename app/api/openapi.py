@@ -42,8 +42,12 @@ class Operation:
 
 def _field_errors(error: ValidationError, source: str) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(part) for part in item["loc"]) or source,
-         "location": source, "message": item["msg"], "type": item["type"]}
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or source,
+            "location": source,
+            "message": item["msg"],
+            "type": item["type"],
+        }
         for item in error.errors(include_url=False, include_context=False, include_input=False)
     ]
 
@@ -58,20 +62,42 @@ def _parse(model: type[BaseModel], data: Any, source: str) -> BaseModel:
 def _json_body() -> Any:
     data = request.get_json(silent=True)
     if data is None:
-        raise ValidationFailed("The request body must be a JSON document (Content-Type: application/json).",
-                               errors=[{"field": "body", "location": "body", "message": "invalid or missing JSON",
-                                        "type": "json_invalid"}])
+        raise ValidationFailed(
+            "The request body must be a JSON document (Content-Type: application/json).",
+            errors=[
+                {"field": "body", "location": "body", "message": "invalid or missing JSON", "type": "json_invalid"}
+            ],
+        )
     return data
 
 
-def api_operation(bp: Blueprint, rule: str, *, method: str = "GET", summary: str, tags: tuple[str, ...] = (),
-                  query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
-                  response: type[BaseModel] | None = None, status: int = 200, paginated: bool = False,
-                  errors: tuple[int, ...] = ()) -> Callable:
+def api_operation(
+    bp: Blueprint,
+    rule: str,
+    *,
+    method: str = "GET",
+    summary: str,
+    tags: tuple[str, ...] = (),
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    paginated: bool = False,
+    errors: tuple[int, ...] = (),
+) -> Callable:
     """Register a view on `bp` that gets validated `query=`/`body=` models and returns a
     `response` model (or a `Page` of objects when `paginated`)."""
-    operation = Operation(method=method.upper(), summary=summary, tags=tags, query=query, body=body,
-                          response=response, status=status, paginated=paginated, errors=errors)
+    operation = Operation(
+        method=method.upper(),
+        summary=summary,
+        tags=tags,
+        query=query,
+        body=body,
+        response=response,
+        status=status,
+        paginated=paginated,
+        errors=errors,
+    )
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(view)
@@ -140,8 +166,14 @@ class ValidationProblem(ProblemDetails):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
-    409: "Conflict", 413: "Body too large", 422: "Validation failed", 429: "Rate limited",
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Validation failed",
+    429: "Rate limited",
     500: "Server error",
 }
 
@@ -153,8 +185,12 @@ _CONVERTER_TYPES = {"int": "integer", "float": "number"}
 def _openapi_path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
     """`/items/<int:item_id>` becomes `/items/{item_id}` plus its path parameter."""
     parameters = [
-        {"name": match["name"], "in": "path", "required": True,
-         "schema": {"type": _CONVERTER_TYPES.get(match["converter"] or "", "string")}}
+        {
+            "name": match["name"],
+            "in": "path",
+            "required": True,
+            "schema": {"type": _CONVERTER_TYPES.get(match["converter"] or "", "string")},
+        }
         for match in _RULE_ARGUMENT.finditer(rule.rule)
     ]
     return _RULE_ARGUMENT.sub(lambda m: "{" + m["name"] + "}", rule.rule), parameters
@@ -172,9 +208,16 @@ def _query_parameters(schemas: dict[str, Any], model: type[BaseModel]) -> list[d
     schema = model.model_json_schema(ref_template=REF_TEMPLATE)
     schemas.update(schema.pop("$defs", {}))
     required = set(schema.get("required", []))
-    return [{"name": name, "in": "query", "required": name in required, "schema": prop,
-             **({"description": prop["description"]} if "description" in prop else {})}
-            for name, prop in schema.get("properties", {}).items()]
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+            **({"description": prop["description"]} if "description" in prop else {}),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
 
 
 def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
@@ -210,23 +253,35 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
             error_codes.add(422)
         for code in sorted(error_codes):
             ref = validation_ref if code == 422 else problem_ref
-            responses[str(code)] = {"description": ERROR_DESCRIPTIONS.get(code, "Error"),
-                                    "content": {"application/problem+json": {"schema": ref}}}
-        entry: dict[str, Any] = {"operationId": rule.endpoint.replace(".", "_"), "summary": operation.summary,
-                                 "tags": list(operation.tags), "responses": responses}
+            responses[str(code)] = {
+                "description": ERROR_DESCRIPTIONS.get(code, "Error"),
+                "content": {"application/problem+json": {"schema": ref}},
+            }
+        entry: dict[str, Any] = {
+            "operationId": rule.endpoint.replace(".", "_"),
+            "summary": operation.summary,
+            "tags": list(operation.tags),
+            "responses": responses,
+        }
         if operation.description or operation.paginated:
             entry["description"] = "\n\n".join(
-                filter(None, [operation.description, PAGINATION_DESCRIPTION if operation.paginated else None]))
+                filter(None, [operation.description, PAGINATION_DESCRIPTION if operation.paginated else None])
+            )
         if parameters:
             entry["parameters"] = parameters
         if operation.body is not None:
-            entry["requestBody"] = {"required": True,
-                                    "content": {"application/json": {"schema": _collect(schemas, operation.body)}}}
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _collect(schemas, operation.body)}},
+            }
         paths.setdefault(path, {})[operation.method.lower()] = entry
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": "Hearth's versioned JSON API. Errors are RFC 9457 problem+json documents."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Hearth's versioned JSON API. Errors are RFC 9457 problem+json documents.",
+        },
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {

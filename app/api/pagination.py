@@ -7,7 +7,7 @@ Response: `{"items": [...], "meta": {"page", "per_page", "total", "pages"}}`, pl
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from flask import Response, request, url_for
@@ -37,7 +37,7 @@ class PageMeta(BaseModel):
     pages: int
 
 
-@lru_cache(maxsize=None)
+@cache
 def page_model(item_model: type[BaseModel]) -> type[BaseModel]:
     """`<Item>Page`: the response schema of a list of `item_model`."""
     return create_model(f"{item_model.__name__}Page", items=(list[item_model], ...), meta=(PageMeta, ...))

@@ -15,8 +15,12 @@ def redis_client() -> Redis | None:
     if EXTENSION_KEY not in app.extensions:
         settings = app.extensions["hearth.settings"]
         app.extensions[EXTENSION_KEY] = (
-            Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
-                           socket_connect_timeout=settings.redis_timeout_seconds)
-            if settings.redis_url else None
+            Redis.from_url(
+                settings.redis_url,
+                socket_timeout=settings.redis_timeout_seconds,
+                socket_connect_timeout=settings.redis_timeout_seconds,
+            )
+            if settings.redis_url
+            else None
         )
     return app.extensions[EXTENSION_KEY]

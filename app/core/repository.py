@@ -73,14 +73,13 @@ class Repository(Generic[ModelT]):
     def paginate(self, statement: Select, page: int = 1, per_page: int = DEFAULT_PAGE_SIZE) -> Page[ModelT]:
         """Run `statement` for one page; the count query reuses its filters without its order."""
         page, per_page = clamp_page(page, per_page)
-        total = self.session.scalar(
-            select(func.count()).select_from(statement.order_by(None).subquery())
-        ) or 0
+        total = self.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
         items = self.session.scalars(statement.limit(per_page).offset((page - 1) * per_page)).all()
         return Page(items=items, page=page, per_page=per_page, total=total)
 
-    def list(self, page: int = 1, per_page: int = DEFAULT_PAGE_SIZE, order_by: Any = None,
-             **filters: Any) -> Page[ModelT]:
+    def list(
+        self, page: int = 1, per_page: int = DEFAULT_PAGE_SIZE, order_by: Any = None, **filters: Any
+    ) -> Page[ModelT]:
         statement = select(self.model).filter_by(**filters)
         if order_by is not None:
             statement = statement.order_by(order_by)

@@ -59,8 +59,10 @@ def readiness() -> Report:
     queue = _timed(_queue)
     checks["queue"] = {"status": queue["status"], "pendingJobs": queue.get("pendingJobs", 0)}
     healthy = all(check["status"] == OK for check in checks.values())
-    return Report(healthy, {"status": OK if healthy else ERROR, "checks": checks,
-                            "version": app_version(), "uptime": uptime_seconds()})
+    return Report(
+        healthy,
+        {"status": OK if healthy else ERROR, "checks": checks, "version": app_version(), "uptime": uptime_seconds()},
+    )
 
 
 def _migration_heads() -> tuple[set[str], set[str]]:
@@ -83,9 +85,13 @@ def startup() -> Report:
             checks["migrations"] = {"status": OK, "revision": ",".join(sorted(heads))}
         else:
             checks["migrations"] = {
-                "status": ERROR, "current": ",".join(sorted(current)) or None, "head": ",".join(sorted(heads)),
+                "status": ERROR,
+                "current": ",".join(sorted(current)) or None,
+                "head": ",".join(sorted(heads)),
                 "reason": "the database is behind the code: run `flask db upgrade`",
             }
     healthy = all(check["status"] == OK for check in checks.values())
-    return Report(healthy, {"status": OK if healthy else ERROR, "checks": checks,
-                            "version": app_version(), "uptime": uptime_seconds()})
+    return Report(
+        healthy,
+        {"status": OK if healthy else ERROR, "checks": checks, "version": app_version(), "uptime": uptime_seconds()},
+    )

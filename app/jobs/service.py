@@ -54,14 +54,18 @@ def _settings():
     return current_app.extensions["hearth.settings"]
 
 
-def enqueue(task_name: str, queue: str, payload: dict[str, Any],
-            summary: dict[str, Any] | None = None) -> Job:
+def enqueue(task_name: str, queue: str, payload: dict[str, Any], summary: dict[str, Any] | None = None) -> Job:
     """Add a job to the current unit of work; it is sent to huey once that commits."""
     spec = QUEUES[queue]
     job = Job(
-        id=str(uuid.uuid4()), queue=queue, task=task_name, payload=payload,
-        args_summary=summary if summary is not None else {}, status=JobStatus.queued,
-        attempts=0, max_attempts=spec.max_attempts,
+        id=str(uuid.uuid4()),
+        queue=queue,
+        task=task_name,
+        payload=payload,
+        args_summary=summary if summary is not None else {},
+        status=JobStatus.queued,
+        attempts=0,
+        max_attempts=spec.max_attempts,
         request_id=structlog.contextvars.get_contextvars().get("request_id"),
     )
     jobs.add(job)
@@ -120,8 +124,15 @@ class AttemptOutcome:
 
 
 def record_success(job: Job, owner: str, duration_ms: float) -> AttemptOutcome:
-    recorded = jobs.finish(job.id, owner, status=JobStatus.succeeded, error=None,
-                           finished_at=utcnow(), duration_ms=duration_ms, updated_at=utcnow())
+    recorded = jobs.finish(
+        job.id,
+        owner,
+        status=JobStatus.succeeded,
+        error=None,
+        finished_at=utcnow(),
+        duration_ms=duration_ms,
+        updated_at=utcnow(),
+    )
     db.session.commit()
     return AttemptOutcome(JobStatus.succeeded, recorded=recorded)
 
@@ -132,15 +143,30 @@ def record_failure(job: Job, owner: str, error: BaseException, duration_ms: floa
     message = f"{type(error).__name__}: {error}"[:ERROR_MAX_LENGTH]
     now = utcnow()
     if job.attempts >= job.max_attempts:
-        recorded = jobs.finish(job.id, owner, status=JobStatus.failed, error=message, finished_at=now,
-                               duration_ms=duration_ms, updated_at=now)
+        recorded = jobs.finish(
+            job.id,
+            owner,
+            status=JobStatus.failed,
+            error=message,
+            finished_at=now,
+            duration_ms=duration_ms,
+            updated_at=now,
+        )
         db.session.commit()
         return AttemptOutcome(JobStatus.failed, recorded=recorded)
-    delay = QUEUES[job.queue].backoff_seconds(job.attempts, settings.jobs_backoff_base_seconds,
-                                               settings.jobs_backoff_max_seconds)
-    recorded = jobs.finish(job.id, owner, status=JobStatus.retrying, error=message,
-                           next_attempt_at=now + timedelta(seconds=delay), enqueued_at=now,
-                           duration_ms=duration_ms, updated_at=now)
+    delay = QUEUES[job.queue].backoff_seconds(
+        job.attempts, settings.jobs_backoff_base_seconds, settings.jobs_backoff_max_seconds
+    )
+    recorded = jobs.finish(
+        job.id,
+        owner,
+        status=JobStatus.retrying,
+        error=message,
+        next_attempt_at=now + timedelta(seconds=delay),
+        enqueued_at=now,
+        duration_ms=duration_ms,
+        updated_at=now,
+    )
     if recorded:
         db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, job.task, delay))
     db.session.commit()
@@ -163,15 +189,25 @@ def sweep() -> SweepReport:
     report = SweepReport()
     for job in jobs.stranded(now, timedelta(seconds=settings.jobs_queued_grace_seconds)):
         if job.status == JobStatus.running and job.attempts >= job.max_attempts:
-            if jobs.mark_redispatched(job, now, status=JobStatus.failed, finished_at=now,
-                                      lease_owner=None, lease_expires_at=None,
-                                      error="worker lost during the last allowed attempt"):
+            if jobs.mark_redispatched(
+                job,
+                now,
+                status=JobStatus.failed,
+                finished_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                error="worker lost during the last allowed attempt",
+            ):
                 report.failed.append(job.id)
             continue
         values: dict[str, Any] = {}
         if job.status == JobStatus.running:
-            values = {"status": JobStatus.queued, "lease_owner": None, "lease_expires_at": None,
-                      "error": "worker lost (lease expired); re-queued"}
+            values = {
+                "status": JobStatus.queued,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "error": "worker lost (lease expired); re-queued",
+            }
         if jobs.mark_redispatched(job, now, **values):
             db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, job.task, None))
             report.requeued.append(job.id)

@@ -16,8 +16,14 @@ MAILBOX_LIMIT = 200
 def _read(path):
     message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
     body = message.get_body(preferencelist=("plain",))
-    return {"key": path.stem, "subject": message["Subject"], "to": message["To"], "from": message["From"],
-            "date": message["Date"], "body": body.get_content() if body else ""}
+    return {
+        "key": path.stem,
+        "subject": message["Subject"],
+        "to": message["To"],
+        "from": message["From"],
+        "date": message["Date"],
+        "body": body.get_content() if body else "",
+    }
 
 
 @dev_mail_bp.get("/")

@@ -35,9 +35,13 @@ class SmtpTarget:
         parts = urlsplit(url)
         mode = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}[parts.scheme]
         default_port = {"plain": 25, "starttls": 587, "ssl": 465}[mode]
-        return cls(host=parts.hostname or "localhost", port=parts.port or default_port,
-                   username=unquote(parts.username) if parts.username else None,
-                   password=unquote(parts.password) if parts.password else None, mode=mode)
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or default_port,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            mode=mode,
+        )
 
 
 def render_message(to: str, template: str, context: dict[str, Any], message_key: str) -> EmailMessage:
@@ -67,8 +71,9 @@ def deliver(message: EmailMessage) -> None:
         return
     target = SmtpTarget.from_url(settings.smtp_url)
     if target.mode == "ssl":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=SMTP_TIMEOUT_SECONDS,
-                                                context=ssl.create_default_context())
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            target.host, target.port, timeout=SMTP_TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
     else:
         client = smtplib.SMTP(target.host, target.port, timeout=SMTP_TIMEOUT_SECONDS)
     with client:

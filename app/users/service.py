@@ -63,8 +63,9 @@ def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
         generated = password = secrets.token_urlsafe(18)
     elif len(password) < 12:
         raise ValidationFailed("ADMIN_PASSWORD must be at least 12 characters.")
-    admin = users.add(User(email=address, display_name="Administrator",
-                           password_hash=hash_password(password), is_admin=True))
+    admin = users.add(
+        User(email=address, display_name="Administrator", password_hash=hash_password(password), is_admin=True)
+    )
     db.session.commit()
     log.info("admin_created", user_id=admin.id)
     return AdminAccount(admin, created=True, generated_password=generated)

@@ -34,7 +34,8 @@ def test_openapi_document_is_valid_and_generated_from_the_schemas(client):
     assert spec["openapi"].startswith("3.1")
     operation = spec["paths"]["/api/v1/status"]["get"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/StatusOut"}
+        "$ref": "#/components/schemas/StatusOut"
+    }
     status_schema = spec["components"]["schemas"]["StatusOut"]
     assert set(status_schema["required"]) == {"name", "version", "api_version", "uptime_seconds"}
     assert "application/problem+json" in operation["responses"]["429"]["content"]

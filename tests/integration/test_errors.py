@@ -9,9 +9,16 @@ from pydantic import BaseModel, Field
 from app.api.openapi import api_operation
 from app.errors import Conflict, NotFound, PermissionDenied
 
-BROWSER_ERRORS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                  405: "Method Not Allowed", 413: "Request Entity Too Large", 429: "Too Many Requests",
-                  500: "Internal server error"}
+BROWSER_ERRORS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request Entity Too Large",
+    429: "Too Many Requests",
+    500: "Internal server error",
+}
 
 
 class Widget(BaseModel):
@@ -33,8 +40,11 @@ def error_app(make_app):
 
     @app.get("/_domain/<kind>")
     def domain(kind: str):
-        raise {"missing": NotFound("No such widget."), "denied": PermissionDenied(),
-               "conflict": Conflict("Widget exists.")}[kind]
+        raise {
+            "missing": NotFound("No such widget."),
+            "denied": PermissionDenied(),
+            "conflict": Conflict("Widget exists."),
+        }[kind]
 
     api = Blueprint("test_api", __name__, url_prefix="/api/test")
 
@@ -124,8 +134,9 @@ def test_api_wrong_method_is_problem_json_405_with_allow(error_app):
 
 
 def test_api_oversize_body_is_problem_json_413(error_app):
-    response = error_app.test_client().post("/api/test/widgets", data=b"{" + b" " * 10000 + b"}",
-                                            content_type="application/json")
+    response = error_app.test_client().post(
+        "/api/test/widgets", data=b"{" + b" " * 10000 + b"}", content_type="application/json"
+    )
     _assert_problem(response, 413)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -30,10 +31,16 @@ def smtp() -> Iterator[MailServer]:
 @pytest.fixture()
 def queue_settings(app, base_settings, smtp, tmp_path) -> dict[str, Any]:
     """Settings shared by the producing test app and the worker processes: a real queue."""
-    return {**base_settings, "jobs_immediate": False, "smtp_url": smtp.url,
-            "jobs_sqlite_dir": str(tmp_path / "huey"), "redis_prefix": base_settings["redis_prefix"] + "-" + tmp_path.name[-12:],
-            "jobs_lease_seconds": LEASE_SECONDS, "jobs_backoff_base_seconds": BACKOFF_BASE,
-            "jobs_queued_grace_seconds": 0.5}
+    return {
+        **base_settings,
+        "jobs_immediate": False,
+        "smtp_url": smtp.url,
+        "jobs_sqlite_dir": str(tmp_path / "huey"),
+        "redis_prefix": base_settings["redis_prefix"] + "-" + tmp_path.name[-12:],
+        "jobs_lease_seconds": LEASE_SECONDS,
+        "jobs_backoff_base_seconds": BACKOFF_BASE,
+        "jobs_queued_grace_seconds": 0.5,
+    }
 
 
 @pytest.fixture()
@@ -74,8 +81,9 @@ def _job(app, job_id: str) -> Job:
 
 
 def _wait_for_status(app, job_id: str, status: JobStatus, timeout: float = 30) -> Job:
-    return wait_until(lambda: (job := _job(app, job_id)).status == status and job, timeout,
-                      message=f"job {job_id} to reach {status}")
+    return wait_until(
+        lambda: (job := _job(app, job_id)).status == status and job, timeout, message=f"job {job_id} to reach {status}"
+    )
 
 
 def test_an_email_job_goes_through_huey_to_smtp_and_succeeds(queue_app, smtp, workers):
@@ -89,8 +97,9 @@ def test_an_email_job_goes_through_huey_to_smtp_and_succeeds(queue_app, smtp, wo
     job = _wait_for_status(queue_app, job_id, JobStatus.succeeded)
     assert job.attempts == 1 and job.error is None and job.duration_ms > 0
     assert job.args_summary == {"to": "someone@example.com", "template": "test_message"}
-    finished = wait_until(lambda: [line for line in worker.log_lines() if line.get("event") == "job_finished"],
-                          message="job log line")
+    finished = wait_until(
+        lambda: [line for line in worker.log_lines() if line.get("event") == "job_finished"], message="job log line"
+    )
     line = finished[0]
     assert line["job_id"] == job_id and line["queue"] == "emails" and line["outcome"] == "succeeded"
     assert line["duration_ms"] > 0 and "timestamp" in line
@@ -103,13 +112,15 @@ def test_a_failing_job_retries_with_exponential_backoff_then_fails(queue_app, sm
     job = _wait_for_status(queue_app, job_id, JobStatus.failed, timeout=45)
     assert job.attempts == 4  # the emails queue: 3 retries
     assert "SMTPRecipientsRefused" in job.error
-    outcomes = [line for line in worker.log_lines() if line.get("event") == "job_finished" and line.get("job_id") == job_id]
+    outcomes = [
+        line for line in worker.log_lines() if line.get("event") == "job_finished" and line.get("job_id") == job_id
+    ]
     assert [line["outcome"] for line in outcomes] == ["retrying", "retrying", "retrying", "failed"]
     delays = [line["retry_in"] for line in outcomes[:3]]
     assert delays == [BACKOFF_BASE, BACKOFF_BASE * 2, BACKOFF_BASE * 4]
     attempts = [at for address, at in smtp.rcpt_attempts if address == "reject-me@example.com"]
     assert len(attempts) == 4
-    for gap, delay in zip((b - a for a, b in zip(attempts, attempts[1:])), delays, strict=True):
+    for gap, delay in zip((b - a for a, b in pairwise(attempts)), delays, strict=True):
         assert gap >= delay - 0.05, "a retry ran before its backoff delay"
 
 
@@ -125,8 +136,11 @@ def test_a_worker_killed_mid_job_is_recovered_by_the_sweeper(queue_app, smtp, wo
     # Nothing finishes a job whose worker died: it stays `running` until its lease expires.
     with queue_app.app_context():
         assert jobs_service.sweep().requeued == []
-    wait_until(lambda: _job(queue_app, job_id).lease_expires_at < utcnow(), timeout=LEASE_SECONDS * 4,
-               message="the lease to expire")
+    wait_until(
+        lambda: _job(queue_app, job_id).lease_expires_at < utcnow(),
+        timeout=LEASE_SECONDS * 4,
+        message="the lease to expire",
+    )
     with queue_app.app_context():
         report = jobs_service.sweep()
     assert report.requeued == [job_id]
@@ -142,8 +156,11 @@ def test_a_live_worker_keeps_its_lease_with_heartbeats(queue_app, smtp, workers)
     workers("emails")
     assert smtp.slow_started.wait(30)
     first_lease = _wait_for_status(queue_app, job_id, JobStatus.running).lease_expires_at
-    wait_until(lambda: _job(queue_app, job_id).lease_expires_at > first_lease + timedelta(seconds=0.3),
-               timeout=LEASE_SECONDS * 3, message="a heartbeat to extend the lease")
+    wait_until(
+        lambda: _job(queue_app, job_id).lease_expires_at > first_lease + timedelta(seconds=0.3),
+        timeout=LEASE_SECONDS * 3,
+        message="a heartbeat to extend the lease",
+    )
     with queue_app.app_context():
         assert jobs_service.sweep().requeued == []
     smtp.release_slow.set()
@@ -156,8 +173,11 @@ def test_jobs_huey_never_received_are_resent_by_the_sweeper(queue_app, smtp, wor
     monkeypatch.undo()
     assert _job(queue_app, job_id).status == JobStatus.queued
     workers("emails")
-    wait_until(lambda: _job(queue_app, job_id).enqueued_at < utcnow() - timedelta(seconds=0.5), timeout=5,
-               message="the grace period")
+    wait_until(
+        lambda: _job(queue_app, job_id).enqueued_at < utcnow() - timedelta(seconds=0.5),
+        timeout=5,
+        message="the grace period",
+    )
     with queue_app.app_context():
         assert jobs_service.sweep().requeued == [job_id]
     assert _wait_for_status(queue_app, job_id, JobStatus.succeeded).attempts == 1

@@ -60,9 +60,14 @@ def test_cors_allows_configured_origins_on_the_api(cors_client):
 
 
 def test_cors_preflight_on_the_api(cors_client):
-    response = cors_client.options("/api/v1/status", headers={
-        "Origin": "https://app.example.com", "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "Authorization"})
+    response = cors_client.options(
+        "/api/v1/status",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
 
@@ -88,7 +93,9 @@ def test_a_sane_incoming_request_id_is_kept(client):
     assert client.get("/", headers={"X-Request-ID": incoming}).headers["X-Request-ID"] == incoming
 
 
-@pytest.mark.parametrize("incoming", ["short", "has spaces in it", "x" * 300, "inject\\r\\nheader", "<script>alert(1)</script>"])
+@pytest.mark.parametrize(
+    "incoming", ["short", "has spaces in it", "x" * 300, "inject\\r\\nheader", "<script>alert(1)</script>"]
+)
 def test_an_insane_incoming_request_id_is_replaced(client, incoming):
     echoed = client.get("/", headers={"X-Request-ID": incoming}).headers["X-Request-ID"]
     assert echoed != incoming and UUID4.match(echoed)

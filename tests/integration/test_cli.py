@@ -1,0 +1,53 @@
+"""`flask seed-admin`: an administrator exists after `make run`, credentials shown once."""
+
+from __future__ import annotations
+
+import re
+
+from app.extensions import db
+from app.users.models import User
+from app.users.passwords import verify_password
+
+
+def _admins(app) -> list[User]:
+    with app.app_context():
+        return list(db.session.scalars(db.select(User).where(User.is_admin.is_(True))))
+
+
+def test_seed_admin_generates_a_password_once_and_prints_it_once(app, monkeypatch):
+    monkeypatch.delenv("ADMIN_EMAIL", raising=False)
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["seed-admin"])
+    assert first.exit_code == 0, first.output
+    password = re.search(r"Generated password \(shown only now\): (\S+)", first.output).group(1)
+    [admin] = _admins(app)
+    assert verify_password(admin.password_hash, password)
+    second = runner.invoke(args=["seed-admin"])
+    assert second.exit_code == 0
+    assert "Generated password" not in second.output and "already exists" in second.output
+    assert len(_admins(app)) == 1
+
+
+def test_seed_admin_uses_the_given_email_and_password(app, monkeypatch):
+    monkeypatch.setenv("ADMIN_EMAIL", "Boss@Example.COM")
+    monkeypatch.setenv("ADMIN_PASSWORD", "a long enough admin password")
+    result = app.test_cli_runner().invoke(args=["seed-admin"])
+    assert result.exit_code == 0 and "a long enough admin password" not in result.output
+    [admin] = _admins(app)
+    assert admin.email == "boss@example.com"
+    assert verify_password(admin.password_hash, "a long enough admin password")
+    assert admin.password_hash.startswith("$argon2id$")
+
+
+def test_seed_admin_refuses_a_weak_password(app, monkeypatch):
+    monkeypatch.setenv("ADMIN_EMAIL", "boss@example.com")
+    monkeypatch.setenv("ADMIN_PASSWORD", "short")
+    result = app.test_cli_runner().invoke(args=["seed-admin"])
+    assert result.exit_code != 0
+    assert _admins(app) == []
+
+
+def test_mail_test_command_queues_an_email_job(app):
+    result = app.test_cli_runner().invoke(args=["mail", "test", "ops@example.com"])
+    assert result.exit_code == 0 and "queued job" in result.output

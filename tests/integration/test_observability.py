@@ -1,0 +1,51 @@
+"""Prometheus metrics (token-guarded) and optional Sentry."""
+
+from __future__ import annotations
+
+import sentry_sdk
+
+TOKEN = "metrics-token-0123456789"
+
+
+def test_metrics_do_not_exist_without_a_token_configured(client):
+    assert client.get("/metrics").status_code == 404
+
+
+def test_metrics_need_the_bearer_token(make_app):
+    client = make_app(metrics_token=TOKEN).test_client()
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong-token-000000"}).status_code == 404
+
+
+def test_metrics_count_requests_by_endpoint_and_status_and_jobs_by_queue(make_app, app):
+    from app.extensions import db
+    from app.mail.service import queue_email
+
+    metrics_app = make_app(metrics_token=TOKEN)
+    client = metrics_app.test_client()
+    client.get("/api/v1/status")
+    client.get("/api/v1/status")
+    client.get("/api/nowhere")
+    with metrics_app.app_context():
+        queue_email("m@example.com", "test_message", {"address": "m@example.com"})
+        db.session.commit()
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
+    assert 'hearth_http_requests_total{endpoint="/api/v1/status",method="GET",status="200"} 2.0' in text
+    assert 'hearth_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0' in text
+    assert "hearth_http_request_duration_seconds_bucket" in text
+    assert 'hearth_jobs{queue="emails",status="succeeded"} 1.0' in text
+
+
+def test_sentry_is_initialised_only_when_a_dsn_is_configured(make_app):
+    make_app()
+    assert not sentry_sdk.get_client().is_active()
+    make_app(sentry_dsn="http://public@127.0.0.1:9/1")
+    client = sentry_sdk.get_client()
+    try:
+        assert client.is_active()
+        assert client.options["data_collection"]["user_info"] is False
+        assert client.options["data_collection"]["stack_frame_variables"] is False
+        assert client.options["environment"] == "test"
+    finally:
+        client.close(timeout=0)
+        sentry_sdk.init(dsn=None)

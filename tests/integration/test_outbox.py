@@ -1,0 +1,79 @@
+"""The transactional outbox: a job exists, and is sent, only if its unit of work commits."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.jobs import service as jobs_service
+from app.jobs.models import Job, JobStatus
+from app.mail.service import queue_email
+from app.users.models import User
+from tests.conftest import count_rows
+
+
+def _recording_dispatcher(calls):
+    def dispatch(job_id, task_name, delay):
+        calls.append((job_id, task_name, delay))
+
+    return dispatch
+
+
+def test_nothing_is_sent_before_commit_and_everything_after(app, monkeypatch):
+    calls = []
+    monkeypatch.setattr(jobs_service, "_dispatcher", _recording_dispatcher(calls))
+    with app.app_context():
+        job_id = queue_email("a@example.com", "test_message", {"address": "a@example.com"}).id
+        db.session.flush()
+        assert calls == []
+        db.session.commit()
+    assert calls == [(job_id, "tasks.emails.send_email", None)]
+
+
+def test_a_rolled_back_unit_of_work_leaves_no_job_and_sends_nothing(app, monkeypatch):
+    calls = []
+    monkeypatch.setattr(jobs_service, "_dispatcher", _recording_dispatcher(calls))
+    with app.app_context():
+        db.session.add(User(email="r@example.com", display_name="R", password_hash="x"))
+        queue_email("r@example.com", "test_message", {"address": "r@example.com"})
+        db.session.rollback()
+        db.session.commit()  # a later, unrelated commit must not send the dropped job
+    assert calls == []
+    assert count_rows(app, "jobs") == 0 and count_rows(app, "users") == 0
+
+
+def test_the_job_row_is_written_in_the_same_transaction_as_the_change(app, monkeypatch):
+    monkeypatch.setattr(jobs_service, "_dispatcher", _recording_dispatcher([]))
+    with app.app_context():
+        db.session.add(User(email="t@example.com", display_name="T", password_hash="x"))
+        queue_email("t@example.com", "test_message", {"address": "t@example.com"})
+        db.session.commit()
+    assert count_rows(app, "jobs") == 1 and count_rows(app, "users") == 1
+
+
+def test_jobs_enqueued_by_a_request_carry_its_request_id(make_app, app, captured_logs):
+    test_app = make_app()
+
+    @test_app.get("/_enqueue")
+    def enqueue():
+        queue_email("q@example.com", "test_message", {"address": "q@example.com"})
+        db.session.commit()
+        return "queued"
+
+    test_app.test_client().get("/_enqueue", headers={"X-Request-ID": "req-outbox-12345"})
+    with app.app_context():
+        job = db.session.scalars(select(Job)).one()
+        assert job.request_id == "req-outbox-12345"
+        assert job.max_attempts == 4
+    # ...and so does every log line of the job, wherever it runs.
+    assert all(line["request_id"] == "req-outbox-12345" for line in captured_logs.events("job_finished"))
+    assert captured_logs.events("job_finished")
+
+
+def test_immediate_mode_runs_the_job_inline_for_tests_that_do_not_test_the_queue(app, tmp_path):
+    # JOBS_IMMEDIATE with no SMTP_URL: the email job runs at commit and succeeds without a broker.
+    with app.app_context():
+        job_id = queue_email("i@example.com", "test_message", {"address": "i@example.com"}).id
+        db.session.commit()
+        db.session.expire_all()
+        assert db.session.get(Job, job_id).status == JobStatus.succeeded

@@ -10,5 +10,6 @@ document.addEventListener("DOMContentLoaded", function () {
     deepLinking: true,
     presets: [window.SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
+    validatorUrl: null, // never call validator.swagger.io: no request leaves this site
   });
 });

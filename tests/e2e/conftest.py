@@ -26,8 +26,13 @@ from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 LOOPBACK_HOSTS = {"127.0.0.1"}
 # Internal browser schemes that never touch the network.
@@ -116,7 +121,7 @@ def browser() -> Iterator[Any]:
         playwright.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def new_page(browser: Any, live_server_url: str) -> Iterator[Callable[..., tuple[Any, BrowserEvents]]]:
     """Factory: `page, events = new_page(color_scheme="dark")`; each call opens its own context."""
     contexts: list[Any] = []
@@ -128,8 +133,7 @@ def new_page(browser: Any, live_server_url: str) -> Iterator[Callable[..., tuple
         events = BrowserEvents()
         context.on("request", lambda request: events.requests.append(request.url))
         context.on("response", lambda response: events.responses.append((response.status, response.url)))
-        context.on("requestfailed",
-                   lambda request: events.failed_requests.append(f"{request.url}: {request.failure}"))
+        context.on("requestfailed", lambda request: events.failed_requests.append(f"{request.url}: {request.failure}"))
         page = context.new_page()
         page.on("console", events.on_console)
         page.on("pageerror", events.on_page_error)
@@ -140,18 +144,18 @@ def new_page(browser: Any, live_server_url: str) -> Iterator[Callable[..., tuple
         context.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 def _default_page(new_page: Callable[..., tuple[Any, BrowserEvents]]) -> tuple[Any, BrowserEvents]:
     return new_page()
 
 
-@pytest.fixture()
+@pytest.fixture
 def page(_default_page: tuple[Any, BrowserEvents]) -> Any:
     """A page in a new context of its own (light colour scheme, JavaScript on)."""
     return _default_page[0]
 
 
-@pytest.fixture()
+@pytest.fixture
 def events(_default_page: tuple[Any, BrowserEvents]) -> BrowserEvents:
     """The recorder of the `page` fixture."""
     return _default_page[1]

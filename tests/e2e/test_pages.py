@@ -50,7 +50,8 @@ def relative_luminance(rgb: list[float]) -> float:
 
 def test_landing_page_renders_with_landmarks_and_no_errors(page, events, live_server_url):
     response = page.goto("/")
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     page.wait_for_load_state("load")
 
     expect(page).to_have_title("Hearth — a batteries-included Flask platform")
@@ -82,7 +83,8 @@ def test_landing_page_renders_with_landmarks_and_no_errors(page, events, live_se
     assert htmx_loads == [(200, f"{live_server_url}{script_src}")]
     # The CSS loaded too (Pico and ours), from /static.
     stylesheets = page.eval_on_selector_all("link[rel=stylesheet]", "links => links.map(l => l.sheet !== null)")
-    assert stylesheets and all(stylesheets)
+    assert stylesheets
+    assert all(stylesheets)
 
     assert events.external_requests() == []
     assert events.error_responses() == []
@@ -93,15 +95,19 @@ def test_tab_first_focuses_the_visible_skip_link_and_enter_moves_to_main(page, e
     page.goto("/")
     skip = page.get_by_role("link", name="Skip to main content")
     before = skip.bounding_box()
-    assert before is not None and before["y"] + before["height"] <= 0, "skip link shows before it has focus"
+    assert before is not None
+    assert before["y"] + before["height"] <= 0, "skip link shows before it has focus"
 
     page.keyboard.press("Tab")
     expect(skip).to_be_focused()
     box = skip.bounding_box()
     viewport = page.viewport_size
-    assert box is not None and viewport is not None
-    assert box["x"] >= 0 and box["y"] >= 0
-    assert box["x"] + box["width"] <= viewport["width"] and box["y"] + box["height"] <= viewport["height"]
+    assert box is not None
+    assert viewport is not None
+    assert box["x"] >= 0
+    assert box["y"] >= 0
+    assert box["x"] + box["width"] <= viewport["width"]
+    assert box["y"] + box["height"] <= viewport["height"]
     expect(skip).to_be_in_viewport()
 
     page.keyboard.press("Enter")
@@ -130,10 +136,14 @@ def test_theme_follows_the_preferred_colour_scheme(new_page, scheme, dark):
 
 def test_api_docs_render_swagger_ui_from_vendored_files_under_the_csp(page, events, live_server_url):
     response = page.goto("/api/docs")
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     operation = page.locator(".opblock", has_text="/api/v1/status")
     expect(operation.first).to_be_visible(timeout=15_000)
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Hearth API")
+    # Expanding an operation renders responses and highlighted examples: still within the CSP.
+    operation.first.locator(".opblock-summary-control").click()
+    expect(operation.first.locator(".responses-wrapper")).to_be_visible()
 
     swagger_files = [url for _, url in events.responses if "swagger-ui" in url]
     vendored = f"{live_server_url}/static/vendor/swagger-ui-{SWAGGER_UI_VERSION}/"
@@ -146,7 +156,7 @@ def test_api_docs_render_swagger_ui_from_vendored_files_under_the_csp(page, even
     events.assert_clean()
 
 
-def test_unknown_path_shows_the_friendly_404_page(page, events):
+def test_unknown_path_shows_the_friendly_404_page(page, events, live_server_url):
     response = page.goto("/no/such/page")
     assert response is not None
     assert response.status == 404
@@ -160,6 +170,11 @@ def test_unknown_path_shows_the_friendly_404_page(page, events):
     expect(page.get_by_role("navigation", name="Main")).to_be_visible()
     assert events.csp_violations == []
     assert events.page_errors == []
+    # Chromium logs the document's own 404 to the console; nothing else may fail.
+    assert all("status of 404" in message and "/no/such/page" in message for message in events.console_errors), (
+        events.console_errors
+    )
+    assert [url for status, url in events.error_responses()] == [f"{live_server_url}/no/such/page"]
 
     home.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Hearth")
@@ -169,7 +184,8 @@ def test_unknown_path_shows_the_friendly_404_page(page, events):
 def test_landing_page_works_without_javascript(new_page):
     page, events = new_page(java_script_enabled=False)
     response = page.goto("/")
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     expect(page.get_by_role("heading", level=1)).to_have_text("Hearth")
     expect(page.get_by_role("region", name="What you get")).to_be_visible()
     expect(page.get_by_role("navigation", name="Main")).to_be_visible()
@@ -177,7 +193,8 @@ def test_landing_page_works_without_javascript(new_page):
     expect(page.get_by_role("contentinfo").get_by_role("link", name="OpenAPI")).to_be_visible()
     # Styling does not depend on scripts: the skip link is still parked off screen.
     box = page.get_by_role("link", name="Skip to main content").bounding_box()
-    assert box is not None and box["y"] + box["height"] <= 0
+    assert box is not None
+    assert box["y"] + box["height"] <= 0
     assert events.csp_violations == []
 
 
@@ -191,9 +208,10 @@ def test_api_docs_explain_themselves_without_javascript(new_page):
     expect(page.get_by_role("link", name="/api/openapi.json")).to_have_attribute("href", "/api/openapi.json")
 
 
-def test_security_headers_reach_the_browser_and_are_enforced(page, events, live_server_url):
+def test_security_headers_reach_the_browser_and_are_enforced(page, events):
     response = page.goto("/")
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     headers = response.all_headers()
     csp = headers.get("content-security-policy")
     assert csp, f"no Content-Security-Policy header: {headers}"
@@ -201,7 +219,8 @@ def test_security_headers_reach_the_browser_and_are_enforced(page, events, live_
     assert "'unsafe-inline'" not in csp
     assert "'unsafe-eval'" not in csp
     assert directives.get("script-src") == ["'self'"] or (
-        "script-src" not in directives and directives.get("default-src") == ["'self'"])
+        "script-src" not in directives and directives.get("default-src") == ["'self'"]
+    )
     assert directives.get("object-src") == ["'none'"]
     frame_ancestors_none = directives.get("frame-ancestors") == ["'none'"]
     assert frame_ancestors_none or headers.get("x-frame-options", "").upper() == "DENY"
@@ -229,7 +248,10 @@ def test_pages_refuse_to_be_framed(page, events):
         frame.src = '/';
         document.body.appendChild(frame);
     }""")
-    wait_until(page, lambda: any("frame-ancestors" in m for m in events.csp_violations),
-               f"framing was not refused by frame-ancestors: {events.csp_violations}")
+    wait_until(
+        page,
+        lambda: any("frame-ancestors" in m for m in events.csp_violations),
+        f"framing was not refused by frame-ancestors: {events.csp_violations}",
+    )
     framed = page.frame_locator("#framed")
     expect(framed.get_by_role("heading", name="Hearth", level=1)).to_have_count(0)

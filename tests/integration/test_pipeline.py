@@ -264,3 +264,43 @@ def test_browser_posts_need_the_csrf_token_but_api_posts_do_not(make_app):
     assert client.post("/_form", headers={"X-CSRFToken": token}).status_code == 200
     # htmx sends the token from hx-headers on <body>:
     assert f'"X-CSRFToken": "{token}"' in page
+
+
+# A hung Redis -------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def hung_redis_url():
+    """A TCP server that accepts connections and never answers: a hung Redis."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted = []
+
+    def accept_forever():
+        while True:
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()
+
+
+def test_a_hung_redis_slows_requests_only_by_the_short_timeout(make_app, hung_redis_url):
+    import time
+
+    client = make_app(redis_url=hung_redis_url, jobs_immediate=False).test_client()
+    timings = []
+    for path in ["/api/v1/status", "/api/v1/status", "/", "/health/ready"]:
+        started = time.perf_counter()
+        response = client.get(path)
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == (503 if path == "/health/ready" else 200)
+    assert max(timings) < 1.5, timings  # 0.25 s socket timeouts, never the OS default
+    assert sum(timings[1:3]) < 0.5, timings  # the limiter falls back to memory after one timeout

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from flask_migrate import upgrade
 
 
@@ -78,3 +80,29 @@ def test_probes_are_exempt_from_rate_limits(make_app):
     assert client.get("/").status_code == 200
     assert client.get("/").status_code == 200
     assert client.get("/").status_code == 429
+
+
+def test_a_restarted_postgresql_is_survived(client, app):
+    """pool_pre_ping replaces pooled connections the server has dropped (as on a restart)."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL only (services profile)")
+        database = db.engine.url.database
+    assert client.get("/health/ready").status_code == 200  # a pooled connection now exists
+    import psycopg
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()[0]
+    assert killed >= 1
+    assert client.get("/health/ready").status_code == 200
+    with app.app_context():
+        assert db.session.execute(text("SELECT 1")).scalar() == 1

@@ -8,7 +8,7 @@ from app.jobs import service as jobs_service
 from tasks.queues import bound_app, sync
 
 
-@sync.periodic_task(crontab(minute="*"), name="tasks.maintenance.sweep_jobs")
+@sync.periodic_task(crontab(minute="*"))
 def sweep_jobs() -> None:
     """Re-send jobs huey lost (worker killed, broker hiccup) every minute."""
     with bound_app().app_context():

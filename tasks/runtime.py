@@ -53,7 +53,9 @@ def durable_task(queue: str, summarize: Callable[[dict[str, Any]], dict[str, Any
         def run_job(job_id: str) -> None:
             run_attempt(name, job_id, func)
 
-        _TASKS[name] = huey.task(name=name)(run_job)
+        # huey names a task "<module>.<name>": make it the task function's own dotted path.
+        run_job.__module__ = func.__module__
+        _TASKS[name] = huey.task(name=func.__name__)(run_job)
         return DurableTask(name, queue, func, summarize or (lambda payload: {}))
 
     return decorator

@@ -23,6 +23,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from app import create_app
+from app.config import Settings
 from app.extensions import db
 
 PROFILE = os.environ.get("TEST_PROFILE", "embedded")
@@ -30,6 +31,10 @@ SERVICES = PROFILE == "services"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:10]
+
+# Test apps are configured explicitly: nothing leaks in from the developer's shell or .env.
+for _field in Settings.model_fields:
+    os.environ.pop(_field.upper(), None)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -78,6 +83,7 @@ def new_database(scratch_dir: Path) -> Iterator[Callable[[], str]]:
 def base_settings(new_database: Callable[[], str], scratch_dir: Path) -> dict[str, Any]:
     """Explicit settings for every test app (never read from the developer's environment)."""
     settings: dict[str, Any] = {
+        "_env_file": None,
         "app_env": "test",
         "database_url": new_database(),
         "secret_key": secrets.token_urlsafe(48),

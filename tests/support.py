@@ -135,6 +135,8 @@ def worker_env(settings: dict[str, Any]) -> dict[str, str]:
     """Environment for a worker process seeing the same database, broker and SMTP as a test app."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "APP_"))}
     for name, value in settings.items():
+        if name.startswith("_"):
+            continue
         if value is None:
             env.pop(name.upper(), None)
         elif isinstance(value, bool):

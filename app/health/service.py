@@ -73,16 +73,28 @@ def _migration_heads() -> tuple[set[str], set[str]]:
     return current, set(script.get_heads())
 
 
+AT_HEAD_KEY = "hearth.health.migrations_at_head"
+
+
 def startup() -> Report:
-    """Config is valid (or this process would not exist) and migrations are at head."""
+    """Config is valid (or this process would not exist) and migrations are at head.
+
+    Once the database has been seen at head, this process trusts it: its code, and so its
+    head revision, cannot change while it runs.
+    """
     checks: dict[str, Any] = {"config": {"status": OK}}
+    at_head = current_app.extensions.get(AT_HEAD_KEY)
+    if at_head is not None:
+        checks["migrations"] = {"status": OK, "revision": at_head}
+        return Report(True, {"status": OK, "checks": checks, "version": app_version(), "uptime": uptime_seconds()})
     try:
         current, heads = _migration_heads()
     except Exception as exc:  # database unreachable: not started yet
         checks["migrations"] = {"status": ERROR, "reason": f"database unreachable ({type(exc).__name__})"}
     else:
         if current == heads:
-            checks["migrations"] = {"status": OK, "revision": ",".join(sorted(heads))}
+            revision = current_app.extensions[AT_HEAD_KEY] = ",".join(sorted(heads))
+            checks["migrations"] = {"status": OK, "revision": revision}
         else:
             checks["migrations"] = {
                 "status": ERROR,

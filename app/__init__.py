@@ -73,6 +73,8 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "APP_ENV": settings.app_env.value,
         "TESTING": settings.app_env == "test",
+        # Unhandled errors always become a 500 page/problem, in tests too (never re-raised).
+        "PROPAGATE_EXCEPTIONS": False,
         "SECRET_KEY": settings.secret_key,
         "JWT_SECRET": settings.jwt_secret,
         "MAX_CONTENT_LENGTH": settings.max_content_length,

@@ -38,7 +38,7 @@ class StorageBackend(StrEnum):
 
 
 class ConfigError(SystemExit):
-    """Raised when the configuration is invalid; exits with code 2 and no traceback."""
+    """Raised when the configuration is invalid: exits with code 1, one message, no traceback."""
 
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
@@ -126,6 +126,9 @@ class Settings(BaseSettings):
         scheme = urlsplit(value).scheme
         if not scheme.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
+        if scheme.startswith("sqlite") and not _is_relaxed(info):
+            # Many web and worker processes on several hosts share one database in production.
+            raise ValueError("must be a postgresql:// URL outside development/test")
         if scheme in ("postgres", "postgresql"):
             # SQLAlchemy defaults to psycopg2; Hearth ships psycopg 3.
             value = "postgresql+psycopg" + value[len(scheme) :]
@@ -133,10 +136,16 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+    def _redis_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            if not _is_relaxed(info):
+                # Without Redis each process would keep its own limits and cache, and the
+                # queues would be SQLite files on one host: not a production setup.
+                raise ValueError("required outside development/test (cache, rate limits and job queues)")
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value or None
+        return value
 
     @field_validator("secret_key", "jwt_secret")
     @classmethod

@@ -128,5 +128,6 @@ def handle_unexpected(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    # Unhandled exceptions reach Flask's handle_exception, which signals
+    # got_request_exception (Sentry listens) and then calls this handler with a 500.
     app.register_error_handler(InternalServerError, handle_unexpected)
-    app.register_error_handler(Exception, handle_unexpected)

@@ -38,10 +38,18 @@ SENSITIVE_KEYS = frozenset(
 REDACTED = "[redacted]"
 
 
+def _scrub(mapping: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    for key, value in mapping.items():
+        if key.lower() in SENSITIVE_KEYS:
+            mapping[key] = REDACTED
+        elif isinstance(value, dict) and depth < 3:
+            mapping[key] = _scrub(dict(value), depth + 1)
+    return mapping
+
+
 def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in event.keys() & SENSITIVE_KEYS:
-        event[key] = REDACTED
-    return event
+    """Blank values whose key looks secret, at any nesting level, whoever logged them."""
+    return _scrub(event)
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> bytes:
@@ -106,7 +114,8 @@ def configure_logging(level: str = "INFO") -> None:
     handler = _TextToSink()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*_shared_processors(), structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+            # ExtraAdder first, so stdlib `extra=` fields are redacted too.
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), structlog.stdlib.add_logger_name, *_shared_processors()],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

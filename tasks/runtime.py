@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import sentry_sdk
 import structlog
 from flask import Flask, current_app, has_app_context
 
@@ -121,6 +122,7 @@ def _run_with_lease(app: Flask, job: Job, owner: str, func: Callable[..., None])
         func(job_id=job.id, **job.payload)
     except Exception as exc:  # any task failure is recorded on the row and retried by policy
         heartbeat.stop()
+        sentry_sdk.capture_exception(exc)  # a no-op unless SENTRY_DSN is configured
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         outcome = jobs_service.record_failure(job, owner, exc, duration_ms)
         log.warning(

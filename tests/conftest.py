@@ -218,8 +218,9 @@ class CapturedLogs:
 
 @pytest.fixture()
 def captured_logs() -> Iterator[CapturedLogs]:
-    from app.logging import SINK
+    from app.logging import SINK, configure_logging
 
+    configure_logging("INFO")
     captured = CapturedLogs()
     SINK.redirect(captured.buffer)
     try:

@@ -7,7 +7,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -56,9 +56,13 @@ def render_message(to: str, template: str, context: dict[str, Any], message_key:
     message["From"] = settings.mail_from
     message["To"] = to
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(idstring=message_key, domain="hearth")
+    message["Message-ID"] = f"<{message_key}@{_message_id_domain(settings.mail_from)}>"
     message.set_content(render_template(f"email/{template}.txt", **context))
     return message
+
+
+def _message_id_domain(mail_from: str) -> str:
+    return parseaddr(mail_from)[1].rpartition("@")[2] or "hearth.invalid"
 
 
 def deliver(message: EmailMessage) -> None:

@@ -39,7 +39,9 @@ def checked_email(email: str) -> str:
     try:
         return validate_email(email, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise ValidationFailed(str(exc), errors=[{"loc": ["email"], "msg": str(exc)}]) from None
+        raise ValidationFailed(
+            str(exc), errors=[{"field": "email", "location": "body", "message": str(exc), "type": "value_error"}]
+        ) from None
 
 
 def ensure_admin(email: str | None, password: str | None) -> AdminAccount:

@@ -189,3 +189,20 @@ def test_debug_mode_shows_the_exception_in_development_only(make_app):
         raise ValueError("visible in development")
 
     assert "visible in development" in app.test_client().get("/api/test-crash").json["detail"]
+
+
+def test_unhandled_errors_are_signalled_for_error_reporting(error_app):
+    """Sentry's Flask integration listens to got_request_exception; the mapper must not swallow it."""
+    from flask import got_request_exception
+
+    seen = []
+
+    def record(sender, exception, **extra):
+        seen.append(exception)
+
+    got_request_exception.connect(record, error_app)
+    try:
+        assert error_app.test_client().get("/_crash").status_code == 500
+    finally:
+        got_request_exception.disconnect(record, error_app)
+    assert [type(error) for error in seen] == [RuntimeError]

@@ -18,6 +18,7 @@ PRODUCTION_OK = {
     "secret_key": STRONG,
     "jwt_secret": STRONG,
     "smtp_url": "smtp://mail:25",
+    "redis_url": "redis://cache:6379/0",
 }
 
 
@@ -29,7 +30,7 @@ def _problems(**values) -> dict[str, str]:
 
 def test_production_requires_secrets_database_and_smtp_all_reported_at_once():
     problems = _problems(app_env="production")
-    assert set(problems) == {"DATABASE_URL", "SECRET_KEY", "JWT_SECRET", "SMTP_URL"}
+    assert set(problems) == {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "JWT_SECRET", "SMTP_URL"}
     assert "required outside development/test" in problems["SECRET_KEY"]
 
 
@@ -47,6 +48,7 @@ def test_short_secrets_are_rejected():
         ("log_level", "LOUD", "LOG_LEVEL"),
         ("cors_origins", "app.example.com", "CORS_ORIGINS"),
         ("database_url", "mysql://db/hearth", "DATABASE_URL"),
+        ("database_url", "sqlite:///hearth.db", "DATABASE_URL"),
         ("redis_url", "http://cache:6379", "REDIS_URL"),
         ("rate_limit_default", "lots per minute", "RATE_LIMIT_DEFAULT"),
         ("storage_backend", "ftp", "STORAGE_BACKEND"),
@@ -91,6 +93,7 @@ def test_environment_variables_are_read(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", STRONG)
     monkeypatch.setenv("JWT_SECRET", STRONG)
     monkeypatch.setenv("SMTP_URL", "smtps://u:p@mail:465")
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
     monkeypatch.setenv("PORT", "8080")
     settings = Settings()
     assert settings.app_env == "staging" and settings.port == 8080
@@ -120,7 +123,7 @@ def test_startup_stops_with_one_message_and_no_traceback(command, tmp_path):
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    for variable in ("SECRET_KEY", "JWT_SECRET", "DATABASE_URL", "SMTP_URL", "PORT"):
+    for variable in ("SECRET_KEY", "JWT_SECRET", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "PORT"):
         assert variable in result.stderr
     assert "must be at least 32 characters" in result.stderr
 
@@ -129,7 +132,7 @@ def test_gunicorn_refuses_to_start_with_a_bad_configuration():
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "SECRET_KEY", "JWT_SECRET", "SMTP_URL"}
+        if key not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "JWT_SECRET", "SMTP_URL"}
     }
     env.update(APP_ENV="production", GUNICORN_BIND="127.0.0.1:0")
     result = subprocess.run(

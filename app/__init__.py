@@ -107,11 +107,9 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         # (one INCR per limit per request). Routes such as login add tighter limits of their own.
         "RATELIMIT_STRATEGY": "fixed-window",
         "RATELIMIT_APPLICATION": settings.rate_limit_default,
-        "RATELIMIT_HEADERS_ENABLED": True,
-        "RATELIMIT_HEADER_LIMIT": "RateLimit-Limit",
-        "RATELIMIT_HEADER_REMAINING": "RateLimit-Remaining",
-        "RATELIMIT_HEADER_RESET": "RateLimit-Reset",
-        "RATELIMIT_HEADER_RETRY_AFTER_VALUE": "delta-seconds",
+        # Headers only on 429 (app.errors adds them): on every response they would cost two
+        # more Redis round trips per request.
+        "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": f"{settings.redis_prefix}:rl",
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,

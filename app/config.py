@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     trusted_proxies: int = Field(default=0, ge=0, le=5)
     max_content_length: int = Field(default=2 * 1024 * 1024, ge=1024)
-    rate_limit_default: str = "300 per minute;5000 per hour"
+    rate_limit_default: str = "300 per minute"
     storage_backend: StorageBackend = StorageBackend.local
     storage_local_path: str | None = None
     s3_bucket: str | None = None

@@ -7,6 +7,7 @@ every error, including unknown paths, 405, 413, 429 and 500, answers
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -104,14 +105,32 @@ def handle_domain_error(error: DomainError) -> Response:
     return _respond(error.status, error.title, error.detail, error.slug, **error.extra)
 
 
+def rate_limit_headers() -> list[tuple[str, str]]:
+    """Retry-After and RateLimit-* (IETF draft: seconds until reset) for the limit that was hit."""
+    from app.extensions import app_limiter
+
+    breached = app_limiter().current_limit
+    if breached is None:
+        return []
+    try:
+        reset_in = max(1, int(breached.reset_at - time.time()))
+        remaining = breached.remaining
+    except Exception as exc:  # storage gone between the hit and here: still answer the 429
+        log.warning("rate_limit_window_unavailable", error=repr(exc))
+        return []
+    return [("Retry-After", str(reset_in)), ("RateLimit-Limit", str(breached.limit.amount)),
+            ("RateLimit-Remaining", str(remaining)), ("RateLimit-Reset", str(reset_in))]
+
+
 def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     if status < 400:  # redirects raised as exceptions (e.g. RequestRedirect) pass through
         return error.get_response()
     # Keep headers the exception carries (Allow on 405, Retry-After on 429, ...).
-    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() not in ("content-type", "retry-after")]
     detail = error.description or error.name
     if status == 429:
+        headers += rate_limit_headers()
         detail = "Too many requests. Wait for the time given in Retry-After, then try again."
     return _respond(status, error.name, detail, slug=error.name.lower().replace(" ", "-"), headers=headers)
 

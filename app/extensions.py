@@ -45,7 +45,9 @@ def make_limiter() -> Limiter:
 
 
 def make_talisman() -> Talisman:
-    return Talisman()
+    from app.core.security_headers import PrecomputedTalisman
+
+    return PrecomputedTalisman()
 
 
 def app_limiter(app: Flask | None = None) -> Limiter:

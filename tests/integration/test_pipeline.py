@@ -217,15 +217,15 @@ def test_rate_limit_answers_429_with_retry_after_and_ratelimit_headers(make_app)
     client = make_app(rate_limit_default="3 per minute", redis_prefix=f"rl-{uuid.uuid4().hex[:8]}").test_client()
     ok = [client.get("/api/v1/status") for _ in range(3)]
     assert [r.status_code for r in ok] == [200, 200, 200]
-    assert ok[0].headers["RateLimit-Limit"] == "3"
-    assert ok[2].headers["RateLimit-Remaining"] == "0"
+    # Successful responses carry no rate-limit headers: they would cost Redis round trips.
+    assert "RateLimit-Limit" not in ok[0].headers and "Retry-After" not in ok[0].headers
     limited = client.get("/api/v1/status")
     assert limited.status_code == 429
     assert limited.mimetype == "application/problem+json"
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     assert limited.headers["RateLimit-Limit"] == "3"
     assert limited.headers["RateLimit-Remaining"] == "0"
-    assert "RateLimit-Reset" in limited.headers
+    assert 0 < int(limited.headers["RateLimit-Reset"]) <= 60
     page = client.get("/")
     assert page.status_code == 429 and page.mimetype == "text/html"
 

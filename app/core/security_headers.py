@@ -1,0 +1,61 @@
+"""Flask-Talisman with its response headers computed once.
+
+Talisman rebuilds every header (CSP string included) on every response. Hearth's policy
+uses no nonces, so the headers are the same for every response of a view without
+per-view Talisman options: they are computed on the first response and then copied.
+HSTS still depends on the request (HTTPS or X-Forwarded-Proto: https), as in Talisman.
+"""
+
+from __future__ import annotations
+
+import flask
+from flask import Response
+from flask_talisman import Talisman
+
+HSTS_HEADER = "Strict-Transport-Security"
+
+
+class PrecomputedTalisman(Talisman):
+    """Talisman whose static headers are computed once per app instead of per response."""
+
+    def init_app(self, app: flask.Flask, **options) -> None:
+        super().init_app(app, **options)
+        self._static_headers: list[tuple[str, str]] | None = None
+        self._hsts_value: str | None = None
+        if self.session_cookie_secure and not app.debug:
+            app.config["SESSION_COOKIE_SECURE"] = True
+
+    def _force_https(self):
+        if self.force_https:
+            return super()._force_https()
+        return None
+
+    def _make_nonce(self) -> None:
+        if self.content_security_policy_nonce_in:
+            super()._make_nonce()
+
+    def _set_response_headers(self, response: Response) -> Response:
+        view = flask.current_app.view_functions.get(flask.request.endpoint or "")
+        if self.content_security_policy_nonce_in or hasattr(view, "talisman_view_options"):
+            return super()._set_response_headers(response)
+        if self._static_headers is None:
+            self._compute_static_headers()
+        response.headers.update(self._static_headers)
+        if self._hsts_value and (
+            flask.request.is_secure or flask.request.headers.get("X-Forwarded-Proto") == "https"
+        ):
+            response.headers[HSTS_HEADER] = self._hsts_value
+        return response
+
+    def _compute_static_headers(self) -> None:
+        sample = Response()
+        super()._set_response_headers(sample)
+        self._static_headers = [(key, value) for key, value in sample.headers.items()
+                                if key not in (HSTS_HEADER, "Content-Type", "Content-Length")]
+        if self.strict_transport_security:
+            value = f"max-age={self.strict_transport_security_max_age}"
+            if self.strict_transport_security_include_subdomains:
+                value += "; includeSubDomains"
+            if self.strict_transport_security_preload:
+                value += "; preload"
+            self._hsts_value = value

@@ -1,9 +1,10 @@
 """The baseline: a bare Flask app doing the same work as the full stack's bench routes.
 
-Plain Flask + Jinja + SQLAlchemy: no extensions, no hooks, no logging. The engine gets the
-same options as Hearth's (pool size, pre-ping, recycle, connect timeout) and the same kind of
-thread-scoped ORM session that Flask-SQLAlchemy gives Hearth, removed when the app context
-ends, so the only difference left is Hearth's stack.
+Plain Flask + Jinja + SQLAlchemy: no extensions, no hooks, no logging, no import of Hearth.
+The engine gets the same options as Hearth's (pool size, pre-ping, recycle, connect timeout;
+bench/run.py checks they match) and the same kind of thread-scoped ORM session that
+Flask-SQLAlchemy gives Hearth, removed when the app context ends, so the only difference
+left is Hearth's stack.
 
     gunicorn -c gunicorn.conf.py bench.bare_app:app
 """
@@ -16,8 +17,7 @@ from flask import Flask, jsonify, render_template
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from app import _engine_options as hearth_engine_options
-from bench.workload import FORTUNES_PATH, JSON_PATH, JSON_PAYLOAD, TEMPLATES, fortune_rows
+from bench.workload import BARE_ENGINE_OPTIONS, FORTUNES_PATH, JSON_PATH, JSON_PAYLOAD, TEMPLATES, fortune_rows
 
 
 def _database_url() -> str:
@@ -28,7 +28,7 @@ def _database_url() -> str:
     return url
 
 
-engine = create_engine(_database_url(), **hearth_engine_options(_database_url()))
+engine = create_engine(_database_url(), **BARE_ENGINE_OPTIONS)
 Session = scoped_session(sessionmaker(bind=engine))
 
 app = Flask(__name__, template_folder=str(TEMPLATES))

@@ -46,6 +46,16 @@ FORTUNES = [
 ]
 ADDED_AT_REQUEST_TIME = (0, "Additional fortune added at request time.")
 JSON_PAYLOAD = {"message": "Hello, World!"}
+# The bare app's engine options: a copy of Hearth's `app._engine_options` for PostgreSQL, so the
+# bare app need not import Hearth (its workers restart as cheaply as a bare app's would).
+# bench/run.py refuses to run when the two differ.
+BARE_ENGINE_OPTIONS = {
+    "pool_pre_ping": True,
+    "pool_recycle": 1800,
+    "pool_size": 10,
+    "max_overflow": 10,
+    "connect_args": {"connect_timeout": 5},
+}
 
 _SELECT_FORTUNES = select(fortune.c.id, fortune.c.message)
 _BY_MESSAGE = itemgetter(1)

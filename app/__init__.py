@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import INSTANCE_PATH, PROJECT_ROOT, Settings, load_settings
+from app.core.sessions import BrowserSessionInterface
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["hearth.settings"] = settings
     app.extensions["hearth.started_at"] = time.time()
     app.config.from_mapping(_flask_config(settings))
+    app.session_interface = BrowserSessionInterface()
 
     from app.logging import configure_logging
 
@@ -103,10 +105,8 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
             "application/problem+json",
             "application/javascript",
         ],
-        # Rate limiting: one budget per client IP across the whole app (seed §5), fixed window
-        # (one INCR per limit per request). Routes such as login add tighter limits of their own.
+        # Flask-Limiter, for route limits (app.core.ratelimit holds the app-wide budget).
         "RATELIMIT_STRATEGY": "fixed-window",
-        "RATELIMIT_APPLICATION": settings.rate_limit_default,
         # Headers only on 429 (app.errors adds them): on every response they would cost two
         # more Redis round trips per request.
         "RATELIMIT_HEADERS_ENABLED": False,
@@ -166,7 +166,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind every extension; the order below is the request pipeline (docs/architecture.md)."""
     from app import pipeline
     from app.core.database import enable_sqlite_wal
-    from app.extensions import cache, compress, cors, csrf, db, login_manager, make_limiter, make_talisman, migrate
+    from app.core.ratelimit import init_rate_limiting
+    from app.extensions import cache, compress, cors, csrf, db, login_manager, make_talisman, migrate
     from app.metrics import init_metrics
 
     # 1. Security headers.
@@ -198,16 +199,13 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         max_age=600,
     )
-    # 3. Request id.
+    # 3. Request id, and 5. the body limit: MAX_CONTENT_LENGTH (413) before any body is read
+    # (one hook: compression, step 4, only acts on the response).
     pipeline.register_request_id(app)
     # 4. Compression.
     compress.init_app(app)
-    # 5. Body parsing limit: MAX_CONTENT_LENGTH (413), checked before any body is read.
-    pipeline.register_body_limit(app)
-    # 6. Rate limiting.
-    limiter = make_limiter()
-    limiter.init_app(app)
-    app.extensions["hearth.limiter"] = limiter
+    # 6. Rate limiting: the app-wide per-IP budget, and Flask-Limiter for route limits.
+    app.extensions["hearth.limiter"] = init_rate_limiting(app, settings)
     # 7. Request logging and metrics.
     init_metrics(app)
     pipeline.register_request_logging(app)
@@ -233,18 +231,19 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.api import api_bp
+    from app.core.ratelimit import install_route_limits
     from app.extensions import app_limiter
     from app.health import health_bp
     from app.main import main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(health_bp)
-    app_limiter(app).exempt(health_bp)
     app.register_blueprint(api_bp)
     if settings.is_development:
         from app.mail.routes import dev_mail_bp
 
         app.register_blueprint(dev_mail_bp)
+    install_route_limits(app, app_limiter(app))
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -7,13 +7,13 @@ every error, including unknown paths, 405, 413, 429 and 500, answers
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 from flask import Flask, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.core.ratelimit import breached_limit_headers
 from app.logging import get_logger
 
 log = get_logger("hearth.errors")
@@ -105,23 +105,6 @@ def handle_domain_error(error: DomainError) -> Response:
     return _respond(error.status, error.title, error.detail, error.slug, **error.extra)
 
 
-def rate_limit_headers() -> list[tuple[str, str]]:
-    """Retry-After and RateLimit-* (IETF draft: seconds until reset) for the limit that was hit."""
-    from app.extensions import app_limiter
-
-    breached = app_limiter().current_limit
-    if breached is None:
-        return []
-    try:
-        reset_in = max(1, int(breached.reset_at - time.time()))
-        remaining = breached.remaining
-    except Exception as exc:  # storage gone between the hit and here: still answer the 429
-        log.warning("rate_limit_window_unavailable", error=repr(exc))
-        return []
-    return [("Retry-After", str(reset_in)), ("RateLimit-Limit", str(breached.limit.amount)),
-            ("RateLimit-Remaining", str(remaining)), ("RateLimit-Reset", str(reset_in))]
-
-
 def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     if status < 400:  # redirects raised as exceptions (e.g. RequestRedirect) pass through
@@ -130,7 +113,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     headers = [(k, v) for k, v in error.get_headers() if k.lower() not in ("content-type", "retry-after")]
     detail = error.description or error.name
     if status == 429:
-        headers += rate_limit_headers()
+        headers += breached_limit_headers(error)
         detail = "Too many requests. Wait for the time given in Retry-After, then try again."
     return _respond(status, error.name, detail, slug=error.name.lower().replace(" ", "-"), headers=headers)
 

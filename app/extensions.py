@@ -13,8 +13,6 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from app.core.net import client_address
-
 # Stable constraint names make migrations reproducible and let SQLite batch mode alter tables.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -39,11 +37,8 @@ compress = Compress()
 
 
 # Flask-Limiter and Flask-Talisman keep their settings on the instance, not per app, so each
-# app gets its own (tests build apps with different limits and environments side by side).
-def make_limiter() -> Limiter:
-    return Limiter(key_func=client_address)
-
-
+# app gets its own (tests build apps with different limits and environments side by side):
+# app.core.ratelimit.init_rate_limiting makes the limiter.
 def make_talisman() -> Talisman:
     from app.core.security_headers import PrecomputedTalisman
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 
 from flask import Flask, Response, abort, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -28,20 +28,22 @@ class RequestMetrics:
         # mode the values go to PROMETHEUS_MULTIPROC_DIR files whichever registry holds them.
         self.registry = CollectorRegistry()
         kwargs = {"registry": self.registry}
-        self.requests = Counter(
-            "hearth_http_requests_total", "HTTP requests", ["method", "endpoint", "status"], **kwargs
-        )
+        # One histogram: its _count series is the request count by endpoint and status.
         self.latency = Histogram(
             "hearth_http_request_duration_seconds",
-            "HTTP request latency",
-            ["method", "endpoint"],
+            "HTTP request latency (its _count is the request count)",
+            ["method", "endpoint", "status"],
             buckets=LATENCY_BUCKETS,
             **kwargs,
         )
+        self._children: dict[tuple[str, str, int], Histogram] = {}
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, endpoint, str(status)).inc()
-        self.latency.labels(method, endpoint).observe(seconds)
+        key = (method, endpoint, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.latency.labels(method, endpoint, str(status))
+        child.observe(seconds)
 
 
 class JobsCollector:

@@ -1,13 +1,14 @@
 """The global request pipeline (seed §4–5), registered in this order by `create_app`:
 
-1. security headers (Flask-Talisman)      5. body parsing limit (MAX_CONTENT_LENGTH)
-2. CORS on /api/* (Flask-CORS)           6. rate limiting (Flask-Limiter)
+1. security headers (Flask-Talisman)      5. body limit (MAX_CONTENT_LENGTH, in the step-3 hook)
+2. CORS on /api/* (Flask-CORS)           6. rate limiting (app.core.ratelimit)
 3. request id (this module)              7. request logging + metrics (this module)
-4. compression (Flask-Compress)          8. route-specific auth and validation (blueprints)
+4. compression (Flask-Compress)          8. CSRF for browser routes, then route-specific
+                                            auth and validation (blueprints)
 
 Flask runs `before_request` hooks in registration order and `after_request` hooks in reverse,
-so the request id exists before anything logs, and the log line is written last with the
-final status.
+so the request id exists before anything logs, and the log line is written with the final
+status.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def _start_request() -> None:
     g.request_id = incoming_request_id()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    # Step 5 runs in the same hook: nothing between steps 3 and 5 acts before the view.
+    _enforce_body_limit()
 
 
 def _enforce_body_limit() -> None:
@@ -89,10 +92,6 @@ def _clear_context(_: BaseException | None) -> None:
 
 def register_request_id(app: Flask) -> None:
     app.before_request(_start_request)
-
-
-def register_body_limit(app: Flask) -> None:
-    app.before_request(_enforce_body_limit)
 
 
 def register_request_logging(app: Flask) -> None:

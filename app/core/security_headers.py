@@ -20,19 +20,19 @@ class PrecomputedTalisman(Talisman):
 
     def init_app(self, app: flask.Flask, **options) -> None:
         super().init_app(app, **options)
+        # Without force_https or nonces, Talisman's two before_request hooks do nothing.
+        idle = {self._force_https.__func__} if not self.force_https else set()
+        if not self.content_security_policy_nonce_in:
+            idle.add(self._make_nonce.__func__)
+        app.before_request_funcs[None] = [
+            hook
+            for hook in app.before_request_funcs[None]
+            if not (getattr(hook, "__self__", None) is self and hook.__func__ in idle)
+        ]
         self._static_headers: list[tuple[str, str]] | None = None
         self._hsts_value: str | None = None
         if self.session_cookie_secure and not app.debug:
             app.config["SESSION_COOKIE_SECURE"] = True
-
-    def _force_https(self):
-        if self.force_https:
-            return super()._force_https()
-        return None
-
-    def _make_nonce(self) -> None:
-        if self.content_security_policy_nonce_in:
-            super()._make_nonce()
 
     def _set_response_headers(self, response: Response) -> Response:
         view = flask.current_app.view_functions.get(flask.request.endpoint or "")
@@ -41,17 +41,18 @@ class PrecomputedTalisman(Talisman):
         if self._static_headers is None:
             self._compute_static_headers()
         response.headers.update(self._static_headers)
-        if self._hsts_value and (
-            flask.request.is_secure or flask.request.headers.get("X-Forwarded-Proto") == "https"
-        ):
+        if self._hsts_value and (flask.request.is_secure or flask.request.headers.get("X-Forwarded-Proto") == "https"):
             response.headers[HSTS_HEADER] = self._hsts_value
         return response
 
     def _compute_static_headers(self) -> None:
         sample = Response()
         super()._set_response_headers(sample)
-        self._static_headers = [(key, value) for key, value in sample.headers.items()
-                                if key not in (HSTS_HEADER, "Content-Type", "Content-Length")]
+        self._static_headers = [
+            (key, value)
+            for key, value in sample.headers.items()
+            if key not in (HSTS_HEADER, "Content-Type", "Content-Length")
+        ]
         if self.strict_transport_security:
             value = f"max-age={self.strict_transport_security_max_age}"
             if self.strict_transport_security_include_subdomains:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from flask_migrate import upgrade
 
 
@@ -99,7 +98,8 @@ def test_a_restarted_postgresql_is_survived(client, app):
 
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         killed = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
             (database,),
         ).fetchone()[0]
     assert killed >= 1

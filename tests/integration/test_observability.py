@@ -30,9 +30,9 @@ def test_metrics_count_requests_by_endpoint_and_status_and_jobs_by_queue(make_ap
         queue_email("m@example.com", "test_message", {"address": "m@example.com"})
         db.session.commit()
     text = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
-    assert 'hearth_http_requests_total{endpoint="/api/v1/status",method="GET",status="200"} 2.0' in text
-    assert 'hearth_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0' in text
-    assert "hearth_http_request_duration_seconds_bucket" in text
+    assert 'hearth_http_request_duration_seconds_count{endpoint="/api/v1/status",method="GET",status="200"} 2.0' in text
+    assert 'hearth_http_request_duration_seconds_count{endpoint="unmatched",method="GET",status="404"} 1.0' in text
+    assert 'hearth_http_request_duration_seconds_bucket{endpoint="/api/v1/status",le="0.005"' in text
     assert 'hearth_jobs{queue="emails",status="succeeded"} 1.0' in text
 
 

@@ -304,3 +304,30 @@ def test_a_hung_redis_slows_requests_only_by_the_short_timeout(make_app, hung_re
         assert response.status_code == (503 if path == "/health/ready" else 200)
     assert max(timings) < 1.5, timings  # 0.25 s socket timeouts, never the OS default
     assert sum(timings[1:3]) < 0.5, timings  # the limiter falls back to memory after one timeout
+
+
+def test_route_limits_come_on_top_of_the_app_wide_budget(make_app):
+    from flask import Blueprint
+
+    from app.core.ratelimit import rate_limited
+
+    bp = Blueprint("limited", __name__)
+
+    @bp.post("/api/test/login")
+    @rate_limited("2 per minute")
+    def login():
+        return {"ok": True}
+
+    app = make_app(rate_limit_default="100 per minute", redis_prefix=f"rl-{uuid.uuid4().hex[:8]}")
+    app.register_blueprint(bp)
+    from app.core.ratelimit import install_route_limits
+    from app.extensions import app_limiter
+
+    install_route_limits(app, app_limiter(app))
+    install_route_limits(app, app_limiter(app))  # idempotent: the limit is not counted twice
+    client = app.test_client()
+    assert [client.post("/api/test/login").status_code for _ in range(3)] == [200, 200, 429]
+    limited = client.post("/api/test/login")
+    assert limited.mimetype == "application/problem+json"
+    assert limited.headers["RateLimit-Limit"] == "2" and int(limited.headers["Retry-After"]) > 0
+    assert client.get("/api/v1/status").status_code == 200  # other routes keep their budget

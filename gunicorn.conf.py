@@ -16,8 +16,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", 4))
 keepalive = 5
 timeout = 30
 graceful_timeout = 20
-max_requests = 10000
-max_requests_jitter = 1000
+# Recycle workers now and then as a guard against slow leaks; high enough not to churn under load.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 100000))
+max_requests_jitter = max_requests // 10
 accesslog = None  # Hearth writes its own structured request line
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

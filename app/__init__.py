@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -88,6 +89,8 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": secure_cookies,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # flask-login's default is a year; two weeks, and the epoch in the id revokes it early.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=14),
         "TEMPLATES_AUTO_RELOAD": settings.is_development,
         "METRICS_TOKEN": settings.metrics_token,
         # CSRF is checked by app.pipeline for browser routes only (never for /api/).
@@ -222,6 +225,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     # "basic": a session whose fingerprint changes loses freshness; "strong" would clear the
     # remember cookie on every anonymous page that carries a CSRF token.
     login_manager.session_protection = "basic"
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
     cache.init_app(app)
 
     from app.users.service import load_user
@@ -231,12 +236,14 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.api import api_bp
+    from app.auth import auth_bp
     from app.core.ratelimit import install_route_limits
     from app.extensions import app_limiter
     from app.health import health_bp
     from app.main import main_bp
 
     app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     if settings.is_development:

@@ -6,8 +6,9 @@ import os
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
+from app.errors import DomainError
 from app.logging import get_logger
 
 log = get_logger("hearth.cli")
@@ -16,11 +17,15 @@ mail_cli = AppGroup("mail", help="Outgoing email.")
 
 
 @click.command("seed-admin")
+@with_appcontext
 def seed_admin() -> None:
     """Make sure an administrator exists (ADMIN_EMAIL / ADMIN_PASSWORD, or generated once)."""
     from app.users.service import ensure_admin
 
-    account = ensure_admin(os.environ.get("ADMIN_EMAIL") or None, os.environ.get("ADMIN_PASSWORD") or None)
+    try:
+        account = ensure_admin(os.environ.get("ADMIN_EMAIL") or None, os.environ.get("ADMIN_PASSWORD") or None)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
     if not account.created:
         click.echo(f"Admin account: {account.user.email} (already exists)")
         return
@@ -31,6 +36,7 @@ def seed_admin() -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.argument("queue", type=click.Choice(["emails", "uploads", "sync", "reports"]))
 @click.option("--workers", type=int, default=None, help="Threads; defaults to the queue's concurrency.")
 def worker(queue: str, workers: int | None) -> None:
@@ -79,6 +85,47 @@ def send_test_mail(address: str) -> None:
     click.echo(f"queued job {job.id}")
 
 
+roles_cli = AppGroup("roles", help="Roles and permissions.")
+users_cli = AppGroup("users", help="User accounts.")
+
+
+@roles_cli.command("sync")
+def roles_sync() -> None:
+    """Write the built-in roles and permissions (idempotent)."""
+    from app.rbac.service import sync_roles
+
+    sync_roles()
+    click.echo("roles and permissions are in sync")
+
+
+@users_cli.command("create-admin")
+@click.argument("email")
+@click.password_option(prompt="Password for the new administrator")
+def users_create_admin(email: str, password: str) -> None:
+    """Create an administrator EMAIL (or grant the admin role to that existing user)."""
+    from app.users.service import ensure_admin
+
+    try:
+        account = ensure_admin(email, password)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"{account.user.email} is an administrator" + (" (created)" if account.created else ""))
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.password_option(prompt="New password")
+def users_set_password(email: str, password: str) -> None:
+    """Set EMAIL's password; every session and token of that user is revoked."""
+    from app.users.service import set_password
+
+    try:
+        user = set_password(email, password)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"password changed for {user.email}; their sessions and tokens are revoked")
+
+
 def register_cli(app: Flask) -> None:
-    for command in (seed_admin, worker, jobs_cli, mail_cli):
+    for command in (seed_admin, worker, jobs_cli, mail_cli, roles_cli, users_cli):
         app.cli.add_command(command)

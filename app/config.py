@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     jobs_backoff_base_seconds: float = Field(default=10.0, gt=0)
     jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     cache_default_timeout: int = Field(default=300, ge=1)
+    jwt_issuer: str = "hearth"
+    jwt_audience: str = "hearth-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    login_lockout_threshold: int = Field(default=5, ge=1, le=100)
 
     @field_validator("log_level")
     @classmethod

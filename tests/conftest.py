@@ -137,6 +137,20 @@ def _flush_redis(application: Flask) -> None:
         client.delete(key)
 
 
+def reset_rate_limits(application: Flask) -> None:
+    """Forget every rate-limit counter of `application` (memory or this run's Redis keys)."""
+    settings = application.extensions["hearth.settings"]
+    if settings.redis_url:
+        from redis import Redis
+
+        client = Redis.from_url(settings.redis_url)
+        for key in client.scan_iter(match=f"*{settings.redis_prefix}:rl*"):
+            client.delete(key)
+    else:
+        application.extensions["hearth.limiter"].reset()
+        application.extensions["hearth.rate_limit"].primary.storage.reset()
+
+
 @pytest.fixture(autouse=True)
 def clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test starts from empty tables (rows are deleted after each test that used the app)."""
@@ -149,6 +163,7 @@ def clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         with db.engine.begin() as connection:
             for table in reversed(db.metadata.sorted_tables):
                 connection.execute(table.delete())
+        reset_rate_limits(application)
         cache = application.extensions.get("cache")
         if cache:
             from app.extensions import cache as cache_ext
@@ -165,14 +180,23 @@ def db_session(app: Flask) -> Iterator[Any]:
 
 @pytest.fixture()
 def make_user(app: Flask) -> Callable[..., Any]:
-    """Factory: `make_user(email=..., is_admin=True)` committed to the database."""
+    """Factory: `make_user(email=..., roles=["manager"])` committed to the database."""
     from app.users.models import User
     from app.users.passwords import hash_password
 
     counter = iter(range(1, 1_000_000))
 
-    def make(email: str | None = None, password: str = "correct horse battery staple", **fields: Any) -> User:
+    def make(
+        email: str | None = None,
+        password: str = "correct horse battery staple",
+        roles: tuple[str, ...] = ("user",),
+        **fields: Any,
+    ) -> User:
+        from app.rbac.service import sync_roles
+        from app.users.service import grant_role
+
         with app.app_context():
+            sync_roles()
             user = User(
                 email=email or f"user{next(counter)}@example.com",
                 display_name=fields.pop("display_name", "Test User"),
@@ -180,6 +204,8 @@ def make_user(app: Flask) -> Callable[..., Any]:
                 **fields,
             )
             db.session.add(user)
+            for role in roles:
+                grant_role(user, role)
             db.session.commit()
             db.session.refresh(user)
             db.session.expunge(user)
@@ -227,3 +253,11 @@ def captured_logs() -> Iterator[CapturedLogs]:
         yield captured
     finally:
         SINK.redirect(None)
+
+
+@pytest.fixture(autouse=True)
+def _push_request_context() -> Iterator[None]:
+    """Replaces pytest-flask's fixture of this name, which keeps one request context (and so
+    one `g`) pushed for the whole test: the test client would then share `g` between
+    requests, which real requests never do. Tests push the contexts they need explicitly."""
+    yield

@@ -36,6 +36,8 @@ class Operation:
     status: int = 200
     paginated: bool = False
     errors: tuple[int, ...] = ()
+    auth: bool = False
+    permission: str | None = None
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -84,9 +86,15 @@ def api_operation(
     status: int = 200,
     paginated: bool = False,
     errors: tuple[int, ...] = (),
+    auth: bool = False,
+    permission: str | None = None,
 ) -> Callable:
     """Register a view on `bp` that gets validated `query=`/`body=` models and returns a
-    `response` model (or a `Page` of objects when `paginated`)."""
+    `response` model (or a `Page` of objects when `paginated`).
+
+    `auth=True` needs a bearer token; `permission="users:read"` also needs that permission.
+    Both are checked before the input is parsed (401/403 before 422).
+    """
     operation = Operation(
         method=method.upper(),
         summary=summary,
@@ -97,11 +105,17 @@ def api_operation(
         status=status,
         paginated=paginated,
         errors=errors,
+        auth=auth or permission is not None,
+        permission=permission,
     )
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(view)
         def endpoint(**path_args: Any) -> Response:
+            if operation.auth:
+                from app.auth.guards import require_actor
+
+                require_actor(operation.permission)
             if query is not None:
                 path_args["query"] = _parse(query, request.args.to_dict(), "query")
             if body is not None:
@@ -249,6 +263,8 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
                     "X-Total-Count": {"description": "Total number of items", "schema": {"type": "integer"}},
                 }
         error_codes = set(operation.errors) | {429, 500}
+        if operation.auth:
+            error_codes |= {401, 403} if operation.permission else {401}
         if operation.query is not None or operation.body is not None:
             error_codes.add(422)
         for code in sorted(error_codes):
@@ -269,6 +285,10 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
             )
         if parameters:
             entry["parameters"] = parameters
+        if operation.auth:
+            entry["security"] = [{"bearerAuth": []}]
+            if operation.permission:
+                entry["x-required-permission"] = operation.permission
         if operation.body is not None:
             entry["requestBody"] = {
                 "required": True,

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.database import UTCDateTime, utcnow
 from app.extensions import db
+from app.rbac.models import Role, user_roles
 
 
 class User(UserMixin, db.Model):
@@ -21,13 +22,29 @@ class User(UserMixin, db.Model):
     display_name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active_account: Mapped[bool] = mapped_column("is_active", Boolean, default=True)
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped by logout-everywhere, password change and disabling: every session cookie and
+    # access token minted before then stops working.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_login_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
 
     @property
     def is_active(self) -> bool:  # flask-login refuses inactive users
         return self.is_active_account
+
+    def get_id(self) -> str:
+        """The session's user id carries the epoch, so a bumped epoch kills copied cookies."""
+        return f"{self.id}:{self.session_epoch}"
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted(role.name for role in self.roles)
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"

@@ -6,12 +6,17 @@ import secrets
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
 
+from app.core.database import utcnow
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.logging import get_logger
+from app.rbac.catalog import ADMIN_ROLE
+from app.rbac.models import Role, user_roles
+from app.rbac.service import role_named, sync_roles
 from app.users.models import User
-from app.users.passwords import hash_password
+from app.users.passwords import check_new_password, hash_password
 from app.users.repository import UserRepository
 
 log = get_logger("hearth.users")
@@ -26,13 +31,21 @@ class AdminAccount:
     generated_password: str | None
 
 
-def load_user(user_id: str) -> User | None:
-    """flask-login's user loader: active users only."""
+def load_user(session_user_id: str) -> User | None:
+    """flask-login's user loader: "<id>:<epoch>" of an active user whose epoch still matches.
+
+    A bumped epoch (logout everywhere, password change, disable) makes every copied session
+    or remember-me cookie useless.
+    """
+    user_id, _, epoch = session_user_id.partition(":")
     try:
         user = users.get(int(user_id))
+        expected_epoch = int(epoch)
     except (TypeError, ValueError):
         return None
-    return user if user is not None and user.is_active else None
+    if user is None or not user.is_active or user.session_epoch != expected_epoch:
+        return None
+    return user
 
 
 def checked_email(email: str) -> str:
@@ -44,30 +57,71 @@ def checked_email(email: str) -> str:
         ) from None
 
 
+def _admins() -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(user_roles, user_roles.c.user_id == User.id)
+            .join(Role, Role.id == user_roles.c.role_id)
+            .where(Role.name == ADMIN_ROLE)
+            .order_by(User.id)
+        )
+    )
+
+
+def grant_role(user: User, role_name: str) -> None:
+    role = role_named(role_name)
+    if role not in user.roles:
+        user.roles.append(role)
+
+
 def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
     """Make sure an administrator exists; idempotent, never resets an existing password.
 
     With no password given, one is generated and returned once, for the caller to show once.
     """
+    sync_roles()
     if email is None:
-        existing = users.find_one_by(is_admin=True)
-        if existing is not None:
-            return AdminAccount(existing, created=False, generated_password=None)
+        admins = _admins()
+        if admins:
+            return AdminAccount(admins[0], created=False, generated_password=None)
     address = checked_email(email or DEFAULT_ADMIN_EMAIL)
     existing = users.find_by_email(address)
     if existing is not None:
-        if not existing.is_admin:
-            existing.is_admin = True
+        if ADMIN_ROLE not in existing.role_names:
+            grant_role(existing, ADMIN_ROLE)
             db.session.commit()
         return AdminAccount(existing, created=False, generated_password=None)
     generated = None
     if not password:
         generated = password = secrets.token_urlsafe(18)
-    elif len(password) < 12:
-        raise ValidationFailed("ADMIN_PASSWORD must be at least 12 characters.")
+    else:
+        check_new_password(password, address, field="ADMIN_PASSWORD")
     admin = users.add(
-        User(email=address, display_name="Administrator", password_hash=hash_password(password), is_admin=True)
+        User(
+            email=address,
+            display_name="Administrator",
+            password_hash=hash_password(password),
+            email_verified_at=utcnow(),
+        )
     )
+    grant_role(admin, ADMIN_ROLE)
     db.session.commit()
     log.info("admin_created", user_id=admin.id)
     return AdminAccount(admin, created=True, generated_password=generated)
+
+
+def set_password(email: str, password: str) -> User:
+    """Replace a user's password and end every session and token they hold."""
+    from app.audit.service import record
+    from app.auth.service import sign_out_everywhere
+    from app.errors import NotFound
+
+    user = users.find_by_email(email)
+    if user is None:
+        raise NotFound(f"No user with email {email!r}.")
+    check_new_password(password, user.email)
+    user.password_hash = hash_password(password)
+    record("password_changed", subject_id=user.id, by="cli")
+    sign_out_everywhere(user, reason="password_changed")
+    return user

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
-from app.extensions import db
 from app.users.models import User
 from app.users.passwords import verify_password
 
 
 def _admins(app) -> list[User]:
     with app.app_context():
-        return list(db.session.scalars(db.select(User).where(User.is_admin.is_(True))))
+        from app.users.service import _admins
+
+        return _admins()
 
 
 def test_seed_admin_generates_a_password_once_and_prints_it_once(app, monkeypatch):

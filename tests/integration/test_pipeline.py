@@ -151,7 +151,7 @@ def test_user_ids_are_logged_hashed(make_app, make_user, captured_logs, app):
 
         from app.users.service import load_user
 
-        login_user(load_user(str(user.id)))
+        login_user(load_user(f"{user.id}:{user.session_epoch}"))
         return "ok"
 
     test_app.test_client().get("/_as_user")

@@ -1,0 +1,203 @@
+"""Credential checks, lockout, token issue/rotation and revocation: shared by the browser
+sign-in and the JSON API so both enforce the same rules."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.audit.service import record
+from app.auth.models import RefreshToken
+from app.auth.tokens import issue_access_token
+from app.core.database import utcnow
+from app.errors import DomainError, Unauthorized
+from app.extensions import db
+from app.users.models import User
+from app.users.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from app.users.repository import UserRepository, normalise_email
+
+users = UserRepository()
+
+GENERIC_FAILURE = "Invalid email or password."
+LOCKOUT_BASE_SECONDS = 30
+LOCKOUT_MAX_SECONDS = 3600
+
+
+class InvalidCredentials(Unauthorized):
+    """Wrong email or password, unknown account, locked or disabled: one message for all."""
+
+    def __init__(self) -> None:
+        super().__init__(GENERIC_FAILURE)
+
+
+class InvalidRefreshToken(DomainError):
+    status, title, slug = 401, "Unauthorized", "invalid-refresh-token"
+
+
+def _settings():
+    return current_app.extensions["hearth.settings"]
+
+
+def lockout_seconds(failures: int, threshold: int) -> int:
+    """0 below the threshold, then 30 s doubling with each further failure, capped at 1 h."""
+    if failures < threshold:
+        return 0
+    return min(LOCKOUT_BASE_SECONDS * 2 ** (failures - threshold), LOCKOUT_MAX_SECONDS)
+
+
+def authenticate(email: str, password: str, channel: str) -> User:
+    """The user for these credentials, or `InvalidCredentials`.
+
+    Unknown emails cost one argon2 verification too (against a dummy hash), and every
+    failure answers the same message, so neither timing nor wording reveals accounts.
+    Lockout state lives in the database, so it holds when Redis is down.
+    """
+    user = users.find_by_email(normalise_email(email)) if email else None
+    if user is None:
+        verify_password(DUMMY_HASH, password)
+        record("login_failed", channel=channel, reason="unknown_email")
+        db.session.commit()
+        raise InvalidCredentials()
+    now = utcnow()
+    password_ok = verify_password(user.password_hash, password)
+    if user.locked_until is not None and user.locked_until > now:
+        record("login_refused_locked", subject_id=user.id, channel=channel)
+        db.session.commit()
+        raise InvalidCredentials()
+    if not password_ok:
+        user.failed_login_count += 1
+        seconds = lockout_seconds(user.failed_login_count, _settings().login_lockout_threshold)
+        record("login_failed", subject_id=user.id, channel=channel, reason="bad_password")
+        if seconds:
+            user.locked_until = now + timedelta(seconds=seconds)
+            record("account_locked", subject_id=user.id, seconds=seconds, failures=user.failed_login_count)
+        db.session.commit()
+        raise InvalidCredentials()
+    if not user.is_active:
+        record("login_refused_disabled", subject_id=user.id, channel=channel)
+        db.session.commit()
+        raise InvalidCredentials()
+    user.failed_login_count = 0
+    user.locked_until = None
+    user.last_login_at = now
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel)
+    db.session.commit()
+    return user
+
+
+def sign_out_everywhere(user: User, reason: str) -> None:
+    """Kill every session cookie and access token (epoch bump) and every refresh token."""
+    user.session_epoch += 1
+    revoke_all_refresh_tokens(user.id)
+    record("signed_out_everywhere", actor_id=user.id, subject_id=user.id, reason=reason)
+    db.session.commit()
+
+
+# API tokens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_refresh(user: User, family_id: str, user_agent: str | None) -> str:
+    raw = secrets.token_urlsafe(32)  # 256 bits
+    db.session.add(
+        RefreshToken(
+            user_id=user.id,
+            family_id=family_id,
+            token_hash=_hash(raw),
+            user_agent=(user_agent or "")[:300],
+            expires_at=utcnow() + timedelta(days=_settings().refresh_token_days),
+        )
+    )
+    return raw
+
+
+def _pair(user: User, family_id: str, user_agent: str | None) -> TokenPair:
+    access, expires_in = issue_access_token(user)
+    refresh = _new_refresh(user, family_id, user_agent)
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
+
+
+def issue_tokens(user: User, user_agent: str | None) -> TokenPair:
+    """A new token family for a fresh login."""
+    pair = _pair(user, str(uuid.uuid4()), user_agent)
+    record("api_tokens_issued", actor_id=user.id, subject_id=user.id)
+    db.session.commit()
+    return pair
+
+
+def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:
+    """Exchange a refresh token for a new pair; the presented one is revoked.
+
+    A token that was already rotated or revoked means it leaked (or the client is replaying):
+    the whole family is revoked and the call fails.
+    """
+    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _hash(raw)))
+    now = utcnow()
+    if token is None:
+        raise InvalidRefreshToken("The refresh token is not valid.")
+    if token.revoked_at is not None:
+        revoke_family(token.family_id)
+        record("refresh_token_reused", subject_id=token.user_id, family=token.family_id)
+        db.session.commit()
+        raise InvalidRefreshToken("The refresh token was already used; every token of this sign-in is revoked.")
+    user = db.session.get(User, token.user_id)
+    if token.expires_at <= now or user is None or not user.is_active:
+        raise InvalidRefreshToken("The refresh token has expired or the account is disabled.")
+    # Compare-and-set: two concurrent refreshes with the same token cannot both win.
+    claimed = db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now, last_used_at=now)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        revoke_family(token.family_id)
+        db.session.commit()
+        raise InvalidRefreshToken("The refresh token was already used; every token of this sign-in is revoked.")
+    pair = _pair(user, token.family_id, user_agent)
+    db.session.commit()
+    return pair
+
+
+def revoke_family(family_id: str) -> None:
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def revoke_all_refresh_tokens(user_id: int) -> None:
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def logout_refresh_token(raw: str) -> None:
+    """Revoke the family of the presented refresh token (API logout); unknown tokens are ignored."""
+    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _hash(raw)))
+    if token is not None:
+        revoke_family(token.family_id)
+        record("api_logout", actor_id=token.user_id, subject_id=token.user_id)
+    db.session.commit()

@@ -1,0 +1,55 @@
+"""Role sync, grants and permission checks."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.errors import NotFound
+from app.extensions import db
+from app.rbac.catalog import PERMISSIONS, ROLES
+from app.rbac.models import Permission, Role, role_permissions, user_roles
+
+
+def sync_roles() -> None:
+    """Write the catalog's permissions and built-in roles; idempotent, never removes extras."""
+    permissions = {p.name: p for p in db.session.scalars(select(Permission))}
+    for name, description in PERMISSIONS.items():
+        if name not in permissions:
+            permissions[name] = Permission(name=name, description=description)
+            db.session.add(permissions[name])
+    roles = {r.name: r for r in db.session.scalars(select(Role))}
+    for name, (description, granted) in ROLES.items():
+        role = roles.get(name) or Role(name=name, description=description)
+        db.session.add(role)
+        have = {p.name for p in role.permissions}
+        role.permissions.extend(permissions[p] for p in sorted(granted - have))
+    db.session.commit()
+
+
+def role_named(name: str) -> Role:
+    role = db.session.scalar(select(Role).where(Role.name == name))
+    if role is None:
+        raise NotFound(f"No role named {name!r}; run `flask roles sync`.")
+    return role
+
+
+def permissions_of(user_id: int) -> frozenset[str]:
+    """Every permission the user holds through any role: one query."""
+    rows = db.session.scalars(
+        select(Permission.name)
+        .join(role_permissions, role_permissions.c.permission_id == Permission.id)
+        .join(user_roles, user_roles.c.role_id == role_permissions.c.role_id)
+        .where(user_roles.c.user_id == user_id)
+    )
+    return frozenset(rows)
+
+
+def role_names_of(user_id: int) -> list[str]:
+    return list(
+        db.session.scalars(
+            select(Role.name)
+            .join(user_roles, user_roles.c.role_id == Role.id)
+            .where(user_roles.c.user_id == user_id)
+            .order_by(Role.name)
+        )
+    )

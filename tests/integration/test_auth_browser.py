@@ -1,0 +1,186 @@
+"""Browser sign-in: CSRF, fixation, generic failures, lockout, safe redirects, logout and
+copied-cookie revocation through the session epoch."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from app.audit.models import AuditEvent
+from app.extensions import db
+from app.users.models import User
+
+PASSWORD = "correct horse battery staple"
+
+
+def _csrf(client, path="/auth/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def _login(client, email, password=PASSWORD, remember=False, next_url=None):
+    token = _csrf(client)
+    data = {"csrf_token": token, "email": email, "password": password}
+    if remember:
+        data["remember"] = "y"
+    url = "/auth/login" + (f"?next={next_url}" if next_url else "")
+    return client.post(url, data=data)
+
+
+def _events(app, name):
+    with app.app_context():
+        return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)).all()
+
+
+def test_the_login_page_is_a_real_form(client):
+    html = client.get("/auth/login").get_data(as_text=True)
+    assert 'autocomplete="current-password"' in html and 'name="csrf_token"' in html
+
+
+def test_login_without_the_csrf_token_is_refused(client, make_user):
+    make_user(email="a@example.com")
+    response = client.post("/auth/login", data={"email": "a@example.com", "password": PASSWORD})
+    assert response.status_code == 400
+
+
+def test_a_user_signs_in_and_the_session_changes(client, make_user, app):
+    make_user(email="a@example.com", display_name="Ada")
+    client.get("/auth/login")
+    before = client.get_cookie("session")
+    response = _login(client, "A@Example.com")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    after = client.get_cookie("session")
+    assert after is not None and (before is None or after.value != before.value)
+    assert "Ada" in client.get("/").get_data(as_text=True)
+    assert _events(app, "login_succeeded")
+
+
+def test_planted_session_data_does_not_survive_sign_in(make_app, make_user):
+    make_user(email="fix@example.com")
+    app = make_app()
+
+    @app.get("/_plant")
+    def plant():
+        from flask import session
+
+        session["planted"] = "attacker"
+        return "planted"
+
+    @app.get("/_read")
+    def read():
+        from flask import session
+
+        return session.get("planted", "gone")
+
+    client = app.test_client()
+    client.get("/_plant")
+    assert client.get("/_read").get_data(as_text=True) == "attacker"
+    _login(client, "fix@example.com")
+    assert client.get("/_read").get_data(as_text=True) == "gone"
+
+
+def test_wrong_password_and_unknown_email_look_the_same(client, make_user):
+    make_user(email="known@example.com")
+    timings, bodies = {}, {}
+    for label, email in (("known", "known@example.com"), ("unknown", "nobody@example.com")):
+        started = time.perf_counter()
+        response = _login(client, email, "not the right password")
+        timings[label] = time.perf_counter() - started
+        assert response.status_code == 401
+        bodies[label] = re.sub(r'value="[^"]*"', "", response.get_data(as_text=True))
+    assert "Invalid email or password." in bodies["known"]
+    assert bodies["known"].replace("known@example.com", "X") == bodies["unknown"].replace("nobody@example.com", "X")
+    # both paths verify one argon2 hash: similar cost (generous bound for a shared machine)
+    assert timings["unknown"] > timings["known"] * 0.4 and timings["known"] > timings["unknown"] * 0.4
+
+
+def test_five_failures_lock_the_account_even_with_the_right_password(client, make_user, app):
+    make_user(email="lock@example.com")
+    for _ in range(5):
+        assert _login(client, "lock@example.com", "wrong password!!").status_code == 401
+    assert _login(client, "lock@example.com").status_code == 401  # locked: the right password fails
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == "lock@example.com"))
+        assert user.locked_until is not None and user.failed_login_count == 5
+    assert _events(app, "account_locked") and _events(app, "login_refused_locked")
+
+
+def test_lockout_grows_exponentially():
+    from app.auth.service import lockout_seconds
+
+    assert [lockout_seconds(n, 5) for n in (4, 5, 6, 7, 20)] == [0, 30, 60, 120, 3600]
+
+
+def test_the_per_ip_limit_answers_429(make_app, make_user):
+    client = make_app().test_client()
+    statuses = [_login(client, "nobody@example.com", "whatever password").status_code for _ in range(11)]
+    assert statuses[:10] == [401] * 10 and statuses[10] == 429
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example.com/", "//evil.example.com", "/\\evil.example.com", "javascript:alert(1)"]
+)
+def test_next_redirects_stay_on_this_site(client, make_user, target):
+    make_user(email="n@example.com")
+    response = _login(client, "n@example.com", next_url=target)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_next_redirects_to_a_local_path(client, make_user):
+    make_user(email="n2@example.com")
+    assert _login(client, "n2@example.com", next_url="/api/docs").headers["Location"] == "/api/docs"
+
+
+def test_logout_is_post_only_and_needs_csrf(client, make_user):
+    make_user(email="out@example.com")
+    _login(client, "out@example.com")
+    assert client.get("/auth/logout").status_code == 405
+    assert client.post("/auth/logout").status_code == 400
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+    assert client.post("/auth/logout", data={"csrf_token": token}).status_code == 302
+    assert "Sign in" in client.get("/").get_data(as_text=True)
+
+
+def test_a_disabled_user_cannot_sign_in(client, make_user):
+    make_user(email="off@example.com", is_active_account=False)
+    assert _login(client, "off@example.com").status_code == 401
+
+
+def test_sign_out_everywhere_kills_copied_session_and_remember_cookies(make_app, make_user, app):
+    from app.auth.service import sign_out_everywhere
+
+    make_user(email="copy@example.com", display_name="Copy")
+    test_app = make_app()
+    victim = test_app.test_client()
+    _login(victim, "copy@example.com", remember=True)
+    stolen_session = victim.get_cookie("session").value
+    stolen_remember = victim.get_cookie("remember_token").value
+    attacker = test_app.test_client()
+    attacker.set_cookie("session", stolen_session)
+    assert "Copy" in attacker.get("/").get_data(as_text=True)
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == "copy@example.com"))
+        sign_out_everywhere(user, reason="test")
+    assert "Copy" not in attacker.get("/").get_data(as_text=True)
+    replay = test_app.test_client()
+    replay.set_cookie("remember_token", stolen_remember)
+    assert "Copy" not in replay.get("/").get_data(as_text=True)
+
+
+def test_remember_cookie_is_httponly_lax_and_short_lived(make_user, make_app):
+    make_user(email="rem@example.com")
+    client = make_app().test_client()
+    response = _login(client, "rem@example.com", remember=True)
+    cookie = next(
+        value for key, value in response.headers.items() if key == "Set-Cookie" and value.startswith("remember_token")
+    )
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    expires = re.search(r"Expires=([^;]+)", cookie).group(1)
+    from email.utils import parsedate_to_datetime
+
+    from app.core.database import utcnow
+
+    lifetime = parsedate_to_datetime(expires) - utcnow()
+    assert 13 <= lifetime.days <= 14

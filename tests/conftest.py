@@ -256,8 +256,7 @@ def captured_logs() -> Iterator[CapturedLogs]:
 
 
 @pytest.fixture(autouse=True)
-def _push_request_context() -> Iterator[None]:
+def _push_request_context() -> None:
     """Replaces pytest-flask's fixture of this name, which keeps one request context (and so
     one `g`) pushed for the whole test: the test client would then share `g` between
     requests, which real requests never do. Tests push the contexts they need explicitly."""
-    yield

@@ -109,7 +109,7 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105  (the OAuth token type, not a secret)
 
 
 def _hash(token: str) -> str:

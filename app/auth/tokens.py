@@ -16,7 +16,7 @@ import jwt
 from flask import current_app
 
 ALGORITHM = "HS256"
-TOKEN_TYPE = "at+jwt"
+TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 JWT type, not a secret)
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
 
 

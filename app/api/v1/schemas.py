@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 
 class StatusOut(BaseModel):
@@ -33,11 +33,9 @@ class TokenPairOut(BaseModel):
 class MeOut(BaseModel):
     """The signed-in user."""
 
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     email: str
     display_name: str
-    roles: list[str] = Field(validation_alias="role_names")
+    roles: list[str]
     permissions: list[str]
     email_verified: bool

@@ -91,6 +91,14 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         # flask-login's default is a year; two weeks, and the epoch in the id revokes it early.
         "REMEMBER_COOKIE_DURATION": timedelta(days=14),
+        # __Host- cookies are Secure, host-only and Path=/: no subdomain can plant or read them.
+        "SESSION_COOKIE_NAME": "__Host-session" if secure_cookies else "session",
+        "REMEMBER_COOKIE_NAME": "__Host-remember" if secure_cookies else "remember_token",
+        # Idle timeout: the permanent session cookie is re-issued on each request and expires
+        # after this much inactivity (app.auth.sessions also enforces it server-side).
+        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=settings.session_idle_minutes),
+        # CSRF tokens live as long as the session: a page left open never fails with a bare 400.
+        "WTF_CSRF_TIME_LIMIT": None,
         "TEMPLATES_AUTO_RELOAD": settings.is_development,
         "METRICS_TOKEN": settings.metrics_token,
         # CSRF is checked by app.pipeline for browser routes only (never for /api/).
@@ -229,9 +237,11 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     login_manager.login_message_category = "info"
     cache.init_app(app)
 
+    from app.auth.sessions import init_session_tracking
     from app.users.service import load_user
 
     login_manager.user_loader(load_user)
+    init_session_tracking(app)
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:

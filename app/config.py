@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1, le=60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     login_lockout_threshold: int = Field(default=5, ge=1, le=100)
+    session_idle_minutes: int = Field(default=120, ge=5, le=60 * 24 * 7)
+    session_absolute_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
 
     @field_validator("log_level")
     @classmethod

@@ -1,9 +1,9 @@
 """Imports every model module so the metadata (and Alembic autogenerate) sees all tables."""
 
 from app.audit.models import AuditEvent
-from app.auth.models import RefreshToken
+from app.auth.models import AccountToken, RefreshToken, UserSession
 from app.jobs.models import Job
 from app.rbac.models import Permission, Role
 from app.users.models import User
 
-__all__ = ["AuditEvent", "Job", "Permission", "RefreshToken", "Role", "User"]
+__all__ = ["AccountToken", "AuditEvent", "Job", "Permission", "RefreshToken", "Role", "User", "UserSession"]

@@ -12,6 +12,7 @@ from app.audit.service import record
 from app.auth import auth_bp
 from app.auth.forms import LoginForm
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
+from app.auth.sessions import end_session, start_session
 from app.core.ratelimit import rate_limited
 from app.extensions import db
 
@@ -41,6 +42,8 @@ def login() -> str | Response:
         # A fresh session at sign-in: nothing from before (an attacker-planted session) survives.
         session.clear()
         login_user(user, remember=bool(form.remember.data))
+        start_session(user.id)
+        db.session.commit()
         flash(f"Welcome back, {user.display_name}.", "success")
         return redirect(safe_next(request.args.get("next")))
     status = 422 if request.method == "POST" else 200
@@ -51,6 +54,7 @@ def login() -> str | Response:
 def logout() -> Response:
     if current_user.is_authenticated:
         record("logout", actor_id=current_user.id, subject_id=current_user.id)
+        end_session()
         db.session.commit()
     logout_user()
     session.clear()

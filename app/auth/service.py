@@ -95,8 +95,11 @@ def authenticate(email: str, password: str, channel: str) -> User:
 
 def sign_out_everywhere(user: User, reason: str) -> None:
     """Kill every session cookie and access token (epoch bump) and every refresh token."""
+    from app.auth.sessions import revoke_all_sessions
+
     user.session_epoch += 1
     revoke_all_refresh_tokens(user.id)
+    revoke_all_sessions(user.id)
     record("signed_out_everywhere", actor_id=user.id, subject_id=user.id, reason=reason)
     db.session.commit()
 

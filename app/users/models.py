@@ -21,7 +21,7 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
     display_name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
-    is_active_account: Mapped[bool] = mapped_column("is_active", Boolean, default=True)
+    is_active_account: Mapped[bool] = mapped_column("is_active", Boolean, default=True, index=True)
     # Bumped by logout-everywhere, password change and disabling: every session cookie and
     # access token minted before then stops working.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -29,6 +29,8 @@ class User(UserMixin, db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Soft delete: the row stays for the audit trail; the account can no longer sign in.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -36,7 +38,13 @@ class User(UserMixin, db.Model):
 
     @property
     def is_active(self) -> bool:  # flask-login refuses inactive users
-        return self.is_active_account
+        return self.is_active_account and self.deleted_at is None
+
+    @property
+    def status(self) -> str:
+        if self.deleted_at is not None:
+            return "deleted"
+        return "active" if self.is_active_account else "disabled"
 
     def get_id(self) -> str:
         """The session's user id carries the epoch, so a bumped epoch kills copied cookies."""

@@ -1,8 +1,8 @@
-"""identity: roles, permissions, refresh tokens, audit, user security fields
+"""identity: roles, permissions, sessions, tokens, audit, user security fields
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 11:16:33.256891
+Create Date: 2026-11-26 11:22:11.118687
 
 """
 
@@ -35,6 +35,25 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
         sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
     )
+    op.create_table(
+        "account_tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("purpose", sa.String(length=32), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_account_tokens_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_account_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_account_tokens_token_hash")),
+    )
+    with op.batch_alter_table("account_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_account_tokens_user_id"), ["user_id"], unique=False)
+
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -109,6 +128,24 @@ def upgrade():
     with op.batch_alter_table("user_roles", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_user_roles_role_id"), ["role_id"], unique=False)
 
+    op.create_table(
+        "user_sessions",
+        sa.Column("id", sa.String(length=43), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("user_agent", sa.String(length=300), nullable=True),
+        sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_user_sessions_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_user_sessions")),
+    )
+    with op.batch_alter_table("user_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_user_sessions_user_id"), ["user_id"], unique=False)
+
     # Administrators flagged by 0001's is_admin keep their rights as the `admin` role
     # (`flask roles sync` then grants that role every permission).
     op.execute(
@@ -126,11 +163,14 @@ def upgrade():
     )
 
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("session_epoch", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("failed_login_count", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("session_epoch", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("failed_login_count", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("email_verified_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index(batch_op.f("ix_users_deleted_at"), ["deleted_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_users_is_active"), ["is_active"], unique=False)
         batch_op.drop_column("is_admin")
 
     # ### end Alembic commands ###
@@ -147,12 +187,19 @@ def downgrade():
         )
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_is_active"))
+        batch_op.drop_index(batch_op.f("ix_users_deleted_at"))
+        batch_op.drop_column("deleted_at")
         batch_op.drop_column("last_login_at")
         batch_op.drop_column("email_verified_at")
         batch_op.drop_column("locked_until")
         batch_op.drop_column("failed_login_count")
         batch_op.drop_column("session_epoch")
 
+    with op.batch_alter_table("user_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_user_sessions_user_id"))
+
+    op.drop_table("user_sessions")
     with op.batch_alter_table("user_roles", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_roles_role_id"))
 
@@ -169,6 +216,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f("ix_audit_events_created_at"))
 
     op.drop_table("audit_events")
+    with op.batch_alter_table("account_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_account_tokens_user_id"))
+
+    op.drop_table("account_tokens")
     op.drop_table("roles")
     op.drop_table("permissions")
     # ### end Alembic commands ###

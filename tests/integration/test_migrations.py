@@ -45,3 +45,34 @@ def test_constraint_names_follow_the_naming_convention(app):
         assert inspector.get_pk_constraint("users")["name"] in ("pk_users", None)  # SQLite may not report it
         indexes = {index["name"] for index in inspector.get_indexes("users")}
         assert "ix_users_email" in indexes
+
+
+def test_0002_turns_is_admin_flags_into_the_admin_role(make_app, new_database):
+    from sqlalchemy import text
+
+    app = make_app(database_url=new_database())
+    with app.app_context():
+        upgrade(revision="0001")
+        db.session.execute(
+            text(
+                "INSERT INTO users (email, display_name, password_hash, is_active, is_admin, created_at, updated_at) "
+                "VALUES ('old@example.com', 'Old', 'x', TRUE, TRUE, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        db.session.commit()
+        upgrade()
+        roles = (
+            db.session.execute(
+                text(
+                    "SELECT roles.name FROM user_roles JOIN roles ON roles.id = user_roles.role_id "
+                    "JOIN users ON users.id = user_roles.user_id WHERE users.email = 'old@example.com'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        assert roles == ["admin"]
+        downgrade(revision="0001")
+        assert db.session.execute(text("SELECT is_admin FROM users")).scalar_one() in (True, 1)
+        db.session.remove()
+        db.engine.dispose()

@@ -260,3 +260,14 @@ def _push_request_context() -> None:
     """Replaces pytest-flask's fixture of this name, which keeps one request context (and so
     one `g`) pushed for the whole test: the test client would then share `g` between
     requests, which real requests never do. Tests push the contexts they need explicitly."""
+
+
+@pytest.fixture()
+def smtp() -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) on loopback; `.deliveries` holds what it received."""
+    from tests.support import start_mail_server
+
+    server, controller = start_mail_server()
+    yield server
+    server.release_slow.set()
+    controller.stop()

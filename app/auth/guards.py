@@ -98,3 +98,19 @@ def permission_required(permission: str | None) -> Callable[[Callable[..., Any]]
         return guarded
 
     return decorator
+
+
+def verified_email_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For features that need a confirmed address: signed in, and the email verified (else 403)."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            actor = _require(None)
+        except _LoginRedirect:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if actor.email_verified_at is None:
+            raise PermissionDenied("Confirm your email address first: follow the link we emailed you.")
+        return view(*args, **kwargs)
+
+    return guarded

@@ -9,11 +9,13 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.audit.service import record
-from app.auth import auth_bp
-from app.auth.forms import LoginForm
+from app.auth import accounts, auth_bp
+from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupForm
+from app.auth.guards import login_required
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
 from app.auth.sessions import end_session, start_session
 from app.core.ratelimit import rate_limited
+from app.errors import ValidationFailed
 from app.extensions import db
 
 
@@ -60,3 +62,81 @@ def logout() -> Response:
     session.clear()
     flash("You have been signed out.", "success")
     return redirect(url_for("main.index"))
+
+
+def _apply_errors(form, error: ValidationFailed) -> None:
+    """Put a service's field errors on the form's fields (or on the first field)."""
+    errors = error.extra.get("errors") or [{"field": None, "message": error.detail}]
+    for item in errors:
+        field = getattr(form, item.get("field") or "", None) or next(iter(form))
+        field.errors = [*field.errors, item["message"]]
+
+
+@auth_bp.route("/signup", methods=["GET", "POST"])
+@rate_limited("10 per hour", methods=["POST"])
+def signup() -> str | Response:
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            accounts.sign_up(form.email.data or "", form.display_name.data or "", form.password.data or "")
+        except ValidationFailed as error:
+            _apply_errors(form, error)
+            return render_template("auth/signup.html", form=form), 422
+        # The same answer whether or not the address already had an account.
+        return render_template("auth/check_inbox.html", email=form.email.data)
+    return render_template("auth/signup.html", form=form), 422 if request.method == "POST" else 200
+
+
+@auth_bp.get("/verify/<token>")
+def verify_email(token: str) -> str | Response:
+    try:
+        accounts.verify_email(token)
+    except ValidationFailed as error:
+        return render_template("auth/link_invalid.html", detail=error.detail), 400
+    flash("Your email address is confirmed.", "success")
+    return redirect(url_for("main.index"))
+
+
+@auth_bp.post("/verify/resend")
+@rate_limited("3 per hour")
+@login_required
+def resend_verification() -> Response:
+    accounts.resend_verification(current_user)
+    flash("We sent a new confirmation link. It is valid for 24 hours.", "success")
+    return redirect(url_for("account.index"))
+
+
+@auth_bp.route("/reset", methods=["GET", "POST"])
+@rate_limited("5 per hour", methods=["POST"])
+def reset_request() -> str | Response:
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        accounts.request_password_reset(form.email.data or "")
+        return render_template("auth/check_inbox.html", email=form.email.data, reset=True)
+    return render_template("auth/reset_request.html", form=form), 422 if request.method == "POST" else 200
+
+
+@auth_bp.route("/reset/<token>", methods=["GET", "POST"])
+@rate_limited("10 per hour", methods=["POST"])
+def reset_password(token: str) -> str | Response:
+    try:
+        accounts.check_reset_token(token)
+    except ValidationFailed as error:
+        return render_template("auth/link_invalid.html", detail=error.detail), 400
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.reset_password(token, form.password.data or "")
+        except accounts.InvalidAccountToken as error:
+            return render_template("auth/link_invalid.html", detail=error.detail), 400
+        except ValidationFailed as error:
+            db.session.rollback()
+            _apply_errors(form, error)
+            return render_template("auth/reset_password.html", form=form, token=token), 422
+        logout_user()
+        session.clear()
+        flash("Your password is changed and every other session is signed out. Sign in with the new one.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form, token=token), 422 if request.method == "POST" else 200

@@ -124,9 +124,11 @@ class AttemptOutcome:
 
 
 def record_success(job: Job, owner: str, duration_ms: float) -> AttemptOutcome:
+    # The payload may hold links with tokens; once delivered nothing needs it again.
     recorded = jobs.finish(
         job.id,
         owner,
+        payload={},
         status=JobStatus.succeeded,
         error=None,
         finished_at=utcnow(),

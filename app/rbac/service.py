@@ -10,7 +10,7 @@ from app.rbac.catalog import PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role, role_permissions, user_roles
 
 
-def sync_roles() -> None:
+def sync_roles(commit: bool = True) -> None:
     """Write the catalog's permissions and built-in roles; idempotent, never removes extras."""
     permissions = {p.name: p for p in db.session.scalars(select(Permission))}
     for name, description in PERMISSIONS.items():
@@ -23,13 +23,20 @@ def sync_roles() -> None:
         db.session.add(role)
         have = {p.name for p in role.permissions}
         role.permissions.extend(permissions[p] for p in sorted(granted - have))
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
 
 
 def role_named(name: str) -> Role:
+    """The role called `name`; built-in roles are written on first use if they are missing."""
     role = db.session.scalar(select(Role).where(Role.name == name))
+    if role is None and name in ROLES:
+        sync_roles(commit=False)  # part of the caller's unit of work
+        role = db.session.scalar(select(Role).where(Role.name == name))
     if role is None:
-        raise NotFound(f"No role named {name!r}; run `flask roles sync`.")
+        raise NotFound(f"No role named {name!r}.")
     return role
 
 

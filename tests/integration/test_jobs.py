@@ -14,18 +14,10 @@ from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
 from app.mail.service import queue_email
-from tests.support import MailServer, Worker, pid_alive, start_mail_server, wait_until, worker_env
+from tests.support import Worker, pid_alive, wait_until, worker_env
 
 LEASE_SECONDS = 1.5
 BACKOFF_BASE = 0.3
-
-
-@pytest.fixture()
-def smtp() -> Iterator[MailServer]:
-    server, controller = start_mail_server()
-    yield server
-    server.release_slow.set()
-    controller.stop()
 
 
 @pytest.fixture()

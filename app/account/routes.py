@@ -1,0 +1,118 @@
+"""`/account`: edit profile, change password, list and revoke sessions and API sign-ins."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, session, url_for
+from flask_login import current_user, login_user
+from werkzeug.wrappers import Response
+
+from app.account import account_bp, service
+from app.account.forms import PasswordForm, ProfileForm
+from app.audit.service import record
+from app.auth import accounts
+from app.auth.guards import login_required
+from app.auth.service import sign_out_everywhere
+from app.auth.sessions import SESSION_KEY, active_sessions, revoke_session, start_session
+from app.core.templating import is_htmx_request
+from app.errors import ValidationFailed
+from app.extensions import db
+
+
+def _page(profile: ProfileForm | None = None, password: PasswordForm | None = None, status: int = 200):
+    user = current_user
+    profile = profile or ProfileForm(data={"display_name": user.display_name, "email": user.email})
+    return render_template(
+        "account/index.html",
+        profile=profile,
+        password=password or PasswordForm(),
+        sessions=active_sessions(user.id),
+        current_sid=session.get(SESSION_KEY),
+        api_sign_ins=service.api_sign_ins(user.id),
+    ), status
+
+
+def _apply_errors(form, error: ValidationFailed) -> None:
+    errors = error.extra.get("errors") or [{"field": None, "message": error.detail}]
+    for item in errors:
+        field = getattr(form, item.get("field") or "", None) or next(iter(form))
+        field.errors = [*field.errors, item["message"]]
+
+
+def _continue_here() -> None:
+    """After an epoch bump, keep this browser signed in with a fresh session."""
+    session.clear()
+    login_user(current_user._get_current_object())
+    start_session(current_user.id)
+    db.session.commit()
+
+
+@account_bp.get("/")
+@login_required
+def index():
+    return _page()
+
+
+@account_bp.post("/profile")
+@login_required
+def update_profile():
+    form = ProfileForm()
+    if not form.validate_on_submit():
+        return _page(profile=form, status=422)
+    try:
+        pending = accounts.update_profile(current_user, form.display_name.data or "", form.email.data or "")
+    except ValidationFailed as error:
+        db.session.rollback()
+        _apply_errors(form, error)
+        return _page(profile=form, status=422)
+    flash("Profile saved." + (" Confirm the new address with the link we sent to it." if pending else ""), "success")
+    return redirect(url_for("account.index"))
+
+
+@account_bp.post("/password")
+@login_required
+def change_password():
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return _page(password=form, status=422)
+    try:
+        accounts.change_password(current_user, form.current_password.data or "", form.new_password.data or "")
+    except ValidationFailed as error:
+        db.session.rollback()
+        _apply_errors(form, error)
+        return _page(password=form, status=422)
+    _continue_here()
+    flash("Password changed. Every other session and API sign-in has been signed out.", "success")
+    return redirect(url_for("account.index"))
+
+
+@account_bp.post("/sessions/<sid>/revoke")
+@login_required
+def revoke_browser_session(sid: str) -> Response | str:
+    if not revoke_session(current_user.id, sid):
+        abort(404)
+    record("session_revoked", actor_id=current_user.id, subject_id=current_user.id)
+    db.session.commit()
+    if is_htmx_request():
+        return ""
+    flash("Session signed out.", "success")
+    return redirect(url_for("account.index"))
+
+
+@account_bp.post("/api-sign-ins/<family_id>/revoke")
+@login_required
+def revoke_api_sign_in(family_id: str) -> Response | str:
+    if not service.revoke_api_sign_in(current_user.id, family_id):
+        abort(404)
+    if is_htmx_request():
+        return ""
+    flash("API sign-in revoked.", "success")
+    return redirect(url_for("account.index"))
+
+
+@account_bp.post("/sign-out-everywhere")
+@login_required
+def sign_out_everywhere_view() -> Response:
+    sign_out_everywhere(current_user._get_current_object(), reason="user_request")
+    _continue_here()
+    flash("Every other session and API sign-in has been signed out.", "success")
+    return redirect(url_for("account.index"))

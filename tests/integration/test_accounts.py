@@ -1,0 +1,316 @@
+"""Sign-up, email verification, password reset and the account page, with emails delivered
+to a real SMTP server on loopback (jobs run inline at commit)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.audit.models import AuditEvent
+from app.extensions import db
+from app.users.models import User
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture()
+def mail_app(make_app, smtp, app):
+    return make_app(smtp_url=smtp.url)
+
+
+@pytest.fixture()
+def browser(mail_app):
+    return mail_app.test_client()
+
+
+def _csrf(client, path):
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+    return match.group(1)
+
+
+def _post(client, path, form_path=None, **data):
+    return client.post(path, data={"csrf_token": _csrf(client, form_path or path), **data})
+
+
+def _link(delivery) -> str:
+    body = delivery.message.get_payload(decode=True).decode()
+    return re.search(r"http://localhost(/\S+)", body).group(1)
+
+
+def _user(app, email) -> User:
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == email))
+        db.session.expunge(user)
+        return user
+
+
+def _audit(app, name) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(AuditEvent).where(AuditEvent.event == name))
+
+
+def _signup(client, email="new@example.com", password=PASSWORD, name="Newcomer"):
+    return _post(client, "/auth/signup", email=email, display_name=name, password=password)
+
+
+def _login(client, email, password=PASSWORD):
+    return _post(client, "/auth/login", email=email, password=password)
+
+
+def test_sign_up_creates_an_unverified_user_with_the_user_role_and_emails_a_link(browser, smtp, app):
+    response = _signup(browser, email="New@Example.com")
+    assert response.status_code == 200 and "Check your inbox" in response.get_data(as_text=True)
+    user = _user(app, "new@example.com")
+    assert user.email_verified_at is None and user.password_hash.startswith("$argon2id$")
+    with app.app_context():
+        assert db.session.get(User, user.id).role_names == ["user"]
+    [delivery] = smtp.deliveries
+    assert delivery.recipients == ["new@example.com"] and "/auth/verify/" in _link(delivery)
+    assert _audit(app, "signup") == 1
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short", "at least 12"),
+        ("new@example.com", "must not be your email"),
+        ("Qwerty123456", "too common"),
+    ],
+)
+def test_sign_up_enforces_the_password_policy(browser, password, message):
+    response = _signup(browser, password=password)
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+
+
+def test_sign_up_with_a_taken_email_answers_the_same_and_warns_the_owner(browser, smtp, make_user, app):
+    make_user(email="taken@example.com")
+    taken = _signup(browser, email="taken@example.com", name="Someone")
+    fresh = _signup(browser, email="fresh@example.com", name="Someone")
+    assert taken.status_code == fresh.status_code == 200
+    strip = lambda r, e: re.sub(r'value="[^"]*"', "", r.get_data(as_text=True)).replace(e, "X")  # noqa: E731
+    assert strip(taken, "taken@example.com") == strip(fresh, "fresh@example.com")
+    subjects = {d.recipients[0]: d.message["Subject"] for d in smtp.deliveries}
+    assert subjects == {
+        "taken@example.com": "You already have a Hearth account",
+        "fresh@example.com": "Confirm your email address for Hearth",
+    }
+
+
+def test_the_verification_link_works_once(browser, smtp, app):
+    _signup(browser)
+    link = _link(smtp.deliveries[0])
+    assert browser.get(link).status_code == 302
+    assert _user(app, "new@example.com").email_verified_at is not None
+    assert browser.get(link).status_code == 400  # single use
+
+
+def test_unverified_users_can_sign_in_but_see_the_banner_and_can_resend(browser, smtp, app):
+    _signup(browser)
+    assert _login(browser, "new@example.com").status_code == 302
+    home = browser.get("/").get_data(as_text=True)
+    assert "Please confirm" in home and "Send the link again" in home
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
+    assert browser.post("/auth/verify/resend", data={"csrf_token": token}).status_code == 302
+    assert len(smtp.deliveries) == 2
+    statuses = [browser.post("/auth/verify/resend", data={"csrf_token": token}).status_code for _ in range(3)]
+    assert statuses[-1] == 429  # resending is rate limited
+
+
+def test_verified_email_guard(make_app, make_user, app):
+    from app.auth.guards import verified_email_required
+    from app.core.database import utcnow
+
+    test_app = make_app()
+
+    @test_app.get("/_needs_verified")
+    @verified_email_required
+    def needs_verified():
+        return "ok"
+
+    make_user(email="unverified@example.com")
+    make_user(email="verified@example.com", email_verified_at=utcnow())
+    for email, status in (("unverified@example.com", 403), ("verified@example.com", 200)):
+        client = test_app.test_client()
+        _login(client, email)
+        assert client.get("/_needs_verified").status_code == status
+
+
+def test_password_reset_answers_the_same_for_unknown_emails(browser, smtp, make_user):
+    make_user(email="known@example.com")
+    known = _post(browser, "/auth/reset", email="known@example.com")
+    unknown = _post(browser, "/auth/reset", email="unknown@example.com")
+    assert known.status_code == unknown.status_code == 200
+    assert re.sub(r"\S+@example.com", "X", known.get_data(as_text=True)) == re.sub(
+        r"\S+@example.com", "X", unknown.get_data(as_text=True)
+    )
+    assert [d.recipients for d in smtp.deliveries] == [["known@example.com"]]
+
+
+def test_password_reset_sets_the_password_once_and_ends_every_session_and_token(
+    mail_app, browser, smtp, make_user, app
+):
+    make_user(email="forgot@example.com")
+    other = mail_app.test_client()
+    _login(other, "forgot@example.com")
+    api_pair = other.post("/api/v1/auth/token", json={"email": "forgot@example.com", "password": PASSWORD}).json
+    _post(browser, "/auth/reset", email="forgot@example.com")
+    link = _link(smtp.deliveries[-1])
+    weak = _post(browser, link, password="short")
+    assert weak.status_code == 422
+    done = _post(browser, link, password="a completely new passphrase")
+    assert done.status_code == 302 and done.headers["Location"] == "/auth/login"
+    assert browser.get(link).status_code == 400  # used
+    assert _login(browser, "forgot@example.com", "a completely new passphrase").status_code == 302
+    assert "Sign out" not in other.get("/").get_data(as_text=True)  # the other browser is out
+    assert other.post("/api/v1/auth/refresh", json={"refresh_token": api_pair["refresh_token"]}).status_code == 401
+    assert other.get("/api/v1/me", headers={"Authorization": f"Bearer {api_pair['access_token']}"}).status_code == 401
+
+
+def test_reset_tokens_expire_after_an_hour(browser, smtp, make_user, app):
+    from datetime import timedelta
+
+    from app.auth.models import AccountToken
+
+    make_user(email="late@example.com")
+    _post(browser, "/auth/reset", email="late@example.com")
+    link = _link(smtp.deliveries[-1])
+    with app.app_context():
+        token = db.session.scalar(db.select(AccountToken))
+        assert timedelta(minutes=59) < token.expires_at - token.created_at <= timedelta(hours=1)
+        token.expires_at = token.created_at
+        db.session.commit()
+    assert browser.get(link).status_code == 400
+
+
+def test_account_page_edits_profile_and_reverifies_a_new_email(browser, smtp, make_user, app):
+    make_user(email="me@example.com", display_name="Me")
+    _login(browser, "me@example.com")
+    page = browser.get("/account/")
+    assert page.status_code == 200 and "This browser" in page.get_data(as_text=True)
+    response = _post(browser, "/account/profile", "/account/", display_name="Renamed", email="moved@example.com")
+    assert response.status_code == 302
+    user = _user(app, "me@example.com")  # the email only changes once confirmed
+    assert user.display_name == "Renamed"
+    [delivery] = smtp.deliveries
+    assert delivery.recipients == ["moved@example.com"]
+    browser.get(_link(delivery))
+    assert _user(app, "moved@example.com").id == user.id
+
+
+def test_account_password_change_needs_the_current_password_and_keeps_this_browser(mail_app, browser, make_user, app):
+    make_user(email="pw@example.com")
+    other = mail_app.test_client()
+    _login(other, "pw@example.com")
+    _login(browser, "pw@example.com")
+    wrong = _post(browser, "/account/password", "/account/", current_password="nope nope nope", new_password="x" * 20)
+    assert wrong.status_code == 422 and "not correct" in wrong.get_data(as_text=True)
+    ok = _post(
+        browser, "/account/password", "/account/", current_password=PASSWORD, new_password="another fine passphrase"
+    )
+    assert ok.status_code == 302
+    assert browser.get("/account/").status_code == 200  # still signed in here
+    assert other.get("/account/").status_code == 302  # the other session is gone
+
+
+def test_sessions_are_listed_and_can_be_revoked_one_by_one(mail_app, browser, make_user, app):
+    make_user(email="multi@example.com")
+    phone = mail_app.test_client()
+    _login(phone, "multi@example.com")
+    _login(browser, "multi@example.com")
+    html = browser.get("/account/").get_data(as_text=True)
+    sids = sorted(set(re.findall(r"/account/sessions/([^/]+)/revoke", html)))
+    assert len(sids) == 1  # the other browser; this one is marked "This browser"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    response = browser.post(
+        f"/account/sessions/{sids[0]}/revoke", data={"csrf_token": token}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200 and response.get_data(as_text=True) == ""
+    assert phone.get("/account/").status_code == 302
+    assert browser.get("/account/").status_code == 200
+    # someone else's session id is not found
+    assert browser.post(f"/account/sessions/{sids[0]}/revoke", data={"csrf_token": token}).status_code == 404
+
+
+def test_api_sign_ins_are_listed_and_revocable(browser, make_user):
+    make_user(email="dev@example.com")
+    pair = browser.post(
+        "/api/v1/auth/token",
+        json={"email": "dev@example.com", "password": PASSWORD},
+        headers={"User-Agent": "deploy-bot/1.0"},
+    ).json
+    _login(browser, "dev@example.com")
+    html = browser.get("/account/").get_data(as_text=True)
+    assert "deploy-bot/1.0" in html
+    family = re.search(r"/account/api-sign-ins/([^/]+)/revoke", html).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    assert browser.post(f"/account/api-sign-ins/{family}/revoke", data={"csrf_token": token}).status_code == 302
+    assert browser.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+
+
+def test_sessions_end_after_the_idle_limit(browser, make_user, app):
+    from datetime import timedelta
+
+    from app.auth.models import UserSession
+
+    make_user(email="idle@example.com")
+    _login(browser, "idle@example.com")
+    assert browser.get("/account/").status_code == 200
+    with app.app_context():
+        row = db.session.scalar(db.select(UserSession))
+        row.last_seen_at = row.last_seen_at - timedelta(minutes=121)
+        db.session.commit()
+    assert browser.get("/account/").status_code == 302
+
+
+def test_sessions_end_at_the_absolute_limit(browser, make_user, app):
+    from app.auth.models import UserSession
+    from app.core.database import utcnow
+
+    make_user(email="old@example.com")
+    _login(browser, "old@example.com")
+    with app.app_context():
+        db.session.scalar(db.select(UserSession)).expires_at = utcnow()
+        db.session.commit()
+    assert browser.get("/account/").status_code == 302
+
+
+def test_logout_revokes_the_session_record(browser, make_user, app):
+    from app.auth.models import UserSession
+
+    make_user(email="bye@example.com")
+    _login(browser, "bye@example.com")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").get_data(as_text=True)).group(1)
+    browser.post("/auth/logout", data={"csrf_token": token})
+    with app.app_context():
+        assert db.session.scalar(db.select(UserSession)).revoked_at is not None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/auth/signup",
+        "/auth/reset",
+        "/account/profile",
+        "/account/password",
+        "/account/sign-out-everywhere",
+        "/auth/verify/resend",
+        "/auth/login",
+        "/auth/logout",
+    ],
+)
+def test_every_unsafe_form_route_refuses_a_missing_csrf_token(browser, make_user, path):
+    make_user(email="csrf@example.com")
+    _login(browser, "csrf@example.com")
+    assert browser.post(path, data={"email": "x@example.com"}).status_code == 400
+
+
+def test_the_job_payload_with_the_link_is_dropped_once_sent(browser, smtp, app):
+    from app.jobs.models import Job
+
+    _signup(browser)
+    with app.app_context():
+        job = db.session.scalar(db.select(Job))
+        assert job.status == "succeeded" and job.payload == {}
+        assert job.args_summary == {"to": "new@example.com", "template": "verify_email"}

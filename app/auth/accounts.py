@@ -30,7 +30,7 @@ from app.users.service import checked_email, grant_role
 users = UserRepository()
 
 VERIFY_EMAIL = "verify_email"
-RESET_PASSWORD = "reset_password"
+RESET_PASSWORD = "reset_password"  # noqa: S105  (a token purpose, not a secret)
 TOKEN_LIFETIMES = {VERIFY_EMAIL: timedelta(hours=24), RESET_PASSWORD: timedelta(hours=1)}
 
 

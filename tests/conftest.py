@@ -11,6 +11,7 @@ settings; `app` is the session's default app with migrations applied.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import uuid
@@ -178,11 +179,18 @@ def db_session(app: Flask) -> Iterator[Any]:
         db.session.remove()
 
 
+@functools.cache
+def _hash_once(password: str) -> str:
+    """argon2 costs ~50 ms by design; factories reuse one hash per distinct password."""
+    from app.users.passwords import hash_password
+
+    return hash_password(password)
+
+
 @pytest.fixture()
 def make_user(app: Flask) -> Callable[..., Any]:
     """Factory: `make_user(email=..., roles=["manager"])` committed to the database."""
     from app.users.models import User
-    from app.users.passwords import hash_password
 
     counter = iter(range(1, 1_000_000))
 
@@ -200,7 +208,7 @@ def make_user(app: Flask) -> Callable[..., Any]:
             user = User(
                 email=email or f"user{next(counter)}@example.com",
                 display_name=fields.pop("display_name", "Test User"),
-                password_hash=hash_password(password),
+                password_hash=_hash_once(password),
                 **fields,
             )
             db.session.add(user)

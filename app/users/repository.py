@@ -15,3 +15,33 @@ class UserRepository(Repository[User]):
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+SORTABLE = {"email", "display_name", "created_at", "last_login_at"}
+
+
+def user_list_statement(q: str | None = None, role: str | None = None, status: str | None = None,
+                        sort: str = "email"):
+    """Users matching the filters, in `sort` order (`-field` for descending). Roles come with
+    one extra query per page (selectin), never one per user."""
+    from sqlalchemy import or_, select
+
+    from app.rbac.models import Role, user_roles
+
+    statement = select(User)
+    if q:
+        pattern = f"%{q.lower()}%"
+        statement = statement.where(or_(User.email.like(pattern), User.display_name.ilike(pattern)))
+    if role:
+        statement = statement.where(User.id.in_(
+            select(user_roles.c.user_id).join(Role, Role.id == user_roles.c.role_id).where(Role.name == role)))
+    if status == "active":
+        statement = statement.where(User.deleted_at.is_(None), User.is_active_account.is_(True))
+    elif status == "disabled":
+        statement = statement.where(User.deleted_at.is_(None), User.is_active_account.is_(False))
+    elif status == "deleted":
+        statement = statement.where(User.deleted_at.is_not(None))
+    else:
+        statement = statement.where(User.deleted_at.is_(None))
+    column = getattr(User, sort.lstrip("-"))
+    return statement.order_by(column.desc() if sort.startswith("-") else column.asc(), User.id)

@@ -89,7 +89,9 @@ def test_sign_up_with_a_taken_email_answers_the_same_and_warns_the_owner(browser
     taken = _signup(browser, email="taken@example.com", name="Someone")
     fresh = _signup(browser, email="fresh@example.com", name="Someone")
     assert taken.status_code == fresh.status_code == 200
-    strip = lambda r, e: re.sub(r'value="[^"]*"', "", r.get_data(as_text=True)).replace(e, "X")  # noqa: E731
+    strip = lambda r, e: re.sub(
+        r'value="[^"]*"|[\w-]{16,}\.[\w-]{4,}\.[\w-]{16,}', "", r.get_data(as_text=True)
+    ).replace(e, "X")
     assert strip(taken, "taken@example.com") == strip(fresh, "fresh@example.com")
     subjects = {d.recipients[0]: d.message["Subject"] for d in smtp.deliveries}
     assert subjects == {
@@ -142,8 +144,9 @@ def test_password_reset_answers_the_same_for_unknown_emails(browser, smtp, make_
     known = _post(browser, "/auth/reset", email="known@example.com")
     unknown = _post(browser, "/auth/reset", email="unknown@example.com")
     assert known.status_code == unknown.status_code == 200
-    assert re.sub(r"\S+@example.com", "X", known.get_data(as_text=True)) == re.sub(
-        r"\S+@example.com", "X", unknown.get_data(as_text=True)
+    tokens_and_addresses = r"\S+@example.com|[\w-]{16,}\.[\w-]{4,}\.[\w-]{16,}"
+    assert re.sub(tokens_and_addresses, "X", known.get_data(as_text=True)) == re.sub(
+        tokens_and_addresses, "X", unknown.get_data(as_text=True)
     )
     assert [d.recipients for d in smtp.deliveries] == [["known@example.com"]]
 

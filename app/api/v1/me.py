@@ -1,21 +1,29 @@
-"""`GET /api/v1/me`."""
+"""`GET /api/v1/me`, `PATCH /api/v1/me`."""
 
 from __future__ import annotations
 
 from app.api.openapi import api_operation
 from app.api.v1 import v1_bp
-from app.api.v1.schemas import MeOut
+from app.api.v1.schemas import MeOut, MePatch
+from app.auth import accounts
 from app.auth.guards import actor_permissions, current_actor
+
+
+def _me() -> MeOut:
+    user = current_actor()
+    return MeOut(id=user.id, email=user.email, display_name=user.display_name, roles=user.role_names,
+                 permissions=sorted(actor_permissions(user)), email_verified=user.email_verified_at is not None)
 
 
 @api_operation(v1_bp, "/me", summary="The signed-in user", tags=("users",), response=MeOut, auth=True)
 def get_me() -> MeOut:
+    return _me()
+
+
+@api_operation(v1_bp, "/me", method="PATCH", summary="Update my profile", tags=("users",), body=MePatch,
+               response=MeOut, auth=True)
+def update_me(body: MePatch) -> MeOut:
+    """A new email address is only taken once the confirmation link sent to it is used."""
     user = current_actor()
-    return MeOut(
-        id=user.id,
-        email=user.email,
-        display_name=user.display_name,
-        roles=user.role_names,
-        permissions=sorted(actor_permissions(user)),
-        email_verified=user.email_verified_at is not None,
-    )
+    accounts.update_profile(user, body.display_name or user.display_name, body.email or user.email)
+    return _me()

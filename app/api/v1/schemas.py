@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.pagination import PageQuery
 
 
 class StatusOut(BaseModel):
@@ -39,3 +44,50 @@ class MeOut(BaseModel):
     roles: list[str]
     permissions: list[str]
     email_verified: bool
+
+
+class MePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=120)
+    email: str | None = Field(default=None, min_length=3, max_length=320,
+                              description="A new address takes effect once its confirmation link is used")
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    display_name: str
+    roles: list[str] = Field(validation_alias="role_names")
+    status: str = Field(examples=["active", "disabled", "deleted"])
+    email_verified_at: datetime | None
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserListQuery(PageQuery):
+    q: str | None = Field(default=None, max_length=100, description="Part of the email or display name")
+    role: str | None = Field(default=None, max_length=64)
+    status: Literal["active", "disabled", "deleted"] | None = None
+    sort: Literal["email", "-email", "display_name", "-display_name", "created_at", "-created_at",
+                  "last_login_at", "-last_login_at"] = "email"
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=120)
+    is_active: bool | None = None
+    roles: list[str] | None = Field(default=None, max_length=10, description="Needs roles:manage")
+
+
+class RoleOut(BaseModel):
+    name: str
+    description: str
+    permissions: list[str]
+
+
+class RoleList(BaseModel):
+    items: list[RoleOut]

@@ -19,8 +19,15 @@ def get_user(user_id: int, include_deleted: bool = False) -> User:
     return user
 
 
-def update_user(actor: User, actor_permissions: frozenset[str], user: User, *, display_name: str | None = None,
-                is_active: bool | None = None, roles: list[str] | None = None) -> User:
+def update_user(
+    actor: User,
+    actor_permissions: frozenset[str],
+    user: User,
+    *,
+    display_name: str | None = None,
+    is_active: bool | None = None,
+    roles: list[str] | None = None,
+) -> User:
     if display_name is not None:
         user.display_name = display_name.strip()
     if is_active is not None and is_active != user.is_active_account:
@@ -39,8 +46,10 @@ def update_user(actor: User, actor_permissions: frozenset[str], user: User, *, d
         try:
             user.roles = [role_named(name) for name in wanted]
         except NotFound as error:
-            raise ValidationFailed(error.detail, errors=[
-                {"field": "roles", "location": "body", "message": error.detail, "type": "value_error"}]) from None
+            raise ValidationFailed(
+                error.detail,
+                errors=[{"field": "roles", "location": "body", "message": error.detail, "type": "value_error"}],
+            ) from None
         record("roles_changed", actor_id=actor.id, subject_id=user.id, roles=wanted)
     record("user_updated", actor_id=actor.id, subject_id=user.id)
     db.session.commit()

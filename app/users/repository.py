@@ -20,8 +20,7 @@ def normalise_email(email: str) -> str:
 SORTABLE = {"email", "display_name", "created_at", "last_login_at"}
 
 
-def user_list_statement(q: str | None = None, role: str | None = None, status: str | None = None,
-                        sort: str = "email"):
+def user_list_statement(q: str | None = None, role: str | None = None, status: str | None = None, sort: str = "email"):
     """Users matching the filters, in `sort` order (`-field` for descending). Roles come with
     one extra query per page (selectin), never one per user."""
     from sqlalchemy import or_, select
@@ -33,8 +32,11 @@ def user_list_statement(q: str | None = None, role: str | None = None, status: s
         pattern = f"%{q.lower()}%"
         statement = statement.where(or_(User.email.like(pattern), User.display_name.ilike(pattern)))
     if role:
-        statement = statement.where(User.id.in_(
-            select(user_roles.c.user_id).join(Role, Role.id == user_roles.c.role_id).where(Role.name == role)))
+        statement = statement.where(
+            User.id.in_(
+                select(user_roles.c.user_id).join(Role, Role.id == user_roles.c.role_id).where(Role.name == role)
+            )
+        )
     if status == "active":
         statement = statement.where(User.deleted_at.is_(None), User.is_active_account.is_(True))
     elif status == "disabled":

@@ -89,9 +89,12 @@ def test_sign_up_with_a_taken_email_answers_the_same_and_warns_the_owner(browser
     taken = _signup(browser, email="taken@example.com", name="Someone")
     fresh = _signup(browser, email="fresh@example.com", name="Someone")
     assert taken.status_code == fresh.status_code == 200
-    strip = lambda r, e: re.sub(
-        r'value="[^"]*"|[\w-]{16,}\.[\w-]{4,}\.[\w-]{16,}', "", r.get_data(as_text=True)
-    ).replace(e, "X")
+
+    def strip(response, email):
+        return re.sub(r'value="[^"]*"|[\w-]{16,}\.[\w-]{4,}\.[\w-]{16,}', "", response.get_data(as_text=True)).replace(
+            email, "X"
+        )
+
     assert strip(taken, "taken@example.com") == strip(fresh, "fresh@example.com")
     subjects = {d.recipients[0]: d.message["Subject"] for d in smtp.deliveries}
     assert subjects == {

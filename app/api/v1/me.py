@@ -11,8 +11,14 @@ from app.auth.guards import actor_permissions, current_actor
 
 def _me() -> MeOut:
     user = current_actor()
-    return MeOut(id=user.id, email=user.email, display_name=user.display_name, roles=user.role_names,
-                 permissions=sorted(actor_permissions(user)), email_verified=user.email_verified_at is not None)
+    return MeOut(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        roles=user.role_names,
+        permissions=sorted(actor_permissions(user)),
+        email_verified=user.email_verified_at is not None,
+    )
 
 
 @api_operation(v1_bp, "/me", summary="The signed-in user", tags=("users",), response=MeOut, auth=True)
@@ -20,8 +26,9 @@ def get_me() -> MeOut:
     return _me()
 
 
-@api_operation(v1_bp, "/me", method="PATCH", summary="Update my profile", tags=("users",), body=MePatch,
-               response=MeOut, auth=True)
+@api_operation(
+    v1_bp, "/me", method="PATCH", summary="Update my profile", tags=("users",), body=MePatch, response=MeOut, auth=True
+)
 def update_me(body: MePatch) -> MeOut:
     """A new email address is only taken once the confirmation link sent to it is used."""
     user = current_actor()

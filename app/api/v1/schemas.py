@@ -50,8 +50,12 @@ class MePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     display_name: str | None = Field(default=None, min_length=1, max_length=120)
-    email: str | None = Field(default=None, min_length=3, max_length=320,
-                              description="A new address takes effect once its confirmation link is used")
+    email: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=320,
+        description="A new address takes effect once its confirmation link is used",
+    )
 
 
 class UserOut(BaseModel):
@@ -71,8 +75,16 @@ class UserListQuery(PageQuery):
     q: str | None = Field(default=None, max_length=100, description="Part of the email or display name")
     role: str | None = Field(default=None, max_length=64)
     status: Literal["active", "disabled", "deleted"] | None = None
-    sort: Literal["email", "-email", "display_name", "-display_name", "created_at", "-created_at",
-                  "last_login_at", "-last_login_at"] = "email"
+    sort: Literal[
+        "email",
+        "-email",
+        "display_name",
+        "-display_name",
+        "created_at",
+        "-created_at",
+        "last_login_at",
+        "-last_login_at",
+    ] = "email"
 
 
 class UserPatch(BaseModel):

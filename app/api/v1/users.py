@@ -18,31 +18,64 @@ from app.users.repository import UserRepository, user_list_statement
 users = UserRepository()
 
 
-@api_operation(v1_bp, "/users", summary="List users", tags=("users",), query=UserListQuery, response=UserOut,
-               paginated=True, permission="users:read")
+@api_operation(
+    v1_bp,
+    "/users",
+    summary="List users",
+    tags=("users",),
+    query=UserListQuery,
+    response=UserOut,
+    paginated=True,
+    permission="users:read",
+)
 def list_users(query: UserListQuery) -> Page:
     """Deleted users are listed only with `status=deleted`."""
     statement = user_list_statement(q=query.q, role=query.role, status=query.status, sort=query.sort)
     return users.paginate(statement, query.page, query.per_page)
 
 
-@api_operation(v1_bp, "/users/<int:user_id>", summary="Get a user", tags=("users",), response=UserOut,
-               permission="users:read", errors=(404,))
+@api_operation(
+    v1_bp,
+    "/users/<int:user_id>",
+    summary="Get a user",
+    tags=("users",),
+    response=UserOut,
+    permission="users:read",
+    errors=(404,),
+)
 def get_user(user_id: int) -> UserOut:
     return UserOut.model_validate(admin.get_user(user_id, include_deleted=True), from_attributes=True)
 
 
-@api_operation(v1_bp, "/users/<int:user_id>", method="PATCH", summary="Update a user", tags=("users",),
-               body=UserPatch, response=UserOut, permission="users:write", errors=(404, 409))
+@api_operation(
+    v1_bp,
+    "/users/<int:user_id>",
+    method="PATCH",
+    summary="Update a user",
+    tags=("users",),
+    body=UserPatch,
+    response=UserOut,
+    permission="users:write",
+    errors=(404, 409),
+)
 def update_user(user_id: int, body: UserPatch) -> UserOut:
     """Disabling signs the user out everywhere at once. Changing `roles` also needs roles:manage."""
     actor = current_actor()
-    user = admin.update_user(actor, actor_permissions(actor), admin.get_user(user_id), **body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    user = admin.update_user(actor, actor_permissions(actor), admin.get_user(user_id), **changes)
     return UserOut.model_validate(user, from_attributes=True)
 
 
-@api_operation(v1_bp, "/users/<int:user_id>", method="DELETE", summary="Delete a user", tags=("users",),
-               status=204, permission="users:delete", errors=(404, 409))
+@api_operation(
+    v1_bp,
+    "/users/<int:user_id>",
+    method="DELETE",
+    summary="Delete a user",
+    tags=("users",),
+    status=204,
+    permission="users:delete",
+    errors=(404, 409),
+)
 def delete_user(user_id: int) -> Response:
     """Soft delete: the account stays for the audit trail but can no longer be used."""
     admin.delete_user(current_actor(), admin.get_user(user_id))
@@ -52,5 +85,9 @@ def delete_user(user_id: int) -> Response:
 @api_operation(v1_bp, "/roles", summary="List roles", tags=("roles",), response=RoleList, permission="users:read")
 def list_roles() -> RoleList:
     roles = db.session.scalars(select(Role).order_by(Role.name))
-    return RoleList(items=[RoleOut(name=role.name, description=role.description,
-                                   permissions=sorted(p.name for p in role.permissions)) for role in roles])
+    return RoleList(
+        items=[
+            RoleOut(name=role.name, description=role.description, permissions=sorted(p.name for p in role.permissions))
+            for role in roles
+        ]
+    )

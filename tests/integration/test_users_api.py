@@ -90,9 +90,9 @@ def test_listing_runs_the_same_number_of_queries_whatever_the_page_size(client, 
     with app.app_context():
         engine = db.engine
     for size in (2, 25):
-        statements = []
+        statements: list[int] = []
 
-        def count(*_args, **_kwargs):
+        def count(*_args, statements=statements, **_kwargs):
             statements.append(1)
 
         event.listen(engine, "before_cursor_execute", count)

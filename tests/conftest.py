@@ -279,3 +279,26 @@ def smtp() -> Iterator[Any]:
     yield server
     server.release_slow.set()
     controller.stop()
+
+
+@pytest.fixture()
+def hung_redis_url():
+    """A TCP server that accepts connections and never answers: a hung Redis."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted = []
+
+    def accept_forever():
+        while True:
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()

@@ -114,3 +114,16 @@ def verified_email_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return guarded
+
+
+def ensure_owner_or(permission: str, owner_id: int | None) -> User:
+    """Object-level check for every route that loads an object by id: the actor owns it, or
+    holds `permission` (e.g. "uploads:read_any"). Others get 404, so ids cannot be probed."""
+    actor = require_actor()
+    if owner_id is not None and owner_id == actor.id:
+        return actor
+    if permission in actor_permissions(actor):
+        return actor
+    from app.errors import NotFound
+
+    raise NotFound()

@@ -156,6 +156,13 @@ def test_alg_none_wrong_audience_wrong_key_and_expired_tokens_are_refused(client
             headers={"typ": "at+jwt"},
         ),
         "wrong typ": _forge(app, claims={"sub": str(api_user.id)}, headers={"typ": "JWT"}),
+        # an attacker's key offered in the header (jwk/jku) is never used to verify
+        "embedded jwk": _forge(
+            app,
+            claims={"sub": str(api_user.id)},
+            key="a" * 48,
+            headers={"typ": "at+jwt", "jwk": {"kty": "oct", "k": "YWFh"}, "jku": "https://evil"},
+        ),
         "garbage": "not.a.token",
     }
     for label, token in refused.items():

@@ -184,3 +184,33 @@ def test_remember_cookie_is_httponly_lax_and_short_lived(make_user, make_app):
 
     lifetime = parsedate_to_datetime(expires) - utcnow()
     assert 13 <= lifetime.days <= 14
+
+
+def test_production_cookies_are_host_prefixed_secure_and_sessions_bounded(make_app):
+    app = make_app(
+        app_env="production",
+        database_url="postgresql://hearth@127.0.0.1:1/hearth",
+        redis_url="redis://127.0.0.1:1/0",
+        smtp_url="smtp://127.0.0.1:1",
+    )
+    assert app.config["SESSION_COOKIE_NAME"] == "__Host-session" and app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["REMEMBER_COOKIE_NAME"] == "__Host-remember" and app.config["REMEMBER_COOKIE_SECURE"] is True
+    assert app.config["REMEMBER_COOKIE_DURATION"].days == 14
+    assert app.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 120 * 60
+    assert app.config["WTF_CSRF_TIME_LIMIT"] is None  # CSRF tokens last as long as the session
+
+
+def test_a_hung_redis_never_turns_a_login_into_a_500(make_app, make_user, hung_redis_url):
+    make_user(email="redis@example.com")
+    client = make_app(redis_url=hung_redis_url, jobs_immediate=False).test_client()
+    assert _login(client, "redis@example.com", "wrong password!!").status_code == 401
+    assert _login(client, "redis@example.com").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "path", ["/account/sessions/abc/revoke", "/account/api-sign-ins/abc/revoke", "/auth/reset/some-token"]
+)
+def test_more_unsafe_routes_refuse_a_missing_csrf_token(client, make_user, path):
+    make_user(email="c2@example.com")
+    _login(client, "c2@example.com")
+    assert client.post(path, data={"password": "x"}).status_code == 400

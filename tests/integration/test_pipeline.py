@@ -269,29 +269,6 @@ def test_browser_posts_need_the_csrf_token_but_api_posts_do_not(make_app):
 # A hung Redis -------------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def hung_redis_url():
-    """A TCP server that accepts connections and never answers: a hung Redis."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    accepted = []
-
-    def accept_forever():
-        while True:
-            try:
-                accepted.append(server.accept())
-            except OSError:
-                return
-
-    threading.Thread(target=accept_forever, daemon=True).start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    server.close()
-
-
 def test_a_hung_redis_slows_requests_only_by_the_short_timeout(make_app, hung_redis_url):
     import time
 

@@ -155,3 +155,23 @@ def test_cli_create_admin(app):
 
         admin = UserRepository().find_by_email("root@example.com")
         assert admin.role_names == ["admin"]
+
+
+def test_ownership_helper_allows_owners_and_permission_holders_and_hides_the_rest(make_app, make_user):
+    from app.auth.guards import ensure_owner_or
+
+    app = make_app()
+
+    @app.get("/api/test/things/<int:owner_id>")
+    def thing(owner_id: int):
+        ensure_owner_or("uploads:read_any", owner_id)
+        return {"ok": True}
+
+    owner = make_user(email="owner@example.com", roles=("user",))
+    make_user(email="other@example.com", roles=("user",))
+    make_user(email="boss@example.com", roles=("manager",))
+    client = app.test_client()
+    assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "owner@example.com")).status_code == 200
+    assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "other@example.com")).status_code == 404
+    assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "boss@example.com")).status_code == 200
+    assert client.get(f"/api/test/things/{owner.id}").status_code == 401

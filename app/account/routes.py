@@ -13,6 +13,7 @@ from app.auth import accounts
 from app.auth.guards import login_required
 from app.auth.service import sign_out_everywhere
 from app.auth.sessions import SESSION_KEY, active_sessions, revoke_session, start_session
+from app.core.forms import apply_service_errors
 from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -29,13 +30,6 @@ def _page(profile: ProfileForm | None = None, password: PasswordForm | None = No
         current_sid=session.get(SESSION_KEY),
         api_sign_ins=service.api_sign_ins(user.id),
     ), status
-
-
-def _apply_errors(form, error: ValidationFailed) -> None:
-    errors = error.extra.get("errors") or [{"field": None, "message": error.detail}]
-    for item in errors:
-        field = getattr(form, item.get("field") or "", None) or next(iter(form))
-        field.errors = [*field.errors, item["message"]]
 
 
 def _continue_here() -> None:
@@ -62,7 +56,7 @@ def update_profile():
         pending = accounts.update_profile(current_user, form.display_name.data or "", form.email.data or "")
     except ValidationFailed as error:
         db.session.rollback()
-        _apply_errors(form, error)
+        apply_service_errors(form, error)
         return _page(profile=form, status=422)
     flash("Profile saved." + (" Confirm the new address with the link we sent to it." if pending else ""), "success")
     return redirect(url_for("account.index"))
@@ -78,7 +72,7 @@ def change_password():
         accounts.change_password(current_user, form.current_password.data or "", form.new_password.data or "")
     except ValidationFailed as error:
         db.session.rollback()
-        _apply_errors(form, error)
+        apply_service_errors(form, error)
         return _page(password=form, status=422)
     _continue_here()
     flash("Password changed. Every other session and API sign-in has been signed out.", "success")

@@ -14,6 +14,7 @@ from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupF
 from app.auth.guards import login_required
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
 from app.auth.sessions import end_session, start_session
+from app.core.forms import apply_service_errors
 from app.core.ratelimit import rate_limited
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -64,14 +65,6 @@ def logout() -> Response:
     return redirect(url_for("main.index"))
 
 
-def _apply_errors(form, error: ValidationFailed) -> None:
-    """Put a service's field errors on the form's fields (or on the first field)."""
-    errors = error.extra.get("errors") or [{"field": None, "message": error.detail}]
-    for item in errors:
-        field = getattr(form, item.get("field") or "", None) or next(iter(form))
-        field.errors = [*field.errors, item["message"]]
-
-
 @auth_bp.route("/signup", methods=["GET", "POST"])
 @rate_limited("10 per hour", methods=["POST"])
 def signup() -> str | Response:
@@ -82,7 +75,7 @@ def signup() -> str | Response:
         try:
             accounts.sign_up(form.email.data or "", form.display_name.data or "", form.password.data or "")
         except ValidationFailed as error:
-            _apply_errors(form, error)
+            apply_service_errors(form, error)
             return render_template("auth/signup.html", form=form), 422
         # The same answer whether or not the address already had an account.
         return render_template("auth/check_inbox.html", email=form.email.data)
@@ -133,7 +126,7 @@ def reset_password(token: str) -> str | Response:
             return render_template("auth/link_invalid.html", detail=error.detail), 400
         except ValidationFailed as error:
             db.session.rollback()
-            _apply_errors(form, error)
+            apply_service_errors(form, error)
             return render_template("auth/reset_password.html", form=form, token=token), 422
         logout_user()
         session.clear()

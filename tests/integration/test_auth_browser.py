@@ -214,3 +214,17 @@ def test_more_unsafe_routes_refuse_a_missing_csrf_token(client, make_user, path)
     make_user(email="c2@example.com")
     _login(client, "c2@example.com")
     assert client.post(path, data={"password": "x"}).status_code == 400
+
+
+def test_hashes_with_old_parameters_are_upgraded_at_login(client, make_user, app):
+    from argon2 import PasswordHasher
+
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    user = make_user(email="old-hash@example.com")
+    with app.app_context():
+        db.session.get(User, user.id).password_hash = weak
+        db.session.commit()
+    assert _login(client, "old-hash@example.com").status_code == 302
+    with app.app_context():
+        upgraded = db.session.get(User, user.id).password_hash
+    assert upgraded != weak and "m=65536" in upgraded

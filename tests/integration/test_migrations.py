@@ -72,6 +72,7 @@ def test_0002_turns_is_admin_flags_into_the_admin_role(make_app, new_database):
             .all()
         )
         assert roles == ["admin"]
+        db.session.rollback()  # release this session's locks before alembic alters the tables
         downgrade(revision="0001")
         assert db.session.execute(text("SELECT is_admin FROM users")).scalar_one() in (True, 1)
         db.session.remove()

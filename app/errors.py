@@ -106,6 +106,8 @@ def handle_domain_error(error: DomainError) -> Response:
 
 
 def handle_http_exception(error: HTTPException) -> Response:
+    if error.code is None and error.response is not None:  # abort(<response>), e.g. a sign-in redirect
+        return error.response
     status = error.code or 500
     if status < 400:  # redirects raised as exceptions (e.g. RequestRedirect) pass through
         return error.get_response()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from flask import has_request_context
+from flask import current_app, has_request_context
 
 from app.audit.models import AuditEvent
 from app.core.net import client_address
 from app.extensions import db
-from app.logging import get_logger
+from app.logging import get_logger, hash_identifier
 
 log = get_logger("hearth.audit")
 
@@ -26,5 +26,13 @@ def record(event: str, *, actor_id: int | None = None, subject_id: int | None = 
         data=data,
     )
     db.session.add(entry)
-    log.info("audit", audit_event=event, actor_id=actor_id, subject_id=subject_id, **data)
+    # The table keeps real ids for the admin UI; log lines carry them hashed, like request lines.
+    key = current_app.config["SECRET_KEY"]
+    log.info(
+        "audit",
+        audit_event=event,
+        **data,
+        actor=hash_identifier(actor_id, key) if actor_id is not None else None,
+        subject=hash_identifier(subject_id, key) if subject_id is not None else None,
+    )
     return entry

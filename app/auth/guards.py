@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import g, redirect, request, url_for
+from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.auth.tokens import InvalidAccessToken, decode_access_token
@@ -68,14 +68,10 @@ def _require(permission: str | None) -> User:
     if actor is None:
         if _is_api_request():
             raise Unauthorized("Authentication required: send Authorization: Bearer <access token>.")
-        raise _LoginRedirect()
+        abort(redirect(url_for("auth.login", next=request.full_path.rstrip("?"))))
     if permission is not None and permission not in actor_permissions(actor):
         raise PermissionDenied(f"This needs the {permission!r} permission.")
     return actor
-
-
-class _LoginRedirect(Exception):
-    pass
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,10 +84,7 @@ def permission_required(permission: str | None) -> Callable[[Callable[..., Any]]
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                _require(permission)
-            except _LoginRedirect:
-                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            _require(permission)
             return view(*args, **kwargs)
 
         guarded.__hearth_permission__ = permission or "authenticated"
@@ -105,10 +98,7 @@ def verified_email_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        try:
-            actor = _require(None)
-        except _LoginRedirect:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        actor = _require(None)
         if actor.email_verified_at is None:
             raise PermissionDenied("Confirm your email address first: follow the link we emailed you.")
         return view(*args, **kwargs)

@@ -59,8 +59,10 @@ def logout() -> Response:
         record("logout", actor_id=current_user.id, subject_id=current_user.id)
         end_session()
         db.session.commit()
-    logout_user()
+    # Clear first: logout_user() then marks the remember-me cookie for deletion in the
+    # fresh session (clearing afterwards would drop that mark and keep the cookie alive).
     session.clear()
+    logout_user()
     flash("You have been signed out.", "success")
     return redirect(url_for("main.index"))
 
@@ -128,8 +130,10 @@ def reset_password(token: str) -> str | Response:
             db.session.rollback()
             apply_service_errors(form, error)
             return render_template("auth/reset_password.html", form=form, token=token), 422
-        logout_user()
+        # Clear first: logout_user() then marks the remember-me cookie for deletion in the
+        # fresh session (clearing afterwards would drop that mark and keep the cookie alive).
         session.clear()
+        logout_user()
         flash("Your password is changed and every other session is signed out. Sign in with the new one.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form, token=token), 422 if request.method == "POST" else 200

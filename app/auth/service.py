@@ -93,7 +93,7 @@ def authenticate(email: str, password: str, channel: str) -> User:
     return user
 
 
-def sign_out_everywhere(user: User, reason: str) -> None:
+def sign_out_everywhere(user: User, reason: str, commit: bool = True) -> None:
     """Kill every session cookie and access token (epoch bump) and every refresh token."""
     from app.auth.sessions import revoke_all_sessions
 
@@ -101,7 +101,8 @@ def sign_out_everywhere(user: User, reason: str) -> None:
     revoke_all_refresh_tokens(user.id)
     revoke_all_sessions(user.id)
     record("signed_out_everywhere", actor_id=user.id, subject_id=user.id, reason=reason)
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 # API tokens ------------------------------------------------------------------------------

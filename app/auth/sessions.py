@@ -99,8 +99,10 @@ def _enforce() -> None:
         if row is not None and row.revoked_at is None:
             row.revoked_at = now
             db.session.commit()
-        logout_user()
+        # Clear first: logout_user() then marks the remember-me cookie for deletion in the
+        # fresh session (clearing afterwards would drop that mark and keep the cookie alive).
         session.clear()
+        logout_user()
         flash("Your session has ended. Please sign in again.", "info")
         return
     if now - row.last_seen_at > TOUCH_EVERY:

@@ -19,6 +19,17 @@ def get_user(user_id: int, include_deleted: bool = False) -> User:
     return user
 
 
+def _check_can_manage(actor_permissions: frozenset[str], user: User) -> None:
+    """Nobody manages an account that holds permissions they do not have themselves."""
+    from app.rbac.service import permissions_of
+
+    missing = permissions_of(user.id) - actor_permissions
+    if missing:
+        raise PermissionDenied(
+            "This account holds permissions you do not have; only someone who has them can change it."
+        )
+
+
 def update_user(
     actor: User,
     actor_permissions: frozenset[str],
@@ -28,15 +39,10 @@ def update_user(
     is_active: bool | None = None,
     roles: list[str] | None = None,
 ) -> User:
-    if display_name is not None:
-        user.display_name = display_name.strip()
-    if is_active is not None and is_active != user.is_active_account:
-        if user.id == actor.id and not is_active:
-            raise Conflict("You cannot disable your own account.")
-        user.is_active_account = is_active
-        record("user_disabled" if not is_active else "user_enabled", actor_id=actor.id, subject_id=user.id)
-        if not is_active:
-            sign_out_everywhere(user, reason="disabled")
+    """Apply every change or none: all checks run before anything is written."""
+    _check_can_manage(actor_permissions, user)
+    wanted: list[str] | None = None
+    new_roles = None
     if roles is not None:
         if "roles:manage" not in actor_permissions:
             raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
@@ -44,23 +50,36 @@ def update_user(
         if user.id == actor.id and "admin" in user.role_names and "admin" not in wanted:
             raise Conflict("You cannot remove your own admin role.")
         try:
-            user.roles = [role_named(name) for name in wanted]
+            new_roles = [role_named(name) for name in wanted]
         except NotFound as error:
             raise ValidationFailed(
                 error.detail,
                 errors=[{"field": "roles", "location": "body", "message": error.detail, "type": "value_error"}],
             ) from None
+    if is_active is False and user.id == actor.id:
+        raise Conflict("You cannot disable your own account.")
+    if display_name is not None:
+        user.display_name = display_name.strip()
+    if new_roles is not None:
+        user.roles = new_roles
         record("roles_changed", actor_id=actor.id, subject_id=user.id, roles=wanted)
+    if is_active is not None and is_active != user.is_active_account:
+        user.is_active_account = is_active
+        record("user_disabled" if not is_active else "user_enabled", actor_id=actor.id, subject_id=user.id)
+        if not is_active:
+            sign_out_everywhere(user, reason="disabled", commit=False)
     record("user_updated", actor_id=actor.id, subject_id=user.id)
     db.session.commit()
     return user
 
 
-def delete_user(actor: User, user: User) -> None:
+def delete_user(actor: User, actor_permissions: frozenset[str], user: User) -> None:
     """Soft delete: the row stays for the audit trail; sign-in, sessions and tokens end."""
+    _check_can_manage(actor_permissions, user)
     if user.id == actor.id:
         raise Conflict("You cannot delete your own account here.")
     user.deleted_at = utcnow()
     user.is_active_account = False
     record("user_deleted", actor_id=actor.id, subject_id=user.id)
-    sign_out_everywhere(user, reason="deleted")
+    sign_out_everywhere(user, reason="deleted", commit=False)
+    db.session.commit()

@@ -122,6 +122,8 @@ def set_password(email: str, password: str) -> User:
         raise NotFound(f"No user with email {email!r}.")
     check_new_password(password, user.email)
     user.password_hash = hash_password(password)
+    user.failed_login_count = 0
+    user.locked_until = None
     record("password_changed", subject_id=user.id, by="cli")
     sign_out_everywhere(user, reason="password_changed")
     return user

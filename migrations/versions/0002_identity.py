@@ -174,6 +174,7 @@ def upgrade():
         batch_op.drop_column("is_admin")
         batch_op.create_index(batch_op.f("ix_users_display_name"), ["display_name"], unique=False)
         batch_op.create_index(batch_op.f("ix_users_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_users_last_login_at"), ["last_login_at"], unique=False)
 
     # ### end Alembic commands ###
 
@@ -189,6 +190,7 @@ def downgrade():
         )
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_last_login_at"))
         batch_op.drop_index(batch_op.f("ix_users_created_at"))
         batch_op.drop_index(batch_op.f("ix_users_display_name"))
         batch_op.drop_index(batch_op.f("ix_users_is_active"))

@@ -228,3 +228,21 @@ def test_hashes_with_old_parameters_are_upgraded_at_login(client, make_user, app
     with app.app_context():
         upgraded = db.session.get(User, user.id).password_hash
     assert upgraded != weak and "m=65536" in upgraded
+
+
+def test_signing_out_also_ends_a_remember_me_sign_in(client, make_user):
+    make_user(email="rm@example.com", display_name="Remembered")
+    _login(client, "rm@example.com", remember=True)
+    assert client.get_cookie("remember_token") is not None
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+    client.post("/auth/logout", data={"csrf_token": token})
+    assert client.get_cookie("remember_token") is None
+    assert "Remembered" not in client.get("/").get_data(as_text=True)
+
+
+def test_audit_log_lines_carry_hashed_ids(client, make_user, captured_logs):
+    user = make_user(email="audit@example.com")
+    _login(client, "audit@example.com")
+    [line] = [entry for entry in captured_logs.events("audit") if entry["audit_event"] == "login_succeeded"]
+    assert line["actor"] and line["actor"] != user.id and str(user.id) != line["actor"]
+    assert "actor_id" not in line

@@ -175,3 +175,17 @@ def test_ownership_helper_allows_owners_and_permission_holders_and_hides_the_res
     assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "other@example.com")).status_code == 404
     assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "boss@example.com")).status_code == 200
     assert client.get(f"/api/test/things/{owner.id}").status_code == 401
+
+
+def test_browser_helpers_redirect_anonymous_visitors_instead_of_failing(make_app):
+    from app.auth.guards import require_actor
+
+    app = make_app()
+
+    @app.get("/_mine")
+    def mine():
+        require_actor()
+        return "mine"
+
+    response = app.test_client().get("/_mine")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/auth/login?next=/_mine")

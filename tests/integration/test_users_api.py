@@ -164,3 +164,21 @@ def test_patch_me_changes_the_name_and_asks_to_confirm_a_new_email(make_app, smt
     assert response.status_code == 200
     assert response.json["display_name"] == "Renamed" and response.json["email"] == "user@example.com"
     assert [d.recipients for d in smtp.deliveries] == [["elsewhere@example.com"]]
+
+
+def test_a_refused_patch_changes_nothing(client, people, target, app):
+    headers = _headers(client, "manager@example.com")  # users:write but not roles:manage
+    response = client.patch(
+        f"/api/v1/users/{target.id}", json={"is_active": False, "roles": ["admin"]}, headers=headers
+    )
+    assert response.status_code == 403
+    with app.app_context():
+        stored = db.session.get(User, target.id)
+        assert stored.is_active_account is True and stored.role_names == ["user"]
+
+
+def test_nobody_manages_an_account_with_more_permissions_than_their_own(client, people):
+    headers = _headers(client, "manager@example.com")
+    admin_id = people["admin"].id
+    assert client.patch(f"/api/v1/users/{admin_id}", json={"is_active": False}, headers=headers).status_code == 403
+    assert client.patch(f"/api/v1/users/{admin_id}", json={"display_name": "x"}, headers=headers).status_code == 403

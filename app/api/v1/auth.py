@@ -32,7 +32,8 @@ def _pair_out(pair: service.TokenPair) -> TokenPairOut:
 )
 @rate_limited("10 per minute")
 def create_token(body: TokenRequest) -> TokenPairOut:
-    """Exchange email and password for a 15-minute access token and a 30-day refresh token.
+    """Exchange email and password for an access token (ACCESS_TOKEN_MINUTES, 15 by default) and
+    a refresh token (REFRESH_TOKEN_DAYS, 30 by default).
 
     Wrong credentials, unknown emails, locked and disabled accounts all answer the same 401.
     """

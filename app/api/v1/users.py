@@ -78,7 +78,8 @@ def update_user(user_id: int, body: UserPatch) -> UserOut:
 )
 def delete_user(user_id: int) -> Response:
     """Soft delete: the account stays for the audit trail but can no longer be used."""
-    admin.delete_user(current_actor(), admin.get_user(user_id))
+    actor = current_actor()
+    admin.delete_user(actor, actor_permissions(actor), admin.get_user(user_id))
     return Response(status=204)
 
 

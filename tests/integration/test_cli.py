@@ -52,3 +52,17 @@ def test_seed_admin_refuses_a_weak_password(app, monkeypatch):
 def test_mail_test_command_queues_an_email_job(app):
     result = app.test_cli_runner().invoke(args=["mail", "test", "ops@example.com"])
     assert result.exit_code == 0 and "queued job" in result.output
+
+
+def test_the_seeded_admin_gets_an_api_token_with_every_permission(app, client, monkeypatch):
+    from app.rbac.catalog import PERMISSIONS
+
+    monkeypatch.delenv("ADMIN_EMAIL", raising=False)
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    output = app.test_cli_runner().invoke(args=["seed-admin"]).output
+    email = re.search(r"Admin account created: (\S+)", output).group(1)
+    password = re.search(r"Generated password \(shown only now\): (\S+)", output).group(1)
+    tokens = client.post("/api/v1/auth/token", json={"email": email, "password": password})
+    assert tokens.status_code == 200
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens.json['access_token']}"}).json
+    assert me["roles"] == ["admin"] and set(me["permissions"]) == set(PERMISSIONS) and me["email_verified"]

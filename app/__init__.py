@@ -262,6 +262,9 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
         from app.mail.routes import dev_mail_bp
 
         app.register_blueprint(dev_mail_bp)
+    from app.storage import init_storage
+
+    init_storage(app)
     install_route_limits(app, app_limiter(app))
 
 

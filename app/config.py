@@ -85,6 +85,34 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    # Unset: boto3's default credential chain (environment, instance profile, ...).
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    # Create the bucket if it is missing: development/test only, never in production.
+    s3_create_bucket: bool = False
+    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    upload_avatar_max_mb: float = Field(default=5, gt=0)
+    upload_document_max_mb: float = Field(default=25, gt=0)
+    upload_video_max_mb: float = Field(default=500, gt=0)
+    upload_avatar_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["image/jpeg", "image/png", "image/webp", "image/gif"]
+    )
+    upload_document_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "application/pdf",
+            "text/plain",
+            "text/csv",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "application/vnd.oasis.opendocument.text",
+            "application/vnd.oasis.opendocument.spreadsheet",
+        ]
+    )
+    upload_video_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["video/mp4", "video/webm", "video/quicktime"]
+    )
+    upload_quota_mb: float = Field(default=1024, gt=0, description="Per-user storage quota")
     smtp_url: str | None = None
     mail_from: str = "Hearth <no-reply@localhost>"
     sentry_dsn: str | None = None
@@ -174,6 +202,22 @@ class Settings(BaseSettings):
             parse_many(value)
         except ValueError as exc:
             raise ValueError(f"not a rate limit string like '300 per minute' ({exc})") from None
+        return value
+
+    @field_validator("upload_avatar_types", "upload_document_types", "upload_video_types", mode="before")
+    @classmethod
+    def _types_from_csv(cls, value: Any) -> Any:
+        types = _split_csv(value)
+        for item in types or []:
+            if "/" not in item or item.startswith(("image/svg", "text/html")):
+                raise ValueError(f"{item!r} is not an allowed MIME type (SVG and HTML are never accepted)")
+        return types
+
+    @field_validator("s3_create_bucket")
+    @classmethod
+    def _no_bucket_creation_in_production(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not _is_relaxed(info):
+            raise ValueError("only allowed in development/test; production buckets are provisioned, not created")
         return value
 
     @field_validator("s3_bucket")

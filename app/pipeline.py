@@ -50,6 +50,11 @@ def _enforce_body_limit() -> None:
     """Refuse a declared oversize body before anything reads it (Werkzeug still caps
     bodies without Content-Length as they are read)."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and hasattr(view, "max_body_bytes"):
+        # e.g. the local storage upload endpoint, which enforces its signed policy's size itself
+        limit = view.max_body_bytes
+        request.max_content_length = limit
     if limit is not None and request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge()
 

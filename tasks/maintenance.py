@@ -13,3 +13,12 @@ def sweep_jobs() -> None:
     """Re-send jobs huey lost (worker killed, broker hiccup) every minute."""
     with bound_app().app_context():
         jobs_service.sweep()
+
+
+@sync.periodic_task(crontab(minute="*/10"))
+def cleanup_pending_uploads() -> None:
+    """Remove uploads left `pending` for over an hour, and their objects."""
+    from app.uploads.service import cleanup_pending
+
+    with bound_app().app_context():
+        cleanup_pending()

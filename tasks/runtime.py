@@ -20,7 +20,7 @@ import structlog
 from flask import Flask, current_app, has_app_context
 
 from app.jobs import service as jobs_service
-from app.jobs.models import Job
+from app.jobs.models import Job, JobStatus
 from app.logging import get_logger
 from tasks.queues import HUEYS, bound_app
 
@@ -44,15 +44,20 @@ class DurableTask:
         self.func(**payload)
 
 
-def durable_task(queue: str, summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
-    """Register `func` as a durable task on `queue`; `summarize` picks what the UI may show."""
+def durable_task(
+    queue: str,
+    summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    on_final_failure: Callable[..., None] | None = None,
+):
+    """Register `func` as a durable task on `queue`; `summarize` picks what the UI may show;
+    `on_final_failure(error=..., **payload)` runs once the retries are spent."""
 
     def decorator(func: Callable[..., None]) -> DurableTask:
         name = f"{func.__module__}.{func.__name__}"
         huey = HUEYS[queue]
 
         def run_job(job_id: str) -> None:
-            run_attempt(name, job_id, func)
+            run_attempt(name, job_id, func, on_final_failure)
 
         # huey names a task "<module>.<name>": make it the task function's own dotted path.
         run_job.__module__ = func.__module__
@@ -96,7 +101,9 @@ def _worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def run_attempt(task_name: str, job_id: str, func: Callable[..., None]) -> None:
+def run_attempt(
+    task_name: str, job_id: str, func: Callable[..., None], on_final_failure: Callable[..., None] | None = None
+) -> None:
     """One attempt at a job: claim it, run it with a heartbeat, record the outcome."""
     app = current_app._get_current_object() if has_app_context() else bound_app()
     with app.app_context():
@@ -109,10 +116,12 @@ def run_attempt(task_name: str, job_id: str, func: Callable[..., None]) -> None:
         if job.request_id:
             context["request_id"] = job.request_id
         with structlog.contextvars.bound_contextvars(**context):
-            _run_with_lease(app, job, owner, func)
+            _run_with_lease(app, job, owner, func, on_final_failure)
 
 
-def _run_with_lease(app: Flask, job: Job, owner: str, func: Callable[..., None]) -> None:
+def _run_with_lease(
+    app: Flask, job: Job, owner: str, func: Callable[..., None], on_final_failure: Callable[..., None] | None
+) -> None:
     settings = app.extensions["hearth.settings"]
     heartbeat = _Heartbeat(app, job.id, owner, settings.jobs_lease_seconds / 3)
     heartbeat.start()
@@ -133,6 +142,8 @@ def _run_with_lease(app: Flask, job: Job, owner: str, func: Callable[..., None])
             retry_in=outcome.retry_in,
             recorded=outcome.recorded,
         )
+        if outcome.status == JobStatus.failed and outcome.recorded and on_final_failure is not None:
+            on_final_failure(error=f"{type(exc).__name__}: {exc}", **job.payload)
         return
     heartbeat.stop()
     duration_ms = round((time.perf_counter() - started) * 1000, 2)

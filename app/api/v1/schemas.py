@@ -103,3 +103,47 @@ class RoleOut(BaseModel):
 
 class RoleList(BaseModel):
     items: list[RoleOut]
+
+
+class PresignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=3, max_length=127)
+    size: int = Field(ge=1, description="Bytes")
+    kind: Literal["avatar", "document", "video"]
+
+
+class PresignedPostOut(BaseModel):
+    url: str = Field(description="POST a multipart form here: every field below, then `file` last")
+    fields: dict[str, str]
+
+
+class PresignOut(BaseModel):
+    upload_id: str
+    upload: PresignedPostOut
+    expires_in: int
+
+
+class UploadOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    filename: str
+    content_type: str
+    size: int | None
+    details: dict
+    error: str | None
+    created_at: datetime
+    thumbnail_url: str | None = None
+
+
+class UploadListQuery(PageQuery):
+    kind: Literal["avatar", "document", "video"] | None = None
+    status: Literal["pending", "uploaded", "processing", "ready", "rejected", "failed"] | None = None
+    all_users: bool = Field(default=False, description="Everyone's uploads (needs uploads:read_any)")
+
+
+class DownloadOut(BaseModel):
+    url: str
+    expires_in: int

@@ -1,0 +1,93 @@
+"""S3 (or any S3-compatible endpoint) through boto3."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.client import Config
+from botocore.exceptions import ClientError
+
+from app.config import Settings
+from app.storage.base import ObjectInfo, PresignedPost
+
+
+class S3Storage:
+    def __init__(self, settings: Settings):
+        self.bucket = settings.s3_bucket
+        credentials = {}
+        if settings.s3_access_key_id:
+            credentials = {
+                "aws_access_key_id": settings.s3_access_key_id,
+                "aws_secret_access_key": settings.s3_secret_access_key,
+            }
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            config=Config(
+                signature_version="s3v4",
+                connect_timeout=3,
+                read_timeout=10,
+                retries={"max_attempts": 2},
+                s3={"addressing_style": "path"},
+            ),
+            **credentials,
+        )
+        self._create_bucket = settings.s3_create_bucket
+        self._bucket_checked = False
+
+    def _ensure_bucket(self) -> None:
+        if self._create_bucket and not self._bucket_checked:
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError:
+                self.client.create_bucket(Bucket=self.bucket)
+            self._bucket_checked = True
+
+    def presign_upload(self, key: str, content_type: str, max_size: int, expires_in: int) -> PresignedPost:
+        self._ensure_bucket()
+        post = self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_size]],
+            ExpiresIn=expires_in,
+        )
+        return PresignedPost(url=post["url"], fields=post["fields"])
+
+    def presign_download(self, key: str, filename: str, expires_in: int) -> str:
+        from app.storage.names import attachment_disposition
+
+        return self.client.generate_presigned_url(
+            "get_object",
+            ExpiresIn=expires_in,
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": attachment_disposition(filename),
+                "ResponseContentType": "application/octet-stream",
+            },
+        )
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            meta = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(size=meta["ContentLength"], content_type=meta.get("ContentType"))
+
+    def read(self, key: str, length: int | None = None) -> bytes:
+        params = {"Bucket": self.bucket, "Key": key}
+        if length is not None:
+            params["Range"] = f"bytes=0-{length - 1}"
+        return self.client.get_object(**params)["Body"].read()
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._ensure_bucket()
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, ContentDisposition="attachment"
+        )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)

@@ -1,0 +1,1 @@
+"""User uploads: presigned direct-to-storage uploads, confirmation, processing, the file library."""

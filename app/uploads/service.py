@@ -1,0 +1,253 @@
+"""The upload flow of seed §10, shared by the JSON API and the /files pages.
+
+1. `request_upload` checks kind, type, size and quota, records a `pending` upload and returns a
+   presigned POST (15 minutes) for a generated key.
+2. The client sends the bytes straight to storage.
+3. `confirm` checks the object exists, its size is within the limit and equals the declared
+   size, and its first bytes match the declared type; a mismatch deletes the object and marks
+   the upload `rejected` with the reason. Otherwise `uploaded`, and a processing job is queued.
+4. `process` (the `uploads` queue) extracts metadata and thumbnails, then `ready` (or `failed`).
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.audit.service import record
+from app.core.database import utcnow
+from app.core.repository import Page
+from app.errors import Conflict, ValidationFailed
+from app.extensions import db
+from app.storage import PresignedPost, get_storage
+from app.storage.names import UnsafeFileName, key_segment, safe_file_name
+from app.uploads.models import Upload, UploadStatus
+from app.uploads.sniff import SNIFF_BYTES, matches
+
+KINDS = ("avatar", "document", "video")
+THUMBNAIL_SIZE = 256
+PENDING_MAX_AGE = timedelta(hours=1)
+MB = 1024 * 1024
+
+
+def _settings():
+    return current_app.extensions["hearth.settings"]
+
+
+def limits(kind: str) -> tuple[int, list[str]]:
+    """(max bytes, allowed content types) for `kind`, from configuration."""
+    settings = _settings()
+    return int(getattr(settings, f"upload_{kind}_max_mb") * MB), getattr(settings, f"upload_{kind}_types")
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        message, errors=[{"field": field, "location": "body", "message": message, "type": "value_error"}]
+    )
+
+
+def used_bytes(user_id: int) -> int:
+    live = (UploadStatus.pending, UploadStatus.uploaded, UploadStatus.processing, UploadStatus.ready)
+    return (
+        db.session.scalar(
+            select(func.coalesce(func.sum(func.coalesce(Upload.size, Upload.declared_size)), 0)).where(
+                Upload.user_id == user_id, Upload.status.in_(live)
+            )
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    upload: Upload
+    post: PresignedPost
+    expires_in: int
+
+
+def request_upload(user_id: int, filename: str, content_type: str, size: int, kind: str) -> UploadTicket:
+    if kind not in KINDS:
+        raise _invalid("kind", f"kind must be one of {', '.join(KINDS)}.")
+    max_bytes, allowed = limits(kind)
+    if content_type not in allowed:
+        raise _invalid(
+            "content_type", f"{content_type!r} is not accepted for {kind} uploads (allowed: {', '.join(allowed)})."
+        )
+    if size < 1 or size > max_bytes:
+        raise _invalid("size", f"{kind.capitalize()} files must be between 1 byte and {max_bytes // MB} MB.")
+    try:
+        name = safe_file_name(filename)
+    except UnsafeFileName as error:
+        raise _invalid("filename", str(error)) from None
+    quota = int(_settings().upload_quota_mb * MB)
+    if used_bytes(user_id) + size > quota:
+        raise _invalid(
+            "size", f"This upload would exceed your storage quota of {quota // MB} MB. Delete some files first."
+        )
+    upload_id = str(uuid.uuid4())
+    upload = Upload(
+        id=upload_id,
+        user_id=user_id,
+        kind=kind,
+        status=UploadStatus.pending,
+        filename=name,
+        content_type=content_type,
+        declared_size=size,
+        key=f"users/{user_id}/{kind}/{upload_id}/{key_segment(name)}",
+        details={},
+    )
+    db.session.add(upload)
+    expires_in = _settings().upload_url_ttl_seconds
+    post = get_storage().presign_upload(upload.key, content_type, max_bytes, expires_in)
+    record("upload_requested", actor_id=user_id, subject_id=user_id, upload=upload_id, kind=kind)
+    db.session.commit()
+    return UploadTicket(upload, post, expires_in)
+
+
+def _reject(upload: Upload, reason: str) -> Upload:
+    get_storage().delete(upload.key)
+    upload.status = UploadStatus.rejected
+    upload.error = reason
+    record("upload_rejected", subject_id=upload.user_id, upload=upload.id, reason=reason)
+    db.session.commit()
+    return upload
+
+
+def confirm(upload: Upload) -> Upload:
+    """Check what arrived in storage; queue processing, or reject and delete it."""
+    if upload.status != UploadStatus.pending:
+        raise Conflict(f"This upload is already {upload.status}.")
+    info = get_storage().head(upload.key)
+    if info is None:
+        raise Conflict("Nothing has been uploaded for this upload yet.")
+    max_bytes, _ = limits(upload.kind)
+    if info.size > max_bytes:
+        return _reject(upload, f"The file is larger than {max_bytes // MB} MB.")
+    if info.size != upload.declared_size:
+        return _reject(upload, f"The file has {info.size} bytes, not the {upload.declared_size} declared.")
+    if not matches(upload.content_type, get_storage().read(upload.key, SNIFF_BYTES)):
+        return _reject(upload, f"The file's content is not {upload.content_type}.")
+    upload.size = info.size
+    upload.status = UploadStatus.uploaded
+    from tasks.uploads import process_upload
+
+    process_upload.enqueue(upload_id=upload.id)
+    record("upload_confirmed", subject_id=upload.user_id, upload=upload.id)
+    db.session.commit()
+    return upload
+
+
+# Processing --------------------------------------------------------------------------------
+
+
+def _image_details(upload: Upload, data: bytes) -> dict[str, Any]:
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as image:
+        image = ImageOps.exif_transpose(image)
+        width, height = image.size
+        # Re-encoding drops EXIF (location, camera serials) from what is kept and served.
+        clean = io.BytesIO()
+        fmt = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}[upload.content_type]
+        frame = image.convert("RGB") if fmt == "JPEG" else image
+        frame.save(clean, format=fmt)
+        get_storage().put(upload.key, clean.getvalue(), upload.content_type)
+        thumb = image.convert("RGB")
+        thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        out = io.BytesIO()
+        thumb.save(out, format="JPEG", quality=85)
+    upload.thumbnail_key = upload.key.rsplit("/", 1)[0] + "/thumbnail-256.jpg"
+    get_storage().put(upload.thumbnail_key, out.getvalue(), "image/jpeg")
+    upload.size = len(clean.getvalue())
+    return {"width": width, "height": height, "exif_stripped": True}
+
+
+def _pdf_details(data: bytes) -> dict[str, Any]:
+    from pypdf import PdfReader
+
+    return {"pages": len(PdfReader(io.BytesIO(data)).pages)}
+
+
+def process(upload_id: str) -> None:
+    """Extract metadata (and thumbnails for images); idempotent, so a re-run is harmless."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.status in (UploadStatus.ready, UploadStatus.rejected):
+        return
+    upload.status = UploadStatus.processing
+    db.session.commit()
+    details: dict[str, Any] = {"content_type": upload.content_type, "size": upload.size}
+    if upload.kind == "avatar" or upload.content_type.startswith("image/"):
+        details |= _image_details(upload, get_storage().read(upload.key))
+    elif upload.content_type == "application/pdf":
+        details |= _pdf_details(get_storage().read(upload.key))
+    upload.details = details
+    upload.status = UploadStatus.ready
+    upload.error = None
+    db.session.commit()
+
+
+def mark_failed(upload_id: str, reason: str) -> None:
+    """Called when the processing job gives up: never leave an upload stuck in `processing`."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is not None and upload.status in (UploadStatus.uploaded, UploadStatus.processing):
+        upload.status = UploadStatus.failed
+        upload.error = reason[:500]
+        db.session.commit()
+
+
+# Library -----------------------------------------------------------------------------------
+
+
+def list_uploads(user_id: int | None, kind: str | None, status: str | None, page: int, per_page: int) -> Page:
+    from app.core.repository import Repository
+
+    statement = select(Upload)
+    if user_id is not None:
+        statement = statement.where(Upload.user_id == user_id)
+    if kind:
+        statement = statement.where(Upload.kind == kind)
+    if status:
+        statement = statement.where(Upload.status == status)
+    statement = statement.order_by(Upload.created_at.desc(), Upload.id)
+    return Repository().paginate(statement, page, per_page)
+
+
+def download_url(upload: Upload) -> str:
+    if upload.status != UploadStatus.ready:
+        raise Conflict("The file is not ready yet.")
+    return get_storage().presign_download(upload.key, upload.filename, 300)
+
+
+def thumbnail_url(upload: Upload) -> str | None:
+    if not upload.thumbnail_key or upload.status != UploadStatus.ready:
+        return None
+    return get_storage().presign_download(upload.thumbnail_key, "thumbnail.jpg", 300)
+
+
+def delete_upload(actor_id: int, upload: Upload) -> None:
+    storage = get_storage()
+    storage.delete(upload.key)
+    if upload.thumbnail_key:
+        storage.delete(upload.thumbnail_key)
+    record("upload_deleted", actor_id=actor_id, subject_id=upload.user_id, upload=upload.id)
+    db.session.delete(upload)
+    db.session.commit()
+
+
+def cleanup_pending() -> int:
+    """Remove uploads still `pending` an hour after their URL was issued, with any object."""
+    cutoff = utcnow() - PENDING_MAX_AGE
+    stale = db.session.scalars(
+        select(Upload).where(Upload.status == UploadStatus.pending, Upload.created_at < cutoff).limit(500)
+    ).all()
+    for upload in stale:
+        get_storage().delete(upload.key)
+        db.session.delete(upload)
+    db.session.commit()
+    return len(stale)

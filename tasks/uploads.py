@@ -1,0 +1,18 @@
+"""Tasks of the `uploads` queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.uploads import service as uploads
+from tasks.runtime import durable_task
+
+
+def _give_up(*, error: str, upload_id: str, **_: Any) -> None:
+    uploads.mark_failed(upload_id, f"Processing failed: {error}")
+
+
+@durable_task("uploads", summarize=lambda payload: {"upload_id": payload["upload_id"]}, on_final_failure=_give_up)
+def process_upload(*, job_id: str, upload_id: str) -> None:
+    """Strip EXIF and make thumbnails for images, count PDF pages, record metadata."""
+    uploads.process(upload_id)

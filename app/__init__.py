@@ -30,6 +30,28 @@ CONTENT_SECURITY_POLICY = {
 }
 
 
+def storage_origin(settings: Settings) -> str | None:
+    """The S3 origin browsers upload to and load thumbnails from (None for local storage)."""
+    if settings.storage_backend != "s3":
+        return None
+    if settings.s3_endpoint_url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(settings.s3_endpoint_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"https://s3.{settings.s3_region}.amazonaws.com"
+
+
+def content_security_policy(settings: Settings) -> dict[str, str]:
+    """The strict policy, opened only to the storage endpoint for uploads and thumbnails."""
+    policy = dict(CONTENT_SECURITY_POLICY)
+    origin = storage_origin(settings)
+    if origin:
+        for directive in ("connect-src", "form-action", "img-src"):
+            policy[directive] = f"{policy[directive]} {origin}"
+    return policy
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build a Hearth app. `config` overrides settings by field name (tests use this)."""
     settings = load_settings(config)
@@ -189,7 +211,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         strict_transport_security_preload=True,
         strict_transport_security_max_age=31536000,
         strict_transport_security_include_subdomains=True,
-        content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy=content_security_policy(settings),
         referrer_policy="same-origin",
         frame_options="DENY",
         session_cookie_secure=settings.is_production_like,
@@ -250,12 +272,14 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.auth import auth_bp
     from app.core.ratelimit import install_route_limits
     from app.extensions import app_limiter
+    from app.files import files_bp
     from app.health import health_bp
     from app.main import main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(files_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     if settings.is_development:

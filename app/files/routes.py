@@ -1,0 +1,100 @@
+"""The file library. The upload widget (static/js/uploads.js) asks `presign` for a presigned POST,
+sends the bytes straight to storage with a progress bar, then `confirm` answers the new row."""
+
+from __future__ import annotations
+
+from flask import abort, jsonify, redirect, render_template, request
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from app.auth.guards import ensure_owner_or, login_required
+from app.core.templating import is_htmx_request
+from app.errors import ValidationFailed
+from app.extensions import db
+from app.files import files_bp
+from app.uploads import service
+from app.uploads.models import Upload, UploadStatus
+
+PAGE_SIZE = 20
+FINAL = {UploadStatus.ready, UploadStatus.rejected, UploadStatus.failed}
+
+
+def _own(upload_id: str, permission: str) -> Upload:
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        abort(404)
+    ensure_owner_or(permission, upload.user_id)
+    return upload
+
+
+def _row(upload: Upload) -> str:
+    return render_template(
+        "files/_row.html", upload=upload, thumbnail=service.thumbnail_url(upload), final=upload.status in FINAL
+    )
+
+
+@files_bp.get("/")
+@login_required
+def index() -> str:
+    kind = request.args.get("kind") if request.args.get("kind") in service.KINDS else None
+    status = request.args.get("status") if request.args.get("status") in UploadStatus.__members__ else None
+    page = service.list_uploads(current_user.id, kind, status, request.args.get("page", 1, type=int), PAGE_SIZE)
+    context = {
+        "page": page,
+        "kind": kind,
+        "status": status,
+        "thumbnails": {u.id: service.thumbnail_url(u) for u in page.items},
+        "final_statuses": FINAL,
+        "limits": {k: service.limits(k) for k in service.KINDS},
+    }
+    template = "files/_list.html" if is_htmx_request() else "files/index.html"
+    return render_template(template, **context)
+
+
+@files_bp.post("/presign")
+@login_required
+def presign() -> tuple[Response, int]:
+    data = request.get_json(silent=True) or {}
+    try:
+        ticket = service.request_upload(
+            current_user.id,
+            str(data.get("filename", "")),
+            str(data.get("content_type", "")),
+            int(data.get("size") or 0),
+            str(data.get("kind", "")),
+        )
+    except (ValidationFailed, ValueError) as error:
+        message = error.detail if isinstance(error, ValidationFailed) else "The size must be a number."
+        return jsonify(error=message), 422
+    return jsonify(upload_id=ticket.upload.id, url=ticket.post.url, fields=ticket.post.fields), 201
+
+
+@files_bp.post("/<upload_id>/confirm")
+@login_required
+def confirm(upload_id: str) -> str:
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.user_id != current_user.id:
+        abort(404)
+    return _row(service.confirm(upload))
+
+
+@files_bp.get("/<upload_id>/row")
+@login_required
+def row(upload_id: str) -> str:
+    """One row; rows still processing poll this until their status is final."""
+    return _row(_own(upload_id, "uploads:read_any"))
+
+
+@files_bp.get("/<upload_id>/download")
+@login_required
+def download(upload_id: str) -> Response:
+    return redirect(service.download_url(_own(upload_id, "uploads:read_any")))
+
+
+@files_bp.post("/<upload_id>/delete")
+@login_required
+def delete(upload_id: str) -> str | Response:
+    service.delete_upload(current_user.id, _own(upload_id, "uploads:delete_any"))
+    if is_htmx_request():
+        return ""
+    return redirect(request.referrer or "/files/")

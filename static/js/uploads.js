@@ -1,0 +1,116 @@
+// The /files upload widget: presign -> direct upload with progress -> confirm -> new row.
+// A static file because the CSP forbids inline scripts; htmx handles everything else.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  function say(message, isError) {
+    var box = document.getElementById("upload-message");
+    box.textContent = message;
+    box.classList.toggle("field-error", Boolean(isError));
+  }
+
+  function checkLocally(widget, kind, file) {
+    var limits = JSON.parse(widget.dataset.limits)[kind];
+    if (file.size > limits[0]) {
+      return "The file is larger than " + Math.round(limits[0] / 1048576) + " MB.";
+    }
+    if (limits[1].indexOf(file.type) === -1) {
+      return "Files of type " + (file.type || "unknown") + " are not accepted here.";
+    }
+    return null;
+  }
+
+  function sendToStorage(ticket, file, progress) {
+    return new Promise(function (resolve, reject) {
+      var form = new FormData();
+      Object.keys(ticket.fields).forEach(function (name) { form.append(name, ticket.fields[name]); });
+      form.append("file", file);
+      var request = new XMLHttpRequest();
+      request.open("POST", ticket.url);
+      request.upload.addEventListener("progress", function (event) {
+        if (event.lengthComputable) { progress.value = Math.round((event.loaded / event.total) * 100); }
+      });
+      request.addEventListener("load", function () {
+        if (request.status >= 200 && request.status < 300) { resolve(); }
+        else { reject(new Error("The storage refused the file (" + request.status + ").")); }
+      });
+      request.addEventListener("error", function () { reject(new Error("The upload failed; check your connection.")); });
+      request.send(form);
+    });
+  }
+
+  function insertRow(html) {
+    var rows = document.getElementById("file-rows");
+    var empty = rows.querySelector("tr.empty");
+    if (empty) { empty.remove(); }
+    rows.insertAdjacentHTML("afterbegin", html);
+    if (window.htmx) { window.htmx.process(rows.firstElementChild); }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var widget = document.getElementById("upload-widget");
+    if (!widget) { return; }
+    var form = document.getElementById("upload-form");
+    var input = document.getElementById("upload-file");
+    var progress = document.getElementById("upload-progress");
+    var dropZone = widget.querySelector(".drop-zone");
+
+    ["dragover", "dragenter"].forEach(function (name) {
+      dropZone.addEventListener(name, function (event) { event.preventDefault(); dropZone.classList.add("dragging"); });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      dropZone.addEventListener(name, function () { dropZone.classList.remove("dragging"); });
+    });
+    dropZone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      if (event.dataTransfer.files.length) { input.files = event.dataTransfer.files; }
+    });
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var file = input.files[0];
+      var kind = document.getElementById("upload-kind").value;
+      if (!file) { say("Choose a file first.", true); return; }
+      var problem = checkLocally(widget, kind, file);
+      if (problem) { say(problem, true); return; }
+      var button = form.querySelector("button");
+      button.disabled = true;
+      progress.hidden = false;
+      progress.value = 0;
+      say("Uploading " + file.name + "…");
+      fetch(widget.dataset.presignUrl, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ filename: file.name, content_type: file.type, size: file.size, kind: kind })
+      }).then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) { throw new Error(body.error || "The upload was refused."); }
+          return body;
+        });
+      }).then(function (ticket) {
+        return sendToStorage(ticket, file, progress).then(function () { return ticket; });
+      }).then(function (ticket) {
+        return fetch(widget.dataset.confirmUrl.replace("UPLOAD_ID", ticket.upload_id), {
+          method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" }
+        }).then(function (response) {
+          if (!response.ok) { throw new Error("The upload could not be confirmed."); }
+          return response.text();
+        });
+      }).then(function (rowHtml) {
+        insertRow(rowHtml);
+        progress.value = 100;
+        say(file.name + " uploaded.");
+        form.reset();
+      }).catch(function (error) {
+        say(error.message, true);
+      }).finally(function () {
+        button.disabled = false;
+      });
+    });
+  });
+}());

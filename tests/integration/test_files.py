@@ -1,0 +1,96 @@
+"""The /files library pages and the widget's hypermedia endpoints."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from tests.integration.test_uploads import jpeg_with_exif
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture()
+def browser(client, make_user):
+    make_user(email="files@example.com")
+    html = client.get("/auth/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    client.post("/auth/login", data={"csrf_token": token, "email": "files@example.com", "password": PASSWORD})
+    page = client.get("/files/").get_data(as_text=True)
+    client.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+    return client
+
+
+def _widget_upload(browser, data, content_type="image/jpeg", kind="avatar", name="pic.jpg"):
+    ticket = browser.post(
+        "/files/presign",
+        json={"filename": name, "content_type": content_type, "size": len(data), "kind": kind},
+        headers={"X-CSRFToken": browser.csrf},
+    )
+    assert ticket.status_code == 201, ticket.json
+    form = dict(ticket.json["fields"], file=(io.BytesIO(data), name))
+    assert browser.post(ticket.json["url"], data=form, content_type="multipart/form-data").status_code == 204
+    return ticket.json["upload_id"], browser.post(
+        f"/files/{ticket.json['upload_id']}/confirm", headers={"X-CSRFToken": browser.csrf, "HX-Request": "true"}
+    )
+
+
+def test_the_library_needs_sign_in(client):
+    assert client.get("/files/").status_code == 302
+
+
+def test_the_page_has_the_widget_and_an_empty_list(browser):
+    html = browser.get("/files/").get_data(as_text=True)
+    assert 'id="upload-widget"' in html and "No files yet." in html
+    assert "js/uploads.js" in html and "<script>" not in html
+
+
+def test_widget_flow_returns_a_row_that_the_list_then_shows(browser):
+    upload_id, row = _widget_upload(browser, jpeg_with_exif((80, 60)))
+    assert row.status_code == 200 and f'id="upload-{upload_id}"' in row.get_data(as_text=True)
+    listing = browser.get("/files/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in listing and "pic.jpg" in listing and "status-ready" in listing
+    assert browser.get(f"/files/{upload_id}/download").status_code == 302
+
+
+def test_rows_still_processing_poll_and_final_rows_do_not(browser, app):
+    from app.extensions import db
+    from app.uploads.models import Upload
+
+    upload_id, _ = _widget_upload(browser, b"some text\n", "text/plain", "document", "a.txt")
+    assert "hx-trigger" not in browser.get(f"/files/{upload_id}/row").get_data(as_text=True)
+    with app.app_context():
+        db.session.get(Upload, upload_id).status = "processing"
+        db.session.commit()
+    assert 'hx-trigger="every 2s"' in browser.get(f"/files/{upload_id}/row").get_data(as_text=True)
+
+
+def test_widget_errors_are_clear_json(browser):
+    response = browser.post(
+        "/files/presign",
+        json={"filename": "x.svg", "content_type": "image/svg+xml", "size": 10, "kind": "avatar"},
+        headers={"X-CSRFToken": browser.csrf},
+    )
+    assert response.status_code == 422 and "not accepted" in response.json["error"]
+    assert browser.post("/files/presign", json={}).status_code == 400  # no CSRF token
+
+
+def test_filters_and_delete(browser):
+    _widget_upload(browser, b"doc\n", "text/plain", "document", "d.txt")
+    upload_id, _ = _widget_upload(browser, jpeg_with_exif((10, 10)))
+    html = browser.get("/files/?kind=document").get_data(as_text=True)
+    assert "d.txt" in html and "pic.jpg" not in html
+    deleted = browser.post(
+        f"/files/{upload_id}/delete", data={"csrf_token": browser.csrf}, headers={"HX-Request": "true"}
+    )
+    assert deleted.status_code == 200 and deleted.get_data(as_text=True) == ""
+    assert "pic.jpg" not in browser.get("/files/").get_data(as_text=True)
+
+
+def test_the_csp_opens_only_to_the_s3_endpoint(make_app):
+    app = make_app(storage_backend="s3", s3_bucket="b", s3_endpoint_url="http://127.0.0.1:9000/")
+    csp = app.test_client().get("/").headers["Content-Security-Policy"]
+    assert "connect-src 'self' http://127.0.0.1:9000" in csp and "form-action 'self' http://127.0.0.1:9000" in csp
+    assert "script-src 'self';" in csp

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
@@ -17,6 +17,7 @@ from app.core.forms import apply_service_errors
 from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
 from app.extensions import db
+from app.uploads import service as uploads
 
 
 def _page(profile: ProfileForm | None = None, password: PasswordForm | None = None, status: int = 200):
@@ -29,6 +30,8 @@ def _page(profile: ProfileForm | None = None, password: PasswordForm | None = No
         sessions=active_sessions(user.id),
         current_sid=session.get(SESSION_KEY),
         api_sign_ins=service.api_sign_ins(user.id),
+        avatar_choices=uploads.avatar_choices(user.id),
+        thumbnails={u.id: uploads.thumbnail_url(u) for u in uploads.avatar_choices(user.id)},
     ), status
 
 
@@ -59,6 +62,19 @@ def update_profile():
         apply_service_errors(form, error)
         return _page(profile=form, status=422)
     flash("Profile saved." + (" Confirm the new address with the link we sent to it." if pending else ""), "success")
+    return redirect(url_for("account.index"))
+
+
+@account_bp.post("/avatar")
+@login_required
+def update_avatar() -> Response:
+    choice = request.form.get("upload_id") or None
+    try:
+        uploads.set_avatar(current_user._get_current_object(), choice)
+    except ValidationFailed as error:
+        flash(error.detail, "error")
+    else:
+        flash("Avatar updated." if choice else "Avatar removed.", "success")
     return redirect(url_for("account.index"))
 
 

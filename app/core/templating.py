@@ -21,8 +21,10 @@ def has_endpoint(endpoint: str) -> bool:
 
 def init_templating(app: Flask) -> None:
     from app import __version__
+    from app.uploads.service import avatar_url
 
     app.jinja_env.globals.update(
+        avatar_url=avatar_url,
         has_endpoint=has_endpoint,
         is_htmx_request=is_htmx_request,
         hearth_version=__version__,

@@ -251,3 +251,35 @@ def cleanup_pending() -> int:
         db.session.delete(upload)
     db.session.commit()
     return len(stale)
+
+
+def set_avatar(user, upload_id: str | None) -> None:
+    """Use one of the user's own ready images as their avatar (None removes it)."""
+    if upload_id is not None:
+        upload = db.session.get(Upload, upload_id)
+        if upload is None or upload.user_id != user.id:
+            raise _invalid("upload_id", "Choose one of your own images.")
+        if upload.status != UploadStatus.ready or not upload.thumbnail_key:
+            raise _invalid("upload_id", "Only a processed image can be an avatar.")
+    user.avatar_upload_id = upload_id
+    record("avatar_changed", actor_id=user.id, subject_id=user.id)
+    db.session.commit()
+
+
+def avatar_url(user) -> str | None:
+    """A short-lived URL of the user's avatar thumbnail, or None."""
+    if not getattr(user, "avatar_upload_id", None):
+        return None
+    upload = db.session.get(Upload, user.avatar_upload_id)
+    return thumbnail_url(upload) if upload is not None else None
+
+
+def avatar_choices(user_id: int) -> list[Upload]:
+    return list(
+        db.session.scalars(
+            select(Upload)
+            .where(Upload.user_id == user_id, Upload.status == UploadStatus.ready, Upload.thumbnail_key.is_not(None))
+            .order_by(Upload.created_at.desc())
+            .limit(50)
+        )
+    )

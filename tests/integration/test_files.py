@@ -94,3 +94,23 @@ def test_the_csp_opens_only_to_the_s3_endpoint(make_app):
     csp = app.test_client().get("/").headers["Content-Security-Policy"]
     assert "connect-src 'self' http://127.0.0.1:9000" in csp and "form-action 'self' http://127.0.0.1:9000" in csp
     assert "script-src 'self';" in csp
+
+
+def test_an_uploaded_image_becomes_the_avatar_shown_in_the_navigation(browser, make_user):
+    upload_id, _ = _widget_upload(browser, jpeg_with_exif((300, 300)))
+    _widget_upload(browser, b"text\n", "text/plain", "document", "notes.txt")
+    account = browser.get("/account/").get_data(as_text=True)
+    assert f'value="{upload_id}"' in account and "notes.txt" not in account  # only processed images
+    token = re.search(r'name="csrf_token" value="([^"]+)"', account).group(1)
+    assert browser.post("/account/avatar", data={"csrf_token": token, "upload_id": upload_id}).status_code == 302
+    home = browser.get("/").get_data(as_text=True)
+    assert re.search(r'<img src="[^"]+" alt="" width="28" height="28" class="avatar">', home)
+    # someone else's image cannot be chosen
+    other = make_user(email="x-other@example.com")
+    assert other.id
+    response = browser.post("/account/avatar", data={"csrf_token": token, "upload_id": "not-mine"})
+    assert response.status_code == 302
+    assert "Choose one of your own images." in browser.get("/account/").get_data(as_text=True)
+    # deleting the image removes the avatar
+    browser.post(f"/files/{upload_id}/delete", data={"csrf_token": token})
+    assert 'class="avatar"' not in browser.get("/").get_data(as_text=True)

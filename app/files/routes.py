@@ -7,7 +7,7 @@ from flask import abort, jsonify, redirect, render_template, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.auth.guards import ensure_owner_or, login_required
+from app.auth.guards import login_required
 from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -17,14 +17,6 @@ from app.uploads.models import Upload, UploadStatus
 
 PAGE_SIZE = 20
 FINAL = {UploadStatus.ready, UploadStatus.rejected, UploadStatus.failed}
-
-
-def _own(upload_id: str, permission: str) -> Upload:
-    upload = db.session.get(Upload, upload_id)
-    if upload is None:
-        abort(404)
-    ensure_owner_or(permission, upload.user_id)
-    return upload
 
 
 def _row(upload: Upload) -> str:
@@ -82,19 +74,19 @@ def confirm(upload_id: str) -> str:
 @login_required
 def row(upload_id: str) -> str:
     """One row; rows still processing poll this until their status is final."""
-    return _row(_own(upload_id, "uploads:read_any"))
+    return _row(service.load_upload(upload_id, "uploads:read_any"))
 
 
 @files_bp.get("/<upload_id>/download")
 @login_required
 def download(upload_id: str) -> Response:
-    return redirect(service.download_url(_own(upload_id, "uploads:read_any")))
+    return redirect(service.download_url(service.load_upload(upload_id, "uploads:read_any")))
 
 
 @files_bp.post("/<upload_id>/delete")
 @login_required
 def delete(upload_id: str) -> str | Response:
-    service.delete_upload(current_user.id, _own(upload_id, "uploads:delete_any"))
+    service.delete_upload(current_user.id, service.load_upload(upload_id, "uploads:delete_any"))
     if is_htmx_request():
         return ""
     return redirect(request.referrer or "/files/")

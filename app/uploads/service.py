@@ -204,6 +204,18 @@ def mark_failed(upload_id: str, reason: str) -> None:
 # Library -----------------------------------------------------------------------------------
 
 
+def load_upload(upload_id: str, permission: str) -> Upload:
+    """The upload if the actor owns it or holds `permission`; 404 otherwise (ids can't be probed)."""
+    from app.auth.guards import ensure_owner_or
+    from app.errors import NotFound
+
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        raise NotFound()
+    ensure_owner_or(permission, upload.user_id)
+    return upload
+
+
 def list_uploads(user_id: int | None, kind: str | None, status: str | None, page: int, per_page: int) -> Page:
     from app.core.repository import Repository
 

@@ -7,20 +7,12 @@ from flask import Response
 from app.api.openapi import api_operation
 from app.api.v1 import v1_bp
 from app.api.v1.schemas import DownloadOut, PresignedPostOut, PresignOut, PresignRequest, UploadListQuery, UploadOut
-from app.auth.guards import actor_permissions, current_actor, ensure_owner_or
+from app.auth.guards import actor_permissions, current_actor
 from app.core.repository import Page
 from app.errors import NotFound, PermissionDenied
 from app.extensions import db
 from app.uploads import service
 from app.uploads.models import Upload
-
-
-def _load(upload_id: str, permission: str) -> Upload:
-    upload = db.session.get(Upload, upload_id)
-    if upload is None:
-        raise NotFound()
-    ensure_owner_or(permission, upload.user_id)
-    return upload
 
 
 def upload_out(upload: Upload) -> UploadOut:
@@ -111,7 +103,7 @@ def list_uploads(query: UploadListQuery) -> Page:
     errors=(404,),
 )
 def get_upload(upload_id: str) -> UploadOut:
-    return upload_out(_load(upload_id, "uploads:read_any"))
+    return upload_out(service.load_upload(upload_id, "uploads:read_any"))
 
 
 @api_operation(
@@ -125,7 +117,7 @@ def get_upload(upload_id: str) -> UploadOut:
 )
 def download_upload(upload_id: str) -> DownloadOut:
     """A presigned GET valid for 5 minutes that always downloads as an attachment."""
-    return DownloadOut(url=service.download_url(_load(upload_id, "uploads:read_any")), expires_in=300)
+    return DownloadOut(url=service.download_url(service.load_upload(upload_id, "uploads:read_any")), expires_in=300)
 
 
 @api_operation(
@@ -140,5 +132,5 @@ def download_upload(upload_id: str) -> DownloadOut:
 )
 def delete_upload(upload_id: str) -> Response:
     """Removes the record, the object and its thumbnail."""
-    service.delete_upload(current_actor().id, _load(upload_id, "uploads:delete_any"))
+    service.delete_upload(current_actor().id, service.load_upload(upload_id, "uploads:delete_any"))
     return Response(status=204)

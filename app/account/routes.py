@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.account import account_bp, service
@@ -12,7 +12,7 @@ from app.audit.service import record
 from app.auth import accounts
 from app.auth.guards import login_required
 from app.auth.service import sign_out_everywhere
-from app.auth.sessions import SESSION_KEY, active_sessions, revoke_session, start_session
+from app.auth.sessions import SESSION_KEY, active_sessions, begin_browser_sign_in, revoke_session
 from app.core.forms import apply_service_errors
 from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
@@ -22,6 +22,7 @@ from app.uploads import service as uploads
 
 def _page(profile: ProfileForm | None = None, password: PasswordForm | None = None, status: int = 200):
     user = current_user
+    choices = uploads.avatar_choices(user.id)
     profile = profile or ProfileForm(data={"display_name": user.display_name, "email": user.email})
     return render_template(
         "account/index.html",
@@ -30,17 +31,14 @@ def _page(profile: ProfileForm | None = None, password: PasswordForm | None = No
         sessions=active_sessions(user.id),
         current_sid=session.get(SESSION_KEY),
         api_sign_ins=service.api_sign_ins(user.id),
-        avatar_choices=uploads.avatar_choices(user.id),
-        thumbnails={u.id: uploads.thumbnail_url(u) for u in uploads.avatar_choices(user.id)},
+        avatar_choices=choices,
+        thumbnails={u.id: uploads.thumbnail_url(u) for u in choices},
     ), status
 
 
 def _continue_here() -> None:
     """After an epoch bump, keep this browser signed in with a fresh session."""
-    session.clear()
-    login_user(current_user._get_current_object())
-    start_session(current_user.id)
-    db.session.commit()
+    begin_browser_sign_in(current_user._get_current_object())
 
 
 @account_bp.get("/")

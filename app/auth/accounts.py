@@ -7,7 +7,6 @@ Tokens sent by email are single-use, expire, and are stored only as SHA-256 hash
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from sqlalchemy import select, update
 
 from app.audit.service import record
 from app.auth.models import AccountToken
-from app.auth.service import sign_out_everywhere
+from app.auth.service import sign_out_everywhere, token_hash
 from app.core.database import utcnow
 from app.errors import Unauthorized, ValidationFailed
 from app.extensions import db
@@ -39,17 +38,13 @@ class InvalidAccountToken(ValidationFailed):
         super().__init__("This link is invalid, already used or expired. Ask for a new one.")
 
 
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def _issue_token(user: User, purpose: str, email: str | None = None) -> str:
     raw = secrets.token_urlsafe(32)
     db.session.add(
         AccountToken(
             user_id=user.id,
             purpose=purpose,
-            token_hash=_hash(raw),
+            token_hash=token_hash(raw),
             email=email,
             expires_at=utcnow() + TOKEN_LIFETIMES[purpose],
         )
@@ -61,7 +56,7 @@ def _consume_token(raw: str, purpose: str) -> AccountToken:
     """Mark the token used (compare-and-set, so it works once) and return it."""
     now = utcnow()
     token = db.session.scalar(
-        select(AccountToken).where(AccountToken.token_hash == _hash(raw), AccountToken.purpose == purpose)
+        select(AccountToken).where(AccountToken.token_hash == token_hash(raw), AccountToken.purpose == purpose)
     )
     if token is None or token.used_at is not None or token.expires_at <= now:
         raise InvalidAccountToken()
@@ -168,7 +163,7 @@ def request_password_reset(email: str) -> None:
 def check_reset_token(raw: str) -> None:
     """Raise unless `raw` is a live reset token (for showing the form; nothing is consumed)."""
     token = db.session.scalar(
-        select(AccountToken).where(AccountToken.token_hash == _hash(raw), AccountToken.purpose == RESET_PASSWORD)
+        select(AccountToken).where(AccountToken.token_hash == token_hash(raw), AccountToken.purpose == RESET_PASSWORD)
     )
     if token is None or token.used_at is not None or token.expires_at <= utcnow():
         raise InvalidAccountToken()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.audit.service import record
@@ -13,7 +13,7 @@ from app.auth import accounts, auth_bp
 from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupForm
 from app.auth.guards import login_required
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
-from app.auth.sessions import end_session, start_session
+from app.auth.sessions import begin_browser_sign_in, end_session
 from app.core.forms import apply_service_errors
 from app.core.ratelimit import rate_limited
 from app.errors import ValidationFailed
@@ -42,11 +42,7 @@ def login() -> str | Response:
         except InvalidCredentials:
             form.password.errors.append(GENERIC_FAILURE)
             return render_template("auth/login.html", form=form), 401
-        # A fresh session at sign-in: nothing from before (an attacker-planted session) survives.
-        session.clear()
-        login_user(user, remember=bool(form.remember.data))
-        start_session(user.id)
-        db.session.commit()
+        begin_browser_sign_in(user, remember=bool(form.remember.data))
         flash(f"Welcome back, {user.display_name}.", "success")
         return redirect(safe_next(request.args.get("next")))
     status = 422 if request.method == "POST" else 200

@@ -116,7 +116,8 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105  (the OAuth token type, not a secret)
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """How every emailed or refresh token is stored: its SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -126,7 +127,7 @@ def _new_refresh(user: User, family_id: str, user_agent: str | None) -> str:
         RefreshToken(
             user_id=user.id,
             family_id=family_id,
-            token_hash=_hash(raw),
+            token_hash=token_hash(raw),
             user_agent=(user_agent or "")[:300],
             expires_at=utcnow() + timedelta(days=_settings().refresh_token_days),
         )
@@ -154,7 +155,7 @@ def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:
     A token that was already rotated or revoked means it leaked (or the client is replaying):
     the whole family is revoked and the call fails.
     """
-    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _hash(raw)))
+    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(raw)))
     now = utcnow()
     if token is None:
         raise InvalidRefreshToken("The refresh token is not valid.")
@@ -200,7 +201,7 @@ def revoke_all_refresh_tokens(user_id: int) -> None:
 
 def logout_refresh_token(raw: str) -> None:
     """Revoke the family of the presented refresh token (API logout); unknown tokens are ignored."""
-    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _hash(raw)))
+    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(raw)))
     if token is not None:
         revoke_family(token.family_id)
         record("api_logout", actor_id=token.user_id, subject_id=token.user_id)

@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 
 from flask import Flask, current_app, flash, request, session
-from flask_login import current_user, logout_user, user_loaded_from_cookie
+from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
 from sqlalchemy import select, update
 
 from app.auth.models import UserSession
@@ -44,6 +44,17 @@ def start_session(user_id: int) -> UserSession:
     session[SESSION_KEY] = row.id
     session.permanent = True
     return row
+
+
+def begin_browser_sign_in(user, remember: bool = False) -> None:
+    """Sign `user` in on this browser with a fresh cookie session and a new session record.
+
+    Clearing first means nothing from before (an attacker-planted session) survives.
+    """
+    session.clear()
+    login_user(user, remember=remember)
+    start_session(user.id)
+    db.session.commit()
 
 
 def end_session() -> None:

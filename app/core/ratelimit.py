@@ -39,6 +39,15 @@ STORAGE_RETRY_SECONDS = 5.0
 EXEMPT_ENDPOINT_PREFIXES = ("health.",)
 
 
+def limit_headers(limit: int, remaining: int, reset_in: int) -> list[tuple[str, str]]:
+    return [
+        ("Retry-After", str(reset_in)),
+        ("RateLimit-Limit", str(limit)),
+        ("RateLimit-Remaining", str(remaining)),
+        ("RateLimit-Reset", str(reset_in)),
+    ]
+
+
 class RateLimited(TooManyRequests):
     """A 429 that knows the limit it hit, for the Retry-After and RateLimit-* headers."""
 

@@ -37,8 +37,9 @@ class DurableTask:
     ):
         self.name, self.queue, self.func, self.summarize = name, queue, func, summarize
 
-    def enqueue(self, **payload: Any) -> Job:
-        return jobs_service.enqueue(self.name, self.queue, payload, self.summarize(payload))
+    def enqueue(self, *, caused_by: int | None = None, **payload: Any) -> Job:
+        """Queue a run with `payload`; `caused_by` is the user it is for, when no one is signed in."""
+        return jobs_service.enqueue(self.name, self.queue, payload, self.summarize(payload), user_id=caused_by)
 
     def __call__(self, **payload: Any) -> None:
         self.func(**payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.jobs.service import report_progress
 from app.uploads import service as uploads
 from tasks.runtime import durable_task
 
@@ -15,4 +16,4 @@ def _give_up(*, error: str, upload_id: str, **_: Any) -> None:
 @durable_task("uploads", summarize=lambda payload: {"upload_id": payload["upload_id"]}, on_final_failure=_give_up)
 def process_upload(*, job_id: str, upload_id: str) -> None:
     """Strip EXIF and make thumbnails for images, count PDF pages, record metadata."""
-    uploads.process(upload_id)
+    uploads.process(upload_id, progress=lambda percent, message: report_progress(job_id, percent, message))

@@ -21,6 +21,8 @@ class AuditEvent(db.Model):
     event: Mapped[str] = mapped_column(String(64), index=True)
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     subject_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # What the event is about, as "<kind>:<id>" ("user:7", "role:editor", "job:<uuid>").
+    target: Mapped[str | None] = mapped_column(String(160), index=True)
     ip: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(128))
     # Never secrets: no passwords, tokens or token hashes.

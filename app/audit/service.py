@@ -15,12 +15,23 @@ from app.logging import get_logger, hash_identifier
 log = get_logger("hearth.audit")
 
 
-def record(event: str, *, actor_id: int | None = None, subject_id: int | None = None, **data: Any) -> AuditEvent:
-    """Add an audit event to the current unit of work (the caller commits)."""
+def record(
+    event: str,
+    *,
+    actor_id: int | None = None,
+    subject_id: int | None = None,
+    target: str | None = None,
+    **data: Any,
+) -> AuditEvent:
+    """Add an audit event to the current unit of work (the caller commits).
+
+    `target` names what the event is about ("role:editor", "job:<id>"); it defaults to the
+    subject user. Changes carry `before` and `after` in `data`."""
     entry = AuditEvent(
         event=event,
         actor_user_id=actor_id,
         subject_user_id=subject_id,
+        target=target or (f"user:{subject_id}" if subject_id is not None else None),
         ip=client_address() if has_request_context() else None,
         request_id=structlog.contextvars.get_contextvars().get("request_id"),
         data=data,
@@ -32,6 +43,7 @@ def record(event: str, *, actor_id: int | None = None, subject_id: int | None = 
         "audit",
         audit_event=event,
         **data,
+        target=entry.target if target else None,
         actor=hash_identifier(actor_id, key) if actor_id is not None else None,
         subject=hash_identifier(subject_id, key) if subject_id is not None else None,
     )

@@ -74,6 +74,7 @@ def _send_verification(user: User, address: str) -> None:
         address,
         "verify_email",
         {"name": user.display_name, "link": url_for("auth.verify_email", token=raw, _external=True)},
+        user_id=user.id,
     )
 
 
@@ -104,6 +105,7 @@ def sign_up(email: str, display_name: str, password: str) -> None:
                 "login": url_for("auth.login", _external=True),
                 "reset": url_for("auth.reset_request", _external=True),
             },
+            user_id=existing.id,
         )
         record("signup_for_existing_email", subject_id=existing.id)
         db.session.commit()
@@ -150,14 +152,20 @@ def request_password_reset(email: str) -> None:
         record("password_reset_requested", reason="no_account")
         db.session.commit()
         return
+    send_password_reset_link(user)
+    record("password_reset_requested", subject_id=user.id)
+    db.session.commit()
+
+
+def send_password_reset_link(user: User) -> None:
+    """Queue the reset email in the caller's unit of work (the caller records and commits)."""
     raw = _issue_token(user, RESET_PASSWORD)
     queue_email(
         user.email,
         "password_reset",
         {"name": user.display_name, "link": url_for("auth.reset_password", token=raw, _external=True)},
+        user_id=user.id,
     )
-    record("password_reset_requested", subject_id=user.id)
-    db.session.commit()
 
 
 def check_reset_token(raw: str) -> None:

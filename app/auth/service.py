@@ -93,14 +93,15 @@ def authenticate(email: str, password: str, channel: str) -> User:
     return user
 
 
-def sign_out_everywhere(user: User, reason: str, commit: bool = True) -> None:
-    """Kill every session cookie and access token (epoch bump) and every refresh token."""
+def sign_out_everywhere(user: User, reason: str, commit: bool = True, actor_id: int | None = None) -> None:
+    """Kill every session cookie and access token (epoch bump) and every refresh token.
+    `actor_id` is who did it when it is not the user themself (an admin)."""
     from app.auth.sessions import revoke_all_sessions
 
     user.session_epoch += 1
     revoke_all_refresh_tokens(user.id)
     revoke_all_sessions(user.id)
-    record("signed_out_everywhere", actor_id=user.id, subject_id=user.id, reason=reason)
+    record("signed_out_everywhere", actor_id=actor_id or user.id, subject_id=user.id, reason=reason)
     if commit:
         db.session.commit()
 

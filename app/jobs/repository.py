@@ -35,6 +35,8 @@ class JobRepository(Repository[Job]):
                 lease_expires_at=now + lease,
                 started_at=now,
                 next_attempt_at=None,
+                progress=None,
+                progress_message=None,
                 updated_at=now,
             )
         )

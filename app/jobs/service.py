@@ -16,6 +16,7 @@ Delivery is at-least-once, so tasks must be idempotent.
 
 from __future__ import annotations
 
+import traceback as tracebacks
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from flask import current_app
-from sqlalchemy import event
+from flask import current_app, g, has_request_context, request
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
 from app.core.database import utcnow
@@ -39,6 +40,7 @@ jobs = JobRepository()
 
 OUTBOX_KEY = "hearth.jobs.outbox"
 ERROR_MAX_LENGTH = 2000
+TRACEBACK_MAX_LENGTH = 20_000
 
 # (job_id, task_name, delay_seconds) -> None; set by tasks.queues when queues are configured.
 Dispatcher = Callable[[str, str, float | None], None]
@@ -54,8 +56,28 @@ def _settings():
     return current_app.extensions["hearth.settings"]
 
 
-def enqueue(task_name: str, queue: str, payload: dict[str, Any], summary: dict[str, Any] | None = None) -> Job:
-    """Add a job to the current unit of work; it is sent to huey once that commits."""
+def requesting_user_id() -> int | None:
+    """The signed-in user of the current request (session or bearer token), if any."""
+    if not has_request_context():
+        return None
+    user = g.get("api_user")
+    if user is None and not request.path.startswith("/api/"):
+        from flask_login import current_user
+
+        user = current_user if current_user.is_authenticated else None
+    return user.id if user is not None else None
+
+
+def enqueue(
+    task_name: str,
+    queue: str,
+    payload: dict[str, Any],
+    summary: dict[str, Any] | None = None,
+    user_id: int | None = None,
+) -> Job:
+    """Add a job to the current unit of work; it is sent to huey once that commits.
+
+    `user_id` is who caused it; by default the signed-in user of the current request."""
     spec = QUEUES[queue]
     job = Job(
         id=str(uuid.uuid4()),
@@ -66,11 +88,17 @@ def enqueue(task_name: str, queue: str, payload: dict[str, Any], summary: dict[s
         status=JobStatus.queued,
         attempts=0,
         max_attempts=spec.max_attempts,
+        user_id=user_id if user_id is not None else requesting_user_id(),
         request_id=structlog.contextvars.get_contextvars().get("request_id"),
     )
     jobs.add(job)
-    db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, task_name, None))
+    send_after_commit(job.id, task_name)
     return job
+
+
+def send_after_commit(job_id: str, task_name: str, delay: float | None = None) -> None:
+    """Hand the job to huey once the current unit of work commits (nothing on rollback)."""
+    db.session.info.setdefault(OUTBOX_KEY, []).append((job_id, task_name, delay))
 
 
 def dispatch(job_id: str, task_name: str, delay: float | None = None) -> None:
@@ -139,10 +167,22 @@ def record_success(job: Job, owner: str, duration_ms: float) -> AttemptOutcome:
     return AttemptOutcome(JobStatus.succeeded, recorded=recorded)
 
 
+def report_progress(job_id: str, percent: int, message: str | None = None) -> None:
+    """A running task tells the admin how far it is (0–100). Written on its own connection,
+    so it never commits the task's unfinished unit of work."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.running)
+            .values(progress=max(0, min(100, int(percent))), progress_message=(message or None) and message[:200])
+        )
+
+
 def record_failure(job: Job, owner: str, error: BaseException, duration_ms: float) -> AttemptOutcome:
     """Schedule the next attempt with the queue's backoff, or fail the job for good."""
     settings = _settings()
     message = f"{type(error).__name__}: {error}"[:ERROR_MAX_LENGTH]
+    trace = "".join(tracebacks.format_exception(error))[-TRACEBACK_MAX_LENGTH:]
     now = utcnow()
     if job.attempts >= job.max_attempts:
         recorded = jobs.finish(
@@ -150,6 +190,7 @@ def record_failure(job: Job, owner: str, error: BaseException, duration_ms: floa
             owner,
             status=JobStatus.failed,
             error=message,
+            traceback=trace,
             finished_at=now,
             duration_ms=duration_ms,
             updated_at=now,
@@ -164,13 +205,14 @@ def record_failure(job: Job, owner: str, error: BaseException, duration_ms: floa
         owner,
         status=JobStatus.retrying,
         error=message,
+        traceback=trace,
         next_attempt_at=now + timedelta(seconds=delay),
         enqueued_at=now,
         duration_ms=duration_ms,
         updated_at=now,
     )
     if recorded:
-        db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, job.task, delay))
+        send_after_commit(job.id, job.task, delay)
     db.session.commit()
     return AttemptOutcome(JobStatus.retrying, retry_in=delay, recorded=recorded)
 
@@ -211,7 +253,7 @@ def sweep() -> SweepReport:
                 "error": "worker lost (lease expired); re-queued",
             }
         if jobs.mark_redispatched(job, now, **values):
-            db.session.info.setdefault(OUTBOX_KEY, []).append((job.id, job.task, None))
+            send_after_commit(job.id, job.task)
             report.requeued.append(job.id)
     db.session.commit()
     if report.requeued or report.failed:

@@ -97,8 +97,9 @@ def store_dev_copy(message: EmailMessage) -> Path:
     return path
 
 
-def queue_email(to: str, template: str, context: dict[str, Any] | None = None):
-    """Queue an email in the current unit of work; it is sent once that commits."""
+def queue_email(to: str, template: str, context: dict[str, Any] | None = None, user_id: int | None = None):
+    """Queue an email in the current unit of work; it is sent once that commits.
+    `user_id` is the account it is for (shown on the admin's jobs page)."""
     from tasks.emails import send_email
 
-    return send_email.enqueue(to=to, template=template, context=context or {})
+    return send_email.enqueue(to=to, template=template, context=context or {}, caused_by=user_id)

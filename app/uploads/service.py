@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -29,6 +30,9 @@ from app.storage import PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
 from app.uploads.models import Upload, UploadStatus
 from app.uploads.sniff import SNIFF_BYTES, matches
+
+if TYPE_CHECKING:
+    from app.jobs.models import Job
 
 KINDS = ("avatar", "document", "video")
 THUMBNAIL_SIZE = 256
@@ -137,7 +141,7 @@ def confirm(upload: Upload) -> Upload:
     upload.status = UploadStatus.uploaded
     from tasks.uploads import process_upload
 
-    process_upload.enqueue(upload_id=upload.id)
+    process_upload.enqueue(upload_id=upload.id, caused_by=upload.user_id)
     record("upload_confirmed", subject_id=upload.user_id, upload=upload.id)
     db.session.commit()
     return upload
@@ -174,18 +178,26 @@ def _pdf_details(data: bytes) -> dict[str, Any]:
     return {"pages": len(PdfReader(io.BytesIO(data)).pages)}
 
 
-def process(upload_id: str) -> None:
-    """Extract metadata (and thumbnails for images); idempotent, so a re-run is harmless."""
+def process(upload_id: str, progress: Callable[[int, str], None] | None = None) -> None:
+    """Extract metadata (and thumbnails for images); idempotent, so a re-run is harmless.
+    `progress(percent, message)` hears how far it got."""
+    report = progress or (lambda percent, message: None)
     upload = db.session.get(Upload, upload_id)
     if upload is None or upload.status in (UploadStatus.ready, UploadStatus.rejected):
         return
     upload.status = UploadStatus.processing
     db.session.commit()
+    report(10, "reading the file")
     details: dict[str, Any] = {"content_type": upload.content_type, "size": upload.size}
     if upload.kind == "avatar" or upload.content_type.startswith("image/"):
-        details |= _image_details(upload, get_storage().read(upload.key))
+        data = get_storage().read(upload.key)
+        report(40, "stripping metadata and making the thumbnail")
+        details |= _image_details(upload, data)
     elif upload.content_type == "application/pdf":
-        details |= _pdf_details(get_storage().read(upload.key))
+        data = get_storage().read(upload.key)
+        report(40, "counting pages")
+        details |= _pdf_details(data)
+    report(90, "saving")
     upload.details = details
     upload.status = UploadStatus.ready
     upload.error = None
@@ -199,6 +211,32 @@ def mark_failed(upload_id: str, reason: str) -> None:
         upload.status = UploadStatus.failed
         upload.error = reason[:500]
         db.session.commit()
+
+
+REPROCESSABLE = frozenset({UploadStatus.failed, UploadStatus.ready, UploadStatus.uploaded, UploadStatus.processing})
+
+
+def reprocess(actor_id: int, upload: Upload) -> Job:
+    """Run processing again (after a fix, or to rebuild thumbnails); audited."""
+    from tasks.uploads import process_upload
+
+    if upload.status not in REPROCESSABLE:
+        raise Conflict(f"A {upload.status} upload has no confirmed file to process.")
+    before = upload.status
+    upload.status = UploadStatus.uploaded
+    upload.error = None
+    job = process_upload.enqueue(upload_id=upload.id, caused_by=upload.user_id)
+    record(
+        "upload_reprocessed",
+        actor_id=actor_id,
+        subject_id=upload.user_id,
+        target=f"upload:{upload.id}",
+        before={"status": before},
+        after={"status": UploadStatus.uploaded.value},
+        job=job.id,
+    )
+    db.session.commit()
+    return job
 
 
 # Library -----------------------------------------------------------------------------------
@@ -247,7 +285,13 @@ def delete_upload(actor_id: int, upload: Upload) -> None:
     storage.delete(upload.key)
     if upload.thumbnail_key:
         storage.delete(upload.thumbnail_key)
-    record("upload_deleted", actor_id=actor_id, subject_id=upload.user_id, upload=upload.id)
+    record(
+        "upload_deleted",
+        actor_id=actor_id,
+        subject_id=upload.user_id,
+        target=f"upload:{upload.id}",
+        before={"filename": upload.filename, "status": upload.status, "size": upload.size},
+    )
     db.session.delete(upload)
     db.session.commit()
 

@@ -1,14 +1,29 @@
-"""Managing other people's accounts (users:write, users:delete, roles:manage): one set of
-rules for the JSON API now and the admin pages later."""
+"""Managing other people's accounts: one set of rules for the admin pages and the JSON API.
+
+Routes check the page-level permission (users:write, users:delete); the rules here add what
+depends on the target: nobody manages an account holding permissions they lack, changing
+roles needs roles:manage, and the site always keeps one active administrator.
+Every change is audited with its before → after values.
+"""
 
 from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, select
 
 from app.audit.service import record
 from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
-from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
-from app.rbac.service import role_named
+from app.rbac.catalog import ADMIN_ROLE
+from app.rbac.models import Role, user_roles
+from app.rbac.service import permissions_of, role_named
 from app.users.models import User
 
 
@@ -21,13 +36,48 @@ def get_user(user_id: int, include_deleted: bool = False) -> User:
 
 def _check_can_manage(actor_permissions: frozenset[str], user: User) -> None:
     """Nobody manages an account that holds permissions they do not have themselves."""
-    from app.rbac.service import permissions_of
-
     missing = permissions_of(user.id) - actor_permissions
     if missing:
         raise PermissionDenied(
             "This account holds permissions you do not have; only someone who has them can change it."
         )
+
+
+def active_admin_ids() -> set[int]:
+    """Accounts that can still administer the site: active, not deleted, holding the admin role."""
+    return set(
+        db.session.scalars(
+            select(User.id)
+            .join(user_roles, user_roles.c.user_id == User.id)
+            .join(Role, Role.id == user_roles.c.role_id)
+            .where(Role.name == ADMIN_ROLE, User.is_active_account.is_(True), User.deleted_at.is_(None))
+        )
+    )
+
+
+def _keep_an_admin(user: User, change: str) -> None:
+    """Refuse a change that would leave the site without an active administrator."""
+    if ADMIN_ROLE in user.role_names and user.is_active and active_admin_ids() <= {user.id}:
+        raise Conflict(f"{user.email} is the last active administrator: {change} would lock everyone out.")
+
+
+def _snapshot(user: User) -> dict[str, Any]:
+    return {
+        "display_name": user.display_name,
+        "is_active": user.is_active_account,
+        "roles": user.role_names,
+        "email_verified": user.email_verified_at is not None,
+    }
+
+
+def _roles_named(names: Iterable[str]) -> list[Role]:
+    try:
+        return [role_named(name) for name in sorted(set(names))]
+    except NotFound as error:
+        raise ValidationFailed(
+            error.detail,
+            errors=[{"field": "roles", "location": "body", "message": error.detail, "type": "value_error"}],
+        ) from None
 
 
 def update_user(
@@ -38,39 +88,66 @@ def update_user(
     display_name: str | None = None,
     is_active: bool | None = None,
     roles: list[str] | None = None,
+    email_verified: bool | None = None,
 ) -> User:
     """Apply every change or none: all checks run before anything is written."""
     _check_can_manage(actor_permissions, user)
-    wanted: list[str] | None = None
+    before = _snapshot(user)
     new_roles = None
     if roles is not None:
         if "roles:manage" not in actor_permissions:
             raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
-        wanted = sorted(set(roles))
-        if user.id == actor.id and "admin" in user.role_names and "admin" not in wanted:
+        new_roles = _roles_named(roles)
+        losing_admin = ADMIN_ROLE in user.role_names and ADMIN_ROLE not in {role.name for role in new_roles}
+        if losing_admin and user.id == actor.id:
             raise Conflict("You cannot remove your own admin role.")
-        try:
-            new_roles = [role_named(name) for name in wanted]
-        except NotFound as error:
-            raise ValidationFailed(
-                error.detail,
-                errors=[{"field": "roles", "location": "body", "message": error.detail, "type": "value_error"}],
-            ) from None
-    if is_active is False and user.id == actor.id:
-        raise Conflict("You cannot disable your own account.")
+        if losing_admin:
+            _keep_an_admin(user, "removing their admin role")
+    if is_active is False and user.is_active_account:
+        if user.id == actor.id:
+            raise Conflict("You cannot disable your own account.")
+        _keep_an_admin(user, "disabling them")
     if display_name is not None:
+        if not display_name.strip():
+            raise ValidationFailed(
+                "The display name cannot be empty.",
+                errors=[
+                    {"field": "display_name", "location": "body", "message": "Cannot be empty.", "type": "value_error"}
+                ],
+            )
         user.display_name = display_name.strip()
     if new_roles is not None:
         user.roles = new_roles
-        record("roles_changed", actor_id=actor.id, subject_id=user.id, roles=wanted)
+    if email_verified is not None and email_verified != (user.email_verified_at is not None):
+        user.email_verified_at = utcnow() if email_verified else None
     if is_active is not None and is_active != user.is_active_account:
         user.is_active_account = is_active
-        record("user_disabled" if not is_active else "user_enabled", actor_id=actor.id, subject_id=user.id)
         if not is_active:
-            sign_out_everywhere(user, reason="disabled", commit=False)
-    record("user_updated", actor_id=actor.id, subject_id=user.id)
+            sign_out_everywhere(user, reason="disabled", commit=False, actor_id=actor.id)
+    after = _snapshot(user)
+    changed = {key for key in after if after[key] != before[key]}
+    if changed:
+        event = _event_for(changed, after)
+        record(
+            event,
+            actor_id=actor.id,
+            subject_id=user.id,
+            before={key: before[key] for key in sorted(changed)},
+            after={key: after[key] for key in sorted(changed)},
+        )
     db.session.commit()
     return user
+
+
+def _event_for(changed: set[str], after: dict[str, Any]) -> str:
+    """A specific name when one thing changed (what admins filter the audit trail by)."""
+    if changed == {"roles"}:
+        return "roles_changed"
+    if changed == {"is_active"}:
+        return "user_enabled" if after["is_active"] else "user_disabled"
+    if changed == {"email_verified"}:
+        return "email_marked_verified" if after["email_verified"] else "email_marked_unverified"
+    return "user_updated"
 
 
 def delete_user(actor: User, actor_permissions: frozenset[str], user: User) -> None:
@@ -78,8 +155,130 @@ def delete_user(actor: User, actor_permissions: frozenset[str], user: User) -> N
     _check_can_manage(actor_permissions, user)
     if user.id == actor.id:
         raise Conflict("You cannot delete your own account here.")
+    _keep_an_admin(user, "deleting them")
     user.deleted_at = utcnow()
     user.is_active_account = False
-    record("user_deleted", actor_id=actor.id, subject_id=user.id)
-    sign_out_everywhere(user, reason="deleted", commit=False)
+    record("user_deleted", actor_id=actor.id, subject_id=user.id, before={"email": user.email})
+    sign_out_everywhere(user, reason="deleted", commit=False, actor_id=actor.id)
     db.session.commit()
+
+
+def force_sign_out(actor: User, actor_permissions: frozenset[str], user: User) -> None:
+    """End every browser session and revoke every access and refresh token the user holds."""
+    _check_can_manage(actor_permissions, user)
+    before = user.session_epoch
+    sign_out_everywhere(user, reason="admin", commit=False, actor_id=actor.id)
+    record(
+        "user_signed_out_by_admin",
+        actor_id=actor.id,
+        subject_id=user.id,
+        before={"session_epoch": before},
+        after={"session_epoch": user.session_epoch},
+    )
+    db.session.commit()
+
+
+def send_password_reset(actor: User, actor_permissions: frozenset[str], user: User) -> None:
+    """Email the user a reset link (the admin never sees or sets the password)."""
+    from app.auth.accounts import send_password_reset_link
+
+    _check_can_manage(actor_permissions, user)
+    if not user.is_active:
+        raise Conflict("The account is disabled: enable it before sending a reset link.")
+    send_password_reset_link(user)
+    record("password_reset_sent_by_admin", actor_id=actor.id, subject_id=user.id)
+    db.session.commit()
+
+
+# Bulk actions ------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkOutcome:
+    """What a bulk action did: the users changed, and the ones skipped with the reason."""
+
+    changed: list[User] = field(default_factory=list)
+    skipped: list[tuple[User, str]] = field(default_factory=list)
+
+    def summary(self, verb: str) -> str:
+        text = f"{verb} {len(self.changed)} user{'s' if len(self.changed) != 1 else ''}."
+        if self.skipped:
+            reasons = "; ".join(f"{user.email}: {reason}" for user, reason in self.skipped)
+            text += f" Skipped {len(self.skipped)}: {reasons}"
+        return text
+
+
+def _users_by_ids(user_ids: Iterable[int]) -> list[User]:
+    ids = sorted({int(user_id) for user_id in user_ids})
+    if not ids:
+        raise ValidationFailed("Select at least one user.")
+    return list(db.session.scalars(select(User).where(User.id.in_(ids), User.deleted_at.is_(None)).order_by(User.id)))
+
+
+def _bulk(users: list[User], change) -> BulkOutcome:
+    """Each user in its own unit of work: one refusal does not undo the others."""
+    outcome = BulkOutcome()
+    for user in users:
+        try:
+            change(user)
+        except DomainError as error:
+            db.session.rollback()
+            outcome.skipped.append((user, error.detail))
+        else:
+            outcome.changed.append(user)
+    return outcome
+
+
+def bulk_disable(actor: User, actor_permissions: frozenset[str], user_ids: Iterable[int]) -> BulkOutcome:
+    users = [user for user in _users_by_ids(user_ids) if user.is_active_account]
+    return _bulk(users, lambda user: update_user(actor, actor_permissions, user, is_active=False))
+
+
+def bulk_assign_role(
+    actor: User, actor_permissions: frozenset[str], user_ids: Iterable[int], role_name: str
+) -> BulkOutcome:
+    if "roles:manage" not in actor_permissions:
+        raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
+    if not role_name:
+        raise ValidationFailed("Choose a role to assign.")
+    _roles_named([role_name])  # a clear error before touching anyone
+    users = [user for user in _users_by_ids(user_ids) if role_name not in user.role_names]
+    return _bulk(users, lambda user: update_user(actor, actor_permissions, user, roles=[*user.role_names, role_name]))
+
+
+# Export ------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("id", "email", "display_name", "status", "roles", "email_verified", "created_at", "last_login_at")
+EXPORT_BATCH = 500
+
+
+def export_csv(statement: Select) -> Iterator[str]:
+    """The filtered user list as CSV, streamed: rows are fetched in batches of EXPORT_BATCH
+    from a server-side cursor and written out one chunk per batch, never all in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    yield buffer.getvalue()
+    result = db.session.execute(statement.execution_options(yield_per=EXPORT_BATCH))
+    for batch in result.scalars().partitions():
+        buffer.seek(0)
+        buffer.truncate()
+        for user in batch:
+            writer.writerow(
+                (
+                    user.id,
+                    _csv_safe(user.email),
+                    _csv_safe(user.display_name),
+                    user.status,
+                    " ".join(user.role_names),
+                    "yes" if user.email_verified_at else "no",
+                    user.created_at.isoformat(),
+                    user.last_login_at.isoformat() if user.last_login_at else "",
+                )
+            )
+        yield buffer.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas (CSV injection): defuse them."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

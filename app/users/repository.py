@@ -20,7 +20,13 @@ def normalise_email(email: str) -> str:
 SORTABLE = {"email", "display_name", "created_at", "last_login_at"}
 
 
-def user_list_statement(q: str | None = None, role: str | None = None, status: str | None = None, sort: str = "email"):
+def user_list_statement(
+    q: str | None = None,
+    role: str | None = None,
+    status: str | None = None,
+    sort: str = "email",
+    verified: bool | None = None,
+):
     """Users matching the filters, in `sort` order (`-field` for descending). Roles come with
     one extra query per page (selectin), never one per user."""
     from sqlalchemy import or_, select
@@ -37,13 +43,17 @@ def user_list_statement(q: str | None = None, role: str | None = None, status: s
                 select(user_roles.c.user_id).join(Role, Role.id == user_roles.c.role_id).where(Role.name == role)
             )
         )
+    if verified is not None:
+        statement = statement.where(
+            User.email_verified_at.is_not(None) if verified else User.email_verified_at.is_(None)
+        )
     if status == "active":
         statement = statement.where(User.deleted_at.is_(None), User.is_active_account.is_(True))
     elif status == "disabled":
         statement = statement.where(User.deleted_at.is_(None), User.is_active_account.is_(False))
     elif status == "deleted":
         statement = statement.where(User.deleted_at.is_not(None))
-    else:
+    elif status != "all":
         statement = statement.where(User.deleted_at.is_(None))
     column = getattr(User, sort.lstrip("-"))
     return statement.order_by(column.desc() if sort.startswith("-") else column.asc(), User.id)

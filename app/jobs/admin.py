@@ -1,0 +1,293 @@
+"""The admin's view of background jobs (the Bull Board of seed §9), shared by /admin/jobs
+and /api/v1/admin/jobs.
+
+The `jobs` table is the truth, so everything here is SQL: counts per queue and status, a
+list searchable by job id, task, user and arguments (which a Redis-only dashboard cannot
+do), and actions that change what huey runs: a retried job is re-sent to huey after the
+commit; a revoked one is refused by the worker's claim, so its task body never runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Select, String, and_, cast, delete, func, or_, select, update
+
+from app.audit.service import record
+from app.core.database import utcnow
+from app.core.repository import Page
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.jobs import service
+from app.jobs.models import Job, JobStatus
+from app.jobs.periodic import PERIODIC, PeriodicTask, get_periodic, last_runs
+from app.jobs.queues import QUEUES
+from app.jobs.repository import JobRepository
+from app.logging import get_logger
+from app.users.models import User
+
+log = get_logger("hearth.jobs")
+jobs = JobRepository()
+
+# Bull Board's words for our statuses: a `retrying` job waits for its next attempt.
+STATUS_LABELS: dict[str, str] = {
+    JobStatus.queued: "pending",
+    JobStatus.retrying: "scheduled",
+    JobStatus.running: "running",
+    JobStatus.succeeded: "succeeded",
+    JobStatus.failed: "failed",
+    JobStatus.revoked: "revoked",
+}
+RETRYABLE = frozenset({JobStatus.failed, JobStatus.revoked})
+REVOCABLE = frozenset({JobStatus.queued, JobStatus.retrying})
+BULK_RETRY_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    queue: str | None = None
+    status: str | None = None
+    q: str | None = None
+    user_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None and self.queue not in QUEUES:
+            raise _invalid("queue", f"Unknown queue {self.queue!r}; one of {', '.join(QUEUES)}.")
+        if self.status is not None and self.status not in STATUS_LABELS:
+            raise _invalid("status", f"Unknown status {self.status!r}; one of {', '.join(STATUS_LABELS)}.")
+
+
+def _invalid(name: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"field": name, "location": "query", "message": message}])
+
+
+def list_statement(filters: JobFilter) -> Select:
+    """Jobs matching the filters, newest first. `q` matches a job id (or its start), the task
+    name, the causing user's email, or any text in the arguments summary."""
+    statement = select(Job)
+    if filters.queue:
+        statement = statement.where(Job.queue == filters.queue)
+    if filters.status:
+        statement = statement.where(Job.status == filters.status)
+    if filters.user_id is not None:
+        statement = statement.where(Job.user_id == filters.user_id)
+    if filters.q:
+        term = filters.q.strip().lower()
+        pattern = f"%{term}%"
+        by_user = select(User.id).where(User.email.like(pattern))
+        statement = statement.where(
+            or_(
+                Job.id.like(f"{term}%"),
+                func.lower(Job.task).like(pattern),
+                Job.user_id.in_(by_user),
+                func.lower(cast(Job.args_summary, String)).like(pattern),
+            )
+        )
+    return statement.order_by(Job.created_at.desc(), Job.id)
+
+
+def list_jobs(filters: JobFilter, page: int = 1, per_page: int = 25) -> Page[Job]:
+    return jobs.paginate(list_statement(filters), page, per_page)
+
+
+def get_job(job_id: str) -> Job:
+    job = jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"No job with id {job_id}.")
+    return job
+
+
+@dataclass
+class QueueOverview:
+    name: str
+    workers: int
+    max_attempts: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def overview() -> list[QueueOverview]:
+    """Per queue: jobs in each status (one GROUP BY) and the configured worker concurrency."""
+    queues = {
+        name: QueueOverview(name, spec.workers, spec.max_attempts, dict.fromkeys(STATUS_LABELS, 0))
+        for name, spec in QUEUES.items()
+    }
+    for queue, status, count in jobs.counts_by_queue_and_status():
+        if queue in queues and status in STATUS_LABELS:
+            queues[queue].counts[status] = count
+    return list(queues.values())
+
+
+def latest_failures(limit: int = 5) -> list[Job]:
+    return list(
+        db.session.scalars(
+            select(Job).where(Job.status == JobStatus.failed).order_by(Job.finished_at.desc()).limit(limit)
+        )
+    )
+
+
+# Actions -----------------------------------------------------------------------------------
+
+
+def retry(actor: User, job: Job) -> Job:
+    """Run a failed (or revoked) job again from its first attempt; huey gets it after the commit."""
+    if job.status not in RETRYABLE:
+        raise Conflict(f"Only failed or revoked jobs can be retried; this one is {STATUS_LABELS[job.status]}.")
+    before = job.status
+    now = utcnow()
+    changed = db.session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == before)
+        .values(**_requeued_values(now))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        raise Conflict("The job changed meanwhile; reload and try again.")
+    service.send_after_commit(job.id, job.task)
+    record(
+        "job_retried", actor_id=actor.id, target=f"job:{job.id}", before={"status": before}, after={"status": "queued"}
+    )
+    db.session.commit()
+    db.session.refresh(job)
+    return job
+
+
+def _requeued_values(now) -> dict[str, Any]:
+    return {
+        "status": JobStatus.queued,
+        "attempts": 0,
+        "error": None,
+        "traceback": None,
+        "progress": None,
+        "progress_message": None,
+        "next_attempt_at": None,
+        "finished_at": None,
+        "enqueued_at": now,
+        "updated_at": now,
+    }
+
+
+def revoke(actor: User, job: Job) -> Job:
+    """Cancel a pending or scheduled job. Huey may still deliver its message, but the worker's
+    claim refuses a revoked row, so the task never runs."""
+    if job.status not in REVOCABLE:
+        raise Conflict(f"Only pending or scheduled jobs can be revoked; this one is {STATUS_LABELS[job.status]}.")
+    before = job.status
+    now = utcnow()
+    changed = db.session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == before)
+        .values(status=JobStatus.revoked, finished_at=now, next_attempt_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        raise Conflict("The job started or changed meanwhile; reload and try again.")
+    record(
+        "job_revoked", actor_id=actor.id, target=f"job:{job.id}", before={"status": before}, after={"status": "revoked"}
+    )
+    db.session.commit()
+    db.session.refresh(job)
+    return job
+
+
+def retry_all_failed(actor: User, filters: JobFilter) -> int:
+    """Retry every failed job in the filtered set (up to BULK_RETRY_LIMIT per call)."""
+    failed = JobFilter(queue=filters.queue, status=JobStatus.failed, q=filters.q, user_id=filters.user_id)
+    candidates = db.session.execute(
+        list_statement(failed).with_only_columns(Job.id, Job.task).limit(BULK_RETRY_LIMIT)
+    ).all()
+    now = utcnow()
+    retried = 0
+    for job_id, task in candidates:
+        changed = db.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.failed)
+            .values(**_requeued_values(now))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed:
+            service.send_after_commit(job_id, task)
+            retried += 1
+    record(
+        "jobs_retried",
+        actor_id=actor.id,
+        target=f"queue:{filters.queue}" if filters.queue else "jobs",
+        count=retried,
+        filters={"queue": filters.queue, "q": filters.q, "user_id": filters.user_id},
+    )
+    db.session.commit()
+    return retried
+
+
+def purge_succeeded(actor: User, older_than_days: int, queue: str | None = None) -> int:
+    """Delete succeeded jobs that finished more than `older_than_days` days ago."""
+    if not 0 <= older_than_days <= 3650:
+        raise ValidationFailed(
+            "Days must be between 0 and 3650.", errors=[{"field": "days", "message": "Between 0 and 3650."}]
+        )
+    JobFilter(queue=queue)  # validates the queue name
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    condition = and_(Job.status == JobStatus.succeeded, Job.finished_at < cutoff)
+    if queue:
+        condition = and_(condition, Job.queue == queue)
+    purged = db.session.execute(delete(Job).where(condition).execution_options(synchronize_session=False)).rowcount
+    record(
+        "jobs_purged",
+        actor_id=actor.id,
+        target=f"queue:{queue}" if queue else "jobs",
+        count=purged,
+        older_than_days=older_than_days,
+    )
+    db.session.commit()
+    return purged
+
+
+# Periodic tasks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeriodicStatus:
+    task: PeriodicTask
+    runs: int
+    last_started_at: Any
+    last_finished_at: Any
+    last_status: str | None
+    last_error: str | None
+    last_duration_ms: float | None
+
+
+def periodic_tasks() -> list[PeriodicStatus]:
+    runs = last_runs()
+    statuses = []
+    for name, task in sorted(PERIODIC.items()):
+        run = runs.get(name)
+        statuses.append(
+            PeriodicStatus(
+                task,
+                run.runs if run else 0,
+                run.last_started_at if run else None,
+                run.last_finished_at if run else None,
+                run.last_status if run else None,
+                run.last_error if run else None,
+                run.last_duration_ms if run else None,
+            )
+        )
+    return statuses
+
+
+def run_periodic_now(actor: User, name: str) -> Job:
+    """Queue one run of a periodic task as an ordinary job (so its outcome is visible)."""
+    from tasks.maintenance import run_periodic_now as task
+
+    get_periodic(name)
+    job = task.enqueue(name=name)
+    record("periodic_task_run", actor_id=actor.id, target=f"periodic:{name}", job=job.id)
+    db.session.commit()
+    return job

@@ -1,0 +1,75 @@
+"""Periodic tasks: the schedule each runs on and a record of its last run (seed §9).
+
+`tasks.maintenance` registers each with `periodic(...)`; huey's scheduler runs them on the
+`sync` consumers, and an admin can also run one now (it then runs as an ordinary durable job,
+so it shows in the job list with its outcome).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.core.database import utcnow
+from app.errors import NotFound
+from app.extensions import db
+from app.jobs.models import PeriodicRun
+from app.logging import get_logger
+
+log = get_logger("hearth.jobs")
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    name: str
+    schedule: str  # for people: "every minute"
+    description: str
+    func: Callable[[], None]
+
+
+PERIODIC: dict[str, PeriodicTask] = {}
+
+
+def register(task: PeriodicTask) -> None:
+    PERIODIC[task.name] = task
+
+
+def get_periodic(name: str) -> PeriodicTask:
+    try:
+        return PERIODIC[name]
+    except KeyError:
+        raise NotFound(f"No periodic task named {name!r}.") from None
+
+
+def run_recorded(name: str) -> None:
+    """Run the periodic task `name` now, recording start, outcome and duration; re-raises."""
+    task = get_periodic(name)
+    run = db.session.get(PeriodicRun, name) or PeriodicRun(name=name, runs=0)
+    run.last_started_at = utcnow()
+    db.session.add(run)
+    db.session.commit()
+    started = time.perf_counter()
+    try:
+        task.func()
+    except Exception as error:
+        db.session.rollback()
+        _finish(name, "failed", f"{type(error).__name__}: {error}"[:2000], started)
+        raise
+    _finish(name, "succeeded", None, started)
+
+
+def _finish(name: str, status: str, error: str | None, started: float) -> None:
+    run = db.session.get(PeriodicRun, name)
+    run.runs = (run.runs or 0) + 1
+    run.last_finished_at = utcnow()
+    run.last_status = status
+    run.last_error = error
+    run.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    db.session.commit()
+
+
+def last_runs() -> dict[str, PeriodicRun]:
+    return {run.name: run for run in db.session.scalars(select(PeriodicRun))}

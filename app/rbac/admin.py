@@ -1,0 +1,138 @@
+"""Managing roles (roles:manage): create, edit the permission matrix, delete when unused.
+
+Two guards keep the site administrable: the built-in `admin` role always keeps
+`roles:manage`, and built-in roles cannot be deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from app.audit.service import record
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS, ROLES
+from app.rbac.models import Permission, Role, user_roles
+from app.rbac.service import sync_roles
+from app.users.models import User
+
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+ADMIN_MUST_KEEP = "roles:manage"
+
+
+@dataclass(frozen=True)
+class RoleSummary:
+    role: Role
+    members: int
+
+    @property
+    def built_in(self) -> bool:
+        return self.role.name in ROLES
+
+
+def _field_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        message, errors=[{"field": field, "location": "body", "message": message, "type": "value_error"}]
+    )
+
+
+def get_role(name: str) -> Role:
+    role = db.session.scalar(select(Role).where(Role.name == name))
+    if role is None:
+        raise NotFound(f"No role named {name!r}.")
+    return role
+
+
+def member_count(role: Role) -> int:
+    """Accounts holding the role, deleted ones included (they keep their roles for the record)."""
+    return db.session.scalar(select(func.count()).select_from(user_roles).where(user_roles.c.role_id == role.id)) or 0
+
+
+def list_roles() -> list[RoleSummary]:
+    """Every role with its member count: two queries whatever the number of roles."""
+    sync_roles(commit=False)  # built-in roles always show, even on a fresh database
+    counts = dict(
+        db.session.execute(
+            select(user_roles.c.role_id, func.count())
+            .join(User, User.id == user_roles.c.user_id)
+            .where(User.deleted_at.is_(None))
+            .group_by(user_roles.c.role_id)
+        ).all()
+    )
+    roles = db.session.scalars(select(Role).order_by(Role.name)).all()
+    db.session.commit()
+    return [RoleSummary(role, counts.get(role.id, 0)) for role in roles]
+
+
+def _permissions(names: Iterable[str]) -> list[Permission]:
+    wanted = sorted(set(names))
+    unknown = [name for name in wanted if name not in PERMISSIONS]
+    if unknown:
+        raise _field_error("permissions", f"Unknown permission(s): {', '.join(unknown)}.")
+    sync_roles(commit=False)
+    found = {p.name: p for p in db.session.scalars(select(Permission).where(Permission.name.in_(wanted)))}
+    return [found[name] for name in wanted]
+
+
+def create_role(actor: User, name: str, description: str, permissions: Iterable[str]) -> Role:
+    name = (name or "").strip().lower()
+    if not ROLE_NAME.match(name):
+        raise _field_error("name", "2–64 characters: lower-case letters, digits, '-' and '_', starting with a letter.")
+    if db.session.scalar(select(Role.id).where(Role.name == name)) is not None:
+        raise _field_error("name", f"A role named {name!r} already exists.")
+    role = Role(name=name, description=(description or "").strip()[:200], permissions=_permissions(permissions))
+    db.session.add(role)
+    record(
+        "role_created",
+        actor_id=actor.id,
+        target=f"role:{name}",
+        after={"permissions": sorted(p.name for p in role.permissions), "description": role.description},
+    )
+    db.session.commit()
+    return role
+
+
+def update_role(actor: User, role: Role, permissions: Iterable[str], description: str | None = None) -> Role:
+    """Replace the role's permissions (the checkbox grid) and, optionally, its description."""
+    new_permissions = _permissions(permissions)
+    new_names = [p.name for p in new_permissions]
+    if role.name == ADMIN_ROLE and ADMIN_MUST_KEEP not in new_names:
+        raise _field_error(
+            "permissions", f"The built-in admin role always keeps {ADMIN_MUST_KEEP!r}: nobody could manage roles again."
+        )
+    before = {"permissions": sorted(p.name for p in role.permissions), "description": role.description}
+    role.permissions = new_permissions
+    if description is not None:
+        role.description = description.strip()[:200]
+    after = {"permissions": new_names, "description": role.description}
+    changed = sorted(key for key in after if after[key] != before[key])
+    if changed:
+        record(
+            "role_updated",
+            actor_id=actor.id,
+            target=f"role:{role.name}",
+            before={key: before[key] for key in changed},
+            after={key: after[key] for key in changed},
+        )
+    db.session.commit()
+    return role
+
+
+def delete_role(actor: User, role: Role) -> None:
+    if role.name in ROLES:
+        raise Conflict(f"{role.name!r} is a built-in role and cannot be deleted.")
+    members = member_count(role)
+    if members:
+        raise Conflict(f"{role.name!r} is held by {members} account(s): take it away from them first.")
+    record(
+        "role_deleted",
+        actor_id=actor.id,
+        target=f"role:{role.name}",
+        before={"permissions": sorted(p.name for p in role.permissions), "description": role.description},
+    )
+    db.session.delete(role)
+    db.session.commit()

@@ -268,6 +268,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     from app.account import account_bp
+    from app.admin import admin_bp
     from app.api import api_bp
     from app.auth import auth_bp
     from app.core.ratelimit import install_route_limits
@@ -280,6 +281,7 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(files_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     if settings.is_development:

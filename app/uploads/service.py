@@ -268,6 +268,36 @@ def list_uploads(user_id: int | None, kind: str | None, status: str | None, page
     return Repository().paginate(statement, page, per_page)
 
 
+def admin_list_statement(kind: str | None, status: str | None, owner: str | None):
+    """Everyone's uploads for the admin: `owner` matches the owner's email (or part of it)."""
+    from app.users.models import User
+
+    statement = select(Upload)
+    if kind:
+        statement = statement.where(Upload.kind == kind)
+    if status:
+        statement = statement.where(Upload.status == status)
+    if owner:
+        statement = statement.where(
+            Upload.user_id.in_(select(User.id).where(User.email.like(f"%{owner.strip().lower()}%")))
+        )
+    return statement.order_by(Upload.created_at.desc(), Upload.id)
+
+
+def totals_by_status() -> tuple[dict[str, int], int]:
+    """Uploads per status and the bytes stored (confirmed files): one query."""
+    counts = dict.fromkeys(UploadStatus.__members__, 0)
+    stored = 0
+    rows = db.session.execute(
+        select(Upload.status, func.count(), func.coalesce(func.sum(Upload.size), 0)).group_by(Upload.status)
+    ).all()
+    for status, count, size in rows:
+        counts[status] = count
+        if status != UploadStatus.rejected:
+            stored += int(size or 0)
+    return counts, stored
+
+
 def download_url(upload: Upload) -> str:
     if upload.status != UploadStatus.ready:
         raise Conflict("The file is not ready yet.")

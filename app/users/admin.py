@@ -282,3 +282,30 @@ def export_csv(statement: Select) -> Iterator[str]:
 def _csv_safe(value: str) -> str:
     """Spreadsheets run cells starting with = + - @ as formulas (CSV injection): defuse them."""
     return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+# Dashboard figures ---------------------------------------------------------------------------
+
+
+def counts_by_status() -> dict[str, int]:
+    """Accounts per status (active, disabled, deleted) and how many are unverified: one query."""
+    from sqlalchemy import case, func
+
+    status = case(
+        (User.deleted_at.is_not(None), "deleted"), (User.is_active_account.is_(False), "disabled"), else_="active"
+    )
+    counts = dict.fromkeys(("active", "disabled", "deleted"), 0)
+    for name, count in db.session.execute(select(status, func.count()).group_by(status)).all():
+        counts[name] = count
+    counts["unverified"] = (
+        db.session.scalar(select(func.count()).where(User.email_verified_at.is_(None), User.deleted_at.is_(None))) or 0
+    )
+    return counts
+
+
+def signups_since(days: int) -> int:
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    return db.session.scalar(select(func.count()).where(User.created_at >= utcnow() - timedelta(days=days))) or 0

@@ -1,0 +1,38 @@
+"""`/admin`: the dashboard. Each panel shows only when the admin may see what it counts."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from app.admin import admin_bp
+from app.admin.views import admin_required, can
+from app.jobs import admin as jobs_admin
+from app.jobs.admin import STATUS_LABELS
+from app.uploads import service as uploads
+from app.users import admin as users_admin
+
+SIGNUP_WINDOW_DAYS = 7
+
+
+@admin_bp.get("/")
+@admin_required
+def index() -> str:
+    context: dict = {"status_labels": STATUS_LABELS, "signup_days": SIGNUP_WINDOW_DAYS}
+    if can("users:read"):
+        context["users"] = users_admin.counts_by_status()
+        context["signups"] = users_admin.signups_since(SIGNUP_WINDOW_DAYS)
+    if can("uploads:read_any"):
+        context["uploads"], context["stored_bytes"] = uploads.totals_by_status()
+    if can("jobs:read"):
+        context["queues"] = jobs_admin.overview()
+        context["failures"] = jobs_admin.latest_failures()
+    return render_template("admin/dashboard.html", **context)
+
+
+@admin_bp.get("/queue-counts")
+@admin_required
+def queue_counts() -> str:
+    """The dashboard's live per-queue panel (polled)."""
+    if not can("jobs:read"):
+        return ""
+    return render_template("admin/_queue_counts.html", queues=jobs_admin.overview(), status_labels=STATUS_LABELS)

@@ -1,0 +1,72 @@
+"""`/admin/roles`: member counts, the permission matrix as a checkbox grid, create, delete."""
+
+from __future__ import annotations
+
+from flask import Response, render_template, request, url_for
+
+from app.admin import admin_bp
+from app.admin.views import actor, ask_confirmation, confirmed, run_action
+from app.auth.guards import permission_required
+from app.rbac import admin
+from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS
+
+
+@admin_bp.get("/roles")
+@permission_required("roles:manage")
+def roles() -> str:
+    return render_template(
+        "admin/roles.html",
+        summaries=admin.list_roles(),
+        permissions=PERMISSIONS,
+        admin_role=ADMIN_ROLE,
+        admin_must_keep=admin.ADMIN_MUST_KEEP,
+    )
+
+
+@admin_bp.post("/roles/matrix")
+@permission_required("roles:manage")
+def save_matrix() -> Response:
+    """The grid posts `grant=<role>|<permission>` for every ticked box; each changed role is
+    saved (and audited) on its own."""
+    granted: dict[str, set[str]] = {}
+    for value in request.form.getlist("grant"):
+        role_name, _, permission = value.partition("|")
+        granted.setdefault(role_name, set()).add(permission)
+
+    def apply() -> str:
+        changed = []
+        for summary in admin.list_roles():
+            role = summary.role
+            wanted = granted.get(role.name, set())
+            if wanted != {p.name for p in role.permissions}:
+                admin.update_role(actor(), role, wanted)
+                changed.append(role.name)
+        return f"Saved permissions for {', '.join(changed)}." if changed else "Nothing changed."
+
+    return run_action(apply, url_for("admin.roles"))
+
+
+@admin_bp.post("/roles")
+@permission_required("roles:manage")
+def create_role() -> Response:
+    def apply() -> str:
+        role = admin.create_role(
+            actor(), request.form.get("name", ""), request.form.get("description", ""), request.form.getlist("grant")
+        )
+        return f"Role {role.name!r} created; tick its permissions in the grid."
+
+    return run_action(apply, url_for("admin.roles"))
+
+
+@admin_bp.post("/roles/<name>/delete")
+@permission_required("roles:manage")
+def delete_role(name: str) -> Response | str:
+    role = admin.get_role(name)
+    if not confirmed():
+        return ask_confirmation(f"Delete the role {role.name!r}?", "Delete role")
+
+    def apply() -> str:
+        admin.delete_role(actor(), role)
+        return f"Role {name!r} deleted."
+
+    return run_action(apply, url_for("admin.roles"))

@@ -1,0 +1,92 @@
+"""`/admin/uploads`: everyone's uploads by kind, status and owner; detail, delete, reprocess."""
+
+from __future__ import annotations
+
+from flask import Response, render_template, request, url_for
+
+from app.admin import admin_bp
+from app.admin.views import actor, ask_confirmation, confirmed, render_list, run_action
+from app.auth.guards import permission_required
+from app.core.repository import Repository
+from app.errors import NotFound
+from app.extensions import db
+from app.jobs import admin as jobs_admin
+from app.jobs.admin import STATUS_LABELS, JobFilter
+from app.uploads import service
+from app.uploads.models import Upload, UploadStatus
+from app.users.models import User
+
+PAGE_SIZE = 25
+
+
+def _get(upload_id: str) -> Upload:
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        raise NotFound(f"No upload with id {upload_id}.")
+    return upload
+
+
+@admin_bp.get("/uploads")
+@permission_required("uploads:read_any")
+def uploads() -> str:
+    args = request.args
+    filters = {
+        "kind": args.get("kind") if args.get("kind") in service.KINDS else None,
+        "status": args.get("status") if args.get("status") in UploadStatus.__members__ else None,
+        "owner": (args.get("owner") or "").strip()[:100] or None,
+    }
+    page = Repository().paginate(service.admin_list_statement(**filters), args.get("page", 1, type=int), PAGE_SIZE)
+    owners = {u.id: u.email for u in db.session.query(User).filter(User.id.in_({u.user_id for u in page.items}))}
+    return render_list(
+        "admin/uploads/index.html",
+        "admin/uploads/_list.html",
+        page=page,
+        filters=filters,
+        owners=owners,
+        thumbnails={u.id: service.thumbnail_url(u) for u in page.items},
+        kinds=service.KINDS,
+        statuses=list(UploadStatus.__members__),
+    )
+
+
+@admin_bp.get("/uploads/<upload_id>")
+@permission_required("uploads:read_any")
+def upload_detail(upload_id: str) -> str:
+    upload = _get(upload_id)
+    return render_template(
+        "admin/uploads/detail.html",
+        upload=upload,
+        owner=db.session.get(User, upload.user_id),
+        thumbnail=service.thumbnail_url(upload),
+        jobs=jobs_admin.list_jobs(JobFilter(q=upload.id), 1, 10).items,
+        status_labels=STATUS_LABELS,
+    )
+
+
+@admin_bp.post("/uploads/<upload_id>/delete")
+@permission_required("uploads:delete_any")
+def delete_upload(upload_id: str) -> Response | str:
+    upload = _get(upload_id)
+    if not confirmed():
+        return ask_confirmation(f"Delete {upload.filename}? The file is removed from storage.", "Delete")
+
+    def apply() -> str:
+        service.delete_upload(actor().id, upload)
+        return f"{upload.filename} is deleted."
+
+    response = run_action(apply, url_for("admin.uploads"))
+    if response.location and response.location.startswith(url_for("admin.upload_detail", upload_id=upload_id)):
+        response.location = url_for("admin.uploads")  # the detail page is gone
+    return response
+
+
+@admin_bp.post("/uploads/<upload_id>/reprocess")
+@permission_required("jobs:manage")
+def reprocess_upload(upload_id: str) -> Response:
+    upload = _get(upload_id)
+
+    def apply() -> str:
+        job = service.reprocess(actor().id, upload)
+        return f"{upload.filename} is queued for processing again (job {job.id[:8]})."
+
+    return run_action(apply, url_for("admin.upload_detail", upload_id=upload_id))

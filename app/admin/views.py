@@ -1,0 +1,123 @@
+"""What every admin view shares: the access check, permission-aware templates, partial vs
+full-page rendering, confirmation of destructive actions, and post-action redirects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from app.admin import admin_bp
+from app.auth.guards import actor_permissions, require_actor
+from app.core.templating import is_htmx_request
+from app.errors import DomainError, PermissionDenied
+from app.extensions import db
+from app.rbac.catalog import PERMISSIONS
+from app.users.models import User
+
+# Holding any of these opens /admin; each page and action then needs its own.
+ADMIN_PERMISSIONS = frozenset(PERMISSIONS)
+
+
+def actor() -> User:
+    return current_user._get_current_object()
+
+
+def permissions() -> frozenset[str]:
+    return actor_permissions(actor())
+
+
+def can(permission: str) -> bool:
+    """For templates: show a button only to people who may use it (the route checks again)."""
+    return current_user.is_authenticated and permission in permissions()
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Signed in and holding at least one admin permission; otherwise 403."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        user = require_actor()
+        if not actor_permissions(user) & ADMIN_PERMISSIONS:
+            raise PermissionDenied("The admin area needs an administrative permission.")
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def is_admin() -> bool:
+    """For the layout: does the signed-in user get an Admin link at all?"""
+    return current_user.is_authenticated and bool(permissions() & ADMIN_PERMISSIONS)
+
+
+@admin_bp.app_context_processor
+def _admin_helpers() -> dict[str, Any]:
+    return {"can": can, "is_admin": is_admin}
+
+
+def render_list(page_template: str, partial_template: str, **context: Any) -> str:
+    """The table alone for htmx swaps; the whole page otherwise (no JS, reloads, bookmarks)."""
+    return render_template(partial_template if is_htmx_request() else page_template, **context)
+
+
+def confirmed() -> bool:
+    """Destructive actions carry confirmed=yes, set by the browser's confirm dialog
+    (static/js/admin.js) or by the confirmation page shown to browsers without JavaScript."""
+    return request.form.get("confirmed") == "yes"
+
+
+def ask_confirmation(question: str, action_label: str, *, danger: bool = True) -> str:
+    """A page repeating the submitted form with confirmed=yes: the no-JavaScript fallback."""
+    back = safe_next(request.form.get("next") or request.referrer, "/admin/")
+    fields = [
+        (key, value) for key, value in request.form.items(multi=True) if key not in ("csrf_token", "confirmed", "next")
+    ]
+    return render_template(
+        "admin/confirm.html",
+        question=question,
+        action_label=action_label,
+        action=request.path,
+        fields=[*fields, ("next", back)],
+        back=back,
+        danger=danger,
+    )
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    """Only same-site paths: never redirect an admin off the site."""
+    if target:
+        parts = urlsplit(target)
+        if parts.scheme in ("", "http", "https") and (not parts.netloc or parts.netloc == request.host):
+            path = parts.path or "/"
+            if path.startswith("/") and not path.startswith("//"):
+                return path + (f"?{parts.query}" if parts.query else "")
+    return fallback
+
+
+def run_action(change: Callable[[], str], fallback: str) -> Response:
+    """Run an admin action, flash its outcome (or the rule that refused it), and go back."""
+    try:
+        message = change()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.detail, "error")
+    else:
+        flash(message, "success")
+    return redirect(safe_next(request.form.get("next") or request.referrer, fallback))
+
+
+def query_args(**overrides: Any) -> dict[str, Any]:
+    """The current query string with some values replaced (None drops a key): for sort and
+    page links that keep the other filters."""
+    args = {key: value for key, value in request.args.items() if value not in ("", None) and key != "fragment"}
+    for key, value in overrides.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return args

@@ -1,0 +1,603 @@
+"""The /admin pages: every page and action with every role (allowed and refused), audit rows,
+CSRF, the last-admin rule, the streamed CSV export, and job retry/revoke changing what huey
+really runs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.audit.models import AuditEvent
+from app.core.database import utcnow
+from app.extensions import db
+from app.jobs.models import Job, JobStatus
+from app.rbac.models import Role
+from app.uploads.models import Upload, UploadStatus
+from app.users.models import User
+
+PASSWORD = "correct horse battery staple"
+ROLES = ("admin", "manager", "user", "viewer")
+
+
+def _token(client, path="/auth/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def sign_in(client, email):
+    response = client.post("/auth/login", data={"csrf_token": _token(client), "email": email, "password": PASSWORD})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def post(client, path, **data):
+    """A form POST with a valid CSRF token, already confirmed, as a browser after the dialog."""
+    return client.post(path, data={"csrf_token": _token(client, "/"), "confirmed": "yes", **data})
+
+
+@pytest.fixture()
+def people(make_user):
+    return {
+        role: make_user(
+            email=f"{role}@example.com", display_name=role.title(), roles=(role,), email_verified_at=utcnow()
+        )
+        for role in ROLES
+    }
+
+
+@pytest.fixture()
+def clients(app, people):
+    def client_for(role):
+        return sign_in(app.test_client(), f"{role}@example.com")
+
+    return client_for
+
+
+def _user(app, email) -> User:
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        _ = user.role_names
+        db.session.expunge(user)
+        return user
+
+
+def _events(app, name) -> list[AuditEvent]:
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event == name).order_by(AuditEvent.id)).all()
+        for event in events:
+            db.session.expunge(event)
+        return list(events)
+
+
+def _job(app, status=JobStatus.failed, **fields) -> str:
+    failed = status == JobStatus.failed
+    values = {
+        "id": str(uuid.uuid4()),
+        "queue": "emails",
+        "task": "tasks.emails.send_email",
+        "payload": {"to": "j@example.com", "template": "test_message", "context": {"address": "j@example.com"}},
+        "args_summary": {"to": "j@example.com", "template": "test_message"},
+        "attempts": 4 if failed else 0,
+        "max_attempts": 4,
+        "error": "SMTPServerDisconnected: Connection unexpectedly closed" if failed else None,
+        "traceback": "Traceback (most recent call last):\n  ...\nSMTPServerDisconnected" if failed else None,
+        "finished_at": utcnow() if status in (JobStatus.failed, JobStatus.succeeded) else None,
+    }
+    with app.app_context():
+        job = Job(status=status, **{**values, **fields})
+        db.session.add(job)
+        db.session.commit()
+        return job.id
+
+
+def _job_status(app, job_id) -> str:
+    with app.app_context():
+        return db.session.get(Job, job_id).status
+
+
+# Pages: who may open what ------------------------------------------------------------------
+
+PAGES = [
+    ("/admin/", {"admin": 200, "manager": 200, "user": 403, "viewer": 403}),
+    ("/admin/users", {"admin": 200, "manager": 200, "user": 403, "viewer": 403}),
+    ("/admin/users/export.csv", {"admin": 200, "manager": 200, "user": 403, "viewer": 403}),
+    ("/admin/users/{target}", {"admin": 200, "manager": 200, "user": 403, "viewer": 403}),
+    ("/admin/roles", {"admin": 200, "manager": 403, "user": 403, "viewer": 403}),
+    ("/admin/uploads", {"admin": 200, "manager": 200, "user": 403, "viewer": 403}),
+    ("/admin/jobs", {"admin": 200, "manager": 200, "user": 403, "viewer": 403}),
+    ("/admin/jobs/{job}", {"admin": 200, "manager": 200, "user": 403, "viewer": 403}),
+    ("/admin/audit", {"admin": 200, "manager": 403, "user": 403, "viewer": 403}),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), PAGES, ids=[p for p, _ in PAGES])
+def test_each_page_needs_its_permission(app, clients, make_user, path, expected):
+    target = make_user(email="target@example.com")
+    job_id = _job(app)
+    url = path.format(target=target.id, job=job_id)
+    for role, status in expected.items():
+        assert clients(role).get(url).status_code == status, (role, url)
+    anonymous = app.test_client().get(url)
+    assert anonymous.status_code == 302 and "/auth/login" in anonymous.headers["Location"]
+
+
+def test_a_manager_sees_only_what_it_may_use(app, clients, make_user):
+    target = make_user(email="target@example.com")
+    _job(app)
+    manager = clients("manager")
+    nav = manager.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/users"' in nav and 'href="/admin/jobs"' in nav
+    assert 'href="/admin/roles"' not in nav and 'href="/admin/audit"' not in nav
+    detail = manager.get(f"/admin/users/{target.id}").get_data(as_text=True)
+    assert "Disable" in detail and "Force sign-out" in detail
+    assert "Save roles" not in detail and ">Delete<" not in detail and "Audit trail" not in detail
+    jobs = manager.get("/admin/jobs").get_data(as_text=True)
+    assert ">Retry<" not in jobs and "Retry all failed" not in jobs and "Run now" not in jobs and "Purge" not in jobs
+    admin_jobs = clients("admin").get("/admin/jobs").get_data(as_text=True)
+    assert ">Retry<" in admin_jobs and "Run now" in admin_jobs
+    # The plain user gets no Admin link at all.
+    assert 'href="/admin/"' not in clients("user").get("/files/").get_data(as_text=True)
+    assert 'href="/admin/"' in manager.get("/files/").get_data(as_text=True)
+
+
+# Actions: allowed and refused per role ----------------------------------------------------
+
+ACTIONS = [
+    # (path, form, allowed roles)
+    ("/admin/users/{target}/disable", {}, {"admin", "manager"}),
+    ("/admin/users/{target}/verify", {}, {"admin", "manager"}),
+    ("/admin/users/{target}/password-reset", {}, {"admin", "manager"}),
+    ("/admin/users/{target}/sign-out", {}, {"admin", "manager"}),
+    ("/admin/users/{target}/roles", {"roles": ["manager"]}, {"admin"}),
+    ("/admin/users/{target}/delete", {}, {"admin"}),
+    ("/admin/users/bulk", {"action": "disable", "user_ids": ["{target}"]}, {"admin", "manager"}),
+    ("/admin/roles", {"name": "support", "grant": ["users:read"]}, {"admin"}),
+    ("/admin/jobs/{job}/retry", {}, {"admin"}),
+    ("/admin/jobs/retry-failed", {}, {"admin"}),
+    ("/admin/jobs/purge", {"days": "0"}, {"admin"}),
+    ("/admin/jobs/periodic/sweep_jobs/run", {}, {"admin"}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("path", "form", "allowed"), ACTIONS, ids=[a[0] for a in ACTIONS])
+def test_each_action_is_allowed_or_refused_by_role(app, clients, make_user, role, path, form, allowed):
+    target = make_user(email="target@example.com", display_name="Target")
+    job_id = _job(app)
+    url = path.format(target=target.id, job=job_id)
+    data = {k: [v.format(target=target.id) for v in vs] if isinstance(vs, list) else vs for k, vs in form.items()}
+    client = clients(role)
+    before = _count_audit(app)
+    response = post(client, url, **data)
+    if role in allowed:
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        flashed = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "flash-success" in flashed and "flash-error" not in flashed
+        assert _count_audit(app) > before  # every admin action leaves an audit row
+    else:
+        assert response.status_code == 403
+        assert _count_audit(app) == before
+
+
+def _count_audit(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(db.func.count()).select_from(AuditEvent)) or 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/users/{target}/disable",
+        "/admin/users/{target}/roles",
+        "/admin/users/{target}/sign-out",
+        "/admin/users/bulk",
+        "/admin/roles",
+        "/admin/roles/matrix",
+        "/admin/jobs/{job}/retry",
+        "/admin/jobs/purge",
+    ],
+)
+def test_actions_refuse_a_missing_csrf_token(app, clients, make_user, path):
+    target = make_user(email="target@example.com")
+    job_id = _job(app)
+    response = clients("admin").post(path.format(target=target.id, job=job_id), data={"confirmed": "yes"})
+    assert response.status_code == 400
+    assert _user(app, "target@example.com").is_active_account
+    assert _job_status(app, job_id) == JobStatus.failed
+
+
+def test_without_javascript_a_destructive_action_asks_first(app, clients, make_user):
+    target = make_user(email="target@example.com")
+    admin = clients("admin")
+    page = admin.post(f"/admin/users/{target.id}/disable", data={"csrf_token": _token(admin, "/")})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Are you sure?" in html and 'name="confirmed" value="yes"' in html
+    assert _user(app, "target@example.com").is_active_account  # nothing happened yet
+    response = post(admin, f"/admin/users/{target.id}/disable")
+    assert response.status_code == 302 and not _user(app, "target@example.com").is_active_account
+
+
+# What the actions do, and what they write to the audit trail ------------------------------
+
+
+def test_disabling_signs_the_user_out_and_audits_before_and_after(app, clients, make_user):
+    target = make_user(email="target@example.com")
+    victim = sign_in(app.test_client(), "target@example.com")
+    assert victim.get("/account/").status_code == 200
+    post(clients("admin"), f"/admin/users/{target.id}/disable", next="/admin/users")
+    assert victim.get("/account/").status_code == 302  # the session died
+    [event] = _events(app, "user_disabled")
+    admin = _user(app, "admin@example.com")
+    assert event.actor_user_id == admin.id and event.target == f"user:{target.id}"
+    assert event.data["before"] == {"is_active": True} and event.data["after"] == {"is_active": False}
+    assert event.request_id and event.ip == "127.0.0.1"
+
+
+def test_a_role_change_takes_effect_for_that_user(app, clients, make_user):
+    target = make_user(email="target@example.com")
+    them = sign_in(app.test_client(), "target@example.com")
+    assert them.get("/admin/users").status_code == 403
+    post(clients("admin"), f"/admin/users/{target.id}/roles", roles=["manager", "user"])
+    assert them.get("/admin/users").status_code == 200
+    [event] = _events(app, "roles_changed")
+    assert event.data == {"before": {"roles": ["user"]}, "after": {"roles": ["manager", "user"]}}
+
+
+def test_force_sign_out_ends_sessions_and_refresh_tokens(app, clients, make_user):
+    target = make_user(email="target@example.com")
+    tokens = app.test_client().post("/api/v1/auth/token", json={"email": target.email, "password": PASSWORD}).json
+    them = sign_in(app.test_client(), "target@example.com")
+    post(clients("manager"), f"/admin/users/{target.id}/sign-out")
+    assert them.get("/account/").status_code == 302
+    api = app.test_client()
+    assert api.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+    me = api.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.status_code == 401
+    [event] = _events(app, "user_signed_out_by_admin")
+    assert event.data["after"]["session_epoch"] == event.data["before"]["session_epoch"] + 1
+
+
+def test_mark_verified_and_send_reset(app, clients, make_user, monkeypatch):
+    target = make_user(email="target@example.com")
+    admin = clients("admin")
+    post(admin, f"/admin/users/{target.id}/verify")
+    assert _user(app, "target@example.com").email_verified_at is not None
+    post(admin, f"/admin/users/{target.id}/password-reset")
+    with app.app_context():
+        job = db.session.scalars(select(Job).where(Job.task == "tasks.emails.send_email")).one()
+        assert job.args_summary == {"to": "target@example.com", "template": "password_reset"}
+        assert job.user_id == target.id
+    assert [e.event for e in _events(app, "password_reset_sent_by_admin")] == ["password_reset_sent_by_admin"]
+
+
+def test_bulk_disable_and_bulk_assign_role_report_what_they_skipped(app, clients, make_user):
+    a = make_user(email="a@example.com")
+    b = make_user(email="b@example.com")
+    admin = _user(app, "admin@example.com")
+    client = clients("admin")
+    response = post(client, "/admin/users/bulk", action="disable", user_ids=[str(a.id), str(b.id), str(admin.id)])
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Disabled 2 users." in page and "You cannot disable your own account." in page
+    assert not _user(app, "a@example.com").is_active_account and not _user(app, "b@example.com").is_active_account
+    assert _user(app, "admin@example.com").is_active_account
+    post(client, "/admin/users/bulk", action="assign_role", role="viewer", user_ids=[str(a.id), str(b.id)])
+    assert "viewer" in _user(app, "a@example.com").role_names and "viewer" in _user(app, "b@example.com").role_names
+    assert len(_events(app, "roles_changed")) == 2
+
+
+def test_a_manager_cannot_bulk_assign_roles(app, clients, make_user):
+    a = make_user(email="a@example.com")
+    client = clients("manager")
+    response = post(client, "/admin/users/bulk", action="assign_role", role="admin", user_ids=[str(a.id)])
+    assert "roles:manage" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert _user(app, "a@example.com").role_names == ["user"]
+
+
+# The last administrator ---------------------------------------------------------------------
+
+
+@pytest.fixture()
+def keeper(app, make_user):
+    """Someone with every permission but not the admin role: the only one who could lock the
+    site out by demoting or disabling the last admin."""
+    from app.rbac import admin as roles_admin
+    from app.rbac.catalog import PERMISSIONS
+
+    with app.app_context():
+        roles_admin.create_role(_user(app, "admin@example.com"), "keeper", "", list(PERMISSIONS))
+    return make_user(email="keeper@example.com", roles=("keeper",))
+
+
+def test_the_last_admin_cannot_be_demoted_disabled_or_deleted(app, clients, people, keeper):
+    admin = _user(app, "admin@example.com")
+    client = sign_in(app.test_client(), "keeper@example.com")
+    for path, form in (
+        (f"/admin/users/{admin.id}/roles", {"roles": ["user"]}),
+        (f"/admin/users/{admin.id}/disable", {}),
+        (f"/admin/users/{admin.id}/delete", {}),
+        ("/admin/users/bulk", {"action": "disable", "user_ids": [str(admin.id)]}),
+    ):
+        response = post(client, path, **form)
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "last active administrator" in page, path
+    after = _user(app, "admin@example.com")
+    assert after.role_names == ["admin"] and after.is_active
+
+
+def test_with_a_second_admin_one_can_be_demoted(app, clients, people, keeper, make_user):
+    make_user(email="admin2@example.com", roles=("admin",))
+    admin = _user(app, "admin@example.com")
+    post(sign_in(app.test_client(), "keeper@example.com"), f"/admin/users/{admin.id}/roles", roles=["user"])
+    assert _user(app, "admin@example.com").role_names == ["user"]
+
+
+def test_the_admin_role_keeps_roles_manage_and_roles_in_use_are_not_deleted(app, clients, make_user):
+    client = clients("admin")
+    # Untick everything in the grid: the admin role must keep roles:manage.
+    response = post(client, "/admin/roles/matrix", grant=["manager|users:read"])
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "always keeps" in page
+    with app.app_context():
+        admin_role = db.session.scalar(select(Role).where(Role.name == "admin"))
+        assert "roles:manage" in {p.name for p in admin_role.permissions}
+    post(client, "/admin/roles", name="support", grant=["users:read"])
+    make_user(email="s@example.com", roles=("support",))
+    response = post(client, "/admin/roles/support/delete")
+    assert "take it away from them first" in client.get(response.headers["Location"]).get_data(as_text=True)
+    response = post(client, "/admin/roles/user/delete")
+    assert "built-in" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_the_permission_grid_saves_and_audits_each_changed_role(app, clients):
+    client = clients("admin")
+    html = client.get("/admin/roles").get_data(as_text=True)
+    ticked = re.findall(r'name="grant" value="([^"]+)" checked', html)
+    ticked += re.findall(r'type="hidden" name="grant" value="([^"]+)"', html)
+    post(client, "/admin/roles/matrix", grant=[*ticked, "viewer|audit:read"])
+    with app.app_context():
+        viewer = db.session.scalar(select(Role).where(Role.name == "viewer"))
+        assert [p.name for p in viewer.permissions] == ["audit:read"]
+    [event] = _events(app, "role_updated")
+    assert event.target == "role:viewer" and event.data["after"] == {"permissions": ["audit:read"]}
+    # The viewer now reads the audit trail (and sees it in the admin).
+    assert clients("viewer").get("/admin/audit").status_code == 200
+
+
+# Lists: filters in the query string, partial swaps, CSV ------------------------------------
+
+
+def test_user_list_filters_sort_and_htmx_partials(app, clients, make_user):
+    make_user(email="alice@example.com", display_name="Alice")
+    make_user(email="bob@example.com", display_name="Bob", is_active_account=False)
+    client = clients("admin")
+    page = client.get("/admin/users?q=ali").get_data(as_text=True)
+    assert "alice@example.com" in page and "bob@example.com" not in page and "<html" in page
+    partial = client.get("/admin/users?status=disabled", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "bob@example.com" in partial and "alice@example.com" not in partial and "<html" not in partial
+    # History restores get the whole page again.
+    restore = client.get(
+        "/admin/users?status=disabled", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in restore.get_data(as_text=True)
+    ordered = client.get("/admin/users?sort=-email").get_data(as_text=True)
+    assert ordered.index("viewer@example.com") < ordered.index("alice@example.com")
+    assert "No users match" in client.get("/admin/users?q=nobody-at-all").get_data(as_text=True)
+    verified = client.get("/admin/users?verified=no").get_data(as_text=True)
+    assert "alice@example.com" in verified and "admin@example.com" not in verified
+
+
+def test_csv_export_streams_the_filtered_list_in_batches(app, clients, make_user, monkeypatch):
+    from app.users import admin as users_admin
+
+    for n in range(5):
+        make_user(email=f"csv{n}@example.com", display_name=f'=HYPERLINK("x") {n}')
+    monkeypatch.setattr(users_admin, "EXPORT_BATCH", 2)
+    response = clients("manager").get("/admin/users/export.csv?q=csv")
+    assert response.is_streamed and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    chunks = [chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response]
+    assert chunks[0].startswith("id,email,display_name,status,roles")
+    assert len(chunks) == 1 + 3  # the header, then one chunk per batch of two
+    body = "".join(chunks)
+    assert body.count("csv") == 5 and "admin@example.com" not in body
+    assert "'=HYPERLINK" in body  # formula injection defused
+
+
+def test_job_list_search_by_id_task_user_and_arguments(app, clients, make_user):
+    owner = make_user(email="owner@example.com")
+    mine = _job(app, user_id=owner.id)
+    other = _job(app, status=JobStatus.succeeded, args_summary={"upload_id": "abc-123"})
+    client = clients("admin")
+
+    def listed(query):
+        html = client.get(f"/admin/jobs?{query}").get_data(as_text=True)
+        return {job_id for job_id in (mine, other) if f'data-job="{job_id}"' in html}
+
+    assert listed(f"q={mine[:8]}") == {mine}
+    assert listed("q=owner@") == {mine}
+    assert listed("q=abc-123") == {other}
+    assert listed("q=send_email") == {mine, other}
+    assert listed("status=failed") == {mine}
+    assert listed("queue=emails&status=succeeded") == {other}
+    assert listed(f"user={owner.id}") == {mine}
+    rows = client.get("/admin/jobs?status=failed&fragment=rows", headers={"HX-Request": "true"})
+    assert 'id="job-table"' in rows.get_data(as_text=True) and "every 3s" in rows.get_data(as_text=True)
+
+
+def test_job_detail_shows_the_traceback_request_and_user(app, clients, make_user):
+    owner = make_user(email="owner@example.com")
+    job_id = _job(app, user_id=owner.id, request_id="req-abc-123")
+    html = clients("admin").get(f"/admin/jobs/{job_id}").get_data(as_text=True)
+    assert "Traceback (most recent call last)" in html and "req-abc-123" in html and "owner@example.com" in html
+    assert "payload" not in html.lower() or "j@example.com" in html  # only the summary is shown
+
+
+def test_upload_admin_lists_everyones_files_and_reprocesses(app, clients, make_user, monkeypatch):
+    owner = make_user(email="owner@example.com")
+    with app.app_context():
+        for status in ("ready", "failed"):
+            db.session.add(
+                Upload(
+                    id=f"up-{status}",
+                    user_id=owner.id,
+                    kind="document",
+                    status=status,
+                    filename=f"{status}.pdf",
+                    content_type="application/pdf",
+                    declared_size=10,
+                    size=10,
+                    key=f"k/{status}",
+                )
+            )
+        db.session.commit()
+    client = clients("admin")
+    html = client.get("/admin/uploads?owner=owner@").get_data(as_text=True)
+    assert "ready.pdf" in html and "failed.pdf" in html
+    assert "failed.pdf" not in client.get("/admin/uploads?status=ready").get_data(as_text=True)
+    assert "Processing jobs" in client.get("/admin/uploads/up-failed").get_data(as_text=True)
+    from app.jobs import service as jobs_service
+
+    calls = []
+    monkeypatch.setattr(jobs_service, "_dispatcher", lambda job_id, task, delay: calls.append(task))
+    post(client, "/admin/uploads/up-failed/reprocess")
+    assert calls == ["tasks.uploads.process_upload"]
+    with app.app_context():
+        assert db.session.get(Upload, "up-failed").status == UploadStatus.uploaded
+    [event] = _events(app, "upload_reprocessed")
+    assert event.target == "upload:up-failed" and event.data["before"] == {"status": "failed"}
+
+
+def test_audit_filters(app, clients, make_user):
+    target = make_user(email="target@example.com")
+    client = clients("admin")
+    post(client, f"/admin/users/{target.id}/verify")
+    post(client, f"/admin/users/{target.id}/sign-out")
+
+    def rows(query):
+        html = client.get(f"/admin/audit?{query}").get_data(as_text=True)
+        return set(re.findall(r"<td><code>([a-z_]+)</code></td>", html)), html
+
+    verified, signed_out = "email_marked_verified", "user_signed_out_by_admin"
+    assert rows(f"action={verified}")[0] == {verified}
+    assert {verified, signed_out} <= rows(f"target=user:{target.id}&actor=admin@")[0]
+    assert rows("actor=viewer@")[0] == set()
+    today = utcnow().date()
+    assert {verified, signed_out} <= rows(f"since={today}&until={today}")[0]
+    assert rows(f"until={today - timedelta(days=1)}")[0] == set()
+    assert "Dates must look like" in rows("since=yesterday")[1]
+
+
+def test_dashboard_counts(app, clients, make_user):
+    make_user(email="off@example.com", is_active_account=False)
+    _job(app)
+    html = clients("admin").get("/admin/").get_data(as_text=True)
+    assert "Latest failures" in html and "SMTPServerDisconnected" in html
+    assert re.search(r"<dt>Disabled</dt><dd><a [^>]+>1</a>", html)
+    assert re.search(r"<dt>New \(7 days\)</dt><dd><a [^>]+>5</a>", html)
+    counts = clients("admin").get("/admin/queue-counts").get_data(as_text=True)
+    assert re.search(r'data-queue="emails".*?data-status="failed"><a [^>]+>1</a>', counts, re.S)
+
+
+# Jobs: retry and revoke change what huey runs ---------------------------------------------
+
+
+@pytest.fixture()
+def real_queue(make_app, base_settings, smtp, tmp_path):
+    """An app whose jobs go to a real SQLite-backed huey instead of running inline; the
+    session's inline mode is restored afterwards."""
+    from tasks.queues import HUEYS
+
+    queue_app = make_app(jobs_immediate=False, jobs_sqlite_dir=str(tmp_path / "huey"), smtp_url=smtp.url)
+    yield queue_app, HUEYS["emails"]
+    for huey in HUEYS.values():
+        huey.storage.flush_all()
+    make_app()
+
+
+def _run_next_message(app, huey) -> None:
+    message = huey.dequeue()
+    assert message is not None, "huey has nothing queued"
+    with app.app_context():
+        huey.execute(message)
+
+
+def test_retrying_a_failed_job_sends_it_to_huey_and_it_runs(app, real_queue, smtp, people):
+    queue_app, huey = real_queue
+    job_id = _job(app)
+    client = sign_in(queue_app.test_client(), "admin@example.com")
+    assert huey.pending_count() == 0
+    row = client.post(f"/admin/jobs/{job_id}/retry", headers={"HX-Request": "true", "X-CSRFToken": _token(client, "/")})
+    assert row.status_code == 200 and f'data-job="{job_id}"' in row.get_data(as_text=True)
+    assert 'data-status="queued"' in row.get_data(as_text=True)
+    assert huey.pending_count() == 1
+    _run_next_message(queue_app, huey)
+    assert _job_status(app, job_id) == JobStatus.succeeded
+    assert [d.recipients for d in smtp.deliveries] == [["j@example.com"]]
+    [event] = _events(app, "job_retried")
+    assert event.target == f"job:{job_id}" and event.data["before"] == {"status": "failed"}
+
+
+def test_a_revoked_job_is_never_run_by_huey(app, real_queue, smtp, people):
+    queue_app, huey = real_queue
+    from app.mail.service import queue_email
+
+    with queue_app.app_context():
+        job_id = queue_email("r@example.com", "test_message", {"address": "r@example.com"}).id
+        db.session.commit()
+    assert huey.pending_count() == 1
+    client = sign_in(queue_app.test_client(), "admin@example.com")
+    response = post(client, f"/admin/jobs/{job_id}/revoke")
+    assert response.status_code == 302 and _job_status(app, job_id) == JobStatus.revoked
+    _run_next_message(queue_app, huey)  # huey still delivers the message...
+    assert _job_status(app, job_id) == JobStatus.revoked  # ...but the worker refuses to run it
+    assert smtp.deliveries == []
+    # A revoked job can be retried, and then it does run.
+    post(client, f"/admin/jobs/{job_id}/retry")
+    _run_next_message(queue_app, huey)
+    assert _job_status(app, job_id) == JobStatus.succeeded and len(smtp.deliveries) == 1
+
+
+def test_retry_all_failed_and_purge(app, clients):
+    failed = [_job(app) for _ in range(3)]
+    old = _job(app, status=JobStatus.succeeded)
+    with app.app_context():
+        db.session.get(Job, old).finished_at = utcnow() - timedelta(days=10)
+        db.session.commit()
+    recent = _job(app, status=JobStatus.succeeded)
+    client = clients("admin")
+    response = post(client, "/admin/jobs/retry-failed", queue="emails")
+    assert "3 failed job(s) in the emails queue queued again." in client.get(response.headers["Location"]).get_data(
+        as_text=True
+    )
+    assert all(_job_status(app, job_id) == JobStatus.succeeded for job_id in failed)  # inline mode ran them
+    post(client, "/admin/jobs/purge", days="7")
+    with app.app_context():
+        assert db.session.get(Job, old) is None and db.session.get(Job, recent) is not None
+    assert _events(app, "jobs_purged")[0].data["count"] == 1
+
+
+def test_revoking_a_running_job_is_refused_in_the_row(app, clients):
+    job_id = _job(app, status=JobStatus.running)
+    client = clients("admin")
+    row = client.post(
+        f"/admin/jobs/{job_id}/revoke", headers={"HX-Request": "true", "X-CSRFToken": _token(client, "/")}
+    )
+    assert row.status_code == 200 and "Only pending or scheduled jobs can be revoked" in row.get_data(as_text=True)
+    assert _job_status(app, job_id) == JobStatus.running
+
+
+def test_periodic_tasks_are_listed_and_run_now_records_the_run(app, clients):
+    client = clients("admin")
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    assert 'data-periodic="sweep_jobs"' in html and "every minute" in html and "never run" in html
+    post(client, "/admin/jobs/periodic/cleanup_pending_uploads/run")
+    html = client.get("/admin/jobs").get_data(as_text=True)
+    row = re.search(r'data-periodic="cleanup_pending_uploads".*?</tr>', html, re.S).group(0)
+    assert "succeeded" in row and "never run" not in row
+    with app.app_context():
+        job = db.session.scalars(select(Job).where(Job.task == "tasks.maintenance.run_periodic_now")).one()
+        assert job.status == JobStatus.succeeded and job.args_summary == {"periodic_task": "cleanup_pending_uploads"}

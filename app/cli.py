@@ -1,13 +1,15 @@
-"""`flask` commands: seed-admin, worker, jobs sweep, mail test."""
+"""`flask` commands: seed-admin, worker, jobs sweep, mail test, roles, users, demo seed."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
+from app.demo import DEFAULT_USERS, DEMO_DOMAIN, MAX_USERS
 from app.errors import DomainError
 from app.logging import get_logger
 
@@ -90,12 +92,13 @@ users_cli = AppGroup("users", help="User accounts.")
 
 
 @roles_cli.command("sync")
-def roles_sync() -> None:
-    """Write the built-in roles and permissions (idempotent)."""
+@click.option("--restore", is_flag=True, help="Also give built-in roles back every permission the catalog grants.")
+def roles_sync(restore: bool) -> None:
+    """Write the built-in roles and permissions (idempotent; keeps admins' edits unless --restore)."""
     from app.rbac.service import sync_roles
 
-    sync_roles()
-    click.echo("roles and permissions are in sync")
+    sync_roles(restore_grants=restore)
+    click.echo("roles and permissions are in sync" + (" (built-in grants restored)" if restore else ""))
 
 
 @users_cli.command("create-admin")
@@ -126,6 +129,52 @@ def users_set_password(email: str, password: str) -> None:
     click.echo(f"password changed for {user.email}; their sessions and tokens are revoked")
 
 
+demo_cli = AppGroup("demo", help="Demo data for trying Hearth out (development and test only).")
+
+
+@demo_cli.command("seed")
+@click.option(
+    "--users",
+    "user_count",
+    type=click.IntRange(1, MAX_USERS),
+    default=DEFAULT_USERS,
+    show_default=True,
+    help="How many demo accounts there should be; existing ones count, none is removed.",
+)
+def demo_seed(user_count: int) -> None:
+    """Fill the database with demo accounts, uploads, jobs and audit events (idempotent).
+
+    Refused with APP_ENV=production or staging.
+    """
+    from app.demo.seed import seed_demo
+
+    started = time.perf_counter()
+    try:
+        summary = seed_demo(user_count)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+    elapsed = time.perf_counter() - started
+    members = ", ".join(f"{role} {count}" for role, count in summary.members.items())
+    if not summary.created_anything:
+        click.echo(f"Demo data already there: {summary.demo_users} demo accounts ({members}); nothing added.")
+        return
+
+    def counts(by_status: dict[str, int]) -> str:
+        return f"{sum(by_status.values())} (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) + ")"
+
+    click.echo(
+        f"Demo data added in {elapsed:.1f} s: {summary.users_created} accounts ({summary.demo_users} in all: {members})"
+    )
+    click.echo(f"  uploads: {counts(summary.uploads)}, {summary.files_stored} files stored")
+    click.echo(f"  jobs: {counts(summary.jobs)}")
+    click.echo(f"  audit events: {summary.audit_events}, periodic task runs: {summary.periodic_runs}")
+    if summary.password:
+        # Shown once, on the terminal only: it is never logged and cannot be shown again.
+        click.echo(f"Password of every @{DEMO_DOMAIN} account (shown only now): {summary.password}")
+    if summary.sign_in:
+        click.echo("Sign in as: " + ", ".join(f"{role} {email}" for role, email in summary.sign_in.items()))
+
+
 def register_cli(app: Flask) -> None:
-    for command in (seed_admin, worker, jobs_cli, mail_cli, roles_cli, users_cli):
+    for command in (seed_admin, worker, jobs_cli, mail_cli, roles_cli, users_cli, demo_cli):
         app.cli.add_command(command)

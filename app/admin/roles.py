@@ -26,21 +26,15 @@ def roles() -> str:
 @admin_bp.post("/roles/matrix")
 @permission_required("roles:manage")
 def save_matrix() -> Response:
-    """The grid posts `grant=<role>|<permission>` for every ticked box; each changed role is
-    saved (and audited) on its own."""
+    """The grid posts `grant=<role>|<permission>` for every ticked box; all changed roles are
+    saved (and each audited) together, or none."""
     granted: dict[str, set[str]] = {}
     for value in request.form.getlist("grant"):
         role_name, _, permission = value.partition("|")
         granted.setdefault(role_name, set()).add(permission)
 
     def apply() -> str:
-        changed = []
-        for summary in admin.list_roles():
-            role = summary.role
-            wanted = granted.get(role.name, set())
-            if wanted != {p.name for p in role.permissions}:
-                admin.update_role(actor(), role, wanted)
-                changed.append(role.name)
+        changed = admin.update_grid(actor(), granted)
         return f"Saved permissions for {', '.join(changed)}." if changed else "Nothing changed."
 
     return run_action(apply, url_for("admin.roles"))

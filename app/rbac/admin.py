@@ -10,14 +10,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.audit.service import record
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role, user_roles
-from app.rbac.service import sync_roles
+from app.rbac.service import permissions_of, sync_roles
 from app.users.models import User
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
@@ -48,8 +48,24 @@ def get_role(name: str) -> Role:
 
 
 def member_count(role: Role) -> int:
-    """Accounts holding the role, deleted ones included (they keep their roles for the record)."""
-    return db.session.scalar(select(func.count()).select_from(user_roles).where(user_roles.c.role_id == role.id)) or 0
+    """Accounts holding the role, deleted ones left out (as in the list): deleting the role
+    takes it from them too."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(user_roles)
+            .join(User, User.id == user_roles.c.user_id)
+            .where(user_roles.c.role_id == role.id, User.deleted_at.is_(None))
+        )
+        or 0
+    )
+
+
+def _check_grantable(actor_permissions: frozenset[str], permissions: Iterable[str]) -> None:
+    """Nobody hands out, or gives their own role, a permission they do not hold."""
+    beyond = set(permissions) - actor_permissions
+    if beyond:
+        raise _field_error("permissions", f"You cannot grant permissions you do not hold: {', '.join(sorted(beyond))}.")
 
 
 def list_roles() -> list[RoleSummary]:
@@ -84,7 +100,9 @@ def create_role(actor: User, name: str, description: str, permissions: Iterable[
         raise _field_error("name", "2–64 characters: lower-case letters, digits, '-' and '_', starting with a letter.")
     if db.session.scalar(select(Role.id).where(Role.name == name)) is not None:
         raise _field_error("name", f"A role named {name!r} already exists.")
-    role = Role(name=name, description=(description or "").strip()[:200], permissions=_permissions(permissions))
+    granted = _permissions(permissions)
+    _check_grantable(permissions_of(actor.id), (p.name for p in granted))
+    role = Role(name=name, description=(description or "").strip()[:200], permissions=granted)
     db.session.add(role)
     record(
         "role_created",
@@ -96,10 +114,13 @@ def create_role(actor: User, name: str, description: str, permissions: Iterable[
     return role
 
 
-def update_role(actor: User, role: Role, permissions: Iterable[str], description: str | None = None) -> Role:
+def update_role(
+    actor: User, role: Role, permissions: Iterable[str], description: str | None = None, *, commit: bool = True
+) -> Role:
     """Replace the role's permissions (the checkbox grid) and, optionally, its description."""
     new_permissions = _permissions(permissions)
     new_names = [p.name for p in new_permissions]
+    _check_grantable(permissions_of(actor.id), set(new_names) - {p.name for p in role.permissions})
     if role.name == ADMIN_ROLE and ADMIN_MUST_KEEP not in new_names:
         raise _field_error(
             "permissions", f"The built-in admin role always keeps {ADMIN_MUST_KEEP!r}: nobody could manage roles again."
@@ -118,8 +139,23 @@ def update_role(actor: User, role: Role, permissions: Iterable[str], description
             before={key: before[key] for key in changed},
             after={key: after[key] for key in changed},
         )
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return role
+
+
+def update_grid(actor: User, grants: dict[str, set[str]]) -> list[str]:
+    """Save the whole role × permission grid at once: every changed role, or none if any
+    change is refused. Returns the names of the roles that changed."""
+    changed = []
+    for summary in list_roles():
+        role = summary.role
+        wanted = grants.get(role.name, set())
+        if wanted != {p.name for p in role.permissions}:
+            update_role(actor, role, wanted, commit=False)
+            changed.append(role.name)
+    db.session.commit()
+    return changed
 
 
 def delete_role(actor: User, role: Role) -> None:
@@ -134,5 +170,6 @@ def delete_role(actor: User, role: Role) -> None:
         target=f"role:{role.name}",
         before={"permissions": sorted(p.name for p in role.permissions), "description": role.description},
     )
+    db.session.execute(delete(user_roles).where(user_roles.c.role_id == role.id))  # deleted accounts' grants
     db.session.delete(role)
     db.session.commit()

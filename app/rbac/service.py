@@ -10,19 +10,31 @@ from app.rbac.catalog import PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role, role_permissions, user_roles
 
 
-def sync_roles(commit: bool = True) -> None:
-    """Write the catalog's permissions and built-in roles; idempotent, never removes extras."""
+def sync_roles(commit: bool = True, restore_grants: bool = False) -> None:
+    """Write the catalog's permissions and built-in roles; idempotent, never removes anything.
+
+    Missing built-in roles are created with their catalog grants. An existing built-in role
+    keeps what admins made of it, and only gains permissions new to the database (so a
+    release that adds a permission grants it to `admin` without undoing anyone's edits).
+    `restore_grants=True` (`flask roles sync --restore`) re-adds every catalog grant."""
     permissions = {p.name: p for p in db.session.scalars(select(Permission))}
+    new_permissions = set()
     for name, description in PERMISSIONS.items():
         if name not in permissions:
             permissions[name] = Permission(name=name, description=description)
             db.session.add(permissions[name])
+            new_permissions.add(name)
     roles = {r.name: r for r in db.session.scalars(select(Role))}
     for name, (description, granted) in ROLES.items():
-        role = roles.get(name) or Role(name=name, description=description)
-        db.session.add(role)
+        role = roles.get(name)
+        if role is None:
+            role = Role(name=name, description=description)
+            db.session.add(role)
+            to_grant = granted
+        else:
+            to_grant = granted if restore_grants else granted & new_permissions
         have = {p.name for p in role.permissions}
-        role.permissions.extend(permissions[p] for p in sorted(granted - have))
+        role.permissions.extend(permissions[p] for p in sorted(to_grant - have))
     if commit:
         db.session.commit()
     else:

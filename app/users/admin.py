@@ -98,6 +98,12 @@ def update_user(
         if "roles:manage" not in actor_permissions:
             raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
         new_roles = _roles_named(roles)
+        added = {role.name for role in new_roles} - set(user.role_names)
+        beyond = {p.name for role in new_roles if role.name in added for p in role.permissions} - actor_permissions
+        if beyond:
+            raise PermissionDenied(
+                f"Granting that role would give permissions you do not hold: {', '.join(sorted(beyond))}."
+            )
         losing_admin = ADMIN_ROLE in user.role_names and ADMIN_ROLE not in {role.name for role in new_roles}
         if losing_admin and user.id == actor.id:
             raise Conflict("You cannot remove your own admin role.")

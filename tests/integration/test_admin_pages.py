@@ -601,3 +601,74 @@ def test_periodic_tasks_are_listed_and_run_now_records_the_run(app, clients):
     with app.app_context():
         job = db.session.scalars(select(Job).where(Job.task == "tasks.maintenance.run_periodic_now")).one()
         assert job.status == JobStatus.succeeded and job.args_summary == {"periodic_task": "cleanup_pending_uploads"}
+
+
+# Roles: no escalation, edits survive a sync, deleted holders --------------------------------
+
+
+def test_nobody_grants_a_permission_they_do_not_hold(app, people, make_user):
+    from app.rbac import admin as roles_admin
+
+    with app.app_context():
+        roles_admin.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage", "users:read"])
+    make_user(email="gate@example.com", roles=("gatekeeper",))
+    target = make_user(email="target@example.com")
+    client = sign_in(app.test_client(), "gate@example.com")
+    response = post(client, f"/admin/users/{target.id}/roles", roles=["admin", "user"])
+    assert "would give permissions you do not hold" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert _user(app, "target@example.com").role_names == ["user"]
+    # Nor can they widen their own role in the grid, or create a role beyond their permissions.
+    html = client.get("/admin/roles").get_data(as_text=True)
+    grid = re.findall(r'name="grant" value="([^"]+)" checked', html) + re.findall(
+        r'type="hidden" name="grant" value="([^"]+)"', html
+    )
+    response = post(client, "/admin/roles/matrix", grant=[*grid, "viewer|users:read", "gatekeeper|users:delete"])
+    assert "cannot grant permissions you do not hold" in client.get(response.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        viewer = db.session.scalar(select(Role).where(Role.name == "viewer"))
+        assert viewer.permissions == []  # all or nothing: the allowed part of the grid was not saved either
+    response = post(client, "/admin/roles", name="wider", grant=["audit:read"])
+    assert "cannot grant permissions you do not hold" in client.get(response.headers["Location"]).get_data(as_text=True)
+    # Granting what they hold themselves is fine.
+    post(client, f"/admin/users/{target.id}/roles", roles=["user", "viewer"])
+    assert _user(app, "target@example.com").role_names == ["user", "viewer"]
+
+
+def test_an_edited_built_in_role_survives_seed_admin_until_restored(app, clients):
+    from app.rbac.service import sync_roles
+    from app.users.service import ensure_admin
+
+    client = clients("admin")
+    html = client.get("/admin/roles").get_data(as_text=True)
+    ticked = set(re.findall(r'name="grant" value="([^"]+)" checked', html))
+    ticked |= set(re.findall(r'type="hidden" name="grant" value="([^"]+)"', html))
+    post(client, "/admin/roles/matrix", grant=sorted(ticked - {"manager|jobs:read"}))
+
+    def manager_permissions():
+        with app.app_context():
+            role = db.session.scalar(select(Role).where(Role.name == "manager"))
+            return {p.name for p in role.permissions}
+
+    assert "jobs:read" not in manager_permissions()
+    with app.app_context():
+        ensure_admin(None, None)  # what every `make run` does
+    assert "jobs:read" not in manager_permissions()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["roles", "sync"]).exit_code == 0
+    assert "jobs:read" not in manager_permissions()
+    result = runner.invoke(args=["roles", "sync", "--restore"])
+    assert result.exit_code == 0 and "restored" in result.output
+    assert "jobs:read" in manager_permissions()
+    with app.app_context():
+        sync_roles()
+
+
+def test_a_role_held_only_by_deleted_accounts_can_be_deleted(app, clients, make_user):
+    client = clients("admin")
+    post(client, "/admin/roles", name="legacy", grant=["users:read"])
+    gone = make_user(email="gone@example.com", roles=("legacy",))
+    post(client, f"/admin/users/{gone.id}/delete")
+    response = post(client, "/admin/roles/legacy/delete")
+    assert "Role &#39;legacy&#39; deleted." in client.get(response.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Role).where(Role.name == "legacy")) is None

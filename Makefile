@@ -21,11 +21,12 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## run: install, migrate, make sure an admin exists, then serve web + workers (Ctrl-C stops all)
+## run: install, migrate, make sure an admin exists (DEMO=1: and demo data), then serve web + workers (Ctrl-C stops all)
 run: install
 	@mkdir -p instance
 	$(FLASK) db upgrade
 	$(FLASK) seed-admin
+	@if [ "$(DEMO)" = 1 ]; then $(FLASK) demo seed; fi
 	@echo "Hearth on http://127.0.0.1:$(PORT)  (Ctrl-C stops the web server and every worker)"
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
 

@@ -1,0 +1,152 @@
+"""Failures for demo jobs, as a worker would record them: `error` and `traceback`.
+
+The frames are this checkout's real code (file, line and source text are looked up, so they
+stay right when the code moves). Processing failures go further: the demo's corrupt file is
+really parsed, so the library frames and the message are exactly what a reprocess would hit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import logging
+import traceback as tracebacks
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+HEADER = "Traceback (most recent call last):\n"
+
+
+@dataclass(frozen=True)
+class Failure:
+    error: str  # what `jobs.error` holds: "<ExceptionName>: <message>"
+    traceback: str
+
+
+def _frame(function: Callable[..., Any], needle: str) -> str:
+    """One traceback frame: the line of `function` containing `needle` (its first line if none)."""
+    function = inspect.unwrap(function)
+    lines, start = inspect.getsourcelines(function)
+    offset = next((index for index, line in enumerate(lines) if needle in line), 0)
+    filename = inspect.getsourcefile(function)
+    return f'  File "{filename}", line {start + offset}, in {function.__name__}\n    {lines[offset].strip()}\n'
+
+
+def _worker_frames(task: Any, needle: str) -> list[str]:
+    """What every job traceback starts with: the worker's call into the task body."""
+    from tasks.runtime import _run_with_lease
+
+    return [_frame(_run_with_lease, "func(job_id=job.id, **job.payload)"), _frame(task.func, needle)]
+
+
+def _send_email_frames() -> list[str]:
+    from tasks.emails import send_email
+
+    return _worker_frames(send_email, "deliver(render_message(")
+
+
+def smtp_recipient_refused(address: str) -> Failure:
+    """The relay refuses the recipient (a permanent 550: retries cannot help)."""
+    import smtplib
+
+    from app.mail.service import deliver
+
+    refusal = {address: (550, f"5.1.1 <{address}>: Recipient address rejected: User unknown".encode())}
+    frames = [
+        *_send_email_frames(),
+        _frame(deliver, "client.send_message(message)"),
+        _frame(smtplib.SMTP.send_message, "return self.sendmail("),
+        _frame(smtplib.SMTP.sendmail, "raise SMTPRecipientsRefused(senderrs)"),
+    ]
+    return Failure(
+        f"SMTPRecipientsRefused: {refusal}", HEADER + "".join(frames) + f"smtplib.SMTPRecipientsRefused: {refusal}\n"
+    )
+
+
+def smtp_disconnected() -> Failure:
+    """The relay hangs up in the middle of DATA (transient: the next attempt usually works)."""
+    import smtplib
+
+    from app.mail.service import deliver
+
+    frames = [
+        *_send_email_frames(),
+        _frame(deliver, "client.send_message(message)"),
+        _frame(smtplib.SMTP.send_message, "return self.sendmail("),
+        _frame(smtplib.SMTP.sendmail, "(code, resp) = self.data(msg)"),
+        _frame(smtplib.SMTP.data, "(code, msg) = self.getreply()"),
+        _frame(smtplib.SMTP.getreply, 'raise SMTPServerDisconnected("Connection unexpectedly closed")'),
+    ]
+    message = "Connection unexpectedly closed"
+    return Failure(
+        f"SMTPServerDisconnected: {message}",
+        HEADER + "".join(frames) + f"smtplib.SMTPServerDisconnected: {message}\n",
+    )
+
+
+def smtp_timeout() -> Failure:
+    """The relay does not answer the connection in time."""
+    import smtplib
+    import socket
+
+    from app.mail.service import deliver
+
+    frames = [
+        *_send_email_frames(),
+        _frame(deliver, "client = smtplib.SMTP(target.host"),
+        _frame(smtplib.SMTP.__init__, "(code, msg) = self.connect(host, port)"),
+        _frame(smtplib.SMTP.connect, "self.sock = self._get_socket("),
+        _frame(smtplib.SMTP._get_socket, "return socket.create_connection("),
+        _frame(socket.create_connection, "raise exceptions[0]"),
+        _frame(socket.create_connection, "sock.connect(sa)"),
+    ]
+    return Failure("TimeoutError: timed out", HEADER + "".join(frames) + "TimeoutError: timed out\n")
+
+
+def unknown_periodic_task(name: str) -> Failure:
+    """An admin's "run now" of a periodic task that a later release removed."""
+    from app.jobs.periodic import get_periodic, run_recorded
+    from tasks.maintenance import run_periodic_now
+
+    frames = [
+        *_worker_frames(run_periodic_now, "run_recorded(name)"),
+        _frame(run_recorded, "task = get_periodic(name)"),
+        _frame(get_periodic, "raise NotFound("),
+    ]
+    message = f"No periodic task named {name!r}."
+    return Failure(f"NotFound: {message}", HEADER + "".join(frames) + f"app.errors.NotFound: {message}\n")
+
+
+def processing_failure(content_type: str, data: bytes) -> Failure:
+    """What processing the (corrupt) `data` really raises, framed as the uploads worker's attempt."""
+    from app.uploads import service
+    from tasks.uploads import process_upload
+
+    if content_type == "application/pdf":
+        from pypdf import PdfReader
+
+        steps = [_frame(service.process, "details |= _pdf_details(data)"), _frame(service._pdf_details, "PdfReader(")]
+        parse: Callable[[], Any] = lambda: PdfReader(io.BytesIO(data))  # noqa: E731
+    else:
+        from PIL import Image
+
+        steps = [
+            _frame(service.process, "details |= _image_details(upload, data)"),
+            _frame(service._image_details, "Image.open("),
+        ]
+        parse = lambda: Image.open(io.BytesIO(data))  # noqa: E731
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
+    pypdf_log.setLevel(logging.ERROR)  # pypdf warns on stderr about the file it then fails on
+    try:
+        parse()
+    except Exception as error:  # whatever the parser raises is the failure being recorded
+        library = [frame for frame in tracebacks.extract_tb(error.__traceback__) if frame.filename != __file__]
+        frames = [*_worker_frames(process_upload, "uploads.process(upload_id"), *steps]
+        trace = HEADER + "".join(frames) + "".join(tracebacks.StackSummary.from_list(library).format())
+        trace += "".join(tracebacks.format_exception_only(error))
+        return Failure(f"{type(error).__name__}: {error}", trace)
+    finally:
+        pypdf_log.setLevel(level)
+    raise ValueError(f"the demo's corrupt {content_type} file parsed without an error")

@@ -65,6 +65,12 @@ class BrowserEvents:
         if message.type == "error":
             self.console_errors.append(f"{text} ({message.location.get('url', '')})")
 
+    def on_request_failed(self, request: Any) -> None:
+        # ERR_ABORTED is the browser cancelling a load because the test navigated away (a
+        # favicon still in flight, say): not a failure of the page.
+        if "ERR_ABORTED" not in (request.failure or ""):
+            self.failed_requests.append(f"{request.url}: {request.failure}")
+
     def on_page_error(self, error: Any) -> None:
         self.page_errors.append(str(error))
 
@@ -133,7 +139,7 @@ def new_page(browser: Any, live_server_url: str) -> Iterator[Callable[..., tuple
         events = BrowserEvents()
         context.on("request", lambda request: events.requests.append(request.url))
         context.on("response", lambda response: events.responses.append((response.status, response.url)))
-        context.on("requestfailed", lambda request: events.failed_requests.append(f"{request.url}: {request.failure}"))
+        context.on("requestfailed", events.on_request_failed)
         page = context.new_page()
         page.on("console", events.on_console)
         page.on("pageerror", events.on_page_error)

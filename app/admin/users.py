@@ -11,7 +11,7 @@ from app.audit.queries import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
 from app.core.database import utcnow
 from app.core.repository import Repository
-from app.errors import ValidationFailed
+from app.errors import PermissionDenied, ValidationFailed
 from app.extensions import db
 from app.jobs import admin as jobs_admin
 from app.jobs.admin import STATUS_LABELS, JobFilter
@@ -88,6 +88,8 @@ def bulk_users() -> Response | str:
             return admin.bulk_assign_role(actor(), permissions(), ids, role).summary(f"Gave the {role!r} role to")
         raise ValidationFailed("Choose an action.")
 
+    if action == "assign_role" and not can("roles:manage"):
+        raise PermissionDenied("Assigning roles needs the 'roles:manage' permission.")
     if action == "disable" and ids and not confirmed():
         return ask_confirmation(f"Disable {len(ids)} selected user(s)? They are signed out everywhere.", "Disable")
     return run_action(apply, back)

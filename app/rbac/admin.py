@@ -115,12 +115,19 @@ def create_role(actor: User, name: str, description: str, permissions: Iterable[
 
 
 def update_role(
-    actor: User, role: Role, permissions: Iterable[str], description: str | None = None, *, commit: bool = True
+    actor: User,
+    role: Role,
+    permissions: Iterable[str],
+    description: str | None = None,
+    *,
+    commit: bool = True,
+    actor_permissions: frozenset[str] | None = None,
 ) -> Role:
     """Replace the role's permissions (the checkbox grid) and, optionally, its description."""
     new_permissions = _permissions(permissions)
     new_names = [p.name for p in new_permissions]
-    _check_grantable(permissions_of(actor.id), set(new_names) - {p.name for p in role.permissions})
+    held = actor_permissions if actor_permissions is not None else permissions_of(actor.id)
+    _check_grantable(held, set(new_names) - {p.name for p in role.permissions})
     if role.name == ADMIN_ROLE and ADMIN_MUST_KEEP not in new_names:
         raise _field_error(
             "permissions", f"The built-in admin role always keeps {ADMIN_MUST_KEEP!r}: nobody could manage roles again."
@@ -147,12 +154,13 @@ def update_role(
 def update_grid(actor: User, grants: dict[str, set[str]]) -> list[str]:
     """Save the whole role × permission grid at once: every changed role, or none if any
     change is refused. Returns the names of the roles that changed."""
+    held = permissions_of(actor.id)  # what the actor held before this save, not midway through it
     changed = []
     for summary in list_roles():
         role = summary.role
         wanted = grants.get(role.name, set())
         if wanted != {p.name for p in role.permissions}:
-            update_role(actor, role, wanted, commit=False)
+            update_role(actor, role, wanted, commit=False, actor_permissions=held)
             changed.append(role.name)
     db.session.commit()
     return changed

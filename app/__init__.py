@@ -157,12 +157,12 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         config.update(
             RATELIMIT_STORAGE_URI=settings.redis_url,
             RATELIMIT_STORAGE_OPTIONS=timeouts,
-            CACHE_TYPE="RedisCache",
+            CACHE_TYPE="app.cache.backend.ResilientRedisCache",
             CACHE_REDIS_URL=settings.redis_url,
             CACHE_OPTIONS=timeouts,
         )
     else:
-        config.update(RATELIMIT_STORAGE_URI="memory://", CACHE_TYPE="SimpleCache")
+        config.update(RATELIMIT_STORAGE_URI="memory://", CACHE_TYPE="app.cache.backend.ProcessSimpleCache")
     return config
 
 
@@ -258,6 +258,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
     cache.init_app(app)
+    from app.cache.aside import init_caching
+
+    init_caching(app)
 
     from app.auth.sessions import init_session_tracking
     from app.users.service import load_user

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     jobs_backoff_base_seconds: float = Field(default=10.0, gt=0)
     jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     cache_default_timeout: int = Field(default=300, ge=1)
+    # L1 (in-process) and L2 (Redis, or in-process when embedded) caching, seed §8.
+    cache_enabled: bool = True
+    cache_local_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Benchmarks only: every read misses (the value is still computed and stored).
+    cache_force_miss: bool = False
     jwt_issuer: str = "hearth"
     jwt_audience: str = "hearth-api"
     access_token_minutes: int = Field(default=15, ge=1, le=60)

@@ -170,6 +170,9 @@ def clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
             from app.extensions import cache as cache_ext
 
             cache_ext.clear()
+        from app.cache.local import clear_all_local_caches
+
+        clear_all_local_caches()
 
 
 @pytest.fixture()

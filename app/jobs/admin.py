@@ -111,13 +111,21 @@ class QueueOverview:
         return sum(self.counts.values())
 
 
+JOB_COUNTS = "jobs"
+COUNTS_TTL = 30
+
+
 def overview() -> list[QueueOverview]:
-    """Per queue: jobs in each status (one GROUP BY) and the configured worker concurrency."""
+    """Per queue: jobs in each status and the configured worker concurrency. The counts are
+    cached (30 s at most; every job state change calls `forget_job_counts`)."""
+    from app.cache import CacheKey, cached
+
+    counts = cached(CacheKey(JOB_COUNTS, "by_queue_status"), jobs.counts_by_queue_and_status, timeout=COUNTS_TTL)
     queues = {
         name: QueueOverview(name, spec.workers, spec.max_attempts, dict.fromkeys(STATUS_LABELS, 0))
         for name, spec in QUEUES.items()
     }
-    for queue, status, count in jobs.counts_by_queue_and_status():
+    for queue, status, count in counts:
         if queue in queues and status in STATUS_LABELS:
             queues[queue].counts[status] = count
     return list(queues.values())
@@ -153,6 +161,7 @@ def retry(actor: User, job: Job) -> Job:
     record(
         "job_retried", actor_id=actor.id, target=f"job:{job.id}", before={"status": before}, after={"status": "queued"}
     )
+    service.forget_job_counts()
     db.session.commit()
     db.session.refresh(job)
     return job
@@ -192,6 +201,7 @@ def revoke(actor: User, job: Job) -> Job:
     record(
         "job_revoked", actor_id=actor.id, target=f"job:{job.id}", before={"status": before}, after={"status": "revoked"}
     )
+    service.forget_job_counts()
     db.session.commit()
     db.session.refresh(job)
     return job
@@ -222,6 +232,7 @@ def retry_all_failed(actor: User, filters: JobFilter) -> int:
         count=retried,
         filters={"queue": filters.queue, "q": filters.q, "user_id": filters.user_id},
     )
+    service.forget_job_counts()
     db.session.commit()
     return retried
 
@@ -245,6 +256,7 @@ def purge_succeeded(actor: User, older_than_days: int, queue: str | None = None)
         count=purged,
         older_than_days=older_than_days,
     )
+    service.forget_job_counts()
     db.session.commit()
     return purged
 

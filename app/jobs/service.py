@@ -93,7 +93,16 @@ def enqueue(
     )
     jobs.add(job)
     send_after_commit(job.id, task_name)
+    forget_job_counts()
     return job
+
+
+def forget_job_counts() -> None:
+    """Invalidator of the per-queue job counts (app.jobs.admin.overview): call it in every
+    unit of work that changes a job's status."""
+    from app.cache import bump
+
+    bump("jobs")
 
 
 def send_after_commit(job_id: str, task_name: str, delay: float | None = None) -> None:
@@ -133,6 +142,7 @@ def lease_duration() -> timedelta:
 def start_attempt(job_id: str, owner: str) -> Job | None:
     """Claim the job for `owner`; None when it is done, held by a live worker, or not due."""
     claimed = jobs.claim(job_id, owner, utcnow(), lease_duration())
+    forget_job_counts()
     db.session.commit()
     return jobs.get(job_id) if claimed else None
 
@@ -163,6 +173,7 @@ def record_success(job: Job, owner: str, duration_ms: float) -> AttemptOutcome:
         duration_ms=duration_ms,
         updated_at=utcnow(),
     )
+    forget_job_counts()
     db.session.commit()
     return AttemptOutcome(JobStatus.succeeded, recorded=recorded)
 
@@ -195,6 +206,7 @@ def record_failure(job: Job, owner: str, error: BaseException, duration_ms: floa
             duration_ms=duration_ms,
             updated_at=now,
         )
+        forget_job_counts()
         db.session.commit()
         return AttemptOutcome(JobStatus.failed, recorded=recorded)
     delay = QUEUES[job.queue].backoff_seconds(
@@ -213,6 +225,7 @@ def record_failure(job: Job, owner: str, error: BaseException, duration_ms: floa
     )
     if recorded:
         send_after_commit(job.id, job.task, delay)
+    forget_job_counts()
     db.session.commit()
     return AttemptOutcome(JobStatus.retrying, retry_in=delay, recorded=recorded)
 
@@ -255,6 +268,7 @@ def sweep() -> SweepReport:
         if jobs.mark_redispatched(job, now, **values):
             send_after_commit(job.id, job.task)
             report.requeued.append(job.id)
+    forget_job_counts()
     db.session.commit()
     if report.requeued or report.failed:
         log.warning("jobs_swept", requeued=len(report.requeued), failed=len(report.failed))

@@ -19,7 +19,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.core.database import utcnow
@@ -284,8 +285,31 @@ def admin_list_statement(kind: str | None, status: str | None, owner: str | None
     return statement.order_by(Upload.created_at.desc(), Upload.id)
 
 
+UPLOAD_TOTALS = "uploads"
+TOTALS_TTL = 30
+
+
 def totals_by_status() -> tuple[dict[str, int], int]:
-    """Uploads per status and the bytes stored (confirmed files): one query."""
+    """Uploads per status and the bytes stored (confirmed files), for the admin dashboard:
+    cached 30 s; `forget_upload_totals` runs on every upload write (listener below)."""
+    from app.cache import CacheKey, cached
+
+    return cached(CacheKey(UPLOAD_TOTALS, "totals"), _count_totals, timeout=TOTALS_TTL)
+
+
+def forget_upload_totals() -> None:
+    from app.cache import bump
+
+    bump(UPLOAD_TOTALS)
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_changed_uploads(session: Session, flush_context, instances) -> None:
+    if any(isinstance(obj, Upload) for obj in (*session.new, *session.dirty, *session.deleted)):
+        forget_upload_totals()
+
+
+def _count_totals() -> tuple[dict[str, int], int]:
     counts = dict.fromkeys(UploadStatus.__members__, 0)
     stored = 0
     rows = db.session.execute(

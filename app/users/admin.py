@@ -294,7 +294,14 @@ def _csv_safe(value: str) -> str:
 
 
 def counts_by_status() -> dict[str, int]:
-    """Accounts per status (active, disabled, deleted) and how many are unverified: one query."""
+    """Accounts per status (active, disabled, deleted) and how many are unverified (cached 30 s;
+    any user write invalidates it, see app/users/cache.py)."""
+    from app.users.cache import dashboard_counts
+
+    return dashboard_counts(_count_by_status, "status")
+
+
+def _count_by_status() -> dict[str, int]:
     from sqlalchemy import case, func
 
     status = case(
@@ -314,4 +321,10 @@ def signups_since(days: int) -> int:
 
     from sqlalchemy import func
 
-    return db.session.scalar(select(func.count()).where(User.created_at >= utcnow() - timedelta(days=days))) or 0
+    from app.users.cache import dashboard_counts
+
+    def count() -> dict[str, int]:
+        since = utcnow() - timedelta(days=days)
+        return {"count": db.session.scalar(select(func.count()).where(User.created_at >= since)) or 0}
+
+    return dashboard_counts(count, f"signups:{days}")["count"]

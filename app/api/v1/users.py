@@ -13,9 +13,7 @@ from app.core.repository import Page
 from app.extensions import db
 from app.rbac.models import Role
 from app.users import admin
-from app.users.repository import UserRepository, user_list_statement
-
-users = UserRepository()
+from app.users.cache import user_page, user_profile
 
 
 @api_operation(
@@ -30,8 +28,12 @@ users = UserRepository()
 )
 def list_users(query: UserListQuery) -> Page:
     """Deleted users are listed only with `status=deleted`."""
-    statement = user_list_statement(q=query.q, role=query.role, status=query.status, sort=query.sort)
-    return users.paginate(statement, query.page, query.per_page)
+    filters = {"q": query.q, "role": query.role, "status": query.status, "sort": query.sort}
+    return user_page(filters, query.page, query.per_page, _user_out)
+
+
+def _user_out(user) -> UserOut:
+    return UserOut.model_validate(user, from_attributes=True)
 
 
 @api_operation(
@@ -44,7 +46,7 @@ def list_users(query: UserListQuery) -> Page:
     errors=(404,),
 )
 def get_user(user_id: int) -> UserOut:
-    return UserOut.model_validate(admin.get_user(user_id, include_deleted=True), from_attributes=True)
+    return user_profile(user_id, _user_out, lambda user_id: admin.get_user(user_id, include_deleted=True))
 
 
 @api_operation(

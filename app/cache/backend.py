@@ -1,0 +1,123 @@
+"""Flask-Caching's Redis backend, made to degrade instead of fail.
+
+Flask-Caching's RedisCache raises when Redis is down, which would turn a cache outage into
+500s. `ResilientRedisCache` answers every operation as a miss (get → None, set → False)
+when Redis errors, logs one warning per `WARN_EVERY` seconds, and then stops calling Redis
+for `RETRY_AFTER` seconds (a small circuit breaker), so while Redis is down a request pays
+at most one client timeout per process per window instead of one per cache call. The first
+call after the window tries Redis again: caching resumes by itself when Redis is back.
+This covers `cache.get/set`, `@cache.memoize`, `{% cache %}` fragments and our cache-aside
+helpers alike, since they all go through this backend.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask_caching.backends.rediscache import RedisCache
+from flask_caching.backends.simplecache import SimpleCache
+from redis.exceptions import RedisError
+
+from app.logging import get_logger
+
+log = get_logger("hearth.cache")
+
+WARN_EVERY = 30.0
+RETRY_AFTER = 2.0
+
+
+class CacheCircuit:
+    """Shared state of one backend: is Redis failing, and when did we last say so."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.open_until = 0.0
+        self.last_warning = 0.0
+        self.failures = 0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def record_failure(self, operation: str, error: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.failures += 1
+            self.open_until = now + RETRY_AFTER
+            warn = now - self.last_warning >= WARN_EVERY
+            if warn:
+                self.last_warning = now
+        if warn:
+            log.warning(
+                "cache_unavailable",
+                operation=operation,
+                error=f"{type(error).__name__}: {error}"[:300],
+                retry_after_seconds=RETRY_AFTER,
+                detail="answering from the database until Redis is back",
+            )
+
+    def record_success(self) -> None:
+        if self.failures:
+            with self._lock:
+                if self.failures:
+                    log.info("cache_recovered", failures=self.failures)
+                    self.failures = 0
+
+
+def _guarded(name: str, fallback: Any) -> Callable[..., Any]:
+    parent = getattr(RedisCache, name)
+
+    def method(self: ResilientRedisCache, *args: Any, **kwargs: Any) -> Any:
+        if not self.circuit.allows():
+            return fallback(*args) if callable(fallback) else fallback
+        try:
+            result = parent(self, *args, **kwargs)
+        except RedisError as error:
+            self.circuit.record_failure(name, error)
+            return fallback(*args) if callable(fallback) else fallback
+        self.circuit.record_success()
+        return result
+
+    method.__name__ = name
+    method.__doc__ = f"RedisCache.{name}, answering {fallback!r} while Redis is unavailable."
+    return method
+
+
+class ResilientRedisCache(RedisCache):
+    """RedisCache whose every operation degrades to a miss while Redis is unavailable."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.circuit = CacheCircuit()
+
+    get = _guarded("get", None)
+    get_many = _guarded("get_many", lambda *keys: [None] * len(keys))
+    get_dict = _guarded("get_dict", lambda *keys: dict.fromkeys(keys))
+    has = _guarded("has", False)
+    set = _guarded("set", False)
+    add = _guarded("add", False)
+    set_many = _guarded("set_many", lambda *args: [])
+    delete = _guarded("delete", False)
+    delete_many = _guarded("delete_many", lambda *keys: [])
+    inc = _guarded("inc", None)
+    dec = _guarded("dec", None)
+    clear = _guarded("clear", False)
+
+
+class ProcessSimpleCache(SimpleCache):
+    """The embedded profile's L2: one in-process store per process (per key prefix), shared
+    by every app the process builds, as one process is all the embedded profile runs."""
+
+    _stores: dict[str, ProcessSimpleCache] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def factory(cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> ProcessSimpleCache:
+        prefix = config.get("CACHE_KEY_PREFIX") or ""
+        with cls._lock:
+            if prefix not in cls._stores:
+                kwargs.update(threshold=max(config.get("CACHE_THRESHOLD") or 0, 5000))
+                cls._stores[prefix] = cls(*args, **kwargs)
+            return cls._stores[prefix]

@@ -1,0 +1,137 @@
+"""L1: a bounded in-process TTL map per app instance, and the Redis pub/sub bus that makes
+every other instance drop its copy when something cached changes (seed §8: "L1 in-process,
+30 s").
+
+Entries are keyed `(namespace, key)`. Dropping is local at once and, when Redis is
+configured, published on `<prefix>:l1-invalidate`; each instance runs one daemon thread
+subscribed to that channel (started on first use), so a change made on one instance is
+gone from every other instance's L1 within milliseconds, not after the 30 s TTL. The
+embedded profile has one web process and no Redis: local drops are all it needs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Any
+
+from cachetools import TTLCache
+from redis import Redis
+from redis.exceptions import RedisError
+
+from app.logging import get_logger
+
+log = get_logger("hearth.cache")
+
+MISSING = object()
+SEPARATOR = "\x1f"
+ALL_KEYS = "*"
+
+
+_instances: weakref.WeakSet[LocalCache] = weakref.WeakSet()
+_process_locals: dict[str, LocalCache] = {}
+
+
+class LocalCache:
+    """Thread-safe bounded TTL cache; `drop(namespace)` removes a whole namespace."""
+
+    def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
+        self._data: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
+        self._lock = threading.Lock()
+        _instances.add(self)
+
+    @classmethod
+    def for_process(cls, name: str, ttl: float) -> LocalCache:
+        """Without Redis there is no bus: every app of the process shares one L1."""
+        return _process_locals.setdefault(name, cls(ttl))
+
+    def get(self, namespace: str, key: str) -> Any:
+        with self._lock:
+            return self._data.get((namespace, key), MISSING)
+
+    def set(self, namespace: str, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[(namespace, key)] = value
+
+    def drop(self, namespace: str, key: str = ALL_KEYS) -> None:
+        with self._lock:
+            if key != ALL_KEYS:
+                self._data.pop((namespace, key), None)
+                return
+            for entry in [entry for entry in self._data if entry[0] == namespace]:
+                self._data.pop(entry, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def clear_all_local_caches() -> None:
+    """Empty every L1 of this process (tests reset state between tests with it)."""
+    for local in list(_instances):
+        local.clear()
+
+
+class InvalidationBus:
+    """Publishes drops to, and applies drops from, every instance on the same Redis."""
+
+    def __init__(self, local: LocalCache, redis_url: str | None, channel: str, timeout: float) -> None:
+        self.local = local
+        self.channel = channel
+        self.redis_url = redis_url
+        self.timeout = timeout
+        self._publisher: Redis | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.ready = threading.Event()
+        self.received = 0
+
+    def drop(self, namespace: str, key: str = ALL_KEYS) -> None:
+        """Drop here at once, and tell the other instances."""
+        self.local.drop(namespace, key)
+        if self.redis_url is None:
+            return
+        try:
+            if self._publisher is None:
+                self._publisher = Redis.from_url(
+                    self.redis_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+                )
+            self._publisher.publish(self.channel, f"{namespace}{SEPARATOR}{key}")
+        except RedisError as error:  # the others fall back on the 30 s TTL
+            log.warning("l1_invalidation_not_published", namespace=namespace, error=repr(error)[:200])
+
+    def ensure_listening(self) -> None:
+        """Start the subscriber thread once (cheap to call on every L1 read)."""
+        if self.redis_url is None or self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._listen, name="hearth-l1-invalidation", daemon=True)
+                self._thread.start()
+
+    def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                client = Redis.from_url(self.redis_url, socket_connect_timeout=self.timeout, health_check_interval=30)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                # Anything cached while we were not subscribed may have missed a drop.
+                self.local.clear()
+                self.ready.set()
+                delay = 0.5
+                while True:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message and message.get("type") == "message":
+                        namespace, _, key = message["data"].decode().partition(SEPARATOR)
+                        self.local.drop(namespace, key or ALL_KEYS)
+                        self.received += 1
+            except RedisError as error:
+                self.ready.clear()
+                log.warning("l1_invalidation_listener_reconnecting", error=repr(error)[:200], in_seconds=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -1,0 +1,415 @@
+"""Caching (seed §8): cache-aside hit and miss, the invalidator of every cached function on
+the write paths that touch it, L1 invalidation across instances over Redis pub/sub,
+stampede protection, and a Redis killed mid-test with requests still answered."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from app.cache import CacheKey, bump, cached, invalidate
+from app.cache.aside import state
+from app.extensions import db
+from app.jobs.models import Job, JobStatus
+from app.uploads.models import Upload
+from app.users.models import User
+from tests.conftest import SERVICES
+from tests.support import free_port, wait_until
+
+PASSWORD = "correct horse battery staple"
+
+
+def _bearer(client, email):
+    response = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.json
+    return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+def _computing(counter: list, value):
+    def compute():
+        counter.append(1)
+        return value
+
+    return compute
+
+
+# Cache-aside ----------------------------------------------------------------------------------
+
+
+def test_cache_aside_computes_on_a_miss_and_serves_hits(app):
+    calls: list = []
+    with app.test_request_context():
+        key = CacheKey("test", "answer")
+        assert cached(key, _computing(calls, 42), timeout=60) == 42
+        assert cached(key, _computing(calls, 0), timeout=60) == 42
+        assert len(calls) == 1
+        invalidate(key)  # outside a transaction: at once
+        assert cached(key, _computing(calls, 43), timeout=60) == 43
+        bump("test")
+        assert cached(key, _computing(calls, 44), timeout=60) == 44
+        assert len(calls) == 3
+
+
+def test_invalidation_waits_for_the_commit_and_is_dropped_on_rollback(app):
+    calls: list = []
+    with app.test_request_context():
+        key = CacheKey("test", "tx")
+        cached(key, _computing(calls, "old"), timeout=60)
+        db.session.add(User(email="tx@example.com", display_name="Tx", password_hash="x"))
+        invalidate(key)
+        assert cached(key, _computing(calls, "new"), timeout=60) == "old"  # not committed yet
+        db.session.rollback()
+        assert cached(key, _computing(calls, "new"), timeout=60) == "old"
+        db.session.add(User(email="tx@example.com", display_name="Tx", password_hash="x"))
+        invalidate(key)
+        db.session.commit()
+        assert cached(key, _computing(calls, "new"), timeout=60) == "new"
+
+
+def test_a_disabled_cache_always_computes(make_app):
+    calls: list = []
+    app = make_app(cache_enabled=False)
+    with app.test_request_context():
+        for _ in range(3):
+            cached(CacheKey("test", "off"), _computing(calls, 1), timeout=60)
+    assert len(calls) == 3
+
+
+# Each cached function and the writes that invalidate it ------------------------------------
+
+
+@pytest.fixture()
+def people(make_user):
+    return {
+        role: make_user(email=f"{role}@example.com", display_name=role.title(), roles=(role,))
+        for role in ("admin", "user")
+    }
+
+
+def test_permission_sets_follow_role_grants_role_edits_and_role_deletion(app, client, people):
+    from app.rbac import admin as roles_admin
+    from app.rbac.service import permissions_of
+    from app.users import admin as users_admin
+
+    user_id = people["user"].id
+    with app.app_context():
+        admin = db.session.get(User, people["admin"].id)
+        assert permissions_of(user_id) == frozenset()
+        assert permissions_of(user_id) == frozenset()  # now cached
+        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
+        assert "users:write" in permissions_of(user_id)  # a grant
+        manager = roles_admin.get_role("manager")
+        roles_admin.update_role(admin, manager, ["users:read"])
+        assert permissions_of(user_id) == frozenset({"users:read"})  # a role edit reaches its members
+        roles_admin.create_role(admin, "extra", "", ["audit:read"])
+        users_admin.update_user(
+            admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager", "extra"]
+        )
+        assert "audit:read" in permissions_of(user_id)
+        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
+        roles_admin.delete_role(admin, roles_admin.get_role("extra"))
+        assert permissions_of(user_id) == frozenset({"users:read"})
+    # And over HTTP: the API sees the change on the next request.
+    headers = _bearer(client, "user@example.com")
+    assert client.get("/api/v1/users", headers=headers).status_code == 200
+    with app.app_context():
+        admin = db.session.get(User, people["admin"].id)
+        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["user"])
+    assert client.get("/api/v1/users", headers=headers).status_code == 403
+
+
+def test_user_profile_follows_every_write_to_the_user(app, client, people):
+    headers = _bearer(client, "admin@example.com")
+    target = people["user"].id
+    first = client.get(f"/api/v1/users/{target}", headers=headers).json
+    assert client.get(f"/api/v1/users/{target}", headers=headers).json == first  # cached
+    client.patch(f"/api/v1/users/{target}", json={"display_name": "Renamed"}, headers=headers)
+    assert client.get(f"/api/v1/users/{target}", headers=headers).json["display_name"] == "Renamed"
+    _bearer(client, "user@example.com")  # signing in writes last_login_at
+    assert client.get(f"/api/v1/users/{target}", headers=headers).json["last_login_at"] is not None
+    own = _bearer(client, "user@example.com")
+    client.patch("/api/v1/me", json={"display_name": "Self-named"}, headers=own)
+    assert client.get(f"/api/v1/users/{target}", headers=headers).json["display_name"] == "Self-named"
+    client.delete(f"/api/v1/users/{target}", headers=headers)
+    assert client.get(f"/api/v1/users/{target}", headers=headers).json["status"] == "deleted"
+
+
+def test_user_list_pages_follow_new_changed_and_deleted_users(app, client, people, make_user):
+    headers = _bearer(client, "admin@example.com")
+
+    def emails(query=""):
+        return [item["email"] for item in client.get(f"/api/v1/users?{query}", headers=headers).json["items"]]
+
+    assert emails() == ["admin@example.com", "user@example.com"]
+    assert emails() == ["admin@example.com", "user@example.com"]  # a hit
+    make_user(email="new@example.com")
+    assert "new@example.com" in emails()
+    client.patch(f"/api/v1/users/{people['user'].id}", json={"is_active": False}, headers=headers)
+    assert emails("status=disabled") == ["user@example.com"]
+    assert "user@example.com" not in emails("status=active")
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "new@example.com"))
+        user.display_name = "Changed directly through the ORM"
+        db.session.commit()
+    items = client.get("/api/v1/users?q=new@", headers=headers).json["items"]
+    assert items[0]["display_name"] == "Changed directly through the ORM"
+
+
+def test_dashboard_counts_follow_user_upload_and_job_writes(app, people, make_user):
+    from app.jobs.admin import overview
+    from app.uploads.service import totals_by_status
+    from app.users.admin import counts_by_status, signups_since
+
+    with app.app_context():
+        before = counts_by_status()
+        assert counts_by_status() == before
+        signups = signups_since(7)
+        make_user(email="fresh@example.com", is_active_account=False)
+        assert counts_by_status()["disabled"] == before["disabled"] + 1
+        assert signups_since(7) == signups + 1
+
+        assert totals_by_status() == ({s: 0 for s in totals_by_status()[0]}, 0)
+        db.session.add(
+            Upload(
+                id="up-1",
+                user_id=people["user"].id,
+                kind="document",
+                status="ready",
+                filename="a.pdf",
+                content_type="application/pdf",
+                declared_size=10,
+                size=10,
+                key="k/1",
+            )
+        )
+        db.session.commit()
+        counts, stored = totals_by_status()
+        assert counts["ready"] == 1 and stored == 10
+
+        emails = {queue.name: queue for queue in overview()}["emails"]
+        assert emails.counts["succeeded"] == 0
+        from app.mail.service import queue_email
+
+        queue_email("x@example.com", "test_message", {"address": "x@example.com"})
+        db.session.commit()  # runs inline in tests: queued, then running, then succeeded
+        emails = {queue.name: queue for queue in overview()}["emails"]
+        assert emails.counts["succeeded"] == 1
+
+
+# L1 across instances --------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not SERVICES, reason="the embedded profile is one process: no other instance to tell")
+def test_a_role_change_on_one_instance_reaches_another_instances_l1_within_a_second(make_app, app, people):
+    from app.rbac.service import permissions_of
+    from app.users import admin as users_admin
+
+    other = make_app()
+    user_id = people["user"].id
+    with other.app_context():
+        assert permissions_of(user_id) == frozenset()
+        wait_until(lambda: state().bus.ready.is_set(), 5, message="the other instance to subscribe")
+        permissions_of(user_id)
+        hits = state().l1_hits
+        assert permissions_of(user_id) == frozenset() and state().l1_hits == hits + 1  # served from its L1
+    with app.app_context():
+        admin = db.session.get(User, people["admin"].id)
+        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
+        changed_at = time.monotonic()
+
+    def seen_by_other():
+        with other.app_context():
+            return "users:read" in permissions_of(user_id)
+
+    wait_until(seen_by_other, 1.0, interval=0.01, message="the other instance to drop its L1 copy")
+    assert time.monotonic() - changed_at < 1.0
+
+
+# Stampede protection --------------------------------------------------------------------------
+
+
+def _hammer(app, key: CacheKey, compute, threads: int = 16) -> list:
+    results: list = []
+    start = threading.Barrier(threads)
+
+    def worker():
+        with app.app_context():
+            start.wait()
+            results.append(cached(key, compute, timeout=1))
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(10)
+    return results
+
+
+def test_a_missing_hot_key_is_computed_once_while_the_others_wait(app):
+    calls: list = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.15)
+        return "fresh"
+
+    results = _hammer(app, CacheKey("test", f"cold-{uuid.uuid4().hex}"), slow)
+    assert results == ["fresh"] * 16
+    assert len(calls) == 1
+
+
+def test_an_expired_hot_key_is_refreshed_once_while_the_others_get_the_stale_value(app):
+    key = CacheKey("test", f"hot-{uuid.uuid4().hex}")
+    with app.app_context():
+        cached(key, lambda: "stale", timeout=1)
+    time.sleep(1.1)  # past its freshness, within its grace period
+    calls: list = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.3)
+        return "fresh"
+
+    started = time.monotonic()
+    results = _hammer(app, key, slow)
+    assert len(calls) == 1
+    assert results.count("stale") == 15 and results.count("fresh") == 1
+    assert time.monotonic() - started < 2
+    with app.app_context():
+        assert cached(key, slow, timeout=1) == "fresh"
+    assert len(calls) == 1
+
+
+# Redis outage -------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def private_redis():
+    """A redis-server of the test's own, so it can be killed and restarted mid-test."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+
+    def start():
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        wait_until(lambda: _pings(redis.Redis(port=port)), 10, message="redis-server to start")
+        return process
+
+    handle = {"process": start()}
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+
+        def kill(self):
+            handle["process"].kill()
+            handle["process"].wait()
+
+        def restart(self):
+            handle["process"] = start()
+
+    yield Server()
+    handle["process"].kill()
+    handle["process"].wait()
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+def test_with_redis_killed_requests_are_answered_from_the_database_and_caching_resumes(
+    make_app, app, people, private_redis, captured_logs
+):
+    from flask import render_template_string
+
+    from app.cache import backend
+    from app.extensions import cache
+
+    outage_app = make_app(redis_url=private_redis.url)
+    client = outage_app.test_client()
+    headers = _bearer(client, "admin@example.com")
+    assert client.get("/api/v1/users", headers=headers).status_code == 200  # cached in Redis now
+
+    private_redis.kill()
+    started = time.monotonic()
+    for _ in range(5):
+        response = client.get("/api/v1/users", headers=headers)
+        assert response.status_code == 200 and len(response.json["items"]) == 2
+    assert client.get(f"/api/v1/users/{people['user'].id}", headers=headers).status_code == 200
+    assert time.monotonic() - started < 5  # each request pays at most the client timeout, once per window
+
+    calls: list = []
+
+    @cache.memoize(60)
+    def memoized(x):
+        calls.append(x)
+        return x * 2
+
+    with outage_app.test_request_context():
+        assert cache.get("anything") is None and cache.set("anything", 1) is False
+        assert memoized(2) == 4 and memoized(2) == 4 and len(calls) == 2  # computed, never a 500
+        assert render_template_string("{% cache 60, 'fragment' %}frag{% endcache %}") == "frag"
+    warnings = captured_logs.events("cache_unavailable")
+    assert len(warnings) == 1  # rate-limited: one line for the whole outage so far
+    assert "database" in warnings[0]["detail"]
+
+    private_redis.restart()
+    time.sleep(backend.RETRY_AFTER + 0.1)
+    with outage_app.test_request_context():
+        assert cache.set("after", "back") in (True, None)
+        assert cache.get("after") == "back"  # caching resumed by itself
+    assert client.get("/api/v1/users", headers=headers).status_code == 200
+    assert captured_logs.events("cache_recovered")
+
+
+def test_a_hung_redis_costs_at_most_the_client_timeout(make_app, hung_redis_url):
+    from app.extensions import cache
+
+    hung_app = make_app(redis_url=hung_redis_url, redis_timeout_seconds=0.2)
+    with hung_app.test_request_context():
+        started = time.monotonic()
+        assert cache.get("x") is None
+        assert time.monotonic() - started < 1.0
+        started = time.monotonic()
+        for _ in range(20):  # the circuit is open: no more waiting
+            assert cache.get("x") is None
+        assert time.monotonic() - started < 0.1
+
+
+def test_job_rows_are_counted_again_after_a_retry(app, people):
+    from app.jobs import admin as jobs_admin
+
+    with app.app_context():
+        db.session.add(
+            Job(
+                id="j-1",
+                queue="emails",
+                task="tasks.emails.send_email",
+                payload={"to": "a@example.com", "template": "test_message", "context": {"address": "a@example.com"}},
+                args_summary={},
+                status=JobStatus.failed,
+                attempts=4,
+                max_attempts=4,
+            )
+        )
+        db.session.commit()
+        before = {queue.name: queue for queue in jobs_admin.overview()}["emails"].counts
+        assert before["failed"] == 1
+        jobs_admin.retry(db.session.get(User, people["admin"].id), db.session.get(Job, "j-1"))
+        after = {queue.name: queue for queue in jobs_admin.overview()}["emails"].counts
+        assert after["failed"] == 0 and after["succeeded"] == 1

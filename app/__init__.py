@@ -313,3 +313,6 @@ def register_template_helpers(app: Flask) -> None:
     from app.core.templating import init_templating
 
     init_templating(app)
+    from app.flags import init_flags
+
+    init_flags(app)

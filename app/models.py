@@ -2,9 +2,21 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import AccountToken, RefreshToken, UserSession
+from app.flags.models import FeatureFlag
 from app.jobs.models import Job
 from app.rbac.models import Permission, Role
 from app.uploads.models import Upload
 from app.users.models import User
 
-__all__ = ["AccountToken", "AuditEvent", "Job", "Permission", "RefreshToken", "Role", "Upload", "User", "UserSession"]
+__all__ = [
+    "AccountToken",
+    "AuditEvent",
+    "FeatureFlag",
+    "Job",
+    "Permission",
+    "RefreshToken",
+    "Role",
+    "Upload",
+    "User",
+    "UserSession",
+]

@@ -5,4 +5,4 @@ from flask import Blueprint
 
 admin_bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from app.admin import audit, dashboard, jobs, roles, uploads, users  # noqa: E402,F401  (routes register on import)
+from app.admin import audit, dashboard, flags, jobs, roles, uploads, users  # noqa: E402,F401  (routes register on import)

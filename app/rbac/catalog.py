@@ -16,6 +16,7 @@ PERMISSIONS: dict[str, str] = {
     "jobs:read": "See background jobs",
     "jobs:manage": "Retry and revoke background jobs",
     "audit:read": "Read the audit trail",
+    "flags:manage": "Create and toggle feature flags",
 }
 
 ROLES: dict[str, tuple[str, frozenset[str]]] = {

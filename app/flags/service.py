@@ -1,0 +1,151 @@
+"""Reading and changing feature flags.
+
+Reads go through one cached dict of every flag (`CacheKey("flags", "all")`): L1 for 30 s,
+L2 for 5 minutes, so `feature_enabled` costs one in-process lookup and templates may call it
+freely. Every write below goes through `forget_flags()` in its unit of work; the cache layer
+runs it after the commit, dropping L2 and, through the Redis bus, every instance's L1.
+Write flags only through these functions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.audit.service import record
+from app.cache import CacheKey, cached, invalidate
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.flags.models import FeatureFlag
+from app.users.models import User
+
+FLAG_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+DESCRIPTION_MAX = 200
+FLAGS_KEY = CacheKey("flags", "all")
+FLAGS_TTL = 300
+
+
+# Reading (cached) ---------------------------------------------------------------------------
+
+
+def feature_enabled(name: str) -> bool:
+    """Is the flag `name` on? Unknown flags are off. A template global too."""
+    return _cached_states().get(name, False)
+
+
+def flag_states() -> dict[str, bool]:
+    """Every flag and whether it is on (a copy: change it freely)."""
+    return dict(_cached_states())
+
+
+def forget_flags() -> None:
+    """Invalidator of `feature_enabled`/`flag_states`: a flag was created, toggled or deleted."""
+    invalidate(FLAGS_KEY)
+
+
+def _cached_states() -> dict[str, bool]:
+    # The cached object itself (L1 hands out the same dict): read it, never change it.
+    return cached(FLAGS_KEY, _load_states, timeout=FLAGS_TTL, local=True)
+
+
+def _load_states() -> dict[str, bool]:
+    return {name: enabled for name, enabled in db.session.execute(select(FeatureFlag.name, FeatureFlag.enabled))}
+
+
+# The admin page (always from the database) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlagRow:
+    flag: FeatureFlag
+    updated_by: str | None  # email of whoever last changed it
+
+
+def list_flags() -> list[FlagRow]:
+    """Every flag by name, with who last changed it: one query."""
+    rows = db.session.execute(
+        select(FeatureFlag, User.email)
+        .outerjoin(User, User.id == FeatureFlag.updated_by_user_id)
+        .order_by(FeatureFlag.name)
+    ).all()
+    return [FlagRow(flag, email) for flag, email in rows]
+
+
+def get_flag(name: str) -> FeatureFlag:
+    flag = db.session.scalar(select(FeatureFlag).where(FeatureFlag.name == name))
+    if flag is None:
+        raise NotFound(f"No feature flag named {name!r}.")
+    return flag
+
+
+def get_row(name: str) -> FlagRow:
+    """One flag as `list_flags` shows it (the htmx row after a toggle)."""
+    flag = get_flag(name)
+    updated_by = db.session.get(User, flag.updated_by_user_id) if flag.updated_by_user_id else None
+    return FlagRow(flag, updated_by.email if updated_by else None)
+
+
+# Changing (audited, invalidated) -----------------------------------------------------------
+
+
+def _field_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        message, errors=[{"field": field, "location": "body", "message": message, "type": "value_error"}]
+    )
+
+
+def _state(flag: FeatureFlag) -> dict[str, object]:
+    return {"enabled": flag.enabled, "description": flag.description}
+
+
+def create_flag(actor: User, name: str, description: str = "", enabled: bool = False) -> FeatureFlag:
+    """Add a flag (off unless `enabled`)."""
+    name = (name or "").strip().lower()
+    if not FLAG_NAME.match(name):
+        raise _field_error("name", "2–64 characters: lower-case letters, digits and '_', starting with a letter.")
+    description = (description or "").strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise _field_error("description", f"At most {DESCRIPTION_MAX} characters.")
+    if db.session.scalar(select(FeatureFlag.id).where(FeatureFlag.name == name)) is not None:
+        raise _field_error("name", f"A flag named {name!r} already exists.")
+    flag = FeatureFlag(name=name, description=description, enabled=bool(enabled), updated_by_user_id=actor.id)
+    db.session.add(flag)
+    record("flag_created", actor_id=actor.id, target=f"flag:{name}", after=_state(flag))
+    forget_flags()
+    _commit(f"A flag named {name!r} was just created by someone else.")
+    return flag
+
+
+def set_flag(actor: User, name: str, enabled: bool) -> FeatureFlag:
+    """Turn a flag on or off; setting the state it already has changes (and audits) nothing."""
+    flag = get_flag(name)
+    if flag.enabled == bool(enabled):
+        return flag
+    before = {"enabled": flag.enabled}
+    flag.enabled = bool(enabled)
+    flag.updated_by_user_id = actor.id
+    record("flag_updated", actor_id=actor.id, target=f"flag:{name}", before=before, after={"enabled": flag.enabled})
+    forget_flags()
+    db.session.commit()
+    return flag
+
+
+def delete_flag(actor: User, name: str) -> None:
+    """Remove a flag: `feature_enabled(name)` is False from then on."""
+    flag = get_flag(name)
+    before = _state(flag)
+    db.session.delete(flag)
+    record("flag_deleted", actor_id=actor.id, target=f"flag:{name}", before=before)
+    forget_flags()
+    db.session.commit()
+
+
+def _commit(conflict: str) -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(conflict) from None

@@ -228,8 +228,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
             "RateLimit-Remaining",
             "RateLimit-Reset",
             "Retry-After",
+            "ETag",
         ],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-Match", "If-None-Match"],
         max_age=600,
     )
     # 3. Request id, and 5. the body limit: MAX_CONTENT_LENGTH (413) before any body is read
@@ -251,6 +252,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     pipeline.register_browser_csrf(app)
+    pipeline.register_cache_control(app)
     login_manager.init_app(app)
     # "basic": a session whose fingerprint changes loses freshness; "strong" would clear the
     # remember cookie on every anonymous page that carries a CSRF token.

@@ -51,6 +51,12 @@ class Conflict(DomainError):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class PreconditionFailed(DomainError):
+    """A conditional write (If-Match) whose version of the resource is no longer current."""
+
+    status, title, slug = 412, "Precondition failed", "precondition-failed"
+
+
 class ValidationFailed(DomainError):
     """Input that does not satisfy a schema or a business rule; `errors` lists each field."""
 

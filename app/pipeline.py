@@ -5,6 +5,8 @@
 3. request id (this module)              7. request logging + metrics (this module)
 4. compression (Flask-Compress)          8. CSRF for browser routes, then route-specific
                                             auth and validation (blueprints)
+                                         9. default Cache-Control on the response
+                                            (app.core.http_cache)
 
 Flask runs `before_request` hooks in registration order and `after_request` hooks in reverse,
 so the request id exists before anything logs, and the log line is written with the final
@@ -117,3 +119,11 @@ def _csrf_for_browser_routes() -> None:
 
 def register_browser_csrf(app: Flask) -> None:
     app.before_request(_csrf_for_browser_routes)
+
+
+def register_cache_control(app: Flask) -> None:
+    """`private, no-store` unless the view chose otherwise or is deliberately public. Registered
+    before Flask-Login, so it runs after the remember-me hook and sees its Set-Cookie."""
+    from app.core.http_cache import default_cache_control
+
+    app.after_request(default_cache_control)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template, request
 
 from app.api.openapi import build_spec
 from app.api.v1 import v1_bp
+from app.core.http_cache import publicly_cacheable, strong_etag
 
 api_bp = Blueprint("api", __name__, url_prefix="/api")
 api_bp.register_blueprint(v1_bp)
@@ -15,18 +16,23 @@ SPEC_CACHE_KEY = "hearth.openapi"
 
 
 @api_bp.get("/openapi.json")
+@publicly_cacheable(max_age=300)
 def openapi_document() -> Response:
     """The generated OpenAPI document, built once per process from the registered schemas."""
-    document = current_app.extensions.get(SPEC_CACHE_KEY)
-    if document is None:
+    cached = current_app.extensions.get(SPEC_CACHE_KEY)
+    if cached is None:
         from app import __version__
 
-        spec = build_spec(current_app, title="Hearth API", version=__version__)
-        document = current_app.extensions[SPEC_CACHE_KEY] = orjson.dumps(spec)
-    return Response(document, mimetype="application/json")
+        document = orjson.dumps(build_spec(current_app, title="Hearth API", version=__version__))
+        cached = current_app.extensions[SPEC_CACHE_KEY] = (document, strong_etag(document))
+    document, etag = cached
+    response = Response(document, mimetype="application/json")
+    response.set_etag(etag)
+    return response.make_conditional(request)
 
 
 @api_bp.get("/docs")
+@publicly_cacheable(max_age=60)
 def api_docs() -> str:
     """Interactive API documentation (Swagger UI, vendored under static/)."""
     return render_template("api/docs.html")

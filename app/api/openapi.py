@@ -14,15 +14,24 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
+from app.core.http_cache import if_match_holds, strong_etag
 from app.core.repository import Page
-from app.errors import ValidationFailed
+from app.errors import PreconditionFailed, ValidationFailed
 
 OPERATION_ATTR = "__api_operation__"
+VIEW_ATTR = "__api_view__"  # the undecorated view (kept through later wrappers, e.g. route limits)
 REF_TEMPLATE = "#/components/schemas/{model}"
+# Writes that honour If-Match against the ETag of the GET of the same URL.
+CONDITIONAL_WRITES = frozenset({"PATCH", "DELETE"})
+# Responses that carry the ETag of the resource's representation (a PATCH answers with it).
+ETAG_METHODS = frozenset({"GET", "PATCH"})
+CONDITIONAL_READ_HEADERS = ("If-None-Match", "If-Modified-Since")
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,8 @@ def api_operation(
                 from app.auth.guards import require_actor
 
                 require_actor(operation.permission)
+            if operation.method in CONDITIONAL_WRITES and "If-Match" in request.headers:
+                _check_if_match()
             if query is not None:
                 path_args["query"] = _parse(query, request.args.to_dict(), "query")
             if body is not None:
@@ -126,6 +137,7 @@ def api_operation(
             return _serialize(result, operation)
 
         setattr(endpoint, OPERATION_ATTR, replace_description(operation, view.__doc__))
+        setattr(endpoint, VIEW_ATTR, view)
         bp.add_url_rule(rule, view.__name__, endpoint, methods=[operation.method])
         return endpoint
 
@@ -138,20 +150,94 @@ def replace_description(operation: Operation, doc: str | None) -> Operation:
     return replace(operation, description=(doc or "").strip() or None)
 
 
-def _serialize(result: Any, operation: Operation) -> Response:
-    if operation.status == 204:
-        return Response(status=204)
+def _body(result: Any, operation: Operation) -> Any:
+    """The response document: a model instance (a `<Item>Page` for lists), or raw JSON."""
     if operation.paginated:
-        from app.api.pagination import paginated_response
+        from app.api.pagination import page_body
 
         if not isinstance(result, Page):
             raise TypeError("a paginated operation must return a Page")
-        return paginated_response(result, operation.response)
+        return page_body(result, operation.response)
     model = operation.response
     if model is not None and not isinstance(result, model):
         result = model.model_validate(result, from_attributes=True)
-    payload = result.__pydantic_serializer__.to_json(result) if isinstance(result, BaseModel) else result
-    return Response(payload, status=operation.status, mimetype="application/json")
+    return result
+
+
+def _etag_exclude(operation: Operation) -> Any:
+    """Fields left out of the ETag: an item model's ETAG_EXCLUDE (time-limited links, which
+    change on every request while the resource itself does not)."""
+    fields = getattr(operation.response, "ETAG_EXCLUDE", None)
+    if not fields:
+        return None
+    return {"items": {"__all__": set(fields)}} if operation.paginated else set(fields)
+
+
+def representation_etag(body: Any, payload: bytes, operation: Operation) -> str:
+    """The ETag of a representation: `strong_etag` of its JSON, less its ETAG_EXCLUDE fields.
+    GET responses, PATCH responses and If-Match checks all get their ETag here."""
+    exclude = _etag_exclude(operation) if isinstance(body, BaseModel) else None
+    if exclude:
+        payload = body.__pydantic_serializer__.to_json(body, exclude=exclude)
+    return strong_etag(payload)
+
+
+def _json(body: Any) -> bytes:
+    if isinstance(body, BaseModel):
+        return body.__pydantic_serializer__.to_json(body)
+    if isinstance(body, bytes):
+        return body
+    return body.encode() if isinstance(body, str) else orjson.dumps(body)
+
+
+def _serialize(result: Any, operation: Operation) -> Response:
+    if operation.status == 204:
+        return Response(status=204)
+    body = _body(result, operation)
+    payload = _json(body)
+    response = Response(payload, status=operation.status, mimetype="application/json")
+    if operation.paginated:
+        from app.api.pagination import add_page_headers
+
+        add_page_headers(response, result)
+    if operation.method in ETAG_METHODS and response.status_code == 200:
+        response.set_etag(representation_etag(body, payload, operation))
+        updated_at = None if operation.paginated else getattr(body, "updated_at", None)
+        if updated_at is not None:
+            response.last_modified = updated_at
+        if operation.method == "GET" and any(name in request.headers for name in CONDITIONAL_READ_HEADERS):
+            response.make_conditional(request)  # If-None-Match (weak comparison), If-Modified-Since: 304
+    return response
+
+
+def current_etag() -> str | None:
+    """The ETag a GET of this request's URL would carry now; None if the URL has no GET operation.
+
+    Runs the GET operation's view without its permission check: the caller already passed the
+    stricter guard of the write it is making. A missing resource raises NotFound (404), as the
+    same request without If-Match would answer (RFC 9110 §13.2.1).
+    """
+    try:
+        endpoint, args = current_app.create_url_adapter(request).match(request.path, method="GET")
+    except HTTPException:
+        return None
+    view = current_app.view_functions.get(endpoint)
+    operation: Operation | None = getattr(view, OPERATION_ATTR, None)
+    if operation is None or operation.status == 204:
+        return None
+    if operation.query is not None:
+        args["query"] = _parse(operation.query, {}, "query")
+    body = _body(getattr(view, VIEW_ATTR)(**args), operation)
+    return representation_etag(body, _json(body), operation)
+
+
+def _check_if_match() -> None:
+    """Lost-update protection: refuse a write whose If-Match names a version that is gone."""
+    if not if_match_holds(current_etag()):
+        raise PreconditionFailed(
+            "The resource has changed since you read it: its ETag no longer matches If-Match. "
+            "GET it again, reapply your change and retry."
+        )
 
 
 # OpenAPI document ------------------------------------------------------------------------
@@ -185,6 +271,7 @@ ERROR_DESCRIPTIONS = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    412: "Precondition failed: the resource changed since the ETag given in If-Match",
     413: "Body too large",
     422: "Validation failed",
     429: "Rate limited",
@@ -234,6 +321,35 @@ def _query_parameters(schemas: dict[str, Any], model: type[BaseModel]) -> list[d
     ]
 
 
+IF_NONE_MATCH_PARAMETER = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETags of copies you hold; a match (weak comparison) answers 304 with no body.",
+    "schema": {"type": "string"},
+}
+IF_MATCH_PARAMETER = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag from your last GET (or `*`): the write happens only if the resource still has it, "
+    "else 412. Without it, the write is unconditional.",
+    "schema": {"type": "string"},
+}
+
+
+def _validator_headers(operation: Operation) -> dict[str, Any]:
+    headers = {
+        "ETag": {
+            "description": "Strong ETag of this representation; the same tag a GET of the resource returns",
+            "schema": {"type": "string"},
+        }
+    }
+    if not operation.paginated and operation.response is not None and "updated_at" in operation.response.model_fields:
+        headers["Last-Modified"] = {"description": "When the resource last changed", "schema": {"type": "string"}}
+    return headers
+
+
 def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document for every operation registered with `api_operation`."""
     from app.api.pagination import PAGINATION_DESCRIPTION, page_model
@@ -242,14 +358,17 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
     problem_ref = _collect(schemas, ProblemDetails)
     validation_ref = _collect(schemas, ValidationProblem)
     paths: dict[str, dict[str, Any]] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        view = app.view_functions.get(rule.endpoint)
-        operation: Operation | None = getattr(view, OPERATION_ATTR, None)
-        if operation is None:
-            continue
+    operations = [
+        (rule, operation)
+        for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule)
+        if (operation := getattr(app.view_functions.get(rule.endpoint), OPERATION_ATTR, None)) is not None
+    ]
+    readable = {rule.rule for rule, operation in operations if operation.method == "GET" and operation.status != 204}
+    for rule, operation in operations:
         path, parameters = _openapi_path(rule)
         if operation.query is not None:
             parameters += _query_parameters(schemas, operation.query)
+        conditional_write = operation.method in CONDITIONAL_WRITES and rule.rule in readable
         responses: dict[str, Any] = {}
         if operation.status == 204:
             responses["204"] = {"description": "No content"}
@@ -257,12 +376,24 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
             model = page_model(operation.response) if operation.paginated else operation.response
             content = {"application/json": {"schema": _collect(schemas, model)}} if model else {}
             responses[str(operation.status)] = {"description": "Success", "content": content}
+            headers: dict[str, Any] = {}
             if operation.paginated:
-                responses[str(operation.status)]["headers"] = {
+                headers |= {
                     "Link": {"description": "RFC 8288 links: first, prev, next, last", "schema": {"type": "string"}},
                     "X-Total-Count": {"description": "Total number of items", "schema": {"type": "integer"}},
                 }
+            if operation.method in ETAG_METHODS and operation.status == 200:
+                headers |= _validator_headers(operation)
+            if headers:
+                responses[str(operation.status)]["headers"] = headers
+        if operation.method == "GET" and operation.status == 200:
+            parameters.append(IF_NONE_MATCH_PARAMETER)
+            responses["304"] = {"description": "Not modified: If-None-Match names the current ETag"}
+        if conditional_write:
+            parameters.append(IF_MATCH_PARAMETER)
         error_codes = set(operation.errors) | {429, 500}
+        if conditional_write:
+            error_codes.add(412)
         if operation.auth:
             error_codes |= {401, 403} if operation.permission else {401}
         if operation.query is not None or operation.body is not None:

@@ -61,13 +61,16 @@ def link_header(page: Page[Any]) -> str:
     return ", ".join(links)
 
 
-def paginated_response(page: Page[Any], item_model: type[BaseModel]) -> Response:
-    model = page_model(item_model)
-    body = model(
+def page_body(page: Page[Any], item_model: type[BaseModel]) -> BaseModel:
+    """The `<Item>Page` document of one page: its items and `meta`."""
+    return page_model(item_model)(
         items=[item_model.model_validate(item, from_attributes=True) for item in page.items],
         meta=PageMeta(page=page.page, per_page=page.per_page, total=page.total, pages=page.pages),
     )
-    response = Response(model.__pydantic_serializer__.to_json(body), mimetype="application/json")
+
+
+def add_page_headers(response: Response, page: Page[Any]) -> Response:
+    """The RFC 8288 `Link` and the `X-Total-Count` headers of a page."""
     response.headers["Link"] = link_header(page)
     response.headers["X-Total-Count"] = str(page.total)
     return response

@@ -1,4 +1,4 @@
-"""Template globals and the one helper that says whether a request came from htmx."""
+"""Template globals (`asset_url` among them) and the one helper that says whether a request came from htmx."""
 
 from __future__ import annotations
 
@@ -21,12 +21,16 @@ def has_endpoint(endpoint: str) -> bool:
 
 def init_templating(app: Flask) -> None:
     from app import __version__
+    from app.core.assets import init_assets
+    from app.core.http_cache import is_public_page
     from app.uploads.service import avatar_url
 
+    init_assets(app, watch=app.extensions["hearth.settings"].is_development)
     app.jinja_env.globals.update(
         avatar_url=avatar_url,
         has_endpoint=has_endpoint,
         is_htmx_request=is_htmx_request,
+        is_public_page=is_public_page,
         hearth_version=__version__,
         htmx_file=f"vendor/htmx-{HTMX_VERSION}.min.js",
         pico_file=f"vendor/pico-{PICO_VERSION}.min.css",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -126,6 +126,9 @@ class PresignOut(BaseModel):
 
 
 class UploadOut(BaseModel):
+    # A signed link is new on every request; the upload it points to is not (app.api.openapi).
+    ETAG_EXCLUDE: ClassVar[frozenset[str]] = frozenset({"thumbnail_url"})
+
     id: str
     kind: str
     status: str
@@ -135,7 +138,12 @@ class UploadOut(BaseModel):
     details: dict
     error: str | None
     created_at: datetime
-    thumbnail_url: str | None = None
+    updated_at: datetime = Field(description="Last change of the upload (also sent as Last-Modified)")
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="A link valid for 5 minutes. It is not part of the ETag: a 304 does not renew "
+        "it, so fetch without If-None-Match when you need a fresh one.",
+    )
 
 
 class UploadListQuery(PageQuery):

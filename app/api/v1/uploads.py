@@ -26,6 +26,7 @@ def upload_out(upload: Upload) -> UploadOut:
         details=upload.details or {},
         error=upload.error,
         created_at=upload.created_at,
+        updated_at=upload.updated_at,
         thumbnail_url=service.thumbnail_url(upload),
     )
 

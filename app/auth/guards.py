@@ -16,9 +16,9 @@ from flask_login import current_user
 
 from app.auth.tokens import InvalidAccessToken, decode_access_token
 from app.errors import PermissionDenied, Unauthorized
-from app.extensions import db
 from app.rbac.service import permissions_of
 from app.users.models import User
+from app.users.service import load_principal
 
 
 def _is_api_request() -> bool:
@@ -36,7 +36,7 @@ def bearer_user() -> User | None:
         return None
     try:
         claims = decode_access_token(token.strip())
-        user = db.session.get(User, int(claims["sub"]))
+        user = load_principal(int(claims["sub"]))
     except (InvalidAccessToken, ValueError):
         raise Unauthorized("The access token is invalid or expired.") from None
     # Disabled users and revoked epochs fail at once, even with an unexpired token.

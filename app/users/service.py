@@ -31,6 +31,14 @@ class AdminAccount:
     generated_password: str | None
 
 
+def load_principal(user_id: int) -> User | None:
+    """The signed-in user of a request, in one query: roles load only if a view reads them
+    (permission checks use the cached permission set instead)."""
+    from sqlalchemy.orm import lazyload
+
+    return db.session.get(User, user_id, options=[lazyload(User.roles)])
+
+
 def load_user(session_user_id: str) -> User | None:
     """flask-login's user loader: "<id>:<epoch>" of an active user whose epoch still matches.
 
@@ -39,7 +47,7 @@ def load_user(session_user_id: str) -> User | None:
     """
     user_id, _, epoch = session_user_id.partition(":")
     try:
-        user = users.get(int(user_id))
+        user = load_principal(int(user_id))
         expected_epoch = int(epoch)
     except (TypeError, ValueError):
         return None

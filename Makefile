@@ -67,9 +67,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: full stack vs bare Flask under the same load (PostgreSQL + Redis, gunicorn gthread)
+## bench: what the stack costs on the production profile: pages, API list, cache, login, queue (~6 min; BENCH_ARGS=--quick)
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,4 +1,5 @@
-"""The baseline: a bare Flask app doing the same work as the full stack's bench routes.
+"""The baseline: a bare Flask app doing the same work as the full stack's bench routes, and
+as Hearth's `GET /api/v1/users` (the same SQL, the same JSON document; no authentication).
 
 Plain Flask + Jinja + SQLAlchemy: no extensions, no hooks, no logging, no import of Hearth.
 The engine gets the same options as Hearth's (pool size, pre-ping, recycle, connect timeout;
@@ -13,11 +14,21 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from bench.workload import BARE_ENGINE_OPTIONS, FORTUNES_PATH, JSON_PATH, JSON_PAYLOAD, TEMPLATES, fortune_rows
+from bench.workload import (
+    BARE_ENGINE_OPTIONS,
+    BARE_USERS_PATH,
+    FORTUNES_PATH,
+    JSON_PATH,
+    JSON_PAYLOAD,
+    TEMPLATES,
+    USERS_PER_PAGE,
+    fortune_rows,
+    user_page,
+)
 
 
 def _database_url() -> str:
@@ -47,3 +58,10 @@ def fortunes() -> str:
 @app.get(JSON_PATH)
 def json_message():
     return jsonify(JSON_PAYLOAD)
+
+
+@app.get(BARE_USERS_PATH.split("?")[0])
+def users():
+    page = request.args.get("page", 1, type=int)
+    per_page = request.args.get("per_page", USERS_PER_PAGE, type=int)
+    return jsonify(user_page(Session, page, per_page))

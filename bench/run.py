@@ -1,28 +1,32 @@
-"""`make bench`: Hearth's full stack against a bare Flask app, same server, same load.
+"""`make bench`: what Hearth's stack costs, measured side by side in one run on the production
+profile (PostgreSQL + Redis, gunicorn gthread sized for 2 cores). See bench/README.md.
 
-Steps (every one undone on exit, Ctrl-C or error included):
+Scenarios (`--scenarios`, all by default):
 
-1. make sure wrk is there (Debian package; falls back to bench/loadgen.py), and that
-   PostgreSQL and Redis answer on loopback (started as in docs of the machines if not);
-2. create a fresh database `hearth_bench_<random>`, run `flask db upgrade` on it for the
-   full stack's schema, then create and seed the bench's own `fortune` table;
-3. start two gunicorn servers with the same `gunicorn.conf.py` (gthread, sized for 2 cores):
-   `bench.fullstack_app:app` (Hearth's production profile: PostgreSQL + Redis, every
-   middleware, request log to bench/results/fullstack.log) and `bench.bare_app:app`;
-4. check both answer the same bodies (and that Hearth's middleware really ran);
-5. warm up, then measure each endpoint on each app for several rounds, alternating which
-   app goes first so drift hits both alike;
-6. print req/s, p50, p99, CPU per request and the ratio full/bare, and write
-   bench/results/latest.json.
+* page    the fortunes page, full stack vs bare Flask;
+* json    a hello-world JSON answer, full stack vs bare Flask (the framework's floor);
+* list    `GET /api/v1/users` (JWT, 50 per page) vs a bare Flask endpoint running the same
+          SQL into the same JSON; peak, and p50/p99 at a fixed 80 % of each app's peak;
+* cache   the same list with the L2 cache hit, forced to miss (CACHE_FORCE_MISS) and
+          disabled (CACHE_ENABLED=false): three servers measured in the same rounds;
+* profile py-spy on the list (hit and miss) under load, and the SQL/Redis round trips per
+          request, counted in-process;
+* login   argon2 verifications per second against the ceiling (cores / one verify), a
+          login storm from many addresses, and the list's p99 while it runs;
+* queue   huey on Redis vs a raw LPUSH/BRPOP loop: enqueue cost, latency, throughput.
 
-    .venv/bin/python bench/run.py [--rounds 3 --duration 8 --connections 32 ...]
+Every step is undone on exit, Ctrl-C or error included: the servers and consumers stop, the
+database `hearth_bench_<random>` is dropped, the run's Redis keys are deleted. Results go to
+bench/results.json and bench/results.md (also printed); raw output to bench/results/.
+
+    .venv/bin/python bench/run.py [--quick] [--scenarios list,cache] [--strict] ...
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
+import html
 import json
 import os
 import platform
@@ -30,35 +34,56 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-RESULTS = BENCH_DIR / "results"
+RESULTS = BENCH_DIR / "results"  # raw output of the last run (git-ignored)
+RESULTS_JSON = BENCH_DIR / "results.json"
+RESULTS_MD = BENCH_DIR / "results.md"
 sys.path.insert(0, str(ROOT))
 
+from bench import loadgen, profiling, queues  # noqa: E402
+from bench.report import render_markdown  # noqa: E402
+from bench.servers import Server, fetch, free_port, start_server, stop_servers, wait_ready  # noqa: E402
 from bench.workload import (  # noqa: E402
     ADDED_AT_REQUEST_TIME,
     BARE_ENGINE_OPTIONS,
+    BARE_USERS_PATH,
     FORTUNES,
     FORTUNES_PATH,
     JSON_PATH,
     JSON_PAYLOAD,
+    USERS_PATH,
 )
 
-BAR = 0.75  # the issue's target: full stack >= 0.75x bare Flask, for pages and JSON
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-ENDPOINTS = {"fortunes": FORTUNES_PATH, "json": JSON_PATH}
-APPS = {"full-stack": "bench.fullstack_app:app", "bare": "bench.bare_app:app"}
 LOOPBACK = "127.0.0.1"
+SCENARIOS = ("page", "json", "list", "cache", "profile", "login", "queue")
+FULLSTACK_APP = "bench.fullstack_app:app"
+BARE_APP = "bench.bare_app:app"
+TOKEN_PATH = "/api/v1/auth/token"
+
+# The issue's targets.
+PAGE_BAR = 0.75  # full-stack page >= 0.75x bare Flask req/s
+JSON_BAR = 0.75  # (the hello-world JSON, kept from the first bench)
+LIST_BAR = 0.5  # users list >= 0.5x the bare JSON list req/s
+LIST_P99_MS = 20.0  # ... with p99 < 20 ms at 80 % of its peak
+FIXED_RATE_SHARE = 0.8
+CACHE_BAR = 4.0  # a hit >= 4x faster than a miss
+ENQUEUE_US = 150.0
+QUEUE_P50_MS = 2.0
+QUEUE_P99_MS = 10.0
+QUEUE_JOBS_S = 2500.0
+LOGIN_BAR = 0.9  # logins/s >= 0.9x the argon2 ceiling
 
 
 def log(message: str) -> None:
@@ -76,7 +101,7 @@ def ensure_wrk(choice: str) -> str | None:
     if found:
         return found
     if os.geteuid() == 0:
-        prefix: list[str] = []
+        prefix: list[str] | None = []
     elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
         prefix = ["sudo", "-n"]
     else:
@@ -171,10 +196,34 @@ def create_database(stack: contextlib.ExitStack) -> str:
     return name
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+def machine_facts(redis_client, wrk: str | None) -> dict:
+    import gunicorn
+    import huey
+    import psycopg
+
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with psycopg.connect(PG_ADMIN_URL) as conn:
+        postgres = conn.execute("SHOW server_version").fetchone()[0]
+    wrk_version = None
+    if wrk:
+        done = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+        wrk_version = (done.stdout + done.stderr).split("[", 1)[0].replace("wrk ", "").strip() or None
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "redis": redis_client.info("server").get("redis_version"),
+        "gunicorn": gunicorn.__version__,
+        "huey": huey.__version__,
+        "wrk": wrk_version,
+        "platform": platform.platform(),
+    }
 
 
 def unreachable_rate_limits() -> str:
@@ -188,7 +237,7 @@ def unreachable_rate_limits() -> str:
     return ";".join(f"{10**9} per {item.multiples} {item.GRANULARITY.name}" for item in parse_many(default))
 
 
-def bench_environment(database: str, redis_prefix: str, args: argparse.Namespace, workdir: Path) -> dict:
+def bench_environment(database: str, redis_prefix: str, args: argparse.Namespace) -> dict:
     """The production profile, and nothing inherited that could change Hearth's behaviour."""
     from app.config import Settings
 
@@ -203,8 +252,9 @@ def bench_environment(database: str, redis_prefix: str, args: argparse.Namespace
         REDIS_PREFIX=redis_prefix,
         SECRET_KEY=secrets.token_urlsafe(36)[:48],
         JWT_SECRET=secrets.token_urlsafe(36)[:48],
-        SMTP_URL="smtp://127.0.0.1:2525",  # required in production, never used by these routes
+        SMTP_URL="smtp://127.0.0.1:2525",  # required in production, never used here
         RATE_LIMIT_DEFAULT=unreachable_rate_limits(),
+        ACCESS_TOKEN_MINUTES="60",  # the longest allowed: one token lasts the whole run
         LOG_LEVEL="INFO",
         WEB_CONCURRENCY=str(args.workers),
         GUNICORN_THREADS=str(args.threads),
@@ -213,209 +263,116 @@ def bench_environment(database: str, redis_prefix: str, args: argparse.Namespace
     return env
 
 
-# Servers ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    name: str
-    target: str
-    port: int
-    log_path: Path
-    gunicorn_args: tuple[str, ...] = ()
-    process: subprocess.Popen | None = None
-    boots_before: int = 0
-
-    def url(self, path: str) -> str:
-        return f"http://{LOOPBACK}:{self.port}{path}"
-
-    def boots(self) -> int:
-        try:
-            return self.log_path.read_text(errors="replace").count("Booting worker")
-        except FileNotFoundError:
-            return 0
-
-
-def start_server(server: Server, env: dict, workdir: Path, stack: contextlib.ExitStack) -> None:
-    server_env = {
-        **env,
-        "GUNICORN_BIND": f"{LOOPBACK}:{server.port}",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{server.name}"),
-    }
-    log_file = open(server.log_path, "wb")  # noqa: SIM115  (closed by the exit stack)
-    stack.callback(log_file.close)
-    # No control socket: two bench servers (and anyone else's gunicorn) would share its path.
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        str(ROOT / "gunicorn.conf.py"),
-        "--no-control-socket",
-        *server.gunicorn_args,
-        server.target,
-    ]
-    server.process = subprocess.Popen(
-        command, cwd=workdir, env=server_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+def run_module(module: str, env: dict, workdir: Path, extra_env: dict | None = None, timeout: int = 300) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", *module.split()],
+        cwd=workdir,
+        env={**env, **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
-
-
-def stop_servers(servers: list[Server]) -> None:
-    """Quick shutdown (SIGINT) of every gunicorn master at once, then SIGKILL stragglers."""
-    running = [s for s in servers if s.process is not None and s.process.poll() is None]
-    for server in running:
-        server.process.send_signal(signal.SIGINT)
-    for server in running:
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            # Its own session (start_new_session), so this group is only gunicorn and its workers.
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=5)
-        log(f"stopped {server.name} (pid {server.process.pid})")
-
-
-def fetch(server: Server, path: str, timeout: float = 5.0) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
-
-
-def wait_ready(server: Server, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            tail = server.log_path.read_text(errors="replace")[-3000:]
-            raise SystemExit(f"{server.name} exited with {server.process.returncode}:\n{tail}")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            if fetch(server, FORTUNES_PATH, timeout=2)[0] == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{server.name} did not answer on port {server.port} within {timeout:.0f}s")
-
-
-def verify(full: Server, bare: Server, redis_client, redis_prefix: str, variant: bool) -> dict:
-    """Same bodies from both apps, correct fortunes, and proof that Hearth's stack ran (only
-    warnings for a `--fullstack-app` variant, which may have dropped part of the stack)."""
-
-    def missing(problem: str) -> None:
-        if not variant:
-            raise SystemExit(problem)
-        log(f"note (variant): {problem}")
-
-    checks = {}
-    bodies = {}
-    for server in (full, bare):
-        for endpoint, path in ENDPOINTS.items():
-            status, headers, body = fetch(server, path)
-            if status != 200:
-                raise SystemExit(f"{server.name} {path} answered {status}: {body[:500]!r}")
-            bodies[server.name, endpoint] = (headers, body)
-    page = bodies["bare", "fortunes"][1].decode()
-    if bodies["full-stack", "fortunes"][1] != bodies["bare", "fortunes"][1]:
-        raise SystemExit("the fortunes pages of the two apps differ")
-    rows = re.findall(r"<tr><td>(\d+)</td><td>(.*?)</td></tr>", page)
-    messages = [message for _, message in rows]
-    if len(rows) != len(FORTUNES) + 1 or ADDED_AT_REQUEST_TIME[1] not in messages:
-        raise SystemExit(f"fortunes page has {len(rows)} rows, expected {len(FORTUNES) + 1}")
-    if "<script>" in page or "&lt;script&gt;alert(" not in page:
-        raise SystemExit("the <script> fortune is not HTML-escaped")
-    import html
-
-    if [html.unescape(m) for m in messages] != sorted(html.unescape(m) for m in messages):
-        raise SystemExit("fortunes are not sorted by message")
-    for name in ("full-stack", "bare"):
-        if json.loads(bodies[name, "json"][1]) != JSON_PAYLOAD:
-            raise SystemExit(f"{name} JSON endpoint answered {bodies[name, 'json'][1]!r}")
-    full_headers = bodies["full-stack", "fortunes"][0]
-    for header in ("x-request-id", "content-security-policy", "x-frame-options"):
-        if header not in full_headers:
-            missing(f"the full stack did not send {header}: is Hearth's pipeline installed?")
-    # Rate-limit headers are only sent with a 429, so the proof the limiter ran is its keys.
-    rate_keys = list(redis_client.scan_iter(match=f"*{redis_prefix}:rl*", count=1000))
-    if not rate_keys:
-        missing("no rate-limit keys in Redis: the limiter is not counting in Redis")
-    checks["fortunes_rows"] = len(rows)
-    checks["escaped_script"] = True
-    checks["sorted"] = True
-    checks["full_stack_headers"] = sorted(full_headers)
-    checks["bare_headers"] = sorted(bodies["bare", "fortunes"][0])
-    checks["response_bytes"] = {
-        f"{name}/{endpoint}": len(body) + sum(len(k) + len(v) + 4 for k, v in headers.items())
-        for (name, endpoint), (headers, body) in bodies.items()
-    }
-    checks["redis_keys_after_check"] = len(rate_keys)
-    return checks
+    if done.returncode != 0:
+        raise SystemExit(f"{module} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 # Load ---------------------------------------------------------------------------------------
 
 
-def cpu_seconds(master_pid: int) -> float:
-    """CPU time of a gunicorn master and all its workers, alive or already reaped."""
-    ticks = os.sysconf("SC_CLK_TCK")
+@dataclass(frozen=True)
+class Target:
+    """One URL on one server, with the headers every request carries."""
 
-    def fields(pid: int) -> list[str] | None:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                return handle.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            return None
+    label: str
+    server: Server
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
 
-    master = fields(master_pid)
-    if master is None:
-        return 0.0
-    total = sum(int(value) for value in master[11:15])  # utime stime cutime cstime
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            child = fields(int(entry))
-            if child is not None and int(child[1]) == master_pid:  # field 4: ppid
-                total += sum(int(value) for value in child[11:15])
-    return total / ticks
+    @property
+    def url(self) -> str:
+        return self.server.url(self.path)
 
 
-def run_load(wrk: str | None, url: str, seconds: int, args: argparse.Namespace, wrk_log) -> dict:
-    if wrk is None:
-        from bench.loadgen import run
+class Context:
+    """What every scenario needs: options, servers, the load tool and where results go."""
 
-        return run(url, args.connections, seconds, processes=args.wrk_threads)
-    command = [
-        wrk,
-        f"-t{args.wrk_threads}",
-        f"-c{args.connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "--timeout",
-        "5s",
-        "-s",
-        str(BENCH_DIR / "report.lua"),
-        url,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    wrk_log.write(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}\n")
-    wrk_log.flush()
-    for line in done.stdout.splitlines():
-        if line.startswith("BENCH_JSON "):
-            return json.loads(line.removeprefix("BENCH_JSON "))
-    raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    def __init__(self, args: argparse.Namespace, wrk: str | None, wrk_log):
+        self.args = args
+        self.wrk = wrk
+        self.wrk_log = wrk_log
+        self.servers: dict[str, Server] = {}
+        self.token: str | None = None
+        self.seed: dict = {}
+        self.results: dict = {}
+
+    def auth(self) -> tuple[tuple[str, str], ...]:
+        return (("Authorization", f"Bearer {self.token}"),)
+
+    def closed_load(self, target: Target, seconds: float, connections: int | None = None, threads: int | None = None):
+        connections = connections or self.args.connections
+        threads = max(1, min(threads or self.args.wrk_threads, connections))
+        if self.wrk is None:
+            spec = loadgen.RequestSpec(headers=target.headers)
+            return loadgen.run(target.url, connections, seconds, processes=threads, spec=spec)
+        command = [self.wrk, f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "5s"]
+        for name, value in target.headers:
+            command += ["-H", f"{name}: {value}"]
+        command += ["-s", str(BENCH_DIR / "report.lua"), target.url]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+        shown = [part if not part.startswith("Authorization:") else "Authorization: Bearer ..." for part in command]
+        self.wrk_log.write(f"$ {' '.join(shown)}\n{done.stdout}{done.stderr}\n")
+        self.wrk_log.flush()
+        for line in done.stdout.splitlines():
+            if line.startswith("BENCH_JSON "):
+                return json.loads(line.removeprefix("BENCH_JSON "))
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+    def measure(self, target: Target, seconds: float, **load) -> dict:
+        """A closed-loop run with the server's CPU time around it."""
+        cpu_before = target.server.cpu_seconds()
+        result = self.closed_load(target, seconds, **load)
+        return _finish(target, result, target.server.cpu_seconds() - cpu_before)
+
+    def fixed_rate(self, target: Target, rate: float, seconds: float, spec=None, connections: int = 64) -> dict:
+        """`rate` requests per second on a schedule (bench/loadgen.py), latency from when due."""
+        spec = spec or loadgen.RequestSpec(headers=target.headers)
+        cpu_before = target.server.cpu_seconds()
+        result = loadgen.run(target.url, connections, seconds, processes=2, spec=spec, rate=rate)
+        return _finish(target, result, target.server.cpu_seconds() - cpu_before)
+
+    def compare(self, targets: list[Target], rounds: int, seconds: float, title: str) -> dict[str, list[dict]]:
+        """Each round measures every target back to back, the order rotating between rounds so
+        drift (neighbours, caches) hits all alike."""
+        runs: dict[str, list[dict]] = {t.label: [] for t in targets}
+        for round_index in range(rounds):
+            shift = round_index % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                result = self.measure(target, seconds)
+                runs[target.label].append(result)
+                log(
+                    f"  {title} round {round_index + 1}/{rounds} {target.label:<14} {result['rps']:>8.1f} req/s  "
+                    f"p50 {result['p50_us'] / 1000:6.2f} ms  p99 {result['p99_us'] / 1000:6.2f} ms  "
+                    f"{result['cpu_us_per_request']} us CPU/req"
+                    + (f"  {result['errors']} ERRORS" if result["errors"] else "")
+                )
+        return runs
+
+    def warm(self, targets: list[Target]) -> None:
+        if self.args.warmup:
+            for target in targets:
+                self.closed_load(target, self.args.warmup)
 
 
-def measure(server: Server, endpoint: str, seconds: int, wrk, args, wrk_log) -> dict:
-    cpu_before = cpu_seconds(server.process.pid)
-    result = run_load(wrk, server.url(ENDPOINTS[endpoint]), seconds, args, wrk_log)
-    cpu = cpu_seconds(server.process.pid) - cpu_before
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+def _finish(target: Target, result: dict, cpu: float) -> dict:
+    result["rps"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
     result["server_cpu_s"] = round(cpu, 3)
     result["cpu_us_per_request"] = round(cpu / result["requests"] * 1e6, 1) if result["requests"] else None
     result["errors"] = sum(
-        result[key] for key in ("connect_errors", "read_errors", "write_errors", "timeouts", "status_errors")
+        result.get(key, 0) for key in ("connect_errors", "read_errors", "write_errors", "timeouts", "status_errors")
     )
-    if server.process.poll() is not None:
-        raise SystemExit(f"{server.name} died during the load (see {server.log_path})")
+    if not target.server.alive():
+        raise SystemExit(f"{target.server.name} died during the load (see {target.server.log_path})")
     return result
 
 
@@ -433,71 +390,614 @@ def summarize(runs: list[dict]) -> dict:
         "cpu_us_per_request": round(cpu / requests * 1e6, 1) if requests else None,
         "requests": requests,
         "errors": sum(run["errors"] for run in runs),
-        "rounds": runs,
+        "rounds": [
+            {k: run[k] for k in ("rps", "p50_us", "p99_us", "cpu_us_per_request", "errors") if k in run} for run in runs
+        ],
     }
 
 
-def print_table(results: dict) -> None:
-    header = (
-        f"{'endpoint':<10} {'app':<11} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'CPU us/req':>10} {'errors':>6}   full/bare req/s"
-    )
-    log("")
-    log(header)
-    log("-" * len(header))
-    for endpoint, per_app in results.items():
-        for name in APPS:
-            row = per_app[name]
-            ratio = ""
-            if name == "full-stack":
-                verdict = "meets" if per_app["ratio_rps"] >= BAR else "BELOW"
-                rounds = per_app["ratio_rps_rounds"]
-                spread = f", rounds {min(rounds):.2f}-{max(rounds):.2f}" if len(rounds) > 1 else ""
-                ratio = f"{per_app['ratio_rps']:.2f}x  ({verdict} the {BAR:.2f}x bar{spread})"
-            log(
-                f"{endpoint:<10} {name:<11} {row['rps']:>9.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-                f"{row['cpu_us_per_request'] or 0:>10.0f} {row['errors']:>6}   {ratio}"
+def fixed_summary(run: dict) -> dict:
+    seconds = run["duration_us"] / 1e6
+    return {
+        "target_rps": round(run["target_rps"], 1),
+        "achieved_rps": round(run["requests"] / seconds, 1),
+        "p50_ms": round(run["p50_us"] / 1000, 2),
+        "p90_ms": round(run["p90_us"] / 1000, 2),
+        "p99_ms": round(run["p99_us"] / 1000, 2),
+        "max_ms": round(run["max_us"] / 1000, 2),
+        "cpu_us_per_request": run["cpu_us_per_request"],
+        "errors": run["errors"],
+        "unsent": run.get("unsent", 0),
+        "loadgen_cpu_s": run.get("loadgen_cpu_s"),
+        "statuses": run.get("statuses"),
+    }
+
+
+def paired(full_runs: list[dict], bare_runs: list[dict]) -> list[float]:
+    return [round(f["rps"] / b["rps"], 3) for f, b in zip(full_runs, bare_runs, strict=True) if b["rps"]]
+
+
+# Checks -------------------------------------------------------------------------------------
+
+
+def verify_pages(full: Server, bare: Server, redis_client, redis_prefix: str, variant: bool) -> dict:
+    """Same bodies from both apps, correct fortunes, and proof that Hearth's stack ran (only
+    warnings for a `--fullstack-app` variant, which may have dropped part of the stack)."""
+
+    def missing(problem: str) -> None:
+        if not variant:
+            raise SystemExit(problem)
+        log(f"note (variant): {problem}")
+
+    bodies = {}
+    for server in (full, bare):
+        for endpoint, path in (("fortunes", FORTUNES_PATH), ("json", JSON_PATH)):
+            status, headers, body = fetch(server, path)
+            if status != 200:
+                raise SystemExit(f"{server.name} {path} answered {status}: {body[:500]!r}")
+            bodies[server.name, endpoint] = (headers, body)
+    page = bodies["bare", "fortunes"][1].decode()
+    if bodies["full", "fortunes"][1] != bodies["bare", "fortunes"][1]:
+        raise SystemExit("the fortunes pages of the two apps differ")
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(.*?)</td></tr>", page)
+    messages = [message for _, message in rows]
+    if len(rows) != len(FORTUNES) + 1 or ADDED_AT_REQUEST_TIME[1] not in messages:
+        raise SystemExit(f"fortunes page has {len(rows)} rows, expected {len(FORTUNES) + 1}")
+    if "<script>" in page or "&lt;script&gt;alert(" not in page:
+        raise SystemExit("the <script> fortune is not HTML-escaped")
+    if [html.unescape(m) for m in messages] != sorted(html.unescape(m) for m in messages):
+        raise SystemExit("fortunes are not sorted by message")
+    for name in ("full", "bare"):
+        if json.loads(bodies[name, "json"][1]) != JSON_PAYLOAD:
+            raise SystemExit(f"{name} JSON endpoint answered {bodies[name, 'json'][1]!r}")
+    full_headers = bodies["full", "fortunes"][0]
+    for header in ("x-request-id", "content-security-policy", "x-frame-options"):
+        if header not in full_headers:
+            missing(f"the full stack did not send {header}: is Hearth's pipeline installed?")
+    # Rate-limit headers are only sent with a 429, so the proof the limiter ran is its keys.
+    rate_keys = list(redis_client.scan_iter(match=f"*{redis_prefix}:rl*", count=1000))
+    if not rate_keys:
+        missing("no rate-limit keys in Redis: the limiter is not counting in Redis")
+    return {
+        "fortunes_rows": len(rows),
+        "full_stack_headers": sorted(full_headers),
+        "bare_headers": sorted(bodies["bare", "fortunes"][0]),
+        "redis_rate_limit_keys": len(rate_keys),
+    }
+
+
+def get_token(server: Server, email: str, password: str) -> str:
+    status, _, body = fetch(server, TOKEN_PATH, method="POST", body={"email": email, "password": password})
+    if status != 200:
+        raise SystemExit(f"POST {TOKEN_PATH} as {email} answered {status}: {body[:500]!r}")
+    return json.loads(body)["access_token"]
+
+
+def verify_lists(ctx: Context) -> dict:
+    """Every list server answers the bare app's document (same items, same meta)."""
+    checks = {}
+    expected = None
+    if "bare" in ctx.servers:
+        status, _, body = fetch(ctx.servers["bare"], BARE_USERS_PATH)
+        if status != 200:
+            raise SystemExit(f"bare {BARE_USERS_PATH} answered {status}: {body[:500]!r}")
+        expected = json.loads(body)
+        checks["bare_bytes"] = len(body)
+    for name in ("full", "full-miss", "full-nocache", "full-login"):
+        if name not in ctx.servers:
+            continue
+        headers = dict(ctx.auth())
+        status, response_headers, body = fetch(ctx.servers[name], USERS_PATH, headers=headers)
+        if status != 200:
+            raise SystemExit(f"{name} {USERS_PATH} answered {status}: {body[:500]!r}")
+        document = json.loads(body)
+        if expected is None:
+            expected = document
+        elif document != expected:
+            raise SystemExit(
+                f"{name} {USERS_PATH} and the bare list differ:\n{json.dumps(document)[:800]}\n"
+                f"{json.dumps(expected)[:800]}"
             )
-    log("")
+        checks[f"{name}_bytes"] = len(body)
+        checks[f"{name}_headers"] = sorted(response_headers)
+    if expected is not None:
+        checks["items"] = len(expected["items"])
+        checks["meta"] = expected["meta"]
+        if len(expected["items"]) != min(50, ctx.seed["listed"]) or expected["meta"]["total"] != ctx.seed["listed"]:
+            raise SystemExit(f"the list has {len(expected['items'])} items, meta {expected['meta']}")
+    return checks
+
+
+# Scenarios ----------------------------------------------------------------------------------
+
+
+def scenario_pages(ctx: Context, endpoint: str) -> dict:
+    """The fortunes page (or the hello JSON), full stack vs bare, alternating rounds."""
+    path = FORTUNES_PATH if endpoint == "fortunes" else JSON_PATH
+    full = Target("full stack", ctx.servers["full"], path)
+    bare = Target("bare Flask", ctx.servers["bare"], path)
+    ctx.warm([full, bare])
+    runs = ctx.compare([full, bare], ctx.args.rounds, ctx.args.duration, endpoint)
+    result = {"path": path, "full": summarize(runs[full.label]), "bare": summarize(runs[bare.label])}
+    result["ratio_rps"] = round(result["full"]["rps"] / result["bare"]["rps"], 3)
+    result["ratio_rps_rounds"] = paired(runs[full.label], runs[bare.label])
+    result["ratio_cpu"] = round(result["bare"]["cpu_us_per_request"] / result["full"]["cpu_us_per_request"], 3)
+    return result
+
+
+def scenario_list_and_cache(ctx: Context, with_list: bool, with_cache: bool) -> tuple[dict, dict]:
+    """The users list: bare vs full (cache hit) and, for the cache, forced miss and disabled,
+    all in the same rounds; then one-connection latency and the fixed-rate runs."""
+    auth = ctx.auth()
+    targets = {"hit": Target("full (hit)", ctx.servers["full"], USERS_PATH, auth)}
+    if with_list:
+        targets["bare"] = Target("bare Flask", ctx.servers["bare"], BARE_USERS_PATH)
+    if with_cache:
+        targets["miss"] = Target("full (miss)", ctx.servers["full-miss"], USERS_PATH, auth)
+        targets["disabled"] = Target("full (no cache)", ctx.servers["full-nocache"], USERS_PATH, auth)
+    order = [targets[key] for key in ("bare", "hit", "miss", "disabled") if key in targets]
+    ctx.warm(order)
+    runs = ctx.compare(order, ctx.args.rounds, ctx.args.duration, "list")
+    summaries = {key: summarize(runs[target.label]) for key, target in targets.items()}
+    # Unloaded latency: one connection, one request at a time.
+    serial = {}
+    for key, target in targets.items():
+        result = ctx.measure(target, ctx.args.serial, connections=1, threads=1)
+        serial[key] = {
+            "p50_ms": round(result["p50_us"] / 1000, 3),
+            "p99_ms": round(result["p99_us"] / 1000, 3),
+            "rps": result["rps"],
+            "cpu_us_per_request": result["cpu_us_per_request"],
+        }
+        log(
+            f"  list 1 connection {target.label:<14} p50 {serial[key]['p50_ms']:.2f} ms  "
+            f"p99 {serial[key]['p99_ms']:.2f} ms"
+        )
+    list_result: dict = {}
+    if with_list:
+        list_result = {
+            "path": USERS_PATH,
+            "bare_path": BARE_USERS_PATH,
+            "full": summaries["hit"],
+            "bare": summaries["bare"],
+            "ratio_rps": round(summaries["hit"]["rps"] / summaries["bare"]["rps"], 3),
+            "ratio_rps_rounds": paired(runs[targets["hit"].label], runs[targets["bare"].label]),
+            "ratio_cpu": round(summaries["bare"]["cpu_us_per_request"] / summaries["hit"]["cpu_us_per_request"], 3),
+            "serial": {"full": serial["hit"], "bare": serial["bare"]},
+            "fixed_rate": {},
+        }
+        if "disabled" in summaries:
+            list_result["ratio_rps_uncached"] = round(summaries["disabled"]["rps"] / summaries["bare"]["rps"], 3)
+        # Open loop at a share of each app's own closed-loop peak: the target's 80 %, and lower
+        # shares to show where the tail settles.
+        for share in ctx.args.fixed_shares:
+            for key, label in (("hit", "full"), ("bare", "bare")):
+                rate = max(1.0, round(summaries[key]["rps"] * share))
+                run = ctx.fixed_rate(targets[key], rate, ctx.args.fixed_duration)
+                shown = {"share": share, **fixed_summary(run)}
+                list_result["fixed_rate"].setdefault(label, []).append(shown)
+                log(
+                    f"  list fixed rate {share:.0%} {targets[key].label:<11} {shown['achieved_rps']:.0f}/{rate:.0f} "
+                    f"req/s  p50 {shown['p50_ms']:.2f} ms  p99 {shown['p99_ms']:.2f} ms"
+                    + (f"  {shown['errors']} ERRORS" if shown["errors"] else "")
+                )
+    cache_result: dict = {}
+    if with_cache:
+        hit, miss, disabled = summaries["hit"], summaries["miss"], summaries["disabled"]
+        cache_result = {
+            "hit": hit,
+            "miss": miss,
+            "disabled": disabled,
+            "serial": {key: serial[key] for key in ("hit", "miss", "disabled")},
+            "speedup_latency": round(serial["miss"]["p50_ms"] / serial["hit"]["p50_ms"], 2),
+            "speedup_cpu": round(miss["cpu_us_per_request"] / hit["cpu_us_per_request"], 2),
+            "speedup_rps": round(hit["rps"] / miss["rps"], 2),
+            "disabled_vs_miss_cpu": round(disabled["cpu_us_per_request"] / miss["cpu_us_per_request"], 2),
+        }
+    return list_result, cache_result
+
+
+def scenario_profile(ctx: Context, workdir: Path, env: dict) -> dict:
+    """py-spy on the list's servers under load, and round trips per request (in-process)."""
+    result: dict = {}
+    binary = profiling.py_spy()
+    if binary is None:
+        result["py_spy"] = "not installed (it is in the dev extras: make install)"
+        log("  py-spy is not installed: no sampling profile (make install adds it)")
+    else:
+        for key, name in (("hit", "full"), ("miss", "full-miss")):
+            if name not in ctx.servers:
+                continue
+            target = Target(f"full ({key})", ctx.servers[name], USERS_PATH, ctx.auth())
+            raw = RESULTS / f"profile-list-{key}.txt"
+            raw.unlink(missing_ok=True)
+            recorder = profiling.start_recording(binary, target.server.process.pid, ctx.args.profile, raw)
+            time.sleep(1.0)  # py-spy attaches to every worker before the load starts
+            ctx.closed_load(target, max(1, ctx.args.profile - 2))
+            output, _ = recorder.communicate(timeout=ctx.args.profile + 60)
+            if recorder.returncode != 0 or not raw.exists():
+                result[key] = {"error": output[-1000:]}
+                log(f"  py-spy failed on {name}: {output[-300:]}")
+                continue
+            result[key] = profiling.summarize(raw)
+            result[key]["raw"] = str(raw.relative_to(ROOT))
+            top = result[key]["hearth_inclusive"][:3]
+            log(
+                f"  profile {key}: {result[key]['samples']} samples; "
+                + "; ".join(f"{t['name']} {t['share']:.0%}" for t in top)
+            )
+    output = run_module("bench.anatomy", env, workdir, {"BENCH_TOKEN": ctx.token})
+    result["round_trips"] = json.loads(output.strip().splitlines()[-1])
+    for mode, counts in result["round_trips"].items():
+        log(
+            f"  round trips per list request ({mode}): {counts['sql_per_request']} SQL, "
+            f"{counts['redis_per_request']} Redis"
+        )
+    return result
+
+
+def argon2_ceiling(samples: int) -> dict:
+    """One argon2 verify of Hearth's parameters, called from one thread in-process: median
+    wall time and CPU time of N.
+
+    With parallelism p > 1, libargon2 runs the p lanes on p threads, so one verify keeps up
+    to p cores busy and its wall time is shorter than its CPU time: `cores / wall` would
+    count the same cores twice. The ceiling is therefore `cores / CPU seconds per verify`
+    (the most verifications the machine can do if it did nothing else); `cores / wall` is
+    kept as `ceiling_wall_per_s` for comparison."""
+    from app.users.passwords import _hasher, hash_password
+
+    password = secrets.token_urlsafe(18)
+    digest = hash_password(password)
+    walls, cpus = [], []
+    for _ in range(samples):
+        wall, cpu = time.perf_counter(), time.process_time()  # process: every argon2 lane thread
+        if not _hasher.verify(digest, password):
+            raise SystemExit("argon2 verify failed")
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    cores = os.cpu_count() or 1
+    wall_ms = statistics.median(walls) * 1000
+    cpu_ms = statistics.median(cpus) * 1000
+    return {
+        "parameters": {
+            "time_cost": _hasher.time_cost,
+            "memory_kib": _hasher.memory_cost,
+            "parallelism": _hasher.parallelism,
+        },
+        "samples": samples,
+        "verify_wall_ms": round(wall_ms, 1),
+        "verify_cpu_ms": round(cpu_ms, 1),
+        "cores": cores,
+        "ceiling_per_s": round(cores / (cpu_ms / 1000), 2),
+        "ceiling_wall_per_s": round(cores / (wall_ms / 1000), 2),
+    }
+
+
+def users_namespace_version(redis_client, redis_prefix: str) -> int:
+    value = redis_client.get(f"{redis_prefix}:cache:v:users")
+    return int(value) if value is not None else 0
+
+
+def scenario_login(ctx: Context, redis_client, redis_prefix: str) -> dict:
+    """Logins per second against the argon2 ceiling, and the list's latency during a storm."""
+    args = ctx.args
+    server = ctx.servers["full-login"]
+    result: dict = {"argon2": argon2_ceiling(args.argon2_samples)}
+    log(
+        f"  argon2 verify: {result['argon2']['verify_wall_ms']} ms wall, {result['argon2']['verify_cpu_ms']} ms CPU; "
+        f"ceiling {result['argon2']['ceiling_per_s']}/s on {result['argon2']['cores']} cores"
+    )
+    password = ctx.seed["password"]
+    bodies = tuple(json.dumps({"email": email, "password": password}).encode() for email in ctx.seed["sign_in_emails"])
+    storm_spec = loadgen.RequestSpec(method="POST", bodies=bodies, unique_client=True)
+    storm = Target("login storm", server, TOKEN_PATH)
+    listing = Target("list", server, USERS_PATH, ctx.auth())
+    peak = ctx.results.get("list", {}).get("full", {}).get("rps")
+    list_rate = max(10.0, round((peak or 400) * args.storm_list_share))
+    result["list_rate"] = list_rate
+    result["storm_connections"] = args.storm_connections
+
+    def storm_run(seconds: float) -> dict:
+        cpu_before = server.cpu_seconds()
+        run = loadgen.run(storm.url, args.storm_connections, seconds, processes=2, spec=storm_spec, rate=None)
+        cpu = server.cpu_seconds() - cpu_before
+        ok = run["statuses"].get("200", 0)
+        served = ok + run["late_statuses"].get("200", 0)  # the CPU measured covers the late ones too
+        return {
+            "seconds": seconds,
+            "logins": ok,
+            "logins_per_s": round(ok / seconds, 2),
+            "p50_ms": round(run["p50_us"] / 1000, 1),
+            "p99_ms": round(run["p99_us"] / 1000, 1),
+            "statuses": run["statuses"],
+            "errors": run["status_errors"] + run["read_errors"] + run["timeouts"] + run["connect_errors"],
+            "server_cpu_ms_per_login": round(cpu / served * 1000, 1) if served else None,
+            "loadgen_cpu_s": run["loadgen_cpu_s"],
+        }
+
+    # 1. The list alone, at the fixed rate the storm run will use.
+    result["list_alone"] = fixed_summary(ctx.fixed_rate(listing, list_rate, args.storm))
+    log(
+        f"  list at {list_rate:.0f} req/s alone: p50 {result['list_alone']['p50_ms']} ms, "
+        f"p99 {result['list_alone']['p99_ms']} ms"
+    )
+    # 2. The storm alone: logins per second against the ceiling.
+    version_before = users_namespace_version(redis_client, redis_prefix)
+    result["storm"] = storm_run(args.storm)
+    result["users_namespace_bumps"] = users_namespace_version(redis_client, redis_prefix) - version_before
+    ceiling = result["argon2"]["ceiling_per_s"]
+    result["ratio_ceiling"] = round(result["storm"]["logins_per_s"] / ceiling, 3)
+    log(
+        f"  login storm: {result['storm']['logins_per_s']}/s ({result['ratio_ceiling']:.2f}x the ceiling), "
+        f"p99 {result['storm']['p99_ms']} ms, statuses {result['storm']['statuses']}"
+    )
+    # 3. Both at once: the list's latency while the storm runs.
+    during: dict = {}
+
+    def storm_thread() -> None:
+        during["storm"] = storm_run(args.storm)
+
+    thread = threading.Thread(target=storm_thread)
+    thread.start()
+    time.sleep(1.5)  # the storm is under way
+    result["list_during_storm"] = fixed_summary(ctx.fixed_rate(listing, list_rate, max(2, args.storm - 3)))
+    thread.join()
+    result["storm_with_list"] = during["storm"]
+    log(
+        f"  list at {list_rate:.0f} req/s during the storm: p50 {result['list_during_storm']['p50_ms']} ms, "
+        f"p99 {result['list_during_storm']['p99_ms']} ms; logins {result['storm_with_list']['logins_per_s']}/s"
+    )
+    return result
+
+
+def scenario_queue(ctx: Context, namespace: str) -> dict:
+    args = ctx.args
+    result = {"workers": args.queue_workers}
+    for key, backend, polling in (
+        ("huey", "huey", "blocking"),
+        ("raw", "raw", "blocking"),
+        ("huey_hearth", "huey", "hearth"),
+    ):
+        result[key] = queues.measure(
+            backend,
+            f"{namespace}{key.replace('_', '')}",
+            REDIS_URL,
+            workers=args.queue_workers,
+            polling=polling,
+            enqueue_count=args.enqueue_count,
+            latency_count=args.latency_count,
+            latency_rate=args.latency_rate,
+            throughput_count=args.throughput_count,
+            log_path=RESULTS / "queue-consumers.log",
+        )
+        r = result[key]
+        log(
+            f"  {key:<11} enqueue {r['enqueue']['us_per_enqueue']} us; latency p50 {r['latency']['p50_ms']} ms "
+            f"p99 {r['latency']['p99_ms']} ms; {r['throughput']['jobs_per_s']} jobs/s "
+            f"({r['throughput']['count']} jobs, 1 producer); drain {r['drain']['jobs_per_s']} jobs/s"
+        )
+    return result
+
+
+# Targets ------------------------------------------------------------------------------------
+
+
+def targets_table(results: dict) -> list[dict]:
+    rows = []
+
+    def add(name: str, bar: str, measured: float | None, shown: str, met: bool | None) -> None:
+        rows.append({"target": name, "bar": bar, "measured": measured, "shown": shown, "met": met})
+
+    if "page" in results:
+        r = results["page"]
+        add(
+            "fortunes page, full/bare req/s",
+            f">= {PAGE_BAR}x",
+            r["ratio_rps"],
+            f"{r['ratio_rps']:.2f}x",
+            r["ratio_rps"] >= PAGE_BAR,
+        )
+    if "json" in results:
+        r = results["json"]
+        add(
+            "hello JSON, full/bare req/s",
+            f">= {JSON_BAR}x",
+            r["ratio_rps"],
+            f"{r['ratio_rps']:.2f}x",
+            r["ratio_rps"] >= JSON_BAR,
+        )
+    if "list" in results:
+        r = results["list"]
+        add(
+            "users list, full/bare req/s",
+            f">= {LIST_BAR}x",
+            r["ratio_rps"],
+            f"{r['ratio_rps']:.2f}x",
+            r["ratio_rps"] >= LIST_BAR,
+        )
+        fixed = next(f for f in r["fixed_rate"]["full"] if f["share"] == FIXED_RATE_SHARE)
+        add(
+            f"users list p99 at {FIXED_RATE_SHARE:.0%} of peak ({fixed['target_rps']:.0f} req/s)",
+            f"< {LIST_P99_MS:.0f} ms",
+            fixed["p99_ms"],
+            f"{fixed['p99_ms']:.1f} ms",
+            fixed["p99_ms"] < LIST_P99_MS and fixed["achieved_rps"] >= 0.95 * fixed["target_rps"],
+        )
+    if "cache" in results:
+        r = results["cache"]
+        add(
+            "cache hit vs miss, latency (1 connection p50)",
+            f">= {CACHE_BAR:.0f}x",
+            r["speedup_latency"],
+            f"{r['speedup_latency']:.2f}x",
+            r["speedup_latency"] >= CACHE_BAR,
+        )
+        add(
+            "cache hit vs miss, CPU per request",
+            f">= {CACHE_BAR:.0f}x",
+            r["speedup_cpu"],
+            f"{r['speedup_cpu']:.2f}x",
+            r["speedup_cpu"] >= CACHE_BAR,
+        )
+    if "queue" in results:
+        r = results["queue"]["huey"]
+        add(
+            "huey enqueue",
+            f"<= {ENQUEUE_US:.0f} us",
+            r["enqueue"]["us_per_enqueue"],
+            f"{r['enqueue']['us_per_enqueue']:.0f} us",
+            r["enqueue"]["us_per_enqueue"] <= ENQUEUE_US,
+        )
+        add(
+            "huey enqueue→complete p50",
+            f"<= {QUEUE_P50_MS:.0f} ms",
+            r["latency"]["p50_ms"],
+            f"{r['latency']['p50_ms']:.2f} ms",
+            r["latency"]["p50_ms"] <= QUEUE_P50_MS,
+        )
+        add(
+            "huey enqueue→complete p99",
+            f"<= {QUEUE_P99_MS:.0f} ms",
+            r["latency"]["p99_ms"],
+            f"{r['latency']['p99_ms']:.2f} ms",
+            r["latency"]["p99_ms"] <= QUEUE_P99_MS,
+        )
+        jobs = r["throughput"]["jobs_per_s"]
+        add(
+            f"huey throughput ({r['throughput']['count']:,} jobs)",
+            f">= {QUEUE_JOBS_S:,.0f} jobs/s",
+            jobs,
+            f"{jobs:,.0f} jobs/s",
+            jobs >= QUEUE_JOBS_S,
+        )
+    if "login" in results:
+        r = results["login"]
+        add(
+            "logins/s vs argon2 ceiling",
+            f">= {LOGIN_BAR}x",
+            r["ratio_ceiling"],
+            f"{r['ratio_ceiling']:.2f}x ({r['storm']['logins_per_s']}/s of {r['argon2']['ceiling_per_s']}/s)",
+            r["ratio_ceiling"] >= LOGIN_BAR,
+        )
+    return rows
 
 
 # Main ---------------------------------------------------------------------------------------
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Hearth full stack vs bare Flask (see bench/README.md)")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per app and endpoint")
-    parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
-    parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
+    parser = argparse.ArgumentParser(description="What Hearth's stack costs (see bench/README.md)")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run (~2 min): 1 short round, small counts")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per comparison")
+    parser.add_argument("--duration", type=float, default=6, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of unmeasured load per target first")
+    parser.add_argument("--serial", type=float, default=3, help="seconds of one-connection latency per list target")
+    parser.add_argument("--fixed-duration", type=float, default=8, help="seconds per fixed-rate run")
+    parser.add_argument(
+        "--fixed-shares",
+        default="0.5,0.8",
+        help="fixed rates to run, as shares of each app's peak (0.8 is the target's)",
+    )
+    parser.add_argument("--profile", type=float, default=8, help="seconds of py-spy sampling per server")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (or loadgen processes)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (2 x 2 cores)")
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
-    parser.add_argument("--load-tool", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--endpoints", default="fortunes,json", help="comma-separated subset")
     parser.add_argument(
-        "--max-requests",
-        type=int,
-        default=None,
-        help="override gunicorn.conf.py's max_requests for both apps (0: never recycle)",
+        "--max-requests", type=int, default=None, help="override gunicorn.conf.py's max_requests (0: never)"
     )
+    parser.add_argument("--load-tool", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--users", type=int, default=500, help="users seeded into the bench database")
+    parser.add_argument("--storm", type=float, default=10, help="seconds per login-storm run")
+    parser.add_argument("--storm-connections", type=int, default=16)
+    parser.add_argument(
+        "--storm-list-share", type=float, default=0.25, help="list rate during the storm, share of its peak"
+    )
+    parser.add_argument("--argon2-samples", type=int, default=15)
+    parser.add_argument("--queue-workers", type=int, default=4, help="consumer threads (huey and raw)")
+    parser.add_argument("--enqueue-count", type=int, default=5000)
+    parser.add_argument("--latency-count", type=int, default=1000)
+    parser.add_argument("--latency-rate", type=float, default=200, help="jobs/s for the latency run")
+    parser.add_argument("--throughput-count", type=int, default=20000)
     parser.add_argument(
         "--fullstack-app",
-        default=APPS["full-stack"],
+        default=FULLSTACK_APP,
         metavar="MODULE:APP",
         help="experiment: measure a variant of the full stack instead (importable module)",
     )
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a ratio is below the bar")
-    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 1 s warmup (smoke test)")
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.duration, args.warmup = 1, 3, 1
-    args.endpoints = [name.strip() for name in args.endpoints.split(",") if name.strip()]
-    unknown = set(args.endpoints) - set(ENDPOINTS)
+        args.rounds, args.duration, args.warmup, args.serial = 1, 3, 1, 2
+        args.fixed_duration, args.profile, args.storm, args.argon2_samples = 4, 4, 5, 5
+        args.fixed_shares = str(FIXED_RATE_SHARE)
+        args.enqueue_count, args.latency_count, args.throughput_count = 2000, 300, 5000
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    args.fixed_shares = sorted({float(x) for x in args.fixed_shares.split(",") if x.strip()} | {FIXED_RATE_SHARE})
+    unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
-        parser.error(f"unknown endpoints: {', '.join(sorted(unknown))}")
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))} (choose from {', '.join(SCENARIOS)})")
     args.wrk_threads = max(1, min(args.wrk_threads, args.connections))
     return args
+
+
+SERVER_ENV = {
+    "full": {},  # the production default: caching on, so the list is a cache hit
+    "full-miss": {"CACHE_FORCE_MISS": "true"},
+    "full-nocache": {"CACHE_ENABLED": "false"},
+    # Behind one proxy hop (as behind nginx), so each storm request can come from its own address.
+    "full-login": {"TRUSTED_PROXIES": "1"},
+    "bare": {},
+}
+
+
+class Fleet:
+    """The servers the current scenario needs, and only those. Each worker thread holds a
+    PostgreSQL connection once it has served a request, so a server can hold workers × threads
+    connections (16 here), and the machines' PostgreSQL (max_connections 100) is shared with
+    everyone's test runs: five servers at once ran it out of connections."""
+
+    def __init__(self, ctx: Context, env: dict, workdir: Path, stack: contextlib.ExitStack, extra_args: tuple):
+        self.ctx, self.env, self.workdir, self.stack, self.extra_args = ctx, env, workdir, stack, extra_args
+        self.restarts: dict[str, int] = {}
+        stack.callback(lambda: stop_servers(list(ctx.servers.values()), log))
+
+    def use(self, names: list[str]) -> None:
+        retiring = [s for name, s in self.ctx.servers.items() if name not in names and s.alive()]
+        self._stop(retiring)
+        starting = []
+        for name in names:
+            server = self.ctx.servers.get(name)
+            if server is not None and server.alive():
+                continue
+            target = BARE_APP if name == "bare" else self.ctx.args.fullstack_app
+            server = Server(
+                name, target, free_port(), RESULTS / f"server-{name}.log", SERVER_ENV[name], self.extra_args
+            )
+            self.ctx.servers[name] = server
+            start_server(server, self.env, self.workdir, self.stack)
+            starting.append(server)
+        for server in starting:
+            wait_ready(server, FORTUNES_PATH)
+            server.boots_before = server.boots()
+        if starting:
+            log(f"  servers up: {', '.join(s.name for s in starting)}")
+        if self.ctx.token is None:
+            full = next((s for n, s in self.ctx.servers.items() if n != "bare" and s.alive()), None)
+            if full is not None:
+                self.ctx.token = get_token(full, self.ctx.seed["admin_email"], self.ctx.seed["password"])
+
+    def stop_all(self) -> None:
+        self._stop([s for s in self.ctx.servers.values() if s.alive()])
+
+    def _stop(self, servers: list[Server]) -> None:
+        for server in servers:
+            self.restarts[server.name] = self.restarts.get(server.name, 0) + server.boots() - server.boots_before
+        stop_servers(servers, log)
 
 
 def _raise_on_signal(signum, _frame) -> None:
@@ -516,7 +1016,6 @@ def main() -> int:
             f"note: the machine is busy (load average {load_before:.1f} on {os.cpu_count()} CPUs); "
             "other processes compete with the servers, so expect noisy figures"
         )
-
     from app import _engine_options
 
     hearth_options = _engine_options("postgresql+psycopg://bench")
@@ -525,151 +1024,150 @@ def main() -> int:
             f"bench/workload.py BARE_ENGINE_OPTIONS {BARE_ENGINE_OPTIONS} differ from Hearth's "
             f"engine options {hearth_options}: update the copy so both apps pool alike"
         )
-    wrk = ensure_wrk(args.load_tool)
+    http_scenarios = [s for s in args.scenarios if s != "queue"]
+    wrk = ensure_wrk(args.load_tool) if http_scenarios else None
     ensure_postgres()
     redis_client = ensure_redis()
+    machine = machine_facts(redis_client, wrk)
+    run_id = secrets.token_hex(4)
+    redis_prefix = f"hearth-bench-{run_id}"
+    queue_namespace = f"hearthbench{run_id}"
 
     with contextlib.ExitStack() as stack:
         # Cleanup runs in reverse: servers stop, then Redis keys and the database go.
         workdir = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        redis_prefix = f"hearth-bench-{secrets.token_hex(4)}"
 
         def clear_redis() -> None:
-            keys = list(redis_client.scan_iter(match=f"*{redis_prefix}*", count=1000))
-            if keys:
-                redis_client.delete(*keys)
+            for pattern in (f"*{redis_prefix}*", f"*{queue_namespace}*"):
+                keys = list(redis_client.scan_iter(match=pattern, count=1000))
+                for start in range(0, len(keys), 1000):
+                    redis_client.delete(*keys[start : start + 1000])
 
         stack.callback(clear_redis)
-        database = create_database(stack)
-        env = bench_environment(database, redis_prefix, args, workdir)
-        log(
-            f"database {database}, redis prefix {redis_prefix}, "
-            f"gunicorn gthread {args.workers} workers x {args.threads} threads, "
-            f"load: {'wrk' if wrk else 'bench/loadgen.py'} {args.connections} connections"
-        )
-
-        # The full stack's schema, through its own migrations, as a deploy would.
-        migrate = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if migrate.returncode != 0:
-            raise SystemExit(f"flask db upgrade failed:\n{migrate.stdout}\n{migrate.stderr}")
-        from sqlalchemy import create_engine
-
-        from bench.workload import seed
-
-        engine = create_engine(env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
-        seed(engine)
-        engine.dispose()
-
-        targets = {**APPS, "full-stack": args.fullstack_app}
-        extra_args = ("--max-requests", str(args.max_requests)) if args.max_requests is not None else ()
-        servers = {
-            name: Server(name, target, free_port(), RESULTS / f"{name.replace('-', '')}.log", extra_args)
-            for name, target in targets.items()
-        }
-        stack.callback(stop_servers, list(servers.values()))
-        for server in servers.values():
-            start_server(server, env, workdir, stack)
-        for server in servers.values():
-            wait_ready(server)
-        checks = verify(
-            servers["full-stack"], servers["bare"], redis_client, redis_prefix, args.fullstack_app != APPS["full-stack"]
-        )
-        log(f"both apps answer the same bodies; full stack headers: {', '.join(checks['full_stack_headers'])}")
-
         wrk_log = stack.enter_context(open(RESULTS / "wrk.log", "w"))
-        for server in servers.values():
-            server.boots_before = server.boots()
-        if args.warmup:
-            for endpoint in args.endpoints:
-                for server in servers.values():
-                    run_load(wrk, server.url(ENDPOINTS[endpoint]), args.warmup, args, wrk_log)
-        runs: dict[tuple[str, str], list[dict]] = {}
-        names = list(APPS)
-        for round_index in range(args.rounds):
-            for endpoint in args.endpoints:
-                order = names if round_index % 2 == 0 else names[::-1]
-                for name in order:
-                    result = measure(servers[name], endpoint, args.duration, wrk, args, wrk_log)
-                    runs.setdefault((endpoint, name), []).append(result)
-                    log(
-                        f"round {round_index + 1}/{args.rounds} {endpoint:<8} {name:<10} "
-                        f"{result['rps']:>8.1f} req/s  p50 {result['p50_us'] / 1000:6.2f} ms  "
-                        f"p99 {result['p99_us'] / 1000:6.2f} ms  {result['cpu_us_per_request']} us CPU/req"
-                        + (f"  {result['errors']} ERRORS" if result["errors"] else "")
+        ctx = Context(args, wrk, wrk_log)
+        env: dict = {}
+        checks: dict = {}
+        fleet = None
+        if any(name != "queue" for name in args.scenarios):
+            database = create_database(stack)
+            env = bench_environment(database, redis_prefix, args)
+            log(
+                f"database {database}, redis prefix {redis_prefix}, gunicorn gthread {args.workers} workers x "
+                f"{args.threads} threads, load: {'wrk' if wrk else 'bench/loadgen.py'} {args.connections} connections"
+            )
+            run_module("flask --app wsgi db upgrade", env, workdir)
+            from sqlalchemy import create_engine
+
+            from bench.workload import seed
+
+            engine = create_engine(env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
+            seed(engine)
+            engine.dispose()
+            password = secrets.token_urlsafe(18)
+            seeded = json.loads(
+                run_module("bench.seed", env, workdir, {"BENCH_PASSWORD": password, "BENCH_USERS": str(args.users)})
+                .strip()
+                .splitlines()[-1]
+            )
+            ctx.seed = {**seeded, "password": password}
+            log(f"seeded {seeded['users']} users ({seeded['listed']} listed), admin {seeded['admin_email']}")
+            for stale in RESULTS.glob("server-*.log"):
+                stale.unlink()
+            extra_args = ("--max-requests", str(args.max_requests)) if args.max_requests is not None else ()
+            fleet = Fleet(ctx, env, workdir, stack, extra_args)
+
+        results = ctx.results
+        variant = args.fullstack_app != FULLSTACK_APP
+        for name, endpoint in (("page", "fortunes"), ("json", "json")):
+            if name in args.scenarios:
+                fleet.use(["full", "bare"])
+                if "pages" not in checks:
+                    checks["pages"] = verify_pages(
+                        ctx.servers["full"], ctx.servers["bare"], redis_client, redis_prefix, variant
                     )
+                    log("  checks passed: both apps answer the same fortunes page and JSON")
+                log(
+                    f"{name}: {'the fortunes page' if name == 'page' else 'hello-world JSON'}, full stack vs bare Flask"
+                )
+                results[name] = scenario_pages(ctx, endpoint)
+        with_list, with_cache = "list" in args.scenarios, "cache" in args.scenarios
+        if with_list or with_cache:
+            fleet.use(
+                ["full"] + (["bare"] if with_list else []) + (["full-miss", "full-nocache"] if with_cache else [])
+            )
+            checks["list"] = verify_lists(ctx)
+            log(f"  checks passed: every server answers the same users list ({checks['list'].get('items')} items)")
+            log("list/cache: GET /api/v1/users?per_page=50 (JWT) vs bare; cache hit, miss, disabled")
+            list_result, cache_result = scenario_list_and_cache(ctx, with_list, with_cache)
+            if list_result:
+                results["list"] = list_result
+            if cache_result:
+                results["cache"] = cache_result
+        if "profile" in args.scenarios:
+            fleet.use(["full", "full-miss"])
+            log("profile: py-spy on the list under load; round trips per request")
+            results["profile"] = scenario_profile(ctx, workdir, env)
+        if "login" in args.scenarios:
+            fleet.use(["full-login"])
+            log("login: argon2 ceiling, login storm, the list during the storm")
+            results["login"] = scenario_login(ctx, redis_client, redis_prefix)
+        if fleet is not None:
+            fleet.stop_all()  # the queue runs on a quieter machine
+        worker_restarts = fleet.restarts if fleet is not None else {}
+        if "queue" in args.scenarios:
+            log(f"queue: huey on Redis vs raw LPUSH/BRPOP ({args.queue_workers} consumer threads)")
+            results["queue"] = scenario_queue(ctx, queue_namespace)
 
-        results = {}
-        for endpoint in args.endpoints:
-            per_app = {name: summarize(runs[endpoint, name]) for name in names}
-            per_app["ratio_rps"] = round(per_app["full-stack"]["rps"] / per_app["bare"]["rps"], 3)
-            # Each round measures both apps back to back: its ratio is a paired estimate.
-            per_app["ratio_rps_rounds"] = [
-                round(full["rps"] / bare["rps"], 3)
-                for full, bare in zip(runs[endpoint, "full-stack"], runs[endpoint, "bare"], strict=True)
-            ]
-            per_app["ratio_p50"] = round(per_app["full-stack"]["p50_ms"] / per_app["bare"]["p50_ms"], 3)
-            per_app["ratio_p99"] = round(per_app["full-stack"]["p99_ms"] / per_app["bare"]["p99_ms"], 3)
-            per_app["meets_bar"] = per_app["ratio_rps"] >= BAR
-            results[endpoint] = per_app
-        worker_restarts = {name: s.boots() - s.boots_before for name, s in servers.items()}
-
-        print_table(results)
-        if any(run_["errors"] for rs in runs.values() for run_ in rs):
-            log("WARNING: some requests failed (see bench/results/wrk.log and the server logs)")
-        if any(worker_restarts.values()):
-            log(f"worker restarts during the load (gunicorn max_requests): {worker_restarts}")
+        targets = targets_table(results)
         report = {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "elapsed_s": None,
-            "bar": BAR,
-            "meets_bar": all(r["meets_bar"] for r in results.values()),
+            "elapsed_s": round(time.time() - started, 1),
+            "quick": args.quick,
+            "scenarios": args.scenarios,
+            "machine": {
+                **machine,
+                "loadavg_1m_before": round(load_before, 2),
+                "loadavg_1m_after": round(os.getloadavg()[0], 2),
+            },
             "config": {
-                "profile": "production (PostgreSQL + Redis)",
+                "profile": "production (APP_ENV=production, PostgreSQL + Redis)",
                 "gunicorn": {
                     "worker_class": "gthread",
                     "workers": args.workers,
                     "threads": args.threads,
-                    "config": "gunicorn.conf.py",
                     "max_requests_override": args.max_requests,
                 },
                 "fullstack_app": args.fullstack_app,
                 "load_tool": "wrk" if wrk else "bench/loadgen.py",
                 "connections": args.connections,
                 "load_threads": args.wrk_threads,
-                "warmup_s": args.warmup,
-                "duration_s": args.duration,
                 "rounds": args.rounds,
-                "endpoints": {name: ENDPOINTS[name] for name in args.endpoints},
-                "rate_limit_default": env["RATE_LIMIT_DEFAULT"],
-                "log_level": env["LOG_LEVEL"],
-            },
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "loadavg_1m_before": round(load_before, 2),
-                "loadavg_1m_after": round(os.getloadavg()[0], 2),
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "fixed_rate_share": FIXED_RATE_SHARE,
+                "users": args.users,
+                "rate_limit_default": env.get("RATE_LIMIT_DEFAULT"),
             },
             "checks": checks,
             "worker_restarts": worker_restarts,
+            "targets": targets,
             "results": results,
         }
-        report["elapsed_s"] = round(time.time() - started, 1)
-        (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+        RESULTS_JSON.write_text(json.dumps(report, indent=2) + "\n")
+        markdown = render_markdown(report)
+        RESULTS_MD.write_text(markdown)
+        log("")
+        log(markdown)
         log(
-            f"wrote {RESULTS / 'latest.json'} ({report['elapsed_s']:.0f} s); "
-            f"server logs in {RESULTS}/fullstack.log and bare.log"
+            f"wrote {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)} ({report['elapsed_s']:.0f} s); "
+            f"raw output in {RESULTS.relative_to(ROOT)}/"
         )
         # Ctrl-C during cleanup would leave a database or servers behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return 1 if args.strict and not report["meets_bar"] else 0
+    missed = [row for row in targets if row["met"] is False]
+    return 1 if args.strict and missed else 0
 
 
 if __name__ == "__main__":

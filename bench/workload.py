@@ -3,23 +3,36 @@
 * fortunes (TechEmpower "Fortunes"): read every row of `fortune`, add one at request time,
   sort by message, render `templates/fortunes.html` through Jinja with autoescaping.
 * json (TechEmpower "JSON serialization"): `jsonify({"message": "Hello, World!"})`.
+* users (the bare counterpart of Hearth's `GET /api/v1/users`): the same three statements
+  Hearth's list needs (a count, one page of users in email order, the role names of those
+  users) on a plain SQLAlchemy session, answered as the same JSON document
+  (`{"items": [...], "meta": {...}}`, the same fields and formats).
 
 The `fortune` table lives on its own `MetaData`, never on Hearth's, so Alembic and the
-product schema never see it; `bench/run.py` creates and seeds it in the bench database.
+product schema never see it; `bench/run.py` creates and seeds it in the bench database. The
+users tables below are a read-only description of Hearth's own (created by its migrations),
+so the bare app can query them without importing Hearth.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, func, select
 from sqlalchemy.orm import Session
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORTUNES_PATH = "/bench/fortunes"
 # Under /api/ so the full stack applies its API-only middleware (CORS) as it would in production.
 JSON_PATH = "/api/bench/json"
+USERS_PER_PAGE = 50
+# Hearth's real endpoint (bearer token, users:read), and the bare app's counterpart.
+USERS_PATH = f"/api/v1/users?per_page={USERS_PER_PAGE}"
+BARE_USERS_PATH = f"/api/bench/users?per_page={USERS_PER_PAGE}"
 
 metadata = MetaData()
 fortune = Table(
@@ -75,3 +88,77 @@ def seed(engine) -> None:
     with engine.begin() as connection:
         connection.execute(fortune.delete())
         connection.execute(fortune.insert(), [{"id": i, "message": m} for i, m in FORTUNES])
+
+
+# The users list ------------------------------------------------------------------------------
+
+hearth_tables = MetaData()  # never created from here: Hearth's migrations own these tables
+users = Table(
+    "users",
+    hearth_tables,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320)),
+    Column("display_name", String(120)),
+    Column("is_active", Boolean),
+    Column("email_verified_at", DateTime(timezone=True)),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True)),
+)
+roles = Table("roles", hearth_tables, Column("id", Integer, primary_key=True), Column("name", String(64)))
+user_roles = Table("user_roles", hearth_tables, Column("user_id", Integer), Column("role_id", Integer))
+
+_VISIBLE = users.c.deleted_at.is_(None)  # the list's default filter: every user not deleted
+_COUNT_USERS = select(func.count()).select_from(users).where(_VISIBLE)
+_USER_PAGE = select(
+    users.c.id,
+    users.c.email,
+    users.c.display_name,
+    users.c.is_active,
+    users.c.deleted_at,
+    users.c.email_verified_at,
+    users.c.created_at,
+    users.c.last_login_at,
+).where(_VISIBLE)
+_ROLE_NAMES = select(user_roles.c.user_id, roles.c.name).join(roles, roles.c.id == user_roles.c.role_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    """A datetime as pydantic writes it (UTC as `Z`), so both apps answer the same text."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _status(row) -> str:
+    if row.deleted_at is not None:
+        return "deleted"
+    return "active" if row.is_active else "disabled"
+
+
+def user_page(session: Session, page: int = 1, per_page: int = USERS_PER_PAGE) -> dict:
+    """One page of the user list, as Hearth's `GET /api/v1/users` answers it."""
+    page, per_page = max(1, page), min(max(1, per_page), 100)
+    total = session.execute(_COUNT_USERS).scalar_one()
+    rows = session.execute(
+        _USER_PAGE.order_by(users.c.email, users.c.id).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    names: dict[int, list[str]] = defaultdict(list)
+    for user_id, name in session.execute(_ROLE_NAMES.where(user_roles.c.user_id.in_([row.id for row in rows]))):
+        names[user_id].append(name)
+    items = [
+        {
+            "id": row.id,
+            "email": row.email,
+            "display_name": row.display_name,
+            "roles": sorted(names[row.id]),
+            "status": _status(row),
+            "email_verified_at": _iso(row.email_verified_at),
+            "created_at": _iso(row.created_at),
+            "last_login_at": _iso(row.last_login_at),
+        }
+        for row in rows
+    ]
+    pages = max(1, math.ceil(total / per_page))
+    return {"items": items, "meta": {"page": page, "per_page": per_page, "total": total, "pages": pages}}

@@ -1,0 +1,295 @@
+"""bench/results.md: every figure of bench/results.json as Markdown tables."""
+
+from __future__ import annotations
+
+
+def _fmt(value, digits: int = 1, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{suffix}"
+    return f"{value:,}{suffix}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _load_row(name: str, s: dict, extra: list[str]) -> list[str]:
+    return [
+        name,
+        _fmt(s["rps"]),
+        f"{_fmt(s['rps_min'], 0)}–{_fmt(s['rps_max'], 0)}",
+        _fmt(s["p50_ms"], 2),
+        _fmt(s["p99_ms"], 2),
+        _fmt(s["cpu_us_per_request"], 0),
+        _fmt(s["errors"]),
+        *extra,
+    ]
+
+
+LOAD_HEADER = ["app", "req/s", "rounds req/s", "p50 ms", "p99 ms", "CPU µs/req", "errors"]
+
+
+def render_markdown(report: dict) -> str:
+    m = report["machine"]
+    c = report["config"]
+    r = report["results"]
+    out = [
+        "# `make bench`: latest results",
+        "",
+        f"Run {report['started_at']}, {report['elapsed_s']:.0f} s"
+        f"{' (--quick: smoke figures only)' if report['quick'] else ''}; "
+        f"scenarios: {', '.join(report['scenarios'])}.",
+        "",
+        f"Machine: {m['cpus']} × {m['cpu_model']}; Python {m['python']}; PostgreSQL {m['postgresql']}; "
+        f"Redis {m['redis']}; gunicorn {m['gunicorn']} gthread {c['gunicorn']['workers']} workers × "
+        f"{c['gunicorn']['threads']} threads; huey {m['huey']}; load: {c['load_tool']}"
+        f"{' ' + m['wrk'] if m.get('wrk') and c['load_tool'] == 'wrk' else ''}, {c['connections']} connections. "
+        f"Load average {m['loadavg_1m_before']} before, {m['loadavg_1m_after']} after "
+        "(shared machine: other jobs ran too).",
+        "",
+        "## Targets",
+        "",
+    ]
+    out += _table(
+        ["target", "bar", "measured", "met"],
+        [[t["target"], t["bar"], t["shown"], "yes" if t["met"] else "**no**"] for t in report["targets"]],
+    )
+    for key, title in (("page", "Fortunes page"), ("json", "Hello-world JSON")):
+        if key in r:
+            s = r[key]
+            out += [f"## {title}: full stack vs bare Flask (`{s['path']}`)", ""]
+            rounds = s["ratio_rps_rounds"]
+            spread = f" (rounds {min(rounds):.2f}–{max(rounds):.2f})" if len(rounds) > 1 else ""
+            out += _table(
+                [*LOAD_HEADER, "full/bare"],
+                [
+                    _load_row(
+                        "full stack", s["full"], [f"{s['ratio_rps']:.2f}× req/s{spread}; CPU {s['ratio_cpu']:.2f}×"]
+                    ),
+                    _load_row("bare Flask", s["bare"], [""]),
+                ],
+            )
+    if "list" in r or "cache" in r:
+        out += ["## Users list: `GET /api/v1/users?per_page=50` (JWT) vs bare Flask, and the L2 cache", ""]
+        lst, cache = r.get("list", {}), r.get("cache", {})
+        rows = []
+        serial = {**({"bare": lst["serial"]["bare"]} if lst else {}), **(cache.get("serial") or {})}
+        if lst:
+            serial.setdefault("hit", lst["serial"]["full"])
+            rows.append(
+                _load_row("bare Flask (same SQL, same JSON)", lst["bare"], [_fmt(serial["bare"]["p50_ms"], 2), "1.00×"])
+            )
+        hit = lst.get("full") or cache.get("hit")
+        bare_rps = lst["bare"]["rps"] if lst else None
+        for key, name, summary in (
+            ("hit", "full stack, cache hit (default)", hit),
+            ("miss", "full stack, CACHE_FORCE_MISS=true", cache.get("miss")),
+            ("disabled", "full stack, CACHE_ENABLED=false", cache.get("disabled")),
+        ):
+            if summary:
+                ratio = f"{summary['rps'] / bare_rps:.2f}×" if bare_rps else "–"
+                rows.append(_load_row(name, summary, [_fmt(serial.get(key, {}).get("p50_ms"), 2), ratio]))
+        out += _table([*LOAD_HEADER, "1-conn p50 ms", "req/s vs bare"], rows)
+        if cache:
+            out += [
+                f"Cache: a hit is **{cache['speedup_latency']:.2f}×** faster than a miss in one-connection latency "
+                f"(p50), **{cache['speedup_cpu']:.2f}×** in server CPU per request, {cache['speedup_rps']:.2f}× in "
+                f"req/s; disabled costs {cache['disabled_vs_miss_cpu']:.2f}× the CPU of a miss.",
+                "",
+            ]
+        if lst:
+            out += [
+                "Fixed rate (open loop at a share of each app's own peak, bench/loadgen.py; latency runs from when "
+                "each request was due, so a stall shows up in the tail):",
+                "",
+            ]
+            frows = []
+            for name, runs in lst["fixed_rate"].items():
+                for f in runs:
+                    frows.append(
+                        [
+                            "full stack (hit)" if name == "full" else "bare Flask",
+                            f"{f['share']:.0%}",
+                            _fmt(f["target_rps"], 0),
+                            _fmt(f["achieved_rps"], 0),
+                            _fmt(f["p50_ms"], 2),
+                            _fmt(f["p90_ms"], 2),
+                            _fmt(f["p99_ms"], 2),
+                            _fmt(f["max_ms"], 1),
+                            _fmt(f["cpu_us_per_request"], 0),
+                            _fmt(f["errors"]),
+                            _fmt(f["loadgen_cpu_s"], 1),
+                        ]
+                    )
+            out += _table(
+                [
+                    "app",
+                    "share of peak",
+                    "target req/s",
+                    "achieved",
+                    "p50 ms",
+                    "p90 ms",
+                    "p99 ms",
+                    "max ms",
+                    "CPU µs/req",
+                    "errors",
+                    "loadgen CPU s",
+                ],
+                frows,
+            )
+    if "profile" in r:
+        p = r["profile"]
+        out += ["## Profile of the list (py-spy --gil: Python running in the master and every worker)", ""]
+        if isinstance(p.get("py_spy"), str):
+            out += [f"py-spy: {p['py_spy']}", ""]
+        for key in ("hit", "miss"):
+            prof = p.get(key)
+            if not prof:
+                continue
+            if "error" in prof:
+                out += [f"{key}: py-spy failed: `{prof['error'][-200:]}`", ""]
+                continue
+            out += [f"### Cache {key}: {prof['samples']} samples (`{prof['raw']}`)", ""]
+            out += ["Hearth functions, inclusive (share of samples passing through them):", ""]
+            out += _table(
+                ["function (file)", "share"],
+                [[f"`{x['name']}`", f"{x['share']:.1%}"] for x in prof["hearth_inclusive"][:12]],
+            )
+            out += ["Self time by package:", ""]
+            out += _table(["package", "share"], [[x["name"], f"{x['share']:.1%}"] for x in prof["by_package"][:12]])
+            out += ["Self time by function:", ""]
+            out += _table(
+                ["function (file)", "share"], [[f"`{x['name']}`", f"{x['share']:.1%}"] for x in prof["top_self"][:12]]
+            )
+        trips = p.get("round_trips")
+        if trips:
+            out += ["Round trips per list request (in-process, counted over 20 requests):", ""]
+            out += _table(
+                ["mode", "SQL statements", "Redis commands", "Redis detail"],
+                [
+                    [
+                        mode,
+                        _fmt(t["sql_per_request"]),
+                        _fmt(t["redis_per_request"]),
+                        ", ".join(f"{k} {v:g}" for k, v in t["redis"].items()),
+                    ]
+                    for mode, t in trips.items()
+                ],
+            )
+            sql = trips.get("hit", {}).get("sql", {})
+            if sql:
+                out += ["SQL per request on a cache hit:", ""]
+                out += _table(
+                    ["statement (start)", "per request"], [[f"`{text}`", f"{n:g}"] for text, n in sql.items()]
+                )
+    if "login" in r:
+        lg = r["login"]
+        a = lg["argon2"]
+        p = a["parameters"]
+        out += [
+            "## Login: `POST /api/v1/auth/token` against the argon2 ceiling",
+            "",
+            f"One argon2id verify (t={p['time_cost']}, m={p['memory_kib'] // 1024} MiB, p={p['parallelism']}), "
+            f"in-process, called from one thread, median of {a['samples']}: {a['verify_wall_ms']} ms wall, "
+            f"{a['verify_cpu_ms']} ms CPU "
+            f"(its {p['parallelism']} lanes run on {p['parallelism']} threads). "
+            f"Ceiling = {a['cores']} cores ÷ CPU per verify = **{a['ceiling_per_s']}/s** "
+            f"({a['cores']} cores ÷ wall time: {a['ceiling_wall_per_s']}/s; that formula counts cores twice whenever "
+            "the lane threads find free cores and the wall time drops below the CPU time).",
+            "",
+        ]
+        rows = []
+        for name, s in (("storm alone", lg["storm"]), ("storm + list (CPU includes the list)", lg["storm_with_list"])):
+            rows.append(
+                [
+                    name,
+                    _fmt(s["logins_per_s"], 2),
+                    f"{s['logins_per_s'] / a['ceiling_per_s']:.2f}×",
+                    _fmt(s["p50_ms"], 0),
+                    _fmt(s["p99_ms"], 0),
+                    _fmt(s["server_cpu_ms_per_login"], 0),
+                    f"{a['verify_cpu_ms'] / s['server_cpu_ms_per_login']:.0%}" if s["server_cpu_ms_per_login"] else "–",
+                    ", ".join(f"{k}: {v}" for k, v in s["statuses"].items()),
+                ]
+            )
+        out += _table(
+            [
+                f"run ({lg['storm_connections']} connections)",
+                "logins/s",
+                "vs ceiling",
+                "p50 ms",
+                "p99 ms",
+                "server CPU ms/login",
+                "argon2 share of it",
+                "statuses",
+            ],
+            rows,
+        )
+        out += [
+            "`vs ceiling` depends on how much of the 2 cores the server got (the machine is shared); "
+            "`argon2 share` (one verify's CPU ÷ the server's CPU per login) does not: it is the ratio the "
+            "server would reach with both cores to itself.",
+            "",
+        ]
+        out += [f"The users list at a fixed {lg['list_rate']:.0f} req/s on the same server:", ""]
+        out += _table(
+            ["", "achieved req/s", "p50 ms", "p99 ms", "max ms", "errors"],
+            [
+                [
+                    name,
+                    _fmt(f["achieved_rps"], 0),
+                    _fmt(f["p50_ms"], 2),
+                    _fmt(f["p99_ms"], 2),
+                    _fmt(f["max_ms"], 1),
+                    _fmt(f["errors"]),
+                ]
+                for name, f in (("alone", lg["list_alone"]), ("during the login storm", lg["list_during_storm"]))
+            ],
+        )
+        out += [
+            f"During the storm alone the `users` cache namespace was bumped {lg['users_namespace_bumps']} times "
+            "(each successful login writes `last_login_at`, which invalidates every cached user-list page).",
+            "",
+        ]
+    if "queue" in r:
+        q = r["queue"]
+        out += [f"## Queue: huey on Redis vs raw LPUSH/BRPOP ({q['workers']} consumer threads, no-op job)", ""]
+        rows = []
+        for key, name in (
+            ("huey", "huey, blocking BRPOP"),
+            ("raw", "raw LPUSH/BRPOP"),
+            ("huey_hearth", "huey, Hearth's `flask worker` polling"),
+        ):
+            if key in q:
+                s = q[key]
+                rows.append(
+                    [
+                        name,
+                        _fmt(s["enqueue"]["us_per_enqueue"], 0),
+                        _fmt(s["latency"]["p50_ms"], 2),
+                        _fmt(s["latency"]["p99_ms"], 2),
+                        _fmt(s["latency"]["max_ms"], 1),
+                        _fmt(s["throughput"]["jobs_per_s"], 0),
+                        _fmt(s["drain"]["jobs_per_s"], 0),
+                    ]
+                )
+        first = q.get("huey") or q.get("raw")
+        out += _table(
+            [
+                "backend",
+                f"enqueue µs ({first['enqueue']['count']:,} calls)",
+                f"p50 ms ({first['latency']['count']:,} jobs at {first['latency']['rate']:.0f}/s)",
+                "p99 ms",
+                "max ms",
+                f"jobs/s ({first['throughput']['count']:,}, 1 producer)",
+                "drain jobs/s (consumer alone)",
+            ],
+            rows,
+        )
+    if report.get("worker_restarts") and any(report["worker_restarts"].values()):
+        out += [f"Worker restarts during the load (gunicorn max_requests): {report['worker_restarts']}", ""]
+    return "\n".join(out)

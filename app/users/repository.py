@@ -10,7 +10,12 @@ class UserRepository(Repository[User]):
     model = User
 
     def find_by_email(self, email: str) -> User | None:
-        return self.find_one_by(email=normalise_email(email))
+        """One query: the roles load only if the caller reads them (sign-in does not)."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import lazyload
+
+        statement = select(User).where(User.email == normalise_email(email)).options(lazyload(User.roles)).limit(1)
+        return self.session.scalars(statement).first()
 
 
 def normalise_email(email: str) -> str:
@@ -30,10 +35,12 @@ def user_list_statement(
     """Users matching the filters, in `sort` order (`-field` for descending). Roles come with
     one extra query per page (selectin), never one per user."""
     from sqlalchemy import or_, select
+    from sqlalchemy.orm import lazyload, selectinload
 
     from app.rbac.models import Role, user_roles
 
-    statement = select(User)
+    # Roles come with the page (one query); their permissions only if something reads them.
+    statement = select(User).options(selectinload(User.roles).options(lazyload(Role.permissions)))
     if q:
         pattern = f"%{q.lower()}%"
         statement = statement.where(or_(User.email.like(pattern), User.display_name.ilike(pattern)))

@@ -65,6 +65,8 @@ def _hashed_user_id() -> str | None:
     """The acting user's hashed id, without forcing a session or token load just to log it."""
     user = g.get("_login_user") or g.get("api_user")
     user_id = getattr(user, "id", None) if user is not None and getattr(user, "is_authenticated", False) else None
+    if user_id is None:
+        user_id = g.get("api_user_id")
     return hash_identifier(user_id, current_app.config["SECRET_KEY"]) if user_id is not None else None
 
 

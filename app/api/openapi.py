@@ -122,9 +122,9 @@ def api_operation(
         @wraps(view)
         def endpoint(**path_args: Any) -> Response:
             if operation.auth:
-                from app.auth.guards import require_actor
+                from app.auth.guards import check_access
 
-                require_actor(operation.permission)
+                check_access(operation.permission)
             if operation.method in CONDITIONAL_WRITES and "If-Match" in request.headers:
                 _check_if_match()
             if query is not None:

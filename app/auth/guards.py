@@ -17,6 +17,7 @@ from flask_login import current_user
 from app.auth.tokens import InvalidAccessToken, decode_access_token
 from app.errors import PermissionDenied, Unauthorized
 from app.rbac.service import permissions_of
+from app.users.cache import token_accepted
 from app.users.models import User
 from app.users.service import load_principal
 
@@ -25,22 +26,38 @@ def _is_api_request() -> bool:
     return request.path.startswith("/api/")
 
 
-def bearer_user() -> User | None:
-    """The user of a valid bearer token on this request (cached in `g`), else None."""
-    if "api_user" in g:
-        return g.api_user
-    g.api_user = None
+def bearer_user_id() -> int | None:
+    """The user id of a valid bearer token on this request (cached in `g`), else None.
+
+    Checks the token against the user's cached (active, session epoch), so a request that
+    only needs a permission check loads no user row; disabling a user or bumping their epoch
+    invalidates that cache (app.users.cache), so revoked tokens fail at once."""
+    if "api_user_id" in g:
+        return g.api_user_id
+    g.api_user_id = None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     try:
         claims = decode_access_token(token.strip())
-        user = load_principal(int(claims["sub"]))
+        user_id = int(claims["sub"])
     except (InvalidAccessToken, ValueError):
         raise Unauthorized("The access token is invalid or expired.") from None
     # Disabled users and revoked epochs fail at once, even with an unexpired token.
-    if user is None or not user.is_active or claims.get("epoch") != user.session_epoch:
+    if not token_accepted(user_id, claims.get("epoch")):
+        raise Unauthorized("The access token has been revoked.")
+    g.api_user_id = user_id
+    return user_id
+
+
+def bearer_user() -> User | None:
+    """The user of a valid bearer token on this request (loaded once, cached in `g`), else None."""
+    if "api_user" in g:
+        return g.api_user
+    user_id = bearer_user_id()
+    user = load_principal(user_id) if user_id is not None else None
+    if user_id is not None and (user is None or not user.is_active):
         raise Unauthorized("The access token has been revoked.")
     g.api_user = user
     return user
@@ -53,25 +70,36 @@ def current_actor() -> User | None:
 
 
 def actor_permissions(actor: User) -> frozenset[str]:
+    return _permissions_for(actor.id)
+
+
+def _permissions_for(user_id: int) -> frozenset[str]:
     if "actor_permissions" not in g:
-        g.actor_permissions = permissions_of(actor.id)
+        g.actor_permissions = permissions_of(user_id)
     return g.actor_permissions
 
 
 def require_actor(permission: str | None = None) -> User:
     """The acting user, holding `permission` if given; else 401/403 (or a sign-in redirect)."""
-    return _require(permission)
+    check_access(permission)
+    return current_actor()
 
 
-def _require(permission: str | None) -> User:
-    actor = current_actor()
-    if actor is None:
-        if _is_api_request():
+def check_access(permission: str | None = None) -> int:
+    """401/403 (or a sign-in redirect) unless someone is signed in holding `permission`;
+    returns their id. On the API it loads no user row: the token and the cached permission
+    set are enough (views that need the user call `current_actor()`)."""
+    if _is_api_request():
+        user_id = bearer_user_id()
+        if user_id is None:
             raise Unauthorized("Authentication required: send Authorization: Bearer <access token>.")
-        abort(redirect(url_for("auth.login", next=request.full_path.rstrip("?"))))
-    if permission is not None and permission not in actor_permissions(actor):
+    else:
+        if not current_user.is_authenticated:
+            abort(redirect(url_for("auth.login", next=request.full_path.rstrip("?"))))
+        user_id = current_user.id
+    if permission is not None and permission not in _permissions_for(user_id):
         raise PermissionDenied(f"This needs the {permission!r} permission.")
-    return actor
+    return user_id
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -84,7 +112,7 @@ def permission_required(permission: str | None) -> Callable[[Callable[..., Any]]
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            _require(permission)
+            check_access(permission)
             return view(*args, **kwargs)
 
         guarded.__hearth_permission__ = permission or "authenticated"
@@ -98,7 +126,7 @@ def verified_email_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        actor = _require(None)
+        actor = require_actor()
         if actor.email_verified_at is None:
             raise PermissionDenied("Confirm your email address first: follow the link we emailed you.")
         return view(*args, **kwargs)

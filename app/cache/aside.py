@@ -132,8 +132,13 @@ def _from_l2(current: CacheState, full_key: str, compute: Callable[[], T], timeo
         if now < fresh_until or not cache.add(f"lock:{full_key}", 1, timeout=LOCK_SECONDS):
             return value  # fresh, or stale while another request refreshes it
         return _compute_and_store(current, full_key, compute, timeout, release=True)
-    if current.force_miss or cache.add(f"lock:{full_key}", 1, timeout=LOCK_SECONDS):
-        return _compute_and_store(current, full_key, compute, timeout, release=not current.force_miss)
+    if current.force_miss:
+        return _compute_and_store(current, full_key, compute, timeout, release=False)
+    locked = cache.add(f"lock:{full_key}", 1, timeout=LOCK_SECONDS)
+    if locked is None:  # the store is unavailable: nobody to wait for
+        return _compute_and_store(current, full_key, compute, timeout, release=False)
+    if locked:
+        return _compute_and_store(current, full_key, compute, timeout, release=True)
     deadline = now + MISS_WAIT
     while time.time() < deadline:  # someone else is computing it: wait briefly for their result
         time.sleep(MISS_POLL)

@@ -97,7 +97,7 @@ class ResilientRedisCache(RedisCache):
     get_dict = _guarded("get_dict", lambda *keys: dict.fromkeys(keys))
     has = _guarded("has", False)
     set = _guarded("set", False)
-    add = _guarded("add", False)
+    add = _guarded("add", None)  # None, not False: "nobody holds it" is unknown, so don't wait
     set_many = _guarded("set_many", lambda *args: [])
     delete = _guarded("delete", False)
     delete_many = _guarded("delete_many", lambda *keys: [])

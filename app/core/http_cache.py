@@ -76,6 +76,8 @@ def is_public_page() -> bool:
 
 def _signed_in() -> bool:
     """Whoever this request acts for, without loading a user that no code asked for."""
+    if g.get("api_user_id") is not None:
+        return True
     user = g.get("_login_user") or g.get("api_user")
     return user is not None and user.is_authenticated
 

@@ -60,12 +60,11 @@ def requesting_user_id() -> int | None:
     """The signed-in user of the current request (session or bearer token), if any."""
     if not has_request_context():
         return None
-    user = g.get("api_user")
-    if user is None and not request.path.startswith("/api/"):
-        from flask_login import current_user
+    if request.path.startswith("/api/"):
+        return g.get("api_user_id")
+    from flask_login import current_user
 
-        user = current_user if current_user.is_authenticated else None
-    return user.id if user is not None else None
+    return current_user.id if current_user.is_authenticated else None
 
 
 def enqueue(

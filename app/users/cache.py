@@ -36,6 +36,33 @@ def user_profile(user_id: int, serialize: Callable[[User], Any], load: Callable[
 
 def forget_user(user_id: int) -> None:
     invalidate(CacheKey("user", str(user_id)))
+    invalidate(CacheKey(SIGN_IN_STATE, str(user_id)))
+
+
+SIGN_IN_STATE = "sign-in-state"
+
+
+def token_accepted(user_id: int, epoch: object) -> bool:
+    """Whether an access token for `user_id` minted at session `epoch` is still good: the
+    account exists, is active and not deleted, and the epoch is current. (active, epoch) is
+    cached in L1 and L2 and dropped by `forget_user` on any change to the user."""
+    state = cached(
+        CacheKey(SIGN_IN_STATE, str(user_id)), lambda: _token_state(user_id), timeout=PROFILE_TTL, local=True
+    )
+    return state is not None and state[0] and state[1] == epoch
+
+
+def _token_state(user_id: int) -> tuple[bool, int] | None:
+    from sqlalchemy import select
+
+    from app.extensions import db
+
+    row = db.session.execute(
+        select(User.is_active_account, User.deleted_at, User.session_epoch).where(User.id == user_id)
+    ).first()
+    if row is None:
+        return None
+    return (bool(row.is_active_account) and row.deleted_at is None, row.session_epoch)
 
 
 def user_page(filters: dict[str, Any], page: int, per_page: int, serialize: Callable[[User], Any]) -> Page:

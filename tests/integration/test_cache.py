@@ -413,3 +413,28 @@ def test_job_rows_are_counted_again_after_a_retry(app, people):
         jobs_admin.retry(db.session.get(User, people["admin"].id), db.session.get(Job, "j-1"))
         after = {queue.name: queue for queue in jobs_admin.overview()}["emails"].counts
         assert after["failed"] == 0 and after["succeeded"] == 1
+
+
+def test_a_cached_api_list_runs_no_sql_and_a_disabled_token_still_fails_at_once(app, client, people):
+    from sqlalchemy import event
+
+    headers = _bearer(client, "admin@example.com")
+    user_headers = _bearer(client, "user@example.com")
+    assert client.get("/api/v1/users", headers=headers).status_code == 200
+    assert client.get("/api/v1/users", headers=user_headers).status_code == 403
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get("/api/v1/users", headers=headers).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [s for s in statements if not s.strip().upper().startswith(("ROLLBACK", "BEGIN"))] == []
+    # The token check is cached too, yet disabling the user ends their token on the next request.
+    client.patch(f"/api/v1/users/{people['user'].id}", json={"is_active": False}, headers=headers)
+    assert client.get("/api/v1/users", headers=user_headers).status_code == 401

@@ -6,6 +6,7 @@ from flask import Response, render_template, request, url_for
 
 from app.admin import admin_bp
 from app.admin.views import actor, ask_confirmation, confirmed, render_list, run_action
+from app.audit.queries import emails_of
 from app.auth.guards import permission_required
 from app.core.repository import Repository
 from app.errors import NotFound
@@ -35,8 +36,8 @@ def uploads() -> str:
         "status": args.get("status") if args.get("status") in UploadStatus.__members__ else None,
         "owner": (args.get("owner") or "").strip()[:100] or None,
     }
-    page = Repository().paginate(service.admin_list_statement(**filters), args.get("page", 1, type=int), PAGE_SIZE)
-    owners = {u.id: u.email for u in db.session.query(User).filter(User.id.in_({u.user_id for u in page.items}))}
+    page = Repository().paginate(service.upload_list_statement(**filters), args.get("page", 1, type=int), PAGE_SIZE)
+    owners = emails_of({upload.user_id for upload in page.items})
     return render_list(
         "admin/uploads/index.html",
         "admin/uploads/_list.html",

@@ -88,8 +88,7 @@ def _local_usable(current: CacheState) -> bool:
     return current.bus.ready.is_set()
 
 
-def _version(current: CacheState, namespace: str) -> int:
-    use_local = _local_usable(current)
+def _version(current: CacheState, namespace: str, use_local: bool) -> int:
     if use_local:
         known = current.local.get("__versions__", namespace)
         if known is not MISSING:
@@ -100,8 +99,10 @@ def _version(current: CacheState, namespace: str) -> int:
     return version
 
 
-def store_key(current: CacheState, key: CacheKey) -> str:
-    return f"{key.namespace}:v{_version(current, key.namespace)}:{key.key}"
+def store_key(current: CacheState, key: CacheKey, use_local: bool | None = None) -> str:
+    if use_local is None:
+        use_local = _local_usable(current)
+    return f"{key.namespace}:v{_version(current, key.namespace, use_local)}:{key.key}"
 
 
 def cached(key: CacheKey, compute: Callable[[], T], *, timeout: int, local: bool = False) -> T:
@@ -110,13 +111,14 @@ def cached(key: CacheKey, compute: Callable[[], T], *, timeout: int, local: bool
     if not current.enabled:
         current.computed += 1
         return compute()
-    use_local = local and _local_usable(current)
+    local_usable = _local_usable(current)
+    use_local = local and local_usable
     if use_local and not current.force_miss:
         value = current.local.get(key.namespace, key.key)
         if value is not MISSING:
             current.l1_hits += 1
             return value
-    full_key = store_key(current, key)
+    full_key = store_key(current, key, local_usable)
     value = _from_l2(current, full_key, compute, timeout)
     if use_local:
         current.local.set(key.namespace, key.key, value)

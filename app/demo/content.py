@@ -2,7 +2,7 @@
 
 Every file is small and made here (images with Pillow, PDFs with pypdf), so seeding needs no
 fixtures on disk. Files that processing reads (images, PDFs) are real; a corrupt variant makes
-processing fail for real. Videos are placeholders: the right magic bytes, nothing playable.
+processing fail for real. Videos carry only the right magic bytes (processing never decodes them).
 """
 
 from __future__ import annotations

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, delete, func, or_, select, update
+from sqlalchemy import Select, String, and_, cast, delete, func, or_, select
 
 from app.audit.service import record
 from app.core.database import utcnow
@@ -21,7 +20,7 @@ from app.core.repository import Page
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.jobs import service
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import Job, JobStatus, PeriodicRun
 from app.jobs.periodic import PERIODIC, PeriodicTask, get_periodic, last_runs
 from app.jobs.queues import QUEUES
 from app.jobs.repository import JobRepository
@@ -147,17 +146,9 @@ def retry(actor: User, job: Job) -> Job:
     if job.status not in RETRYABLE:
         raise Conflict(f"Only failed or revoked jobs can be retried; this one is {STATUS_LABELS[job.status]}.")
     before = job.status
-    now = utcnow()
-    changed = db.session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == before)
-        .values(**_requeued_values(now))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:
+    if not _requeue(job.id, job.task, before, utcnow()):
         db.session.rollback()
         raise Conflict("The job changed meanwhile; reload and try again.")
-    service.send_after_commit(job.id, job.task)
     record(
         "job_retried", actor_id=actor.id, target=f"job:{job.id}", before={"status": before}, after={"status": "queued"}
     )
@@ -167,19 +158,25 @@ def retry(actor: User, job: Job) -> Job:
     return job
 
 
-def _requeued_values(now) -> dict[str, Any]:
-    return {
-        "status": JobStatus.queued,
-        "attempts": 0,
-        "error": None,
-        "traceback": None,
-        "progress": None,
-        "progress_message": None,
-        "next_attempt_at": None,
-        "finished_at": None,
-        "enqueued_at": now,
-        "updated_at": now,
-    }
+def _requeue(job_id: str, task: str, from_status: str, now) -> bool:
+    """Back to `queued` from attempt 1, handed to huey after the commit; False if it changed."""
+    requeued = jobs.transition(
+        job_id,
+        from_status,
+        status=JobStatus.queued,
+        attempts=0,
+        error=None,
+        traceback=None,
+        progress=None,
+        progress_message=None,
+        next_attempt_at=None,
+        finished_at=None,
+        enqueued_at=now,
+        updated_at=now,
+    )
+    if requeued:
+        service.send_after_commit(job_id, task)
+    return requeued
 
 
 def revoke(actor: User, job: Job) -> Job:
@@ -189,13 +186,9 @@ def revoke(actor: User, job: Job) -> Job:
         raise Conflict(f"Only pending or scheduled jobs can be revoked; this one is {STATUS_LABELS[job.status]}.")
     before = job.status
     now = utcnow()
-    changed = db.session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == before)
-        .values(status=JobStatus.revoked, finished_at=now, next_attempt_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:
+    if not jobs.transition(
+        job.id, before, status=JobStatus.revoked, finished_at=now, next_attempt_at=None, updated_at=now
+    ):
         db.session.rollback()
         raise Conflict("The job started or changed meanwhile; reload and try again.")
     record(
@@ -214,17 +207,7 @@ def retry_all_failed(actor: User, filters: JobFilter) -> int:
         list_statement(failed).with_only_columns(Job.id, Job.task).limit(BULK_RETRY_LIMIT)
     ).all()
     now = utcnow()
-    retried = 0
-    for job_id, task in candidates:
-        changed = db.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.failed)
-            .values(**_requeued_values(now))
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if changed:
-            service.send_after_commit(job_id, task)
-            retried += 1
+    retried = sum(_requeue(job_id, task, JobStatus.failed, now) for job_id, task in candidates)
     record(
         "jobs_retried",
         actor_id=actor.id,
@@ -264,34 +247,10 @@ def purge_succeeded(actor: User, older_than_days: int, queue: str | None = None)
 # Periodic tasks ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PeriodicStatus:
-    task: PeriodicTask
-    runs: int
-    last_started_at: Any
-    last_finished_at: Any
-    last_status: str | None
-    last_error: str | None
-    last_duration_ms: float | None
-
-
-def periodic_tasks() -> list[PeriodicStatus]:
+def periodic_tasks() -> list[tuple[PeriodicTask, PeriodicRun]]:
+    """Every periodic task with its last run (a blank record for one that never ran)."""
     runs = last_runs()
-    statuses = []
-    for name, task in sorted(PERIODIC.items()):
-        run = runs.get(name)
-        statuses.append(
-            PeriodicStatus(
-                task,
-                run.runs if run else 0,
-                run.last_started_at if run else None,
-                run.last_finished_at if run else None,
-                run.last_status if run else None,
-                run.last_error if run else None,
-                run.last_duration_ms if run else None,
-            )
-        )
-    return statuses
+    return [(task, runs.get(name) or PeriodicRun(name=name, runs=0)) for name, task in sorted(PERIODIC.items())]
 
 
 def run_periodic_now(actor: User, name: str) -> Job:

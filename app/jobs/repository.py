@@ -68,6 +68,16 @@ class JobRepository(Repository[Job]):
         )
         return result.rowcount == 1
 
+    def transition(self, job_id: str, from_status: str, **values) -> bool:
+        """Move a job out of `from_status` (compare-and-set); False if it changed meanwhile."""
+        result = self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == from_status)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
     def stranded(self, now: datetime, grace: timedelta, limit: int = 500) -> Sequence[Job]:
         """Jobs huey has evidently lost: queued too long, lease expired, or retry long overdue."""
         statement = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.cache import CacheKey, bump, cached, invalidate
@@ -115,6 +115,4 @@ def _forget_changed_grants(session: Session, flush_context, instances) -> None:
 
 
 def _changed(obj, attribute: str) -> bool:
-    from sqlalchemy import inspect
-
     return inspect(obj).attrs[attribute].history.has_changes()

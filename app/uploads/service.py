@@ -258,22 +258,19 @@ def load_upload(upload_id: str, permission: str) -> Upload:
 def list_uploads(user_id: int | None, kind: str | None, status: str | None, page: int, per_page: int) -> Page:
     from app.core.repository import Repository
 
-    statement = select(Upload)
-    if user_id is not None:
-        statement = statement.where(Upload.user_id == user_id)
-    if kind:
-        statement = statement.where(Upload.kind == kind)
-    if status:
-        statement = statement.where(Upload.status == status)
-    statement = statement.order_by(Upload.created_at.desc(), Upload.id)
-    return Repository().paginate(statement, page, per_page)
+    return Repository().paginate(upload_list_statement(kind, status, user_id=user_id), page, per_page)
 
 
-def admin_list_statement(kind: str | None, status: str | None, owner: str | None):
-    """Everyone's uploads for the admin: `owner` matches the owner's email (or part of it)."""
+def upload_list_statement(
+    kind: str | None, status: str | None, *, user_id: int | None = None, owner: str | None = None
+):
+    """Uploads newest first, by kind and status; `user_id` keeps one owner's, `owner` matches
+    the owner's email (or part of it) for the admin."""
     from app.users.models import User
 
     statement = select(Upload)
+    if user_id is not None:
+        statement = statement.where(Upload.user_id == user_id)
     if kind:
         statement = statement.where(Upload.kind == kind)
     if status:

@@ -108,10 +108,12 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": secure_cookies,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # "Keep me signed in" is app.auth.sessions' own cookie (a random token checked against
+        # `remember_tokens`), with these attributes; Flask-Login only ever deletes it by name.
         "REMEMBER_COOKIE_SECURE": secure_cookies,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
-        # flask-login's default is a year; two weeks, and the epoch in the id revokes it early.
+        # The remember-me record's absolute lifetime, counted from the password sign-in.
         "REMEMBER_COOKIE_DURATION": timedelta(days=14),
         # __Host- cookies are Secure, host-only and Path=/: no subdomain can plant or read them.
         "SESSION_COOKIE_NAME": "__Host-session" if secure_cookies else "session",
@@ -233,6 +235,10 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-Match", "If-None-Match"],
         max_age=600,
     )
+    # 0. Only our own host names (PUBLIC_URL / TRUSTED_HOSTS), before anything reads the host.
+    from app.core.hosts import register_trusted_hosts
+
+    register_trusted_hosts(app, settings)
     # 3. Request id, and 5. the body limit: MAX_CONTENT_LENGTH (413) before any body is read
     # (one hook: compression, step 4, only acts on the response).
     pipeline.register_request_id(app)
@@ -243,6 +249,11 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     # 7. Request logging and metrics.
     init_metrics(app)
     pipeline.register_request_logging(app)
+    # Edge validation (before CSRF and every view): NUL bytes, JSON depth and out-of-range ids
+    # (also binds the bounded <int:> converter, so it must precede register_blueprints).
+    from app.core.input import init_input_validation
+
+    init_input_validation(app)
 
     db.init_app(app)
     with app.app_context():
@@ -265,9 +276,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     init_caching(app)
 
     from app.auth.sessions import init_session_tracking
-    from app.users.service import load_user
 
-    login_manager.user_loader(load_user)
+    # The user loader, the session-record check and the remember-me cookie.
     init_session_tracking(app)
 
 

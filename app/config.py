@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    # Where people reach Hearth (scheme, host, optional port and path prefix). Every link in
+    # emails, webhooks and exports is built from it, never from the request's Host header.
+    public_url: str | None = None
+    # Host names requests may carry (a leading dot allows subdomains); default: PUBLIC_URL's
+    # host, plus localhost in development/test. Others get 400 before any view runs.
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: int = Field(default=0, ge=0, le=5)
     max_content_length: int = Field(default=2 * 1024 * 1024, ge=1024)
     rate_limit_default: str = "300 per minute"
@@ -113,6 +119,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["video/mp4", "video/webm", "video/quicktime"]
     )
     upload_quota_mb: float = Field(default=1024, gt=0, description="Per-user storage quota")
+    # Images declaring more pixels are rejected from their header, before any decoding
+    # (decompression bombs); 40 MP decodes in about 500 MB.
+    upload_image_max_pixels: int = Field(default=40_000_000, ge=1_000_000)
+    # Address-space limit of the child process that decodes one upload (app/uploads/sandbox.py).
+    upload_processing_memory_mb: int = Field(default=1024, ge=256)
     smtp_url: str | None = None
     mail_from: str = "Hearth <no-reply@localhost>"
     sentry_dsn: str | None = None
@@ -134,7 +145,10 @@ class Settings(BaseSettings):
     jwt_audience: str = "hearth-api"
     access_token_minutes: int = Field(default=15, ge=1, le=60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
+    # Wrong passwords from one client lock that client out of that account; only this many
+    # failures across all clients (a distributed attack) lock the account itself.
     login_lockout_threshold: int = Field(default=5, ge=1, le=100)
+    login_account_lockout_threshold: int = Field(default=20, ge=2, le=10000)
     session_idle_minutes: int = Field(default=120, ge=5, le=60 * 24 * 7)
     session_absolute_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
 
@@ -155,6 +169,29 @@ class Settings(BaseSettings):
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
         return origins
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            if not _is_relaxed(info):
+                raise ValueError("required outside development/test (https://hearth.example.com)")
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not a URL like https://hearth.example.com")
+        if parts.scheme != "https" and not _is_relaxed(info):
+            raise ValueError("must be an https:// URL outside development/test")
+        return value.rstrip("/")
+
+    @field_validator("trusted_hosts", mode="before")
+    @classmethod
+    def _hosts_from_csv(cls, value: Any) -> Any:
+        hosts = _split_csv(value)
+        for host in hosts or []:
+            if "/" in host or "@" in host or any(char.isspace() for char in host):
+                raise ValueError(f"{host!r} is not a host name like hearth.example.com or .example.com")
+        return [host.lower() for host in hosts] if isinstance(hosts, list) else hosts
 
     @field_validator("database_url")
     @classmethod
@@ -259,6 +296,21 @@ class Settings(BaseSettings):
     @property
     def is_production_like(self) -> bool:
         return self.app_env in (AppEnv.staging, AppEnv.production)
+
+    @property
+    def public_base_url(self) -> str:
+        """PUBLIC_URL, or the local development server when it is unset (development/test)."""
+        return self.public_url or f"http://localhost:{self.port}"
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """TRUSTED_HOSTS, or PUBLIC_URL's host (plus loopback names in development/test)."""
+        if self.trusted_hosts:
+            return list(self.trusted_hosts)
+        hosts = [urlsplit(self.public_base_url).hostname or "localhost"]
+        if not self.is_production_like:
+            hosts += ["localhost", "127.0.0.1", "[::1]"]
+        return list(dict.fromkeys(hosts))
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -14,7 +14,7 @@ from flask import Flask, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.ratelimit import breached_limit_headers
-from app.logging import get_logger
+from app.logging import get_logger, redacted_path, request_route
 
 log = get_logger("hearth.errors")
 
@@ -128,7 +128,7 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 def handle_unexpected(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
-    log.error("unhandled_exception", exc_info=original, path=request.path)
+    log.error("unhandled_exception", exc_info=original, route=request_route(), path=redacted_path())
     detail = "Something went wrong on our side. The error has been logged."
     if current_app.debug:
         detail = f"{type(original).__name__}: {original}"

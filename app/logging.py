@@ -4,6 +4,13 @@ Every line is one JSON object on stdout. Context bound with `bind_contextvars` (
 job id) is merged into every line of that request or job, including lines from stdlib
 loggers such as SQLAlchemy, huey and gunicorn. Keys that look like secrets are redacted
 before rendering, whoever logged them.
+
+URLs carry live secrets (reset, verification, unlock and download tokens in the path, the
+upload policy in the query string), so the raw path is never logged: the request line logs
+the URL rule (`route="/auth/reset/<token>"`) and `redacted_path()`, where only path
+parameters known to be plain identifiers keep their value. As a safety net, every line
+written during a request (Flask's "Exception on <path>", tracebacks, library messages) has
+that request's secret URL parts replaced by `<redacted>` after rendering.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import sys
 from typing import IO, Any
 
 import orjson
 import structlog
+from flask import g, has_request_context, request
 
 SENSITIVE_KEYS = frozenset(
     {
@@ -37,6 +46,17 @@ SENSITIVE_KEYS = frozenset(
 )
 REDACTED = "[redacted]"
 
+# Path parameters that are plain identifiers, safe to log. Any other parameter (`token`,
+# `sid`, and whatever a new route names) is logged as <redacted>: unknown means secret.
+LOGGABLE_PATH_PARAMETERS = frozenset({"user_id", "upload_id", "job_id", "name", "filename", "family_id"})
+REDACTED_URL_PART = "<redacted>"
+# In an unmatched path (404, 405) nothing says which segment is a token; tokens are long.
+TOKEN_LIKE_LENGTH = 16
+# Secret URL parts shorter than this are not scrubbed from free text (it would mangle it).
+MIN_SCRUBBED_LENGTH = 8
+_RULE_VARIABLE = re.compile(r"<(?:[^<>:]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+_SECRETS_KEY = "_log_url_secrets"
+
 
 def _scrub(mapping: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     for key, value in mapping.items():
@@ -54,6 +74,63 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         event[key] = REDACTED
     if any(type(value) is dict for value in event.values()) or not all(key.islower() for key in event):
         return _scrub(event)
+    return event
+
+
+def request_route() -> str:
+    """The URL rule the request matched (`/auth/reset/<token>`), or `unmatched`."""
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
+def redacted_path() -> str:
+    """The request path with every secret part replaced by `<redacted>`: the matched rule with
+    only `LOGGABLE_PATH_PARAMETERS` filled in, or, unmatched, every token-long segment hidden."""
+    rule = request.url_rule
+    if rule is None:
+        return "/".join(
+            REDACTED_URL_PART if len(segment) >= TOKEN_LIKE_LENGTH else segment for segment in request.path.split("/")
+        )
+    values = request.view_args or {}
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in LOGGABLE_PATH_PARAMETERS and name in values:
+            return str(values[name])
+        return REDACTED_URL_PART
+
+    return _RULE_VARIABLE.sub(fill, rule.rule)
+
+
+def _request_url_secrets() -> tuple[str, ...]:
+    """This request's secret URL parts (computed once per request): secret path parameters,
+    token-long segments of an unmatched path, and token-long query-string values."""
+    cached = g.get(_SECRETS_KEY)
+    if cached is not None:
+        return cached
+    if request.url_rule is not None:
+        parts = [
+            str(value) for name, value in (request.view_args or {}).items() if name not in LOGGABLE_PATH_PARAMETERS
+        ]
+    else:
+        parts = [segment for segment in request.path.split("/") if len(segment) >= TOKEN_LIKE_LENGTH]
+    parts += [value for value in request.args.values() if len(value) >= TOKEN_LIKE_LENGTH]
+    found = tuple(sorted({part for part in parts if len(part) >= MIN_SCRUBBED_LENGTH}, key=len, reverse=True))
+    setattr(g, _SECRETS_KEY, found)
+    return found
+
+
+def _scrub_url_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Replace the current request's secret URL parts in every rendered string of the line."""
+    if not has_request_context():
+        return event
+    secrets = _request_url_secrets()
+    if not secrets:
+        return event
+    for key, value in event.items():
+        if isinstance(value, str) and any(secret in value for secret in secrets):
+            for secret in secrets:
+                value = value.replace(secret, REDACTED_URL_PART)
+            event[key] = value
     return event
 
 
@@ -110,6 +187,7 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[
             *_shared_processors(),
             structlog.processors.format_exc_info,
+            _scrub_url_secrets,  # after the traceback is rendered: it is text that may hold the path
             structlog.processors.JSONRenderer(serializer=_orjson_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
@@ -124,6 +202,7 @@ def configure_logging(level: str = "INFO") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                _scrub_url_secrets,
                 structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj, default=str).decode()),
             ],
         )

@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import AccountToken, RefreshToken, UserSession
+from app.cache.models import CacheGeneration
 from app.flags.models import FeatureFlag
 from app.jobs.models import Job
 from app.rbac.models import Permission, Role
@@ -11,6 +12,7 @@ from app.users.models import User
 __all__ = [
     "AccountToken",
     "AuditEvent",
+    "CacheGeneration",
     "FeatureFlag",
     "Job",
     "Permission",

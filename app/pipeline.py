@@ -23,7 +23,7 @@ import structlog
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.logging import get_logger, hash_identifier
+from app.logging import get_logger, hash_identifier, redacted_path, request_route
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -75,17 +75,19 @@ def _finish_request(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    endpoint = request_route()
     metrics = current_app.extensions.get("hearth.metrics")
     if metrics is not None and duration_ms is not None:
         metrics.observe_request(request.method, endpoint, response.status_code, duration_ms / 1000)
     quiet = request.path.startswith(QUIET_PREFIXES) and response.status_code < 400
     if not quiet:
         log_method = access_log.warning if response.status_code >= 500 else access_log.info
+        # Never the raw path: it can carry a live reset, verification or download token.
         log_method(
             "request",
             method=request.method,
-            path=request.path,
+            route=endpoint,
+            path=redacted_path(),
             status=response.status_code,
             duration_ms=duration_ms,
             request_id=request_id,

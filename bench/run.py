@@ -253,6 +253,8 @@ def bench_environment(database: str, redis_prefix: str, args: argparse.Namespace
         SECRET_KEY=secrets.token_urlsafe(36)[:48],
         JWT_SECRET=secrets.token_urlsafe(36)[:48],
         SMTP_URL="smtp://127.0.0.1:2525",  # required in production, never used here
+        PUBLIC_URL="https://hearth.bench.invalid",  # required in production; links only
+        TRUSTED_HOSTS="127.0.0.1,localhost",  # wrk and the bench's own requests name the loopback
         RATE_LIMIT_DEFAULT=unreachable_rate_limits(),
         ACCESS_TOKEN_MINUTES="60",  # the longest allowed: one token lasts the whole run
         LOG_LEVEL="INFO",

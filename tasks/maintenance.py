@@ -48,3 +48,13 @@ def cleanup_pending_uploads() -> None:
 def run_periodic_now(*, job_id: str, name: str) -> None:
     """An admin's "run now" of a periodic task."""
     run_recorded(name)
+
+
+@periodic("hourly", minute="7")
+def prune_login_failures() -> None:
+    """Forget per-client wrong-password counts nobody added to for a day."""
+    from app.auth.lockout import prune_failures
+    from app.extensions import db
+
+    prune_failures()
+    db.session.commit()

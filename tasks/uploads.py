@@ -15,5 +15,7 @@ def _give_up(*, error: str, upload_id: str, **_: Any) -> None:
 
 @durable_task("uploads", summarize=lambda payload: {"upload_id": payload["upload_id"]}, on_final_failure=_give_up)
 def process_upload(*, job_id: str, upload_id: str) -> None:
-    """Strip EXIF and make thumbnails for images, count PDF pages, record metadata."""
+    """Strip EXIF and make thumbnails for images, count PDF pages, record metadata. Decoding
+    happens in a child process with its own memory and CPU limits (app/uploads/sandbox.py),
+    so one hostile file cannot exhaust this consumer."""
     uploads.process(upload_id, progress=lambda percent, message: report_progress(job_id, percent, message))

@@ -12,7 +12,13 @@ class ProfileForm(FlaskForm):
     email = EmailField(
         "Email",
         validators=[DataRequired(), Length(max=320)],
-        description="Changing it sends a confirmation link to the new address.",
+        description="Changing it sends a confirmation link to the new address and a notice to this one.",
+    )
+    current_password = PasswordField(
+        "Current password",
+        validators=[Length(max=1024)],
+        description="Needed only to change the email address.",
+        render_kw={"autocomplete": "current-password"},
     )
 
 

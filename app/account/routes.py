@@ -14,6 +14,8 @@ from app.auth.guards import login_required
 from app.auth.service import sign_out_everywhere
 from app.auth.sessions import SESSION_KEY, active_sessions, begin_browser_sign_in, revoke_session
 from app.core.forms import apply_service_errors
+from app.core.net import client_address
+from app.core.ratelimit import rate_limited
 from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -54,7 +56,12 @@ def update_profile():
     if not form.validate_on_submit():
         return _page(profile=form, status=422)
     try:
-        pending = accounts.update_profile(current_user, form.display_name.data or "", form.email.data or "")
+        pending = accounts.update_profile(
+            current_user, form.display_name.data or "", form.email.data or "", form.current_password.data
+        )
+    except accounts.TooManyPasswordAttempts as error:
+        apply_service_errors(form, error)
+        return _page(profile=form, status=429)
     except ValidationFailed as error:
         db.session.rollback()
         apply_service_errors(form, error)
@@ -76,7 +83,13 @@ def update_avatar() -> Response:
     return redirect(url_for("account.index"))
 
 
+def _per_account() -> str:
+    """Limits on password checks count per account, whichever addresses a session uses."""
+    return f"account:{current_user.get_id()}" if current_user.is_authenticated else client_address()
+
+
 @account_bp.post("/password")
+@rate_limited("5 per minute", "20 per hour", key_func=_per_account)
 @login_required
 def change_password():
     form = PasswordForm()
@@ -84,6 +97,9 @@ def change_password():
         return _page(password=form, status=422)
     try:
         accounts.change_password(current_user, form.current_password.data or "", form.new_password.data or "")
+    except accounts.TooManyPasswordAttempts as error:
+        apply_service_errors(form, error)
+        return _page(password=form, status=429)
     except ValidationFailed as error:
         db.session.rollback()
         apply_service_errors(form, error)

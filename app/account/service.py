@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from app.audit.service import record
 from app.auth.models import RefreshToken
+from app.auth.service import revoke_family
 from app.core.database import utcnow
 from app.extensions import db
 
@@ -42,11 +43,8 @@ def api_sign_ins(user_id: int) -> list[ApiSignIn]:
 
 
 def revoke_api_sign_in(user_id: int, family_id: str) -> bool:
-    revoked = db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    ).rowcount
+    """Revoke one of the user's API sign-ins: its refresh tokens and its access tokens."""
+    revoked = revoke_family(family_id, user_id=user_id)
     if revoked:
         record("api_sign_in_revoked", actor_id=user_id, subject_id=user_id)
     db.session.commit()

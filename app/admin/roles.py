@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, render_template, request, url_for
 
 from app.admin import admin_bp
-from app.admin.views import actor, ask_confirmation, confirmed, run_action
+from app.admin.views import actor, ask_confirmation, confirmed, permissions, run_action
 from app.auth.guards import permission_required
 from app.rbac import admin
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS
@@ -14,20 +14,24 @@ from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS
 @admin_bp.get("/roles")
 @permission_required("roles:manage")
 def roles() -> str:
+    held = permissions()
+    summaries = admin.list_roles()
     return render_template(
         "admin/roles.html",
-        summaries=admin.list_roles(),
+        summaries=summaries,
         permissions=PERMISSIONS,
         admin_role=ADMIN_ROLE,
-        admin_must_keep=admin.ADMIN_MUST_KEEP,
+        held=held,
+        # Roles holding a permission the viewer lacks are shown read-only (the service refuses them too).
+        editable={summary.role.name for summary in summaries if admin.can_edit(held, summary.role)},
     )
 
 
 @admin_bp.post("/roles/matrix")
 @permission_required("roles:manage")
 def save_matrix() -> Response:
-    """The grid posts `grant=<role>|<permission>` for every ticked box; all changed roles are
-    saved (and each audited) together, or none."""
+    """The grid posts `grant=<role>|<permission>` for every ticked box (read-only ticks as
+    hidden fields); all changed roles are saved (and each audited) together, or none."""
     granted: dict[str, set[str]] = {}
     for value in request.form.getlist("grant"):
         role_name, _, permission = value.partition("|")
@@ -60,7 +64,7 @@ def delete_role(name: str) -> Response | str:
         return ask_confirmation(f"Delete the role {role.name!r}?", "Delete role")
 
     def apply() -> str:
-        admin.delete_role(actor(), role)
+        admin.delete_role(actor(), role, permissions())
         return f"Role {name!r} deleted."
 
     return run_action(apply, url_for("admin.roles"))

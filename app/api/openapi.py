@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from app.core.http_cache import if_match_holds, strong_etag
+from app.core.input import MAX_ID, InvalidJSON, load_json
 from app.core.repository import Page
 from app.errors import PreconditionFailed, ValidationFailed
 
@@ -71,15 +72,16 @@ def _parse(model: type[BaseModel], data: Any, source: str) -> BaseModel:
 
 
 def _json_body() -> Any:
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ValidationFailed(
-            "The request body must be a JSON document (Content-Type: application/json).",
-            errors=[
-                {"field": "body", "location": "body", "message": "invalid or missing JSON", "type": "json_invalid"}
-            ],
-        )
-    return data
+    """The body through the edge's JSON loader (depth, NUL and surrogates refused)."""
+    if request.is_json:
+        try:
+            return load_json(request.get_data())
+        except InvalidJSON as error:
+            raise ValidationFailed("The request body is not acceptable JSON.", errors=[error.field_error()]) from None
+    raise ValidationFailed(
+        "The request body must be a JSON document (Content-Type: application/json).",
+        errors=[{"field": "body", "location": "body", "message": "invalid or missing JSON", "type": "json_invalid"}],
+    )
 
 
 def api_operation(
@@ -280,7 +282,13 @@ ERROR_DESCRIPTIONS = {
 
 
 _RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
-_CONVERTER_TYPES = {"int": "integer", "float": "number"}
+# What each converter matches (app.core.input bounds ids to the Integer column's range; any
+# other text is refused at the edge if it carries a NUL byte).
+_CONVERTER_SCHEMAS = {
+    "int": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    "float": {"type": "number"},
+}
+_TEXT_PARAMETER = {"type": "string", "pattern": "^[^/\\x00]+$"}
 
 
 def _openapi_path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
@@ -290,7 +298,7 @@ def _openapi_path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
             "name": match["name"],
             "in": "path",
             "required": True,
-            "schema": {"type": _CONVERTER_TYPES.get(match["converter"] or "", "string")},
+            "schema": dict(_CONVERTER_SCHEMAS.get(match["converter"] or "", _TEXT_PARAMETER)),
         }
         for match in _RULE_ARGUMENT.finditer(rule.rule)
     ]
@@ -396,8 +404,11 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
             error_codes.add(412)
         if operation.auth:
             error_codes |= {401, 403} if operation.permission else {401}
-        if operation.query is not None or operation.body is not None:
-            error_codes.add(422)
+        # Any request can meet the edge's refusal of hostile input (a NUL byte in a parameter
+        # or header), and a path parameter can name what does not exist (ids beyond the column).
+        error_codes.add(422)
+        if "<" in rule.rule:
+            error_codes.add(404)
         for code in sorted(error_codes):
             ref = validation_ref if code == 422 else problem_ref
             responses[str(code)] = {

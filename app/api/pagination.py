@@ -1,6 +1,6 @@
 """The pagination convention of every list endpoint, in one place.
 
-Request: `?page=N&per_page=M` (page ≥ 1, 1 ≤ per_page ≤ 100, default 25).
+Request: `?page=N&per_page=M` (1 ≤ page ≤ MAX_PAGE, 1 ≤ per_page ≤ 100, default 25).
 Response: `{"items": [...], "meta": {"page", "per_page", "total", "pages"}}`, plus an RFC 8288
 `Link` header (first, prev, next, last) and `X-Total-Count`.
 """
@@ -13,7 +13,11 @@ from typing import Any
 from flask import Response, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from app.core.input import MAX_ID
 from app.core.repository import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+
+# Bounded so the offset, (page - 1) * per_page, always fits the database's 64-bit OFFSET.
+MAX_PAGE = MAX_ID
 
 PAGINATION_DESCRIPTION = (
     f"Paginated: `page` (from 1) and `per_page` (1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}). "
@@ -26,7 +30,7 @@ class PageQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    page: int = Field(default=1, ge=1, description="Page number, from 1")
+    page: int = Field(default=1, ge=1, le=MAX_PAGE, description="Page number, from 1")
     per_page: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Items per page")
 
 

@@ -1,23 +1,31 @@
-"""Account lifecycle: sign-up, email verification, password reset and change, profile edits.
+"""Account lifecycle: sign-up, email verification, password reset and change, profile edits,
+undoing an email change and unlocking a locked account.
 
 Nothing here reveals whether an email address has an account: sign-up and reset requests
-answer the same whatever the address, and what differs is only the email that is sent.
-Tokens sent by email are single-use, expire, and are stored only as SHA-256 hashes.
+answer the same, after the same work, whatever the address; what differs is only the email
+that is sent. Changing the email address needs the current password, and the old address
+is told, with a link that undoes the change and secures the account.
 """
 
 from __future__ import annotations
 
-import secrets
-from datetime import timedelta
-
-from flask import url_for
-from sqlalchemy import select, update
-
 from app.audit.service import record
-from app.auth.models import AccountToken
-from app.auth.service import sign_out_everywhere, token_hash
+from app.auth import lockout
+from app.auth.emailed_tokens import (
+    RESET_PASSWORD,
+    UNDO_EMAIL_CHANGE,
+    UNLOCK_ACCOUNT,
+    VERIFY_EMAIL,
+    InvalidAccountToken,
+    consume_token,
+    find_live_token,
+    issue_token,
+    revoke_pending_tokens,
+)
+from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
-from app.errors import Unauthorized, ValidationFailed
+from app.core.hosts import public_url_for
+from app.errors import DomainError, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.mail.service import queue_email
 from app.rbac.catalog import DEFAULT_ROLE
@@ -28,52 +36,64 @@ from app.users.service import checked_email, grant_role
 
 users = UserRepository()
 
-VERIFY_EMAIL = "verify_email"
-RESET_PASSWORD = "reset_password"  # noqa: S105  (a token purpose, not a secret)
-TOKEN_LIFETIMES = {VERIFY_EMAIL: timedelta(hours=24), RESET_PASSWORD: timedelta(hours=1)}
 
+class CurrentPasswordInvalid(ValidationFailed):
+    """The current password was missing or wrong where a change needs it."""
 
-class InvalidAccountToken(ValidationFailed):
-    def __init__(self) -> None:
-        super().__init__("This link is invalid, already used or expired. Ask for a new one.")
+    slug = "current-password-invalid"
 
-
-def _issue_token(user: User, purpose: str, email: str | None = None) -> str:
-    raw = secrets.token_urlsafe(32)
-    db.session.add(
-        AccountToken(
-            user_id=user.id,
-            purpose=purpose,
-            token_hash=token_hash(raw),
-            email=email,
-            expires_at=utcnow() + TOKEN_LIFETIMES[purpose],
+    def __init__(self, detail: str = "The current password is not correct.") -> None:
+        super().__init__(
+            detail,
+            errors=[{"field": "current_password", "location": "body", "message": detail, "type": "value_error"}],
         )
-    )
-    return raw
 
 
-def _consume_token(raw: str, purpose: str) -> AccountToken:
-    """Mark the token used (compare-and-set, so it works once) and return it."""
-    now = utcnow()
-    token = db.session.scalar(
-        select(AccountToken).where(AccountToken.token_hash == token_hash(raw), AccountToken.purpose == purpose)
-    )
-    if token is None or token.used_at is not None or token.expires_at <= now:
-        raise InvalidAccountToken()
-    used = db.session.execute(
-        update(AccountToken).where(AccountToken.id == token.id, AccountToken.used_at.is_(None)).values(used_at=now)
-    ).rowcount
-    if used != 1:
-        raise InvalidAccountToken()
-    return token
+class TooManyPasswordAttempts(DomainError):
+    """This client guessed the password too often; it waits (or the owner unlocks by email)."""
+
+    status, title, slug = 429, "Too many attempts", "too-many-password-attempts"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Too many wrong passwords. Try again later, or reset your password to unlock the account.",
+            errors=[
+                {
+                    "field": "current_password",
+                    "location": "body",
+                    "message": "Too many wrong passwords. Try again later.",
+                    "type": "locked",
+                }
+            ],
+        )
+
+
+def check_current_password(user: User, password: str, channel: str) -> None:
+    """Confirm the signed-in user's password before a sensitive change.
+
+    Wrong answers count toward the lockout like wrong sign-ins (app.auth.lockout), so a
+    stolen session cannot guess the password; the failure is committed before raising.
+    """
+    client = lockout.client_key()
+    if lockout.locked_until(user, client) is not None:
+        record("password_check_refused_locked", actor_id=user.id, subject_id=user.id, channel=channel)
+        db.session.commit()
+        raise TooManyPasswordAttempts()
+    if not password:  # not a guess: nothing to count
+        raise CurrentPasswordInvalid("Enter your current password to make this change.")
+    if not verify_password(user.password_hash, password):
+        # Callers check before they change anything, so this commit carries only the count.
+        lockout.register_failure(user, channel, client)
+        db.session.commit()
+        raise CurrentPasswordInvalid()
 
 
 def _send_verification(user: User, address: str) -> None:
-    raw = _issue_token(user, VERIFY_EMAIL, email=address)
+    raw = issue_token(user.id, VERIFY_EMAIL, email=address)
     queue_email(
         address,
         "verify_email",
-        {"name": user.display_name, "link": url_for("auth.verify_email", token=raw, _external=True)},
+        {"name": user.display_name, "link": public_url_for("auth.verify_email", token=raw)},
         user_id=user.id,
     )
 
@@ -96,21 +116,24 @@ def sign_up(email: str, display_name: str, password: str) -> None:
             ],
         )
     existing = users.find_by_email(address)
+    # Hash in both branches: skipping it for a taken address would tell, by the answer's
+    # timing alone, which addresses have accounts.
+    password_hash = hash_password(password)
     if existing is not None:
         queue_email(
             address,
             "account_exists",
             {
                 "name": existing.display_name,
-                "login": url_for("auth.login", _external=True),
-                "reset": url_for("auth.reset_request", _external=True),
+                "login": public_url_for("auth.login"),
+                "reset": public_url_for("auth.reset_request"),
             },
             user_id=existing.id,
         )
         record("signup_for_existing_email", subject_id=existing.id)
         db.session.commit()
         return
-    user = users.add(User(email=address, display_name=name, password_hash=hash_password(password)))
+    user = users.add(User(email=address, display_name=name, password_hash=password_hash))
     db.session.flush()
     grant_role(user, DEFAULT_ROLE)
     _send_verification(user, address)
@@ -119,8 +142,12 @@ def sign_up(email: str, display_name: str, password: str) -> None:
 
 
 def verify_email(raw: str) -> User:
-    """Confirm the address the token was sent to (a new address, for an email change)."""
-    token = _consume_token(raw, VERIFY_EMAIL)
+    """Confirm the address the token was sent to (a new address, for an email change).
+
+    Taking a new address ends every other pending link of the account (older changes,
+    verifications and resets), so no old link can take the account anywhere else.
+    """
+    token = consume_token(raw, VERIFY_EMAIL)
     user = db.session.get(User, token.user_id)
     if token.email and token.email != user.email:
         if users.find_by_email(token.email) is not None:
@@ -128,6 +155,7 @@ def verify_email(raw: str) -> User:
             raise InvalidAccountToken()
         record("email_changed", actor_id=user.id, subject_id=user.id)
         user.email = token.email
+        revoke_pending_tokens(user.id)
     user.email_verified_at = utcnow()
     record("email_verified", actor_id=user.id, subject_id=user.id)
     db.session.commit()
@@ -159,32 +187,28 @@ def request_password_reset(email: str) -> None:
 
 def send_password_reset_link(user: User) -> None:
     """Queue the reset email in the caller's unit of work (the caller records and commits)."""
-    raw = _issue_token(user, RESET_PASSWORD)
+    raw = issue_token(user.id, RESET_PASSWORD)
     queue_email(
         user.email,
         "password_reset",
-        {"name": user.display_name, "link": url_for("auth.reset_password", token=raw, _external=True)},
+        {"name": user.display_name, "link": public_url_for("auth.reset_password", token=raw)},
         user_id=user.id,
     )
 
 
 def check_reset_token(raw: str) -> None:
     """Raise unless `raw` is a live reset token (for showing the form; nothing is consumed)."""
-    token = db.session.scalar(
-        select(AccountToken).where(AccountToken.token_hash == token_hash(raw), AccountToken.purpose == RESET_PASSWORD)
-    )
-    if token is None or token.used_at is not None or token.expires_at <= utcnow():
-        raise InvalidAccountToken()
+    find_live_token(raw, RESET_PASSWORD)
 
 
 def reset_password(raw: str, new_password: str) -> User:
-    """Set a new password from a reset link; every session and API token of the user ends."""
-    token = _consume_token(raw, RESET_PASSWORD)
+    """Set a new password from a reset link; every session and API token of the user ends,
+    and every lock of the account too (the owner proved control of the mailbox)."""
+    token = consume_token(raw, RESET_PASSWORD)
     user = db.session.get(User, token.user_id)
     check_new_password(new_password, user.email)
     user.password_hash = hash_password(new_password)
-    user.failed_login_count = 0
-    user.locked_until = None
+    lockout.unlock_account(user)
     record("password_reset", actor_id=user.id, subject_id=user.id)
     sign_out_everywhere(user, reason="password_reset")
     return user
@@ -192,42 +216,85 @@ def reset_password(raw: str, new_password: str) -> User:
 
 def change_password(user: User, current: str, new_password: str) -> None:
     """Change a password knowing the current one; every other session and token ends."""
-    if not verify_password(user.password_hash, current):
-        raise ValidationFailed(
-            "The current password is not correct.",
-            errors=[
-                {
-                    "field": "current_password",
-                    "location": "body",
-                    "message": "The current password is not correct.",
-                    "type": "value_error",
-                }
-            ],
-        )
+    check_current_password(user, current, channel="account")
     check_new_password(new_password, user.email, field="new_password")
     user.password_hash = hash_password(new_password)
     record("password_changed", actor_id=user.id, subject_id=user.id)
     sign_out_everywhere(user, reason="password_changed")
 
 
-def update_profile(user: User, display_name: str, email: str) -> bool:
+def update_profile(user: User, display_name: str, email: str, current_password: str | None = None) -> bool:
     """Save the display name; a new email is only taken once its verification link is used.
 
-    Returns True when a verification link was sent to a new address.
+    Asking for a new address needs the current password (a stolen session or token must
+    not move the account), ends older pending changes, and tells the old address, with a
+    link that undoes the change. Returns True when a change of address was requested.
     """
     name = display_name.strip()
     if not 1 <= len(name) <= 120:
         raise ValidationFailed("Enter a display name of 1 to 120 characters.")
-    user.display_name = name
     address = checked_email(email)
     pending = address != user.email
     if pending:
+        check_current_password(user, current_password or "", channel="email_change")
+    user.display_name = name
+    if pending:
+        revoke_pending_tokens(user.id, purposes=(VERIFY_EMAIL,))
         if users.find_by_email(address) is None:
             _send_verification(user, address)
+        undo = issue_token(user.id, UNDO_EMAIL_CHANGE, email=user.email)
+        queue_email(
+            user.email,
+            "email_change_requested",
+            {
+                "name": user.display_name,
+                "new_address": address,
+                "undo": public_url_for("auth.undo_email_change", token=undo),
+            },
+            user_id=user.id,
+        )
         record("email_change_requested", actor_id=user.id, subject_id=user.id)
     record("profile_updated", actor_id=user.id, subject_id=user.id)
     db.session.commit()
     return pending
+
+
+def address_to_restore(raw: str) -> str:
+    """The address an undo link puts back (for showing the confirmation; nothing is consumed)."""
+    return find_live_token(raw, UNDO_EMAIL_CHANGE).email or ""
+
+
+def undo_email_change(raw: str) -> str:
+    """The owner, from the old mailbox: put the old address back, end every session, token
+    and pending link, and return a fresh password-reset token to secure the account."""
+    token = consume_token(raw, UNDO_EMAIL_CHANGE)
+    user = db.session.get(User, token.user_id)
+    restored = token.email or user.email
+    holder = users.find_by_email(restored)
+    if holder is None or holder.id == user.id:
+        user.email = restored
+        user.email_verified_at = utcnow()
+    revoke_pending_tokens(user.id, purposes=(UNDO_EMAIL_CHANGE,))
+    sign_out_everywhere(user, reason="email_change_undone", commit=False)
+    lockout.unlock_account(user)
+    record("email_change_undone", actor_id=user.id, subject_id=user.id, restored=holder is None or holder.id == user.id)
+    reset = issue_token(user.id, RESET_PASSWORD)
+    db.session.commit()
+    return reset
+
+
+def check_unlock_token(raw: str) -> None:
+    find_live_token(raw, UNLOCK_ACCOUNT)
+
+
+def unlock_account(raw: str) -> User:
+    """The emailed unlock link: every lock of the account ends (the owner reads its mail)."""
+    token = consume_token(raw, UNLOCK_ACCOUNT)
+    user = db.session.get(User, token.user_id)
+    lockout.unlock_account(user)
+    record("account_unlocked", actor_id=user.id, subject_id=user.id)
+    db.session.commit()
+    return user
 
 
 def require_password(user: User, password: str) -> None:

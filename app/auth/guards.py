@@ -14,6 +14,7 @@ from typing import Any
 from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
 
+from app.auth.cache import family_accepted
 from app.auth.tokens import InvalidAccessToken, decode_access_token
 from app.errors import PermissionDenied, Unauthorized
 from app.rbac.service import permissions_of
@@ -29,9 +30,10 @@ def _is_api_request() -> bool:
 def bearer_user_id() -> int | None:
     """The user id of a valid bearer token on this request (cached in `g`), else None.
 
-    Checks the token against the user's cached (active, session epoch), so a request that
-    only needs a permission check loads no user row; disabling a user or bumping their epoch
-    invalidates that cache (app.users.cache), so revoked tokens fail at once."""
+    Checks the token against the user's cached (active, session epoch) and its sign-in's
+    cached state, so a request that only needs a permission check loads no row; disabling a
+    user, bumping their epoch (app.users.cache) or revoking the sign-in (app.auth.cache)
+    invalidates those, so revoked tokens fail at once."""
     if "api_user_id" in g:
         return g.api_user_id
     g.api_user_id = None
@@ -46,6 +48,9 @@ def bearer_user_id() -> int | None:
         raise Unauthorized("The access token is invalid or expired.") from None
     # Disabled users and revoked epochs fail at once, even with an unexpired token.
     if not token_accepted(user_id, claims.get("epoch")):
+        raise Unauthorized("The access token has been revoked.")
+    # API logout, reuse detection and the account page revoke one sign-in's tokens at once.
+    if not family_accepted(claims["fam"], user_id):
         raise Unauthorized("The access token has been revoked.")
     g.api_user_id = user_id
     return user_id

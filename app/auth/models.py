@@ -56,3 +56,38 @@ class AccountToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginFailures(db.Model):
+    """Wrong passwords for one account from one client: that pair is locked first, so a
+    stranger's guesses do not lock the owner out (the account-wide count is on `users`)."""
+
+    __tablename__ = "login_failures"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    # The client's address (an IPv6 client by its /64, which one host usually owns).
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class RememberToken(db.Model):
+    """Remember-me ("keep me signed in") on one browser. The cookie carries a random token
+    (256 bits), stored here only as SHA-256 and rotated each time it starts a session. It
+    belongs to the session it last started and dies with it (sign-out, revocation on /account/,
+    the absolute limit), with sign out everywhere, or at `expires_at`, its own bound however
+    often it is used."""
+
+    __tablename__ = "remember_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("user_sessions.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token before the last rotation: a copy presented after the browser moved on is theft.
+    previous_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

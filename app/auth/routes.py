@@ -133,3 +133,36 @@ def reset_password(token: str) -> str | Response:
         flash("Your password is changed and every other session is signed out. Sign in with the new one.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form, token=token), 422 if request.method == "POST" else 200
+
+
+@auth_bp.route("/email/undo/<token>", methods=["GET", "POST"])
+@rate_limited("10 per hour", methods=["POST"])
+def undo_email_change(token: str) -> str | Response:
+    """From the notice sent to the old address. GET only shows what happens (mail scanners
+    open links); the POST does it, then leads straight to choosing a new password."""
+    try:
+        if request.method == "GET":
+            address = accounts.address_to_restore(token)
+            return render_template("auth/undo_email_change.html", token=token, address=address)
+        reset_token = accounts.undo_email_change(token)
+    except ValidationFailed as error:
+        return render_template("auth/link_invalid.html", detail=error.detail), 400
+    session.clear()
+    logout_user()
+    flash("The change of address is undone and every device is signed out. Choose a new password.", "success")
+    return redirect(url_for("auth.reset_password", token=reset_token))
+
+
+@auth_bp.route("/unlock/<token>", methods=["GET", "POST"])
+@rate_limited("10 per hour", methods=["POST"])
+def unlock_account(token: str) -> str | Response:
+    """From the lockout notice. GET shows a button (mail scanners open links); POST unlocks."""
+    try:
+        if request.method == "GET":
+            accounts.check_unlock_token(token)
+            return render_template("auth/unlock_account.html", token=token)
+        accounts.unlock_account(token)
+    except ValidationFailed as error:
+        return render_template("auth/link_invalid.html", detail=error.detail), 400
+    flash("Your account is unlocked. Sign in.", "success")
+    return redirect(url_for("auth.login"))

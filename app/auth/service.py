@@ -3,7 +3,6 @@ sign-in and the JSON API so both enforce the same rules."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -13,6 +12,9 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app.audit.service import record
+from app.auth import lockout
+from app.auth.cache import forget_family
+from app.auth.emailed_tokens import revoke_pending_tokens, token_hash
 from app.auth.models import RefreshToken
 from app.auth.tokens import issue_access_token
 from app.core.database import utcnow
@@ -25,8 +27,6 @@ from app.users.repository import UserRepository, normalise_email
 users = UserRepository()
 
 GENERIC_FAILURE = "Invalid email or password."
-LOCKOUT_BASE_SECONDS = 30
-LOCKOUT_MAX_SECONDS = 3600
 
 
 class InvalidCredentials(Unauthorized):
@@ -44,19 +44,12 @@ def _settings():
     return current_app.extensions["hearth.settings"]
 
 
-def lockout_seconds(failures: int, threshold: int) -> int:
-    """0 below the threshold, then 30 s doubling with each further failure, capped at 1 h."""
-    if failures < threshold:
-        return 0
-    return min(LOCKOUT_BASE_SECONDS * 2 ** (failures - threshold), LOCKOUT_MAX_SECONDS)
-
-
 def authenticate(email: str, password: str, channel: str) -> User:
     """The user for these credentials, or `InvalidCredentials`.
 
     Unknown emails cost one argon2 verification too (against a dummy hash), and every
     failure answers the same message, so neither timing nor wording reveals accounts.
-    Lockout state lives in the database, so it holds when Redis is down.
+    Wrong passwords lock this client out of this account first (app.auth.lockout).
     """
     user = users.find_by_email(normalise_email(email)) if email else None
     if user is None:
@@ -64,28 +57,22 @@ def authenticate(email: str, password: str, channel: str) -> User:
         record("login_failed", channel=channel, reason="unknown_email")
         db.session.commit()
         raise InvalidCredentials()
-    now = utcnow()
     password_ok = verify_password(user.password_hash, password)
-    if user.locked_until is not None and user.locked_until > now:
+    client = lockout.client_key()
+    if lockout.locked_until(user, client) is not None:
         record("login_refused_locked", subject_id=user.id, channel=channel)
         db.session.commit()
         raise InvalidCredentials()
     if not password_ok:
-        user.failed_login_count += 1
-        seconds = lockout_seconds(user.failed_login_count, _settings().login_lockout_threshold)
-        record("login_failed", subject_id=user.id, channel=channel, reason="bad_password")
-        if seconds:
-            user.locked_until = now + timedelta(seconds=seconds)
-            record("account_locked", subject_id=user.id, seconds=seconds, failures=user.failed_login_count)
+        lockout.register_failure(user, channel, client)
         db.session.commit()
         raise InvalidCredentials()
     if not user.is_active:
         record("login_refused_disabled", subject_id=user.id, channel=channel)
         db.session.commit()
         raise InvalidCredentials()
-    user.failed_login_count = 0
-    user.locked_until = None
-    user.last_login_at = now
+    lockout.clear_client(user, client)
+    user.last_login_at = utcnow()
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel)
@@ -101,6 +88,8 @@ def sign_out_everywhere(user: User, reason: str, commit: bool = True, actor_id: 
     user.session_epoch += 1
     revoke_all_refresh_tokens(user.id)
     revoke_all_sessions(user.id)
+    # A link in an old email (verify, reset, unlock) must not outlive the sign-out.
+    revoke_pending_tokens(user.id)
     record("signed_out_everywhere", actor_id=actor_id or user.id, subject_id=user.id, reason=reason)
     if commit:
         db.session.commit()
@@ -115,11 +104,6 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     token_type: str = "Bearer"  # noqa: S105  (the OAuth token type, not a secret)
-
-
-def token_hash(token: str) -> str:
-    """How every emailed or refresh token is stored: its SHA-256, never the token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _new_refresh(user: User, family_id: str, user_agent: str | None) -> str:
@@ -137,7 +121,7 @@ def _new_refresh(user: User, family_id: str, user_agent: str | None) -> str:
 
 
 def _pair(user: User, family_id: str, user_agent: str | None) -> TokenPair:
-    access, expires_in = issue_access_token(user)
+    access, expires_in = issue_access_token(user, family_id)
     refresh = _new_refresh(user, family_id, user_agent)
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
 
@@ -184,20 +168,24 @@ def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:
     return pair
 
 
-def revoke_family(family_id: str) -> None:
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+def revoke_family(family_id: str, user_id: int | None = None) -> int:
+    """Revoke one sign-in (of `user_id`, when given): every refresh token of the family and,
+    once committed, its access tokens too (app.auth.cache). Returns how many were still live."""
+    statement = update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+    if user_id is not None:
+        statement = statement.where(RefreshToken.user_id == user_id)
+    revoked = db.session.execute(statement.values(revoked_at=utcnow())).rowcount
+    forget_family(family_id)
+    return revoked
 
 
 def revoke_all_refresh_tokens(user_id: int) -> None:
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    """Every API sign-in of the user, refresh and access tokens alike."""
+    live = (RefreshToken.user_id == user_id) & RefreshToken.revoked_at.is_(None)
+    families = db.session.scalars(select(RefreshToken.family_id).where(live).distinct()).all()
+    db.session.execute(update(RefreshToken).where(live).values(revoked_at=utcnow()))
+    for family_id in families:
+        forget_family(family_id)
 
 
 def logout_refresh_token(raw: str) -> None:

@@ -1,36 +1,64 @@
-"""Server-side records of browser sessions.
+"""Server-side records of browser sessions, and "keep me signed in" bound to them.
 
 The cookie session carries `sid`, the id of a `user_sessions` row. Each authenticated browser
 request checks that row: revoked (sign-out, "revoke" on the account page, sign out
-everywhere), idle longer than SESSION_IDLE_MINUTES, or older than SESSION_ABSOLUTE_HOURS
-all end the session. `last_seen_at` is written at most once a minute.
+everywhere), idle longer than SESSION_IDLE_MINUTES, or past its `expires_at` (sign-in +
+SESSION_ABSOLUTE_HOURS) all end the session. `last_seen_at` is written at most once a minute.
+
+Remember-me is Hearth's own cookie (named by REMEMBER_COOKIE_NAME), never Flask-Login's, whose
+value is only the signed `id:epoch` and so outlives any sign-out of one browser. Hearth's
+carries 256 random bits whose SHA-256 names a `remember_tokens` row, tied to the session it
+last started. Ending that session on purpose (sign-out, revocation on /account/, sign out
+everywhere, a password change, disabling) or by the absolute limit revokes the row, and a
+copied cookie is then anonymous and cleared. When only the idle limit ended the session, the
+cookie starts a new recorded session, bounded by the row's own expiry (REMEMBER_COOKIE_DURATION
+from the password sign-in), and the token is rotated.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from flask import Flask, current_app, flash, request, session
-from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
-from sqlalchemy import select, update
+from flask import Flask, current_app, flash, g, request, session
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import ColumnElement, select, update
+from werkzeug.wrappers import Response
 
-from app.auth.models import UserSession
+from app.audit.service import record
+from app.auth.emailed_tokens import token_hash
+from app.auth.models import RememberToken, UserSession
 from app.core.database import utcnow
 from app.core.net import client_address
-from app.extensions import db
+from app.extensions import db, login_manager
+from app.users.models import User
+from app.users.service import load_principal, load_user
 
 SESSION_KEY = "sid"
 TOUCH_EVERY = timedelta(seconds=60)
+# Paths whose requests never carry a browser sign-in (the API has no session at all).
+UNTRACKED_PREFIXES = ("/api/", "/static/", "/health/")
+# After an idle gap, several requests of one browser (tabs, a page and its htmx calls) can
+# arrive with the same remember token; the first rotates it. For this long the old token is
+# that browser's own race, not a copy: those requests stay anonymous but keep the cookie.
+ROTATION_GRACE = timedelta(seconds=30)
+REMEMBER_TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+PENDING_COOKIE = "hearth_remember_cookie"  # `g` attribute: what to send back for the cookie
+CLEAR = "clear"
 
 
 def _settings():
     return current_app.extensions["hearth.settings"]
 
 
-def start_session(user_id: int) -> UserSession:
-    """Record a new signed-in browser for `user_id` and bind it to the cookie session."""
+def _idle_limit() -> timedelta:
+    return timedelta(minutes=_settings().session_idle_minutes)
+
+
+def _new_session_row(user_id: int, bound: datetime | None = None) -> UserSession:
     now = utcnow()
+    expires_at = now + timedelta(hours=_settings().session_absolute_hours)
     row = UserSession(
         id=secrets.token_urlsafe(32),
         user_id=user_id,
@@ -38,45 +66,93 @@ def start_session(user_id: int) -> UserSession:
         ip=client_address(),
         created_at=now,
         last_seen_at=now,
-        expires_at=now + timedelta(hours=_settings().session_absolute_hours),
+        expires_at=min(expires_at, bound) if bound is not None else expires_at,
     )
     db.session.add(row)
-    session[SESSION_KEY] = row.id
-    session.permanent = True
     return row
 
 
-def begin_browser_sign_in(user, remember: bool = False) -> None:
-    """Sign `user` in on this browser with a fresh cookie session and a new session record.
+def _bind(row: UserSession) -> None:
+    session[SESSION_KEY] = row.id
+    session.permanent = True
+
+
+def start_session(user_id: int) -> UserSession:
+    """Record a new signed-in browser for `user_id` and bind it to the cookie session."""
+    row = _new_session_row(user_id)
+    _bind(row)
+    return row
+
+
+def begin_browser_sign_in(user: User, remember: bool = False) -> None:
+    """Sign `user` in on this browser with a fresh cookie session and a new session record;
+    with `remember`, also a remember-me token bound to that record.
 
     Clearing first means nothing from before (an attacker-planted session) survives.
     """
     session.clear()
-    login_user(user, remember=remember)
-    start_session(user.id)
+    login_user(user)  # never remember=True: Flask-Login's own cookie is not used (module docstring)
+    row = start_session(user.id)
+    if remember:
+        _issue_remember_token(user.id, row)
+    elif _presented_remember_token() is not None:
+        _forget_remember_cookie()  # whatever this browser still carries belongs to an ended sign-in
     db.session.commit()
 
 
+def _issue_remember_token(user_id: int, row: UserSession) -> None:
+    raw = secrets.token_urlsafe(32)  # 256 bits
+    now = utcnow()
+    db.session.flush()  # the session row first: no relationship() tells the flush that order
+    token = RememberToken(
+        user_id=user_id,
+        session_id=row.id,
+        token_hash=token_hash(raw),
+        created_at=now,
+        expires_at=now + current_app.config["REMEMBER_COOKIE_DURATION"],
+    )
+    db.session.add(token)
+    _send_remember_cookie(raw, token.expires_at)
+
+
 def end_session() -> None:
+    """Sign-out: revoke this browser's session record and remember-me token, drop the cookie."""
     sid = session.get(SESSION_KEY)
     if sid:
-        db.session.execute(update(UserSession).where(UserSession.id == sid).values(revoked_at=utcnow()))
+        now = utcnow()
+        db.session.execute(update(UserSession).where(UserSession.id == sid).values(revoked_at=now))
+        _revoke_remember_tokens(RememberToken.session_id == sid, now)
+    _forget_remember_cookie()
 
 
 def revoke_session(user_id: int, sid: str) -> bool:
+    """Sign one of the user's browsers out (the account page): its session and remember-me."""
+    now = utcnow()
     result = db.session.execute(
         update(UserSession)
         .where(UserSession.id == sid, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    _revoke_remember_tokens(RememberToken.session_id == sid, now)
+    return True
 
 
 def revoke_all_sessions(user_id: int) -> None:
+    """Every browser session and remember-me token of the user (sign out everywhere)."""
+    now = utcnow()
     db.session.execute(
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
+    )
+    _revoke_remember_tokens(RememberToken.user_id == user_id, now)
+
+
+def _revoke_remember_tokens(condition: ColumnElement[bool], now: datetime) -> None:
+    db.session.execute(
+        update(RememberToken).where(condition, RememberToken.revoked_at.is_(None)).values(revoked_at=now)
     )
 
 
@@ -91,42 +167,184 @@ def active_sessions(user_id: int) -> list[UserSession]:
     )
 
 
+def reached_absolute_limit(row: UserSession, now: datetime, idle_limit: timedelta) -> bool:
+    """The session was still in use when its absolute limit came (rather than idle before)."""
+    return row.expires_at <= now and row.last_seen_at + idle_limit >= row.expires_at
+
+
+# Each browser request ------------------------------------------------------------------------
+
+
+def load_session_user(user_id: str) -> User | None:
+    """Flask-Login's user loader: a user id counts only in a session bound to a record (`sid`).
+
+    Flask-Login also hands this loader the payload of its own remember-me cookie. Hearth never
+    issues one, and one issued before server-side remember-me (`id:epoch`) must sign nobody in.
+    """
+    if not session.get(SESSION_KEY):
+        return None
+    return load_user(user_id)
+
+
 def _enforce() -> None:
-    """End the browser session if its record says so (before any browser view runs)."""
-    if request.path.startswith(("/api/", "/static/", "/health/")) or "_user_id" not in session:
+    """Before any browser view: end the session if its record says so; with no live session,
+    let a valid remember-me token sign the browser in again."""
+    if request.path.startswith(UNTRACKED_PREFIXES):
         return
-    if not current_user.is_authenticated:
+    ended = False
+    if "_user_id" in session and current_user.is_authenticated:
+        if _session_is_live():
+            return
+        ended = True
+    raw = _presented_remember_token()
+    if raw is not None and _resume_from_remember_token(raw):
         return
+    if ended:
+        flash("Your session has ended. Please sign in again.", "info")
+
+
+def _session_is_live() -> bool:
     row = db.session.get(UserSession, session.get(SESSION_KEY) or "")
     now = utcnow()
-    idle_limit = timedelta(minutes=_settings().session_idle_minutes)
+    idle_limit = _idle_limit()
     if (
-        row is None
-        or row.user_id != current_user.id
-        or row.revoked_at is not None
-        or row.expires_at <= now
-        or now - row.last_seen_at > idle_limit
+        row is not None
+        and row.user_id == current_user.id
+        and row.revoked_at is None
+        and row.expires_at > now
+        and now - row.last_seen_at <= idle_limit
     ):
-        if row is not None and row.revoked_at is None:
-            row.revoked_at = now
+        if now - row.last_seen_at > TOUCH_EVERY:
+            row.last_seen_at = now
             db.session.commit()
-        # Clear first: logout_user() then marks the remember-me cookie for deletion in the
-        # fresh session (clearing afterwards would drop that mark and keep the cookie alive).
-        session.clear()
-        logout_user()
-        flash("Your session has ended. Please sign in again.", "info")
-        return
-    if now - row.last_seen_at > TOUCH_EVERY:
-        row.last_seen_at = now
+        return True
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = now
+        if reached_absolute_limit(row, now, idle_limit):
+            # The absolute limit ends remember-me too; only an idle end lets it start anew.
+            _revoke_remember_tokens(RememberToken.session_id == row.id, now)
         db.session.commit()
+    _sign_browser_out()
+    return False
 
 
-def _on_remember_cookie(sender: Flask, user) -> None:
-    """A remember-me cookie signed the user in again: that is a new session to record."""
-    start_session(user.id)
+def _sign_browser_out() -> None:
+    session.clear()
+    logout_user()
+    # logout_user() asks Flask-Login to delete its remember cookie, which shares our cookie's
+    # name; whether ours goes is decided here (it may start the next session).
+    session.pop("_remember", None)
+
+
+def _resume_from_remember_token(raw: str) -> bool:
+    """Sign the browser in from its remember-me token: a new recorded session, the token rotated.
+    A revoked, expired or unknown token is anonymous, and its cookie is cleared."""
+    now = utcnow()
+    digest = token_hash(raw)
+    token = db.session.scalar(select(RememberToken).where(RememberToken.token_hash == digest))
+    if token is None:
+        _refuse_unknown_token(digest, now)
+        return False
+    user = load_principal(token.user_id)
+    previous = db.session.get(UserSession, token.session_id)
+    if (
+        token.revoked_at is not None
+        or token.expires_at <= now
+        or user is None
+        or not user.is_active
+        or (previous is not None and reached_absolute_limit(previous, now, _idle_limit()))
+    ):
+        if token.revoked_at is None:
+            token.revoked_at = now
+            db.session.commit()
+        _forget_remember_cookie()
+        return False
+    row = _new_session_row(user.id, bound=token.expires_at)
+    db.session.flush()
+    fresh = secrets.token_urlsafe(32)
+    # Compare-and-set: of two requests racing with one token, only one starts a session.
+    rotated = db.session.execute(
+        update(RememberToken)
+        .where(RememberToken.id == token.id, RememberToken.token_hash == digest, RememberToken.revoked_at.is_(None))
+        .values(token_hash=token_hash(fresh), previous_hash=digest, rotated_at=now, session_id=row.id)
+    ).rowcount
+    if rotated != 1:
+        db.session.rollback()
+        return False
+    if previous is not None and previous.revoked_at is None:
+        previous.revoked_at = now  # it ended when it went idle; this one replaces it
+    record("signed_in_remembered", actor_id=user.id, subject_id=user.id)
+    session.clear()
+    login_user(user, fresh=False)
+    _bind(row)
     db.session.commit()
+    _send_remember_cookie(fresh, token.expires_at)
+    return True
+
+
+def _refuse_unknown_token(digest: str, now: datetime) -> None:
+    stale = db.session.scalar(select(RememberToken).where(RememberToken.previous_hash == digest))
+    if stale is not None and stale.revoked_at is None:
+        if stale.rotated_at is not None and now - stale.rotated_at <= ROTATION_GRACE:
+            return  # the browser's own racing request: anonymous, but the cookie it now has stays
+        # A token rotated away long ago came back, so two copies exist and one is a thief's:
+        # end that browser's remember-me and session (as reuse of a refresh token does).
+        stale.revoked_at = now
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == stale.session_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        record("remember_token_reused", subject_id=stale.user_id)
+        db.session.commit()
+    _forget_remember_cookie()
+
+
+# The remember-me cookie ----------------------------------------------------------------------
+
+
+def _presented_remember_token() -> str | None:
+    """This request's remember-me token, if it carries one that could be Hearth's."""
+    raw = request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"])
+    if raw is None or REMEMBER_TOKEN_FORMAT.fullmatch(raw):
+        return raw
+    # Anything else (an old `id:epoch|digest` cookie, garbage) is dropped without a lookup.
+    _forget_remember_cookie()
+    return None
+
+
+def _send_remember_cookie(raw: str, expires_at: datetime) -> None:
+    setattr(g, PENDING_COOKIE, (raw, expires_at))
+
+
+def _forget_remember_cookie() -> None:
+    setattr(g, PENDING_COOKIE, CLEAR)
+
+
+def _write_remember_cookie(response: Response) -> Response:
+    pending = g.pop(PENDING_COOKIE, None)
+    if pending is None:
+        return response
+    config = current_app.config
+    attributes = {
+        "path": "/",
+        "secure": config["REMEMBER_COOKIE_SECURE"],
+        "httponly": config["REMEMBER_COOKIE_HTTPONLY"],
+        "samesite": config["REMEMBER_COOKIE_SAMESITE"],
+    }
+    name = config["REMEMBER_COOKIE_NAME"]
+    if pending == CLEAR:
+        # With the attributes it was set with: browsers ignore a `__Host-` deletion that is not Secure.
+        response.delete_cookie(name, **attributes)
+    else:
+        raw, expires_at = pending
+        response.set_cookie(name, raw, expires=expires_at, **attributes)
+    return response
 
 
 def init_session_tracking(app: Flask) -> None:
+    login_manager.user_loader(load_session_user)
     app.before_request(_enforce)
-    user_loaded_from_cookie.connect(_on_remember_cookie, app)
+    # Registered after the Cache-Control hook, so it runs before it (reverse order) and that
+    # hook sees the Set-Cookie.
+    app.after_request(_write_remember_cookie)

@@ -16,6 +16,10 @@ embedded profile), with stampede protection and versioned namespaces (seed §8).
   between the invalidation and the commit.
 - Every store call goes through `ResilientRedisCache`: with Redis down, reads miss and the
   value comes from the database.
+- **Across processes on the embedded profile** (no Redis, so no bus): a commit that
+  invalidates anything also bumps the `cache_generation` row in the same transaction, and each
+  process looks at that row once per request before its first cache read, emptying its L1 and
+  L2 when it moved (app.cache.generation). The production profile skips both steps.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.cache.generation import GenerationWatch, bump_generation, generation_reader
 from app.cache.local import ALL_KEYS, MISSING, InvalidationBus, LocalCache
 from app.extensions import cache, db
 from app.logging import get_logger
@@ -39,6 +44,7 @@ T = TypeVar("T")
 
 EXTENSION_KEY = "hearth.cache"
 AFTER_COMMIT_KEY = "hearth.cache.after_commit"
+GENERATION_KEY = "hearth.cache.generation"
 LOCK_SECONDS = 10
 MISS_WAIT = 0.3
 MISS_POLL = 0.02
@@ -58,6 +64,7 @@ class CacheState:
     force_miss: bool
     local: LocalCache
     bus: InvalidationBus
+    watch: GenerationWatch | None = None  # embedded profile only (no Redis bus)
     computed: int = 0
     l1_hits: int = 0
     l2_hits: int = 0
@@ -73,7 +80,16 @@ def init_caching(app: Flask) -> None:
         f"{settings.redis_prefix}:l1-invalidate",
         settings.redis_timeout_seconds,
     )
-    app.extensions[EXTENSION_KEY] = CacheState(settings.cache_enabled, settings.cache_force_miss, local, bus)
+    # Without Redis there is no bus: the generation row tells this process about other processes' changes.
+    read = None if settings.redis_url else generation_reader(settings.sqlalchemy_url)
+    watch = GenerationWatch(read, lambda: _clear_process_caches(local)) if read else None
+    app.extensions[EXTENSION_KEY] = CacheState(settings.cache_enabled, settings.cache_force_miss, local, bus, watch)
+
+
+def _clear_process_caches(local: LocalCache) -> None:
+    """Another process invalidated something: which entries is not known, so drop them all."""
+    local.clear()
+    cache.clear()
 
 
 def state() -> CacheState:
@@ -111,6 +127,8 @@ def cached(key: CacheKey, compute: Callable[[], T], *, timeout: int, local: bool
     if not current.enabled:
         current.computed += 1
         return compute()
+    if current.watch is not None:
+        current.watch.sync()
     local_usable = _local_usable(current)
     use_local = local and local_usable
     if use_local and not current.force_miss:
@@ -196,18 +214,50 @@ def _after_commit(action: Callable[[], None]) -> None:
     if session.in_transaction():
         session.info.setdefault(AFTER_COMMIT_KEY, []).append(action)
     else:
+        _bump_generation_alone()
         action()
+
+
+def _bump_generation_alone() -> None:
+    """An invalidation outside any transaction: bump the generation in one of its own."""
+    watch = state().watch
+    if watch is not None:
+        with db.engine.begin() as connection:
+            produced = bump_generation(connection)
+        watch.adopt(produced)
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_generation_with_the_commit(session: Session) -> None:
+    """Embedded profile: the generation moves in the same transaction as the change, so no
+    process can see the new generation without the new data."""
+    if not has_app_context():
+        return
+    current = current_app.extensions.get(EXTENSION_KEY)
+    if current is None or current.watch is None or session.in_nested_transaction():
+        return  # production: the Redis bus tells the other instances; savepoints: the outer commit
+    session.flush()  # the before_flush listeners of this commit's flush register their invalidations
+    if session.info.get(AFTER_COMMIT_KEY) and GENERATION_KEY not in session.info:
+        session.info[GENERATION_KEY] = bump_generation(session.connection())
 
 
 @event.listens_for(Session, "after_commit")
 def _run_invalidations(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a released savepoint: nothing is committed until the outer transaction is
+    produced = session.info.pop(GENERATION_KEY, None)
     for action in session.info.pop(AFTER_COMMIT_KEY, None) or ():
         try:
             action()
         except Exception:  # the change is committed; a cache hiccup must not turn it into a 500
             log.exception("cache_invalidation_failed")
+    if produced is not None:
+        state().watch.adopt(produced)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_invalidations(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: which pending invalidations were its own is unknown; extra ones are harmless
     session.info.pop(AFTER_COMMIT_KEY, None)
+    session.info.pop(GENERATION_KEY, None)

@@ -10,6 +10,11 @@
   `install_route_limits` wraps it with the app's Flask-Limiter decorator, which checks the
   limit when that view runs.
 
+Both key on `client_address()`: behind `TRUSTED_PROXIES` proxies that is the real client's
+address as ProxyFix resolved it from X-Forwarded-For, so each client behind the proxy has its
+own budget and an extra X-Forwarded-For entry sent by a client changes nothing (app.core.net;
+in staging and production a warning is logged once if requests arrive without the header).
+
 If Redis fails, the budget is kept in memory for a few seconds before Redis is tried again,
 so a hung Redis costs one short timeout, not one per request.
 """
@@ -28,7 +33,7 @@ from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 from app.config import Settings
-from app.core.net import client_address
+from app.core.net import client_address, watch_forwarded_for
 from app.logging import get_logger
 
 log = get_logger("hearth.ratelimit")
@@ -133,6 +138,8 @@ def install_route_limits(app: Flask, limiter: Limiter) -> None:
 
 def init_rate_limiting(app: Flask, settings: Settings) -> Limiter:
     """Pipeline step 6: the app-wide budget hook, and Flask-Limiter for route limits."""
+    # Per-IP limits are only per client if the proxy count is right: say so when it is not.
+    watch_forwarded_for(app, settings)
     budget = GlobalRateLimit(settings)
     app.extensions["hearth.rate_limit"] = budget
     app.before_request(budget.check)

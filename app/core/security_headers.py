@@ -4,6 +4,11 @@ Talisman rebuilds every header (CSP string included) on every response. Hearth's
 uses no nonces, so the headers are the same for every response of a view without
 per-view Talisman options: they are computed on the first response and then copied.
 HSTS still depends on the request (HTTPS or X-Forwarded-Proto: https), as in Talisman.
+
+Talisman 1.1 has no Cross-Origin-Opener-Policy option, so `same-origin` is added here, to
+every response: a page Hearth opens in (or is opened from) another site's window shares no
+browsing context group with it, so that window can neither script it nor read
+`window.opener` (tabnabbing, cross-window leaks).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from flask import Response
 from flask_talisman import Talisman
 
 HSTS_HEADER = "Strict-Transport-Security"
+EXTRA_HEADERS = (("Cross-Origin-Opener-Policy", "same-origin"),)
 
 
 class PrecomputedTalisman(Talisman):
@@ -37,7 +43,9 @@ class PrecomputedTalisman(Talisman):
     def _set_response_headers(self, response: Response) -> Response:
         view = flask.current_app.view_functions.get(flask.request.endpoint or "")
         if self.content_security_policy_nonce_in or hasattr(view, "talisman_view_options"):
-            return super()._set_response_headers(response)
+            response = super()._set_response_headers(response)
+            response.headers.update(EXTRA_HEADERS)
+            return response
         if self._static_headers is None:
             self._compute_static_headers()
         response.headers.update(self._static_headers)
@@ -52,7 +60,7 @@ class PrecomputedTalisman(Talisman):
             (key, value)
             for key, value in sample.headers.items()
             if key not in (HSTS_HEADER, "Content-Type", "Content-Length")
-        ]
+        ] + list(EXTRA_HEADERS)
         if self.strict_transport_security:
             value = f"max-age={self.strict_transport_security_max_age}"
             if self.strict_transport_security_include_subdomains:

@@ -342,7 +342,7 @@ class _Batch:
 
     def _lock(self, person: _Person) -> None:
         """Too many wrong passwords in a row: locked for a while (its events come in history)."""
-        from app.auth.service import lockout_seconds
+        from app.auth.lockout import lockout_seconds
 
         threshold = self.settings.login_lockout_threshold
         person.locked = True
@@ -434,7 +434,7 @@ class _Batch:
         self.event("signed_out_everywhere", done, actor=person, subject=person, reason="password_reset")
 
     def _lockout(self, person: _Person) -> None:
-        from app.auth.service import lockout_seconds
+        from app.auth.lockout import lockout_seconds
 
         failures = person.user.failed_login_count
         for attempt in range(failures):

@@ -3,7 +3,7 @@ sends the bytes straight to storage with a progress bar, then `confirm` answers 
 
 from __future__ import annotations
 
-from flask import abort, jsonify, redirect, render_template, request
+from flask import abort, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -89,4 +89,5 @@ def delete(upload_id: str) -> str | Response:
     service.delete_upload(current_user.id, service.load_upload(upload_id, "uploads:delete_any"))
     if is_htmx_request():
         return ""
-    return redirect(request.referrer or "/files/")
+    # Back to the library, never to whatever the Referer names (an open redirect).
+    return redirect(url_for("files.index"))

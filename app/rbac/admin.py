@@ -1,7 +1,13 @@
 """Managing roles (roles:manage): create, edit the permission matrix, delete when unused.
 
-Two guards keep the site administrable: the built-in `admin` role always keeps
-`roles:manage`, and built-in roles cannot be deleted.
+One set of rules for the /admin/roles pages (the grid included) and the admin API:
+
+- nobody edits or deletes a role holding a permission they lack (the rule that protects
+  accounts in `app.users.admin`), and nobody grants a permission they lack;
+- the built-in `admin` role's permissions are never reduced here (only `flask roles sync
+  --restore` on the server writes built-in grants), so holding `roles:manage` alone can
+  never disarm the administrators;
+- built-in roles cannot be deleted.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 
 from app.audit.service import record
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role, user_roles
@@ -21,7 +27,6 @@ from app.rbac.service import permissions_of, sync_roles
 from app.users.models import User
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
-ADMIN_MUST_KEEP = "roles:manage"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,20 @@ def member_count(role: Role) -> int:
         )
         or 0
     )
+
+
+def can_edit(actor_permissions: frozenset[str], role: Role) -> bool:
+    """Whether someone holding `actor_permissions` may edit or delete `role` at all."""
+    return {p.name for p in role.permissions} <= actor_permissions
+
+
+def _check_can_edit(actor_permissions: frozenset[str], role: Role) -> None:
+    """Nobody edits or deletes a role holding permissions they do not have: otherwise a holder
+    of roles:manage alone could strip the admin role (or any wider role) of everything."""
+    if not can_edit(actor_permissions, role):
+        raise PermissionDenied(
+            f"The role {role.name!r} holds permissions you do not have; only someone who has them can change it."
+        )
 
 
 def _check_grantable(actor_permissions: frozenset[str], permissions: Iterable[str]) -> None:
@@ -123,14 +142,22 @@ def update_role(
     commit: bool = True,
     actor_permissions: frozenset[str] | None = None,
 ) -> Role:
-    """Replace the role's permissions (the checkbox grid) and, optionally, its description."""
+    """Replace the role's permissions (the checkbox grid) and, optionally, its description.
+
+    PermissionDenied when the role holds a permission the actor lacks; ValidationFailed for an
+    unknown permission, a grant beyond the actor's own, or any reduction of the admin role."""
+    held = actor_permissions if actor_permissions is not None else permissions_of(actor.id)
+    _check_can_edit(held, role)
     new_permissions = _permissions(permissions)
     new_names = [p.name for p in new_permissions]
-    held = actor_permissions if actor_permissions is not None else permissions_of(actor.id)
-    _check_grantable(held, set(new_names) - {p.name for p in role.permissions})
-    if role.name == ADMIN_ROLE and ADMIN_MUST_KEEP not in new_names:
+    current = {p.name for p in role.permissions}
+    _check_grantable(held, set(new_names) - current)
+    removed = current - set(new_names)
+    if role.name == ADMIN_ROLE and removed:
         raise _field_error(
-            "permissions", f"The built-in admin role always keeps {ADMIN_MUST_KEEP!r}: nobody could manage roles again."
+            "permissions",
+            "The built-in admin role always keeps every permission it has "
+            f"(not removed: {', '.join(sorted(removed))}).",
         )
     before = {"permissions": sorted(p.name for p in role.permissions), "description": role.description}
     role.permissions = new_permissions
@@ -166,7 +193,10 @@ def update_grid(actor: User, grants: dict[str, set[str]]) -> list[str]:
     return changed
 
 
-def delete_role(actor: User, role: Role) -> None:
+def delete_role(actor: User, role: Role, actor_permissions: frozenset[str] | None = None) -> None:
+    """Delete an unused custom role. PermissionDenied when it holds a permission the actor
+    lacks; Conflict for a built-in role or one that accounts hold."""
+    _check_can_edit(actor_permissions if actor_permissions is not None else permissions_of(actor.id), role)
     if role.name in ROLES:
         raise Conflict(f"{role.name!r} is a built-in role and cannot be deleted.")
     members = member_count(role)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -21,8 +22,11 @@ class ObjectInfo:
 
 
 class Storage(Protocol):
-    def presign_upload(self, key: str, content_type: str, max_size: int, expires_in: int) -> PresignedPost:
-        """A POST that can store exactly `key`, with exactly `content_type`, of 1..max_size bytes."""
+    def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedPost:
+        """A POST that can store exactly `key`, with exactly `content_type`, of exactly `size` bytes.
+
+        Until it expires the POST can be sent again, so callers never serve `key` itself: they
+        `move` it to a key no policy names before checking it (app/uploads/service.py)."""
 
     def presign_download(self, key: str, filename: str, expires_in: int) -> str:
         """A short-lived GET URL that downloads the object as an attachment named `filename`."""
@@ -34,5 +38,12 @@ class Storage(Protocol):
 
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
+    def move(self, source: str, target: str) -> bool:
+        """Move an object (with its content type) to `target`, replacing what is there;
+        False when `source` does not exist."""
+
     def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
+
+    def purge(self, prefix: str, older_than: datetime) -> int:
+        """Remove the objects under `prefix` last written before `older_than`; how many."""

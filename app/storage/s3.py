@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import boto3
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
 from app.config import Settings
 from app.storage.base import ObjectInfo, PresignedPost
+from app.storage.names import attachment_disposition
 
 
 class S3Storage:
@@ -43,20 +46,19 @@ class S3Storage:
                 self.client.create_bucket(Bucket=self.bucket)
             self._bucket_checked = True
 
-    def presign_upload(self, key: str, content_type: str, max_size: int, expires_in: int) -> PresignedPost:
+    def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedPost:
         self._ensure_bucket()
+        # boto3 adds the exact `key` and `bucket` conditions; the length range is one value.
         post = self.client.generate_presigned_post(
             Bucket=self.bucket,
             Key=key,
             Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_size]],
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size]],
             ExpiresIn=expires_in,
         )
         return PresignedPost(url=post["url"], fields=post["fields"])
 
     def presign_download(self, key: str, filename: str, expires_in: int) -> str:
-        from app.storage.names import attachment_disposition
-
         return self.client.generate_presigned_url(
             "get_object",
             ExpiresIn=expires_in,
@@ -89,5 +91,32 @@ class S3Storage:
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, ContentDisposition="attachment"
         )
 
+    def move(self, source: str, target: str) -> bool:
+        # A server-side copy of one version of `source` (its Content-Type comes along), then
+        # the source goes: a POST replayed meanwhile lands on `source`, never on `target`.
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                MetadataDirective="COPY",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        self.client.delete_object(Bucket=self.bucket, Key=source)
+        return True
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def purge(self, prefix: str, older_than: datetime) -> int:
+        self._ensure_bucket()
+        removed = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            stale = [{"Key": item["Key"]} for item in page.get("Contents", []) if item["LastModified"] < older_than]
+            if stale:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": stale, "Quiet": True})
+                removed += len(stale)
+        return removed

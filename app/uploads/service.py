@@ -1,17 +1,21 @@
 """The upload flow of seed §10, shared by the JSON API and the /files pages.
 
 1. `request_upload` checks kind, type, size and quota, records a `pending` upload and returns a
-   presigned POST (15 minutes) for a generated key.
+   presigned POST (15 minutes) for exactly the declared size, to the upload's *staging* key.
 2. The client sends the bytes straight to storage.
-3. `confirm` checks the object exists, its size is within the limit and equals the declared
-   size, and its first bytes match the declared type; a mismatch deletes the object and marks
-   the upload `rejected` with the reason. Otherwise `uploaded`, and a processing job is queued.
-4. `process` (the `uploads` queue) extracts metadata and thumbnails, then `ready` (or `failed`).
+3. `confirm` moves the staging object to the upload's final key, then checks that object: its
+   size is within the limit and equals the declared size, and its first bytes match the
+   declared type; a mismatch deletes it and marks the upload `rejected` with the reason.
+   Otherwise `uploaded`, and a processing job is queued. The presigned POST stays usable until
+   it expires, but it can only ever write the staging key again, which nothing serves: what
+   was checked is what is served. Staging objects older than an hour are purged.
+4. `process` (the `uploads` queue) extracts metadata and thumbnails in a bounded child process
+   (app/uploads/sandbox.py), then `ready`; `rejected` when the file is too large to decode
+   safely, `failed` when processing keeps failing.
 """
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.service import record
@@ -29,6 +33,7 @@ from app.errors import Conflict, ValidationFailed
 from app.extensions import db
 from app.storage import PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
+from app.uploads import sandbox
 from app.uploads.models import Upload, UploadStatus
 from app.uploads.sniff import SNIFF_BYTES, matches
 
@@ -36,8 +41,9 @@ if TYPE_CHECKING:
     from app.jobs.models import Job
 
 KINDS = ("avatar", "document", "video")
-THUMBNAIL_SIZE = 256
-PENDING_MAX_AGE = timedelta(hours=1)
+PENDING_MAX_AGE = timedelta(hours=1)  # also at least the longest presigned POST (3600 s)
+STAGING_PREFIX = "staging/"
+THUMBNAIL_SIZE = sandbox.THUMBNAIL_SIZE
 MB = 1024 * 1024
 
 
@@ -67,6 +73,11 @@ def used_bytes(user_id: int) -> int:
         )
         or 0
     )
+
+
+def staging_key(upload: Upload) -> str:
+    """Where the upload's presigned POST writes; never served (`confirm` moves it away)."""
+    return f"{STAGING_PREFIX}{upload.id}"
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,7 @@ def request_upload(user_id: int, filename: str, content_type: str, size: int, ki
     )
     db.session.add(upload)
     expires_in = _settings().upload_url_ttl_seconds
-    post = get_storage().presign_upload(upload.key, content_type, max_bytes, expires_in)
+    post = get_storage().presign_upload(staging_key(upload), content_type, size, expires_in)
     record("upload_requested", actor_id=user_id, subject_id=user_id, upload=upload_id, kind=kind)
     db.session.commit()
     return UploadTicket(upload, post, expires_in)
@@ -117,6 +128,9 @@ def request_upload(user_id: int, filename: str, content_type: str, size: int, ki
 
 def _reject(upload: Upload, reason: str) -> Upload:
     get_storage().delete(upload.key)
+    if upload.thumbnail_key:
+        get_storage().delete(upload.thumbnail_key)
+        upload.thumbnail_key = None
     upload.status = UploadStatus.rejected
     upload.error = reason
     record("upload_rejected", subject_id=upload.user_id, upload=upload.id, reason=reason)
@@ -124,19 +138,41 @@ def _reject(upload: Upload, reason: str) -> Upload:
     return upload
 
 
+def _claim_pending(upload: Upload) -> None:
+    """Hold the upload for this confirmation until it commits: a write to the row, only while
+    it is `pending`, locks it (row lock on PostgreSQL, the write lock on SQLite), so a second
+    confirmation waits and then finds it no longer pending."""
+    claimed = db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload.id, Upload.status == UploadStatus.pending)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        raise Conflict("This upload is no longer pending.")
+
+
 def confirm(upload: Upload) -> Upload:
-    """Check what arrived in storage; queue processing, or reject and delete it."""
+    """Move what arrived to the final key and check it there; queue processing, or reject and delete it."""
     if upload.status != UploadStatus.pending:
         raise Conflict(f"This upload is already {upload.status}.")
-    info = get_storage().head(upload.key)
+    _claim_pending(upload)
+    storage = get_storage()
+    # Checked and served from a key no presigned POST can write. Without a staging object, a
+    # final object is one an interrupted confirmation already moved (or an upload presigned
+    # before staging keys existed).
+    storage.move(staging_key(upload), upload.key)
+    info = storage.head(upload.key)
     if info is None:
+        db.session.rollback()
         raise Conflict("Nothing has been uploaded for this upload yet.")
     max_bytes, _ = limits(upload.kind)
     if info.size > max_bytes:
         return _reject(upload, f"The file is larger than {max_bytes // MB} MB.")
     if info.size != upload.declared_size:
         return _reject(upload, f"The file has {info.size} bytes, not the {upload.declared_size} declared.")
-    if not matches(upload.content_type, get_storage().read(upload.key, SNIFF_BYTES)):
+    if not matches(upload.content_type, storage.read(upload.key, SNIFF_BYTES)):
         return _reject(upload, f"The file's content is not {upload.content_type}.")
     upload.size = info.size
     upload.status = UploadStatus.uploaded
@@ -151,32 +187,25 @@ def confirm(upload: Upload) -> Upload:
 # Processing --------------------------------------------------------------------------------
 
 
-def _image_details(upload: Upload, data: bytes) -> dict[str, Any]:
-    from PIL import Image, ImageOps
+def _limits() -> sandbox.Limits:
+    settings = _settings()
+    return sandbox.Limits(
+        max_pixels=settings.upload_image_max_pixels, memory_bytes=settings.upload_processing_memory_mb * MB
+    )
 
-    with Image.open(io.BytesIO(data)) as image:
-        image = ImageOps.exif_transpose(image)
-        width, height = image.size
-        # Re-encoding drops EXIF (location, camera serials) from what is kept and served.
-        clean = io.BytesIO()
-        fmt = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}[upload.content_type]
-        frame = image.convert("RGB") if fmt == "JPEG" else image
-        frame.save(clean, format=fmt)
-        get_storage().put(upload.key, clean.getvalue(), upload.content_type)
-        thumb = image.convert("RGB")
-        thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        out = io.BytesIO()
-        thumb.save(out, format="JPEG", quality=85)
+
+def _image_details(upload: Upload, data: bytes) -> dict[str, Any]:
+    result = sandbox.inspect_image(data, upload.content_type, _limits())
+    # Re-encoding dropped EXIF (location, camera serials) from what is kept and served.
+    get_storage().put(upload.key, result.clean, upload.content_type)
     upload.thumbnail_key = upload.key.rsplit("/", 1)[0] + "/thumbnail-256.jpg"
-    get_storage().put(upload.thumbnail_key, out.getvalue(), "image/jpeg")
-    upload.size = len(clean.getvalue())
-    return {"width": width, "height": height, "exif_stripped": True}
+    get_storage().put(upload.thumbnail_key, result.thumbnail, "image/jpeg")
+    upload.size = len(result.clean)
+    return {"width": result.width, "height": result.height, "exif_stripped": True}
 
 
 def _pdf_details(data: bytes) -> dict[str, Any]:
-    from pypdf import PdfReader
-
-    return {"pages": len(PdfReader(io.BytesIO(data)).pages)}
+    return {"pages": sandbox.count_pdf_pages(data, _limits())}
 
 
 def process(upload_id: str, progress: Callable[[int, str], None] | None = None) -> None:
@@ -190,14 +219,19 @@ def process(upload_id: str, progress: Callable[[int, str], None] | None = None) 
     db.session.commit()
     report(10, "reading the file")
     details: dict[str, Any] = {"content_type": upload.content_type, "size": upload.size}
-    if upload.kind == "avatar" or upload.content_type.startswith("image/"):
-        data = get_storage().read(upload.key)
-        report(40, "stripping metadata and making the thumbnail")
-        details |= _image_details(upload, data)
-    elif upload.content_type == "application/pdf":
-        data = get_storage().read(upload.key)
-        report(40, "counting pages")
-        details |= _pdf_details(data)
+    try:
+        if upload.kind == "avatar" or upload.content_type.startswith("image/"):
+            data = get_storage().read(upload.key)
+            report(40, "stripping metadata and making the thumbnail")
+            details |= _image_details(upload, data)
+        elif upload.content_type == "application/pdf":
+            data = get_storage().read(upload.key)
+            report(40, "counting pages")
+            details |= _pdf_details(data)
+    except sandbox.Refused as refusal:
+        # Final, not retried: the same file would be refused again.
+        _reject(upload, str(refusal))
+        return
     report(90, "saving")
     upload.details = details
     upload.status = UploadStatus.ready
@@ -333,6 +367,7 @@ def thumbnail_url(upload: Upload) -> str | None:
 
 def delete_upload(actor_id: int, upload: Upload) -> None:
     storage = get_storage()
+    storage.delete(staging_key(upload))
     storage.delete(upload.key)
     if upload.thumbnail_key:
         storage.delete(upload.thumbnail_key)
@@ -348,15 +383,20 @@ def delete_upload(actor_id: int, upload: Upload) -> None:
 
 
 def cleanup_pending() -> int:
-    """Remove uploads still `pending` an hour after their URL was issued, with any object."""
+    """Remove uploads still `pending` an hour after their URL was issued, with any object, and
+    every staging object older than that (its policy has expired: a POST replayed after
+    confirmation, or sent for an upload since deleted, lands there and is never served)."""
     cutoff = utcnow() - PENDING_MAX_AGE
     stale = db.session.scalars(
         select(Upload).where(Upload.status == UploadStatus.pending, Upload.created_at < cutoff).limit(500)
     ).all()
+    storage = get_storage()
     for upload in stale:
-        get_storage().delete(upload.key)
+        storage.delete(staging_key(upload))
+        storage.delete(upload.key)
         db.session.delete(upload)
     db.session.commit()
+    storage.purge(STAGING_PREFIX, cutoff)
     return len(stale)
 
 

@@ -26,7 +26,9 @@ class User(UserMixin, db.Model):
     # access token minted before then stops working.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failed_login_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The account-wide lock (a distributed attack); per-client locks are `login_failures`.
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lockout_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     avatar_upload_id: Mapped[str | None] = mapped_column(ForeignKey("uploads.id", ondelete="SET NULL", use_alter=True))

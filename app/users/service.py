@@ -40,10 +40,11 @@ def load_principal(user_id: int) -> User | None:
 
 
 def load_user(session_user_id: str) -> User | None:
-    """flask-login's user loader: "<id>:<epoch>" of an active user whose epoch still matches.
+    """The user named by a session's "<id>:<epoch>": an active user whose epoch still matches.
 
     A bumped epoch (logout everywhere, password change, disable) makes every copied session
-    or remember-me cookie useless.
+    cookie useless. (Flask-Login reaches this through app.auth.sessions.load_session_user,
+    which also requires the session's server-side record; remember-me has records of its own.)
     """
     user_id, _, epoch = session_user_id.partition(":")
     try:

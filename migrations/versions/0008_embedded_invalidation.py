@@ -1,4 +1,4 @@
-"""embedded invalidation: reserved for issue 10 (hardening)
+"""embedded invalidation: the `cache_generation` row the embedded profile's processes bump and watch
 
 Revision ID: 0008
 Revises: 0007
@@ -6,8 +6,8 @@ Create Date: 2026-11-30 01:50:00
 
 """
 
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
@@ -18,8 +18,15 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    table = op.create_table(
+        "cache_generation",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cache_generation")),
+    )
+    # The one row. (Should it ever go, the next invalidating commit writes it again.)
+    op.bulk_insert(table, [{"id": 1, "generation": 0}])
 
 
 def downgrade():
-    pass
+    op.drop_table("cache_generation")

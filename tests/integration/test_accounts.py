@@ -36,7 +36,7 @@ def _post(client, path, form_path=None, **data):
 
 def _link(delivery) -> str:
     body = delivery.message.get_payload(decode=True).decode()
-    return re.search(r"http://localhost(/\S+)", body).group(1)
+    return re.search(r"http://localhost(?::\d+)?(/\S+)", body).group(1)
 
 
 def _user(app, email) -> User:
@@ -195,12 +195,20 @@ def test_account_page_edits_profile_and_reverifies_a_new_email(browser, smtp, ma
     _login(browser, "me@example.com")
     page = browser.get("/account/")
     assert page.status_code == 200 and "This browser" in page.get_data(as_text=True)
-    response = _post(browser, "/account/profile", "/account/", display_name="Renamed", email="moved@example.com")
+    response = _post(
+        browser,
+        "/account/profile",
+        "/account/",
+        display_name="Renamed",
+        email="moved@example.com",
+        current_password=PASSWORD,
+    )
     assert response.status_code == 302
     user = _user(app, "me@example.com")  # the email only changes once confirmed
     assert user.display_name == "Renamed"
-    [delivery] = smtp.deliveries
-    assert delivery.recipients == ["moved@example.com"]
+    [delivery] = [d for d in smtp.deliveries if d.recipients == ["moved@example.com"]]
+    [notice] = [d for d in smtp.deliveries if d.recipients == ["me@example.com"]]
+    assert "/auth/email/undo/" in _link(notice)
     browser.get(_link(delivery))
     assert _user(app, "moved@example.com").id == user.id
 

@@ -392,6 +392,58 @@ def test_the_admin_role_always_keeps_roles_manage(client, app, people):
     assert _audit(app, "role_updated") == []
 
 
+@pytest.mark.parametrize("taken", ["roles:manage", "audit:read"])
+def test_the_admin_role_loses_no_permission_through_the_api(client, app, people, taken):
+    headers = _headers(client, "admin@example.com")
+    without = sorted(set(PERMISSIONS) - {taken})
+    response = client.patch("/api/v1/admin/roles/admin", json={"permissions": without}, headers=headers)
+    assert response.status_code == 422 and "always keeps every permission" in response.json["detail"] + str(
+        response.json["errors"]
+    )
+    assert client.get("/api/v1/admin/roles/admin", headers=headers).json["permissions"] == sorted(PERMISSIONS)
+    assert _audit(app, "role_updated") == []
+    # Its description is still the admins' to edit.
+    described = client.patch("/api/v1/admin/roles/admin", json={"description": "Runs the site"}, headers=headers)
+    assert described.status_code == 200 and described.json["permissions"] == sorted(PERMISSIONS)
+
+
+def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins(client, app, people, make_user):
+    """Finding 2 of issue 10: `PATCH /admin/roles/admin {"permissions": ["roles:manage"]}` by
+    someone holding only roles:manage answered 200 and left every admin with nothing."""
+    _create_role(app, people["admin"].id, "gatekeeper", ["roles:manage"])
+    _create_role(app, people["admin"].id, "reader", ["users:read"])
+    make_user(email="gate@example.com", roles=("gatekeeper",))
+    gate = _headers(client, "gate@example.com")
+    admin = _headers(client, "admin@example.com")
+
+    for path, body in (
+        ("/api/v1/admin/roles/admin", {"permissions": ["roles:manage"]}),
+        ("/api/v1/admin/roles/admin", {"description": "Nothing"}),
+        ("/api/v1/admin/roles/manager", {"permissions": []}),
+        ("/api/v1/admin/roles/reader", {"permissions": ["roles:manage"]}),
+    ):
+        response = client.patch(path, json=body, headers=gate)
+        assert response.status_code == 403, (path, response.json)
+        assert response.mimetype == "application/problem+json"
+        assert "holds permissions you do not have" in response.json["detail"]
+    deleted = client.delete("/api/v1/admin/roles/reader", headers=gate)
+    assert deleted.status_code == 403 and deleted.mimetype == "application/problem+json"
+
+    roles = {item["name"]: item for item in client.get("/api/v1/admin/roles", headers=admin).json["items"]}
+    assert roles["admin"]["permissions"] == sorted(PERMISSIONS)
+    assert roles["admin"]["description"] == "Everything"
+    assert roles["manager"]["permissions"] == ["jobs:read", "uploads:read_any", "users:read", "users:write"]
+    assert roles["reader"]["permissions"] == ["users:read"]
+    assert client.get("/api/v1/admin/jobs", headers=admin).status_code == 200  # the admins keep everything
+    assert _audit(app, "role_updated") == [] and _audit(app, "role_deleted") == []
+
+    # Roles within their own permissions stay theirs to manage.
+    widened = client.patch("/api/v1/admin/roles/viewer", json={"permissions": ["roles:manage"]}, headers=gate)
+    assert widened.status_code == 200 and widened.json["permissions"] == ["roles:manage"]
+    assert client.patch("/api/v1/admin/roles/viewer", json={"permissions": []}, headers=gate).status_code == 200
+    assert [entry["target"] for entry in _audit(app, "role_updated")] == ["role:viewer", "role:viewer"]
+
+
 def test_roles_in_use_or_built_in_cannot_be_deleted(client, app, people, make_user):
     _create_role(app, people["admin"].id, "editor", ["users:read"])
     _create_role(app, people["admin"].id, "spare", ["users:read"])

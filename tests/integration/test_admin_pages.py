@@ -15,12 +15,14 @@ from app.audit.models import AuditEvent
 from app.core.database import utcnow
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
+from app.rbac.catalog import ROLES as CATALOG_ROLES
 from app.rbac.models import Role
 from app.uploads.models import Upload, UploadStatus
 from app.users.models import User
 
 PASSWORD = "correct horse battery staple"
 ROLES = ("admin", "manager", "user", "viewer")
+BUILT_IN_GRID = sorted(f"{role}|{permission}" for role, (_, granted) in CATALOG_ROLES.items() for permission in granted)
 
 
 def _token(client, path="/auth/login") -> str:
@@ -158,7 +160,8 @@ ACTIONS = [
     ("/admin/users/bulk", {"action": "disable", "user_ids": ["{target}"]}, {"admin", "manager"}),
     ("/admin/users/bulk", {"action": "assign_role", "role": "viewer", "user_ids": ["{target}"]}, {"admin"}),
     ("/admin/roles", {"name": "support", "grant": ["users:read"]}, {"admin"}),
-    ("/admin/roles/matrix", {"grant": ["admin|roles:manage", "temp|audit:read"]}, {"admin"}),
+    # The whole grid as the page posts it (built-in grants unchanged), plus one new tick.
+    ("/admin/roles/matrix", {"grant": [*BUILT_IN_GRID, "temp|audit:read"]}, {"admin"}),
     ("/admin/roles/temp/delete", {}, {"admin"}),
     ("/admin/uploads/{upload}/delete", {}, {"admin"}),
     ("/admin/uploads/{upload}/reprocess", {}, {"admin"}),
@@ -366,15 +369,78 @@ def test_with_a_second_admin_one_can_be_demoted(app, clients, people, keeper, ma
     assert _user(app, "admin@example.com").role_names == ["user"]
 
 
+def _grid(html: str) -> list[str]:
+    """What the grid form posts as it stands: ticked boxes and read-only ticks (hidden fields)."""
+    return re.findall(r'name="grant" value="([^"]+)" checked', html) + re.findall(
+        r'type="hidden" name="grant" value="([^"]+)"', html
+    )
+
+
+def _role_permissions(app, name: str) -> set[str]:
+    with app.app_context():
+        return {p.name for p in db.session.scalar(select(Role).where(Role.name == name)).permissions}
+
+
+@pytest.mark.parametrize("taken", ["roles:manage", "audit:read"])
+def test_the_admin_role_loses_no_permission_in_the_grid(app, clients, taken):
+    client = clients("admin")
+    html = client.get("/admin/roles").get_data(as_text=True)
+    # Its ticks are read-only (sent as hidden fields); a hand-made post is refused all the same.
+    assert re.search(rf'value="admin\|{taken}" checked\s+disabled', html)
+    response = post(client, "/admin/roles/matrix", grant=[g for g in _grid(html) if g != f"admin|{taken}"])
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "always keeps every permission" in page and "flash-error" in page
+    assert _role_permissions(app, "admin") == set(CATALOG_ROLES["admin"][1])
+    assert _events(app, "role_updated") == []
+
+
+def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(app, people, make_user):
+    """Finding 2 of issue 10, through /admin/roles: the grid save, and deleting a role."""
+    from app.rbac import admin as roles_admin
+
+    with app.app_context():
+        roles_admin.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage"])
+        roles_admin.create_role(_user(app, "admin@example.com"), "reader", "", ["users:read"])
+    make_user(email="gate@example.com", roles=("gatekeeper",))
+    client = sign_in(app.test_client(), "gate@example.com")
+    html = client.get("/admin/roles").get_data(as_text=True)
+    # Roles holding permissions they lack are shown read-only, with no Delete button.
+    for role in ("admin", "manager", "reader"):
+        assert not re.search(rf'value="{role}\|[^"]+"(?: checked)?\s+aria-label', html), role
+    assert "holds permissions you do not have: cannot be deleted" in html
+    assert re.search(r'value="viewer\|roles:manage"\s+aria-label', html)  # theirs to grant
+
+    for grant in (
+        ["admin|roles:manage"],  # the attack: strip the admin role down to roles:manage
+        [g for g in _grid(html) if not g.startswith("manager|")],
+        [*_grid(html), "reader|roles:manage"],
+    ):
+        response = post(client, "/admin/roles/matrix", grant=grant)
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "holds permissions you do not have" in page and "flash-error" in page
+    response = post(client, "/admin/roles/reader/delete")
+    assert "holds permissions you do not have" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert _role_permissions(app, "admin") == set(CATALOG_ROLES["admin"][1])
+    assert _role_permissions(app, "manager") == set(CATALOG_ROLES["manager"][1])
+    assert _role_permissions(app, "reader") == {"users:read"}
+    assert _events(app, "role_updated") == [] and _events(app, "role_deleted") == []
+    assert sign_in(app.test_client(), "admin@example.com").get("/admin/audit").status_code == 200
+
+    # The page as shown still saves what is theirs to change: the read-only ticks are no change.
+    response = post(client, "/admin/roles/matrix", grant=[*_grid(html), "viewer|roles:manage"])
+    assert "flash-success" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert _role_permissions(app, "viewer") == {"roles:manage"}
+    assert [event.target for event in _events(app, "role_updated")] == ["role:viewer"]
+
+
 def test_the_admin_role_keeps_roles_manage_and_roles_in_use_are_not_deleted(app, clients, make_user):
     client = clients("admin")
-    # Untick everything in the grid: the admin role must keep roles:manage.
+    # Untick everything in the grid: the admin role must keep every permission.
     response = post(client, "/admin/roles/matrix", grant=["manager|users:read"])
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "always keeps" in page
-    with app.app_context():
-        admin_role = db.session.scalar(select(Role).where(Role.name == "admin"))
-        assert "roles:manage" in {p.name for p in admin_role.permissions}
+    assert _role_permissions(app, "admin") == set(CATALOG_ROLES["admin"][1])
     post(client, "/admin/roles", name="support", grant=["users:read"])
     make_user(email="s@example.com", roles=("support",))
     response = post(client, "/admin/roles/support/delete")

@@ -131,6 +131,9 @@ def test_alg_none_wrong_audience_wrong_key_and_expired_tokens_are_refused(client
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
     now = int(time.time())
+    # A live sign-in for the forged tokens: each refused one below fails for its own reason.
+    family = jwt.decode(_token(client).json["access_token"], options={"verify_signature": False})["fam"]
+    live = {"sub": str(api_user.id), "fam": family}
     claims = {
         "iss": "hearth",
         "aud": "hearth-api",
@@ -139,27 +142,28 @@ def test_alg_none_wrong_audience_wrong_key_and_expired_tokens_are_refused(client
         "exp": now + 600,
         "jti": "x",
         "epoch": 0,
+        "fam": family,
     }
     alg_none = f"{b64({'alg': 'none', 'typ': 'at+jwt'})}.{b64(claims)}."
-    good = _forge(app, claims={"sub": str(api_user.id)})
+    good = _forge(app, claims=live)
     assert _me(client, good).status_code == 200  # the forging helper itself makes valid tokens
     refused = {
         "alg none": alg_none,
-        "wrong audience": _forge(app, claims={"sub": str(api_user.id), "aud": "someone-else"}),
-        "wrong issuer": _forge(app, claims={"sub": str(api_user.id), "iss": "evil"}),
-        "wrong key": _forge(app, claims={"sub": str(api_user.id)}, key="k" * 48),
-        "expired": _forge(app, claims={"sub": str(api_user.id), "iat": now - 3600, "exp": now - 60}),
+        "wrong audience": _forge(app, claims={**live, "aud": "someone-else"}),
+        "wrong issuer": _forge(app, claims={**live, "iss": "evil"}),
+        "wrong key": _forge(app, claims=live, key="k" * 48),
+        "expired": _forge(app, claims={**live, "iat": now - 3600, "exp": now - 60}),
         "no jti": jwt.encode(
             {k: v for k, v in claims.items() if k != "jti"},
             app.extensions["hearth.settings"].jwt_secret,
             algorithm="HS256",
             headers={"typ": "at+jwt"},
         ),
-        "wrong typ": _forge(app, claims={"sub": str(api_user.id)}, headers={"typ": "JWT"}),
+        "wrong typ": _forge(app, claims=live, headers={"typ": "JWT"}),
         # an attacker's key offered in the header (jwk/jku) is never used to verify
         "embedded jwk": _forge(
             app,
-            claims={"sub": str(api_user.id)},
+            claims=live,
             key="a" * 48,
             headers={"typ": "at+jwt", "jwk": {"kty": "oct", "k": "YWFh"}, "jku": "https://evil"},
         ),

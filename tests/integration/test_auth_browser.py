@@ -96,19 +96,23 @@ def test_wrong_password_and_unknown_email_look_the_same(client, make_user):
     assert 0.25 < timings["unknown"] / timings["known"] < 4
 
 
-def test_five_failures_lock_the_account_even_with_the_right_password(client, make_user, app):
+def test_five_failures_lock_this_client_out_even_with_the_right_password(client, make_user, app):
+    from app.auth.models import LoginFailures
+
     make_user(email="lock@example.com")
     for _ in range(5):
         assert _login(client, "lock@example.com", "wrong password!!").status_code == 401
     assert _login(client, "lock@example.com").status_code == 401  # locked: the right password fails
     with app.app_context():
         user = db.session.scalar(db.select(User).where(User.email == "lock@example.com"))
-        assert user.locked_until is not None and user.failed_login_count == 5
-    assert _events(app, "account_locked") and _events(app, "login_refused_locked")
+        pair = db.session.get(LoginFailures, (user.id, "127.0.0.1"))
+        assert pair.locked_until is not None and pair.failures == 5
+        assert user.locked_until is None and user.failed_login_count == 5  # the account itself is not
+    assert _events(app, "client_locked_out") and _events(app, "login_refused_locked")
 
 
 def test_lockout_grows_exponentially():
-    from app.auth.service import lockout_seconds
+    from app.auth.lockout import lockout_seconds
 
     assert [lockout_seconds(n, 5) for n in (4, 5, 6, 7, 20)] == [0, 30, 60, 120, 3600]
 
@@ -192,6 +196,7 @@ def test_production_cookies_are_host_prefixed_secure_and_sessions_bounded(make_a
         database_url="postgresql://hearth@127.0.0.1:1/hearth",
         redis_url="redis://127.0.0.1:1/0",
         smtp_url="smtp://127.0.0.1:1",
+        public_url="https://hearth.example.com",
     )
     assert app.config["SESSION_COOKIE_NAME"] == "__Host-session" and app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_NAME"] == "__Host-remember" and app.config["REMEMBER_COOKIE_SECURE"] is True

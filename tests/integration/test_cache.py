@@ -15,14 +15,16 @@ from sqlalchemy import select
 
 from app.cache import CacheKey, bump, cached, invalidate
 from app.cache.aside import state
+from app.cache.models import CacheGeneration
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
 from app.uploads.models import Upload
 from app.users.models import User
 from tests.conftest import SERVICES
-from tests.support import free_port, wait_until
+from tests.support import PROJECT_ROOT, free_port, wait_until, worker_env
 
 PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a different passphrase, 42 moons"
 
 
 def _bearer(client, email):
@@ -229,6 +231,105 @@ def test_a_role_change_on_one_instance_reaches_another_instances_l1_within_a_sec
 
     wait_until(seen_by_other, 1.0, interval=0.01, message="the other instance to drop its L1 copy")
     assert time.monotonic() - changed_at < 1.0
+
+
+# Across processes on the embedded profile (and the CLI on both) ----------------------------------
+
+
+def _flask_command(base_settings, *args: str) -> subprocess.CompletedProcess:
+    """Run `flask <args>` in a real process of its own, on the test app's database (and Redis)."""
+    return subprocess.run(
+        [str(PROJECT_ROOT / ".venv/bin/flask"), "--app", "wsgi", *args],
+        cwd=PROJECT_ROOT,
+        env=worker_env(base_settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_password_set_by_the_cli_ends_the_web_processes_tokens_at_once(app, client, people, base_settings):
+    """Finding 15 of issue 10: on the embedded profile the web process kept its cached
+    sign-in state (so the old token worked) for up to 5 minutes after `flask users set-password`."""
+    headers = _bearer(client, "user@example.com")
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    assert client.get("/api/v1/me", headers=headers).status_code == 200  # the token check is cached now
+    result = _flask_command(base_settings, "users", "set-password", "user@example.com", "--password", NEW_PASSWORD)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_grants_restored_by_the_cli_apply_in_the_web_process_at_once(app, client, people, make_user, base_settings):
+    from app.rbac import admin as roles_admin
+
+    make_user(email="manager@example.com", roles=("manager",))
+    with app.app_context():
+        admin = db.session.get(User, people["admin"].id)
+        roles_admin.update_role(admin, roles_admin.get_role("manager"), ["users:read", "users:write"])
+    headers = _bearer(client, "manager@example.com")
+    assert client.get("/api/v1/admin/jobs", headers=headers).status_code == 403
+    assert client.get("/api/v1/admin/jobs", headers=headers).status_code == 403  # the permission set is cached now
+    result = _flask_command(base_settings, "roles", "sync", "--restore")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert client.get("/api/v1/admin/jobs", headers=headers).status_code == 200
+
+
+@pytest.mark.skipif(SERVICES, reason="the production profile has the Redis bus instead (tested above)")
+def test_embedded_processes_drop_their_caches_for_each_others_commits_but_not_their_own(make_app, app):
+    """Two apps on one SQLite database, each with its own L1 and L2 (as two processes have)."""
+    other = make_app(redis_prefix=f"other-process-{uuid.uuid4().hex[:8]}")
+    key, unrelated = CacheKey("test", "shared"), CacheKey("test", "unrelated")
+    computed: list = []
+
+    def read(which: CacheKey, value: str) -> str:
+        return cached(which, _computing(computed, value), timeout=300, local=True)
+
+    with app.app_context():
+        invalidate(CacheKey("test", "warm-up"))  # the row, which each test's clean-up deletes
+    with app.app_context():
+        assert read(key, "old") == "old"
+    with other.app_context():
+        assert state().local is not app.extensions["hearth.cache"].local  # really separate caches
+        assert read(key, "old") == "old" and read(unrelated, "kept") == "kept"
+        db.session.execute(select(1))  # inside a unit of work: bumped with its commit
+        invalidate(key)
+        db.session.commit()
+    assert len(computed) == 3
+    with app.app_context():
+        assert read(key, "new") == "new"  # the other process's commit emptied this one's caches
+    with other.app_context():
+        assert read(unrelated, "unused") == "kept"  # its own commit did not empty its caches
+        assert state().watch.clears == 1  # the first look only
+    with app.app_context():
+        invalidate(key)  # outside any transaction: bumped on its own
+    with other.app_context():
+        assert read(key, "newer") == "newer" and read(unrelated, "again") == "again"
+    assert len(computed) == 6
+    with app.app_context():
+        assert read(key, "latest") == "latest"
+    # A rolled-back change bumps nothing: nobody drops anything.
+    with other.app_context():
+        db.session.execute(select(1))
+        invalidate(unrelated)
+        db.session.rollback()
+    with app.app_context():
+        assert read(key, "unused") == "latest"
+    with other.app_context():
+        assert read(key, "unused") == "newer" and read(unrelated, "unused") == "again"
+    assert len(computed) == 7
+    with other.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.skipif(not SERVICES, reason="the embedded profile is the one that needs it")
+def test_the_production_profile_writes_and_reads_no_generation_row(app, people):
+    from app.core.database import utcnow
+
+    with app.app_context():
+        assert state().watch is None
+        db.session.get(User, people["user"].id).last_login_at = utcnow()  # invalidates the user's cache
+        db.session.commit()
+        assert db.session.scalar(select(db.func.count()).select_from(CacheGeneration)) == 0
 
 
 # Stampede protection --------------------------------------------------------------------------

@@ -183,6 +183,7 @@ def production_like(make_app, app):
             database_url="postgresql://127.0.0.1:1/nowhere",
             redis_url="redis://127.0.0.1:1/0",
             smtp_url="smtp://127.0.0.1:1",
+            public_url="https://hearth.example.com",
         )
 
     yield make

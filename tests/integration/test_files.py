@@ -114,3 +114,21 @@ def test_an_uploaded_image_becomes_the_avatar_shown_in_the_navigation(browser, m
     # deleting the image removes the avatar
     browser.post(f"/files/{upload_id}/delete", data={"csrf_token": token})
     assert 'class="avatar"' not in browser.get("/").get_data(as_text=True)
+
+
+def test_deleting_without_javascript_returns_to_the_library_not_to_the_referer(browser):
+    upload_id, _ = _widget_upload(browser, b"doc\n", "text/plain", "document", "d.txt")
+    response = browser.post(
+        f"/files/{upload_id}/delete", data={"csrf_token": browser.csrf}, headers={"Referer": "https://evil.example/"}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/files/"
+
+
+def test_an_image_refused_by_processing_shows_its_reason_in_the_library(browser):
+    from tests.integration.test_upload_hardening import png_bomb
+
+    upload_id, _ = _widget_upload(browser, png_bomb(9000, 5000), "image/png", "avatar", "bomb.png")
+    html = browser.get(f"/files/{upload_id}/row").get_data(as_text=True)
+    assert "status-rejected" in html and "hx-trigger" not in html
+    assert "The image is 9000×5000 pixels (45 megapixels); the limit is 40 megapixels." in html

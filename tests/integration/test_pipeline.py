@@ -4,6 +4,7 @@ limits and request logging."""
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 
 import brotli
@@ -38,6 +39,24 @@ def test_api_errors_carry_the_security_headers_too(client):
     response = client.get("/api/v1/nothing-here")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/", {}),
+        ("GET", "/auth/login", {}),
+        ("GET", "/api/v1/status", {}),
+        ("GET", "/api/v1/nothing-here", {}),  # 404 problem
+        ("GET", "/static/css/hearth.css", {}),
+        ("GET", "/storage/download/not-a-token", {}),  # a view with its own Talisman options
+        ("POST", "/api/v1/auth/token", {"Content-Length": str(10**9)}),  # 413 before any view
+    ],
+)
+def test_every_response_keeps_its_window_away_from_other_origins(client, method, path, headers):
+    """Finding 16 of issue 10: Cross-Origin-Opener-Policy on every response."""
+    response = client.open(path, method=method, headers=headers)
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin", (path, response.status_code)
 
 
 def test_development_sends_no_hsts(make_app):
@@ -133,7 +152,7 @@ def test_one_json_line_per_request_with_the_seed_fields(client, captured_logs):
     client.get("/api/v1/status", headers={"X-Request-ID": "req-0123456789"})
     [line] = captured_logs.events("request")
     assert line["method"] == "GET"
-    assert line["path"] == "/api/v1/status"
+    assert line["route"] == line["path"] == "/api/v1/status"
     assert line["status"] == 200
     assert isinstance(line["duration_ms"], float)
     assert line["request_id"] == "req-0123456789"
@@ -173,6 +192,58 @@ def test_secrets_never_reach_the_logs(client, captured_logs):
     [line] = captured_logs.events("login_attempt")
     assert line["password"] == "[redacted]" and line["token"] == "[redacted]"
     assert "hunter2" not in captured_logs.buffer.getvalue().decode()
+
+
+def test_the_request_line_logs_the_route_and_a_path_without_its_tokens(client, captured_logs):
+    """Finding 13 of issue 10: the request line logged the raw path, live tokens included."""
+    token = secrets.token_urlsafe(32)
+    client.get(f"/auth/reset/{token}")
+    client.get(f"/auth/verify/{token}")
+    client.get(f"/storage/download/{token}")
+    client.get("/api/v1/users/4242")  # identifiers stay readable
+    assert [(line["route"], line["path"]) for line in captured_logs.events("request")] == [
+        ("/auth/reset/<token>", "/auth/reset/<redacted>"),
+        ("/auth/verify/<token>", "/auth/verify/<redacted>"),
+        ("/storage/download/<token>", "/storage/download/<redacted>"),
+        ("/api/v1/users/<int:user_id>", "/api/v1/users/4242"),
+    ]
+    assert token not in captured_logs.buffer.getvalue().decode()
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/auth/reset/{token}/more"),  # 404, no rule matched
+        ("DELETE", "/auth/verify/{token}"),  # 405
+        ("POST", "/storage/upload?policy={token}"),  # the signed policy rides in the query string
+        ("GET", "/nowhere?next=/auth/reset/{token}"),
+    ],
+    ids=["unmatched-404", "405", "upload-policy", "query-string"],
+)
+def test_unmatched_paths_and_query_strings_leave_no_token_in_the_logs(client, captured_logs, method, url):
+    token = secrets.token_urlsafe(32)
+    response = client.open(url.format(token=token), method=method)
+    assert response.status_code in (403, 404, 405)
+    [line] = captured_logs.events("request")
+    assert "<redacted>" in line["path"] or "?" in url
+    assert token not in captured_logs.buffer.getvalue().decode()
+
+
+def test_an_error_in_a_tokened_route_logs_no_token(make_app, captured_logs):
+    app = make_app()
+    token = secrets.token_urlsafe(32)
+
+    @app.get("/_boom/<token>")
+    def boom(token: str):
+        raise RuntimeError(f"cannot use {token}")
+
+    assert app.test_client().get(f"/_boom/{token}").status_code == 500
+    [error] = captured_logs.events("unhandled_exception")
+    assert error["route"] == "/_boom/<token>" and error["path"] == "/_boom/<redacted>"
+    assert "RuntimeError: cannot use <redacted>" in error["exception"]
+    # Flask's own "Exception on <path> [GET]" line, tracebacks and the request line included.
+    assert any(line["event"] == "Exception on /_boom/<redacted> [GET]" for line in captured_logs.lines)
+    assert token not in captured_logs.buffer.getvalue().decode()
 
 
 # Compression --------------------------------------------------------------------------------
@@ -243,6 +314,100 @@ def test_rate_limits_are_kept_in_redis_on_the_services_profile(make_app):
     assert keys, "the limiter should have written its counter to Redis"
     for key in keys:
         client.delete(key)
+
+
+def _forget_redis_keys(app, prefix: str) -> None:
+    settings = app.extensions["hearth.settings"]
+    if settings.redis_url:
+        from redis import Redis
+
+        client = Redis.from_url(settings.redis_url)
+        for key in client.scan_iter(match=f"*{prefix}*"):
+            client.delete(key)
+
+
+def test_behind_trusted_proxies_each_real_client_has_its_own_budget_and_cannot_spoof_another(make_app):
+    """Finding 16 of issue 10: with TRUSTED_PROXIES set, per-IP limits apply per real client.
+    The test client's own address (127.0.0.1) plays nginx, which appends the peer's address."""
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app = make_app(trusted_proxies=1, rate_limit_default="3 per minute", redis_prefix=prefix)
+    client = app.test_client()
+
+    def status(forwarded_for: str) -> int:
+        return client.get("/api/v1/status", headers={"X-Forwarded-For": forwarded_for}).status_code
+
+    try:
+        assert [status("203.0.113.1") for _ in range(3)] == [200, 200, 200]
+        assert status("203.0.113.1") == 429
+        assert status("203.0.113.2") == 200  # another client behind the same proxy
+        # The limited client sends its own X-Forwarded-For; nginx appends the real address.
+        assert status("198.51.100.7, 203.0.113.1") == 429
+        assert status("203.0.113.2, 203.0.113.1") == 429
+        assert [status("203.0.113.2") for _ in range(2)] == [200, 200]
+        assert status("203.0.113.2") == 429
+    finally:
+        _forget_redis_keys(app, prefix)
+
+
+def test_behind_trusted_proxies_route_limits_are_per_real_client_too(make_app):
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app = make_app(trusted_proxies=1, redis_prefix=prefix)
+    client = app.test_client()
+
+    def token_request(forwarded_for: str) -> int:  # "10 per minute" on /api/v1/auth/token
+        return client.post("/api/v1/auth/token", json={}, headers={"X-Forwarded-For": forwarded_for}).status_code
+
+    try:
+        assert {token_request("203.0.113.1") for _ in range(10)} == {422}
+        assert token_request("203.0.113.1") == 429
+        assert token_request("10.9.8.7, 203.0.113.1") == 429
+        assert token_request("203.0.113.2") == 422
+    finally:
+        _forget_redis_keys(app, prefix)
+
+
+@pytest.fixture()
+def production_app(make_app, app):
+    """An app configured as production behind one proxy, on services that do not exist
+    (the requests below touch neither the database nor the cache)."""
+    from tasks.queues import configure_queues
+
+    def make(**overrides):
+        return make_app(
+            app_env="production",
+            database_url="postgresql://hearth@127.0.0.1:1/hearth",
+            redis_url="redis://127.0.0.1:1/0",
+            smtp_url="smtp://127.0.0.1:1",
+            public_url="https://hearth.example.com",
+            **overrides,
+        )
+
+    yield make
+    configure_queues(app.extensions["hearth.settings"], app)  # the queues serve the session's app again
+
+
+def test_production_warns_once_when_requests_bypass_the_trusted_proxies(production_app, captured_logs):
+    app = production_app(trusted_proxies=1)
+    client = app.test_client()
+    base = "https://hearth.example.com"
+    client.get(f"{base}/nowhere", headers={"X-Forwarded-For": "203.0.113.1"})
+    client.get(f"{base}/health/live")  # probes come straight from the orchestrator
+    assert captured_logs.events("trusted_proxies_mismatch") == []
+    client.get(f"{base}/nowhere")
+    client.get(f"{base}/nowhere")
+    [warning] = captured_logs.events("trusted_proxies_mismatch")
+    assert warning["level"] == "warning" and warning["trusted_proxies"] == 1 and warning["forwarded_for_entries"] == 0
+    assert "TRUSTED_PROXIES" in warning["detail"]
+    # Once per process, kept on the app: another app (process) warns on its own.
+    other = production_app(trusted_proxies=2).test_client()
+    other.get(f"{base}/nowhere", headers={"X-Forwarded-For": "203.0.113.1"})  # one entry, two proxies
+    assert [line["forwarded_for_entries"] for line in captured_logs.events("trusted_proxies_mismatch")] == [0, 1]
+
+
+def test_no_proxy_warning_without_trusted_proxies_or_outside_production(production_app, make_app, captured_logs):
+    production_app().test_client().get("https://hearth.example.com/nowhere")
+    make_app(trusted_proxies=1).test_client().get("/nowhere")
+    assert captured_logs.events("trusted_proxies_mismatch") == []
 
 
 # CSRF ---------------------------------------------------------------------------------------

@@ -30,6 +30,31 @@ def test_put_head_read_and_delete(storage_app):
         storage.delete(key)  # deleting a missing object is not an error
 
 
+def test_move_replaces_the_target_with_its_content_type_and_purge_takes_old_objects(storage_app):
+    from datetime import UTC, datetime, timedelta
+
+    from app.storage import get_storage
+
+    with storage_app.test_request_context():
+        storage = get_storage()
+        storage.put("contract/staging/a", b"new bytes", "image/png")
+        storage.put("contract/final/a", b"old", "text/plain")
+        assert storage.move("contract/staging/a", "contract/final/a") is True
+        assert storage.head("contract/staging/a") is None
+        assert storage.read("contract/final/a") == b"new bytes"
+        assert storage.head("contract/final/a").content_type == "image/png"
+        assert storage.move("contract/staging/a", "contract/final/b") is False  # no source
+        assert storage.head("contract/final/b") is None
+        storage.put("contract/staging/b", b"x", "text/plain")
+        now = datetime.now(UTC)
+        assert storage.purge("contract/staging/", now - timedelta(hours=1)) == 0  # too recent
+        assert storage.purge("contract/staging/", now + timedelta(minutes=1)) == 1
+        assert storage.head("contract/staging/b") is None
+        assert storage.head("contract/final/a") is not None  # other prefixes untouched
+        assert storage.purge("contract/nothing-here/", now) == 0
+        storage.delete("contract/final/a")
+
+
 def test_presigned_downloads_are_attachments(storage_app):
     from app.storage import get_storage
 

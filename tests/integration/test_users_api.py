@@ -160,11 +160,14 @@ def test_patch_me_changes_the_name_and_asks_to_confirm_a_new_email(make_app, smt
     client = make_app(smtp_url=smtp.url).test_client()
     headers = _headers(client, "user@example.com")
     response = client.patch(
-        "/api/v1/me", json={"display_name": "Renamed", "email": "elsewhere@example.com"}, headers=headers
+        "/api/v1/me",
+        json={"display_name": "Renamed", "email": "elsewhere@example.com", "current_password": PASSWORD},
+        headers=headers,
     )
     assert response.status_code == 200
     assert response.json["display_name"] == "Renamed" and response.json["email"] == "user@example.com"
-    assert [d.recipients for d in smtp.deliveries] == [["elsewhere@example.com"]]
+    # a link to the new address, a notice (with an undo link) to the old one
+    assert sorted(d.recipients[0] for d in smtp.deliveries) == ["elsewhere@example.com", "user@example.com"]
 
 
 def test_a_refused_patch_changes_nothing(client, people, target, app):

@@ -19,6 +19,7 @@ PRODUCTION_OK = {
     "jwt_secret": STRONG,
     "smtp_url": "smtp://mail:25",
     "redis_url": "redis://cache:6379/0",
+    "public_url": "https://hearth.example.com",
 }
 
 
@@ -30,7 +31,7 @@ def _problems(**values) -> dict[str, str]:
 
 def test_production_requires_secrets_database_and_smtp_all_reported_at_once():
     problems = _problems(app_env="production")
-    assert set(problems) == {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "JWT_SECRET", "SMTP_URL"}
+    assert set(problems) == {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "JWT_SECRET", "SMTP_URL", "PUBLIC_URL"}
     assert "required outside development/test" in problems["SECRET_KEY"]
 
 
@@ -95,7 +96,10 @@ def test_environment_variables_are_read(monkeypatch):
     monkeypatch.setenv("SMTP_URL", "smtps://u:p@mail:465")
     monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
     monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("PUBLIC_URL", "https://hearth.example.com")
+    monkeypatch.setenv("TRUSTED_HOSTS", "hearth.example.com, .internal.example")
     settings = Settings()
+    assert settings.allowed_hosts == ["hearth.example.com", ".internal.example"]
     assert settings.app_env == "staging" and settings.port == 8080
 
 

@@ -1,8 +1,9 @@
 """The admin API for integrators: `/api/v1/admin/users|roles|permissions|jobs/...`.
 
 Thin views over the same services as the `/admin` pages (`app/users/admin.py`,
-`app/rbac/admin.py`, `app/jobs/admin.py`): those hold the rules (the last administrator, the
-admin role keeping roles:manage, which jobs can be retried) and write the audit trail.
+`app/rbac/admin.py`, `app/jobs/admin.py`): those hold the rules (the last administrator, no
+editing a role that holds permissions you lack, the admin role never losing a permission,
+which jobs can be retried) and write the audit trail.
 """
 
 from __future__ import annotations
@@ -220,12 +221,16 @@ def admin_create_role(body: AdminRoleCreate) -> AdminRoleOut:
     errors=(404,),
 )
 def admin_update_role(name: str, body: AdminRolePatch) -> AdminRoleOut:
-    """`permissions` replaces the whole set. The built-in admin role always keeps roles:manage (422)."""
+    """`permissions` replaces the whole set. 403 when the role holds a permission you lack; 422
+    for a grant beyond your own permissions or any permission taken from the built-in admin role."""
+    actor = current_actor()
     role = role_admin.get_role(name)
     permissions = body.permissions
     if permissions is None:
         permissions = [permission.name for permission in role.permissions]
-    role_admin.update_role(current_actor(), role, permissions, description=body.description)
+    role_admin.update_role(
+        actor, role, permissions, description=body.description, actor_permissions=actor_permissions(actor)
+    )
     return _role_out(_role_summary(name))
 
 
@@ -240,8 +245,10 @@ def admin_update_role(name: str, body: AdminRolePatch) -> AdminRoleOut:
     errors=(404, 409),
 )
 def admin_delete_role(name: str) -> Response:
-    """409 for a built-in role or one that accounts still hold."""
-    role_admin.delete_role(current_actor(), role_admin.get_role(name))
+    """403 when the role holds a permission you lack; 409 for a built-in role or one that
+    accounts still hold."""
+    actor = current_actor()
+    role_admin.delete_role(actor, role_admin.get_role(name), actor_permissions(actor))
     return Response(status=204)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.pagination import PageQuery
+from app.core.input import MAX_ID
 from app.jobs.models import JobStatus
 from app.jobs.queues import QUEUES
 
@@ -93,7 +94,7 @@ class AdminJobQuery(PageQuery):
         max_length=100,
         description="Job id (or its start), task name, the causing user's email, or text in the arguments summary",
     )
-    user_id: int | None = Field(default=None, ge=1, description="Jobs caused by this user")
+    user_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="Jobs caused by this user")
 
 
 class AdminJobOut(BaseModel):

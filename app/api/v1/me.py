@@ -27,10 +27,21 @@ def get_me() -> MeOut:
 
 
 @api_operation(
-    v1_bp, "/me", method="PATCH", summary="Update my profile", tags=("users",), body=MePatch, response=MeOut, auth=True
+    v1_bp,
+    "/me",
+    method="PATCH",
+    summary="Update my profile",
+    tags=("users",),
+    body=MePatch,
+    response=MeOut,
+    auth=True,
+    errors=(422, 429),
 )
 def update_me(body: MePatch) -> MeOut:
-    """A new email address is only taken once the confirmation link sent to it is used."""
+    """A new email address needs `current_password` and is only taken once the confirmation
+    link sent to it is used; the old address gets a notice with a link that undoes it."""
     user = current_actor()
-    accounts.update_profile(user, body.display_name or user.display_name, body.email or user.email)
+    accounts.update_profile(
+        user, body.display_name or user.display_name, body.email or user.email, body.current_password
+    )
     return _me()

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.pagination import PageQuery
+from app.core.input import MAX_BIGINT
 
 
 class StatusOut(BaseModel):
@@ -54,7 +55,19 @@ class MePatch(BaseModel):
         default=None,
         min_length=3,
         max_length=320,
-        description="A new address takes effect once its confirmation link is used",
+        description=(
+            "A new address takes effect once its confirmation link is used; the old address is told,"
+            " with a link that undoes the change. Needs `current_password`."
+        ),
+    )
+    current_password: str | None = Field(
+        default=None,
+        max_length=1024,
+        description=(
+            "Required to change `email`. Missing or wrong: 422 `current-password-invalid`; wrong too"
+            " often: 429 `too-many-password-attempts` (counts toward the account lockout)."
+        ),
+        json_schema_extra={"writeOnly": True},
     )
 
 
@@ -110,7 +123,7 @@ class PresignRequest(BaseModel):
 
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=3, max_length=127)
-    size: int = Field(ge=1, description="Bytes")
+    size: int = Field(ge=1, le=MAX_BIGINT, description="Bytes")
     kind: Literal["avatar", "document", "video"]
 
 

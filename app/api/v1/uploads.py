@@ -43,8 +43,9 @@ def upload_out(upload: Upload) -> UploadOut:
     auth=True,
 )
 def presign_upload(body: PresignRequest) -> PresignOut:
-    """Checks type, size and quota, then returns a presigned POST valid for 15 minutes. Send the
-    bytes straight to storage with it, then call `/uploads/{id}/confirm`."""
+    """Checks type, size and quota, then returns a presigned POST valid for 15 minutes, for
+    exactly `size` bytes. Send the bytes straight to storage with it (POST to `url` with every
+    field of `fields`, then the file), then call `/uploads/{id}/confirm`."""
     ticket = service.request_upload(current_actor().id, body.filename, body.content_type, body.size, body.kind)
     return PresignOut(
         upload_id=ticket.upload.id,
@@ -64,8 +65,10 @@ def presign_upload(body: PresignRequest) -> PresignOut:
     errors=(404, 409),
 )
 def confirm_upload(upload_id: str) -> UploadOut:
-    """Checks the stored object (exists, size, magic bytes). A mismatch deletes it and answers the
-    upload with status `rejected` and the reason; otherwise processing is queued."""
+    """Moves the uploaded object to its final key, which the presigned POST cannot write, and
+    checks it there (exact size, magic bytes). A mismatch deletes it and answers the upload with
+    status `rejected` and the reason; otherwise processing is queued. 409 while nothing has
+    arrived, or once the upload is no longer pending."""
     upload = db.session.get(Upload, upload_id)
     if upload is None or upload.user_id != current_actor().id:
         raise NotFound()

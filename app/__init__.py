@@ -194,7 +194,25 @@ def _init_sentry(settings: Settings) -> None:
         # No identities, bodies or local variables: they may hold passwords or tokens.
         data_collection={"user_info": False, "http_bodies": [], "stack_frame_variables": False},
         traces_sample_rate=settings.sentry_traces_sample_rate,
+        before_send=_without_url_secrets,
     )
+
+
+def _without_url_secrets(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
+    """Reset, verify and download links carry live tokens in their path: Sentry gets the
+    redacted path (as the logs do) and no query string."""
+    from flask import has_request_context
+
+    from app.logging import redacted_path
+
+    request_data = event.get("request")
+    if isinstance(request_data, dict):
+        request_data.pop("query_string", None)
+        if has_request_context():
+            request_data["url"] = redacted_path()
+        else:
+            request_data.pop("url", None)
+    return event
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +166,8 @@ def _child(argv: list[str]) -> int:
     # Limits first, before any byte of the file is parsed. The soft CPU limit sends SIGXCPU.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_seconds), int(cpu_seconds) + 5))
-    resource.setrlimit(resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes)))
+    with suppress(ValueError, OSError):  # macOS lacks it; the pixel check still holds there
+        resource.setrlimit(resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes)))
     try:
         if operation == "image":
             result = _child_image(source, Path(workdir), int(max_pixels), rest[0])

@@ -6,6 +6,8 @@ Create Date: 2026-11-30 01:50:00
 
 """
 
+import secrets
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -24,8 +26,9 @@ def upgrade():
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cache_generation")),
     )
-    # The one row. (Should it ever go, the next invalidating commit writes it again.)
-    op.bulk_insert(table, [{"id": 1, "generation": 0}])
+    # The one row, from a random start (app/cache/generation.py says why). Should it ever go,
+    # the next invalidating commit writes it again.
+    op.bulk_insert(table, [{"id": 1, "generation": secrets.randbits(62)}])
 
 
 def downgrade():

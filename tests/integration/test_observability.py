@@ -49,3 +49,23 @@ def test_sentry_is_initialised_only_when_a_dsn_is_configured(make_app):
     finally:
         client.close(timeout=0)
         sentry_sdk.init(dsn=None)
+
+
+def test_sentry_events_carry_no_token_from_the_url(make_app):
+    app = make_app(sentry_dsn="http://public@127.0.0.1:9/1")
+    client = sentry_sdk.get_client()
+    try:
+        before_send = client.options["before_send"]
+        token = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhmb29iYXJiYXo"
+        with app.test_request_context(f"/auth/reset/{token}?next={token}"):
+            from flask import request
+
+            request.url_rule = app.url_map.bind("localhost").match(f"/auth/reset/{token}", return_rule=True)[0]
+            request.view_args = {"token": token}
+            event = before_send(
+                {"request": {"url": f"http://localhost/auth/reset/{token}", "query_string": f"next={token}"}}, {}
+            )
+        assert token not in str(event) and event["request"]["url"] == "/auth/reset/<redacted>"
+    finally:
+        client.close(timeout=0)
+        sentry_sdk.init(dsn=None)

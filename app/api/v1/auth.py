@@ -62,6 +62,7 @@ def refresh_token(body: RefreshRequest) -> TokenPairOut:
     v1_bp, "/auth/logout", method="POST", summary="Revoke a sign-in", tags=("auth",), body=RefreshRequest, status=204
 )
 def revoke_tokens(body: RefreshRequest) -> Response:
-    """Revoke every refresh token of the sign-in the presented refresh token belongs to."""
+    """Revoke the sign-in the presented refresh token belongs to: every refresh token of it, and
+    its unexpired access tokens, which are refused from the next request on."""
     service.logout_refresh_token(body.refresh_token)
     return Response(status=204)

@@ -3,11 +3,12 @@
 Registered once by `create_app` (`init_input_validation`), so no view has to remember it:
 
 - **Text.** A NUL byte in the path, a query or form parameter (name or value), an uploaded
-  file's name or a header is refused: 400 page, or a 422 problem under /api/. PostgreSQL
-  cannot store NUL in text and nothing legitimate sends it. Lone surrogates (which UTF-8
-  cannot encode) never reach Python from these: Werkzeug leaves invalid percent-escapes
-  encoded and replaces invalid bytes with U+FFFD. They can only arrive as JSON escapes,
-  which the JSON loader below refuses.
+  file's name or a stored header is refused: 400 page, or a 422 problem under /api/.
+  PostgreSQL cannot store NUL in text and nothing legitimate sends it. Lone surrogates (which
+  UTF-8 cannot encode) never reach Python from these: invalid UTF-8 in a query string or a
+  form stays percent-encoded (`EdgeRequest` extends Werkzeug's rule to raw query bytes), and
+  the path and multipart fields replace it with U+FFFD. They can only arrive as JSON
+  escapes, which the JSON loader below refuses.
 - **JSON.** Request bodies parse with `load_json` (orjson: no recursion, refuses lone
   surrogates and invalid UTF-8), nested at most MAX_JSON_DEPTH levels, with no NUL in any
   string or key. Both `request.get_json()` and the API's schemas use it.
@@ -21,7 +22,7 @@ The common request pays for a few substring tests (see docs/security.md, "Hostil
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Flask, Request, current_app, json, request
@@ -30,6 +31,9 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, Map
 
 from app.errors import ValidationFailed, wants_problem_json
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 # The range of an Integer column (int4 on PostgreSQL): no id beyond it can exist.
 MAX_ID = 2**31 - 1
@@ -108,13 +112,13 @@ class BoundedMultiDict(ImmutableMultiDict):
     """Query and form parameters where `type=int` also fails (gives the default, or is
     skipped by `getlist`) for numbers no Integer column can hold."""
 
-    def get(self, key: Any, default: Any = None, type: Any = None) -> Any:  # noqa: A002  (Werkzeug's name)
+    def get(self, key: Any, default: Any = None, type: Any = None) -> Any:
         value = super().get(key, default, type)
         if type is int and value is not default and not _bounded(value):
             return default
         return value
 
-    def getlist(self, key: Any, type: Any = None) -> list[Any]:  # noqa: A002
+    def getlist(self, key: Any, type: Any = None) -> list[Any]:
         values = super().getlist(key, type)
         return [value for value in values if _bounded(value)] if type is int else values
 
@@ -127,6 +131,14 @@ def _ignore(_request: Request, _value: Any) -> None:
 class EdgeRequest(Request):
     parameter_storage_class = BoundedMultiDict
     json_module = property(lambda _request: _RequestJSON, _ignore)
+
+    def __init__(self, environ: WSGIEnvironment, populate_request: bool = True, shallow: bool = False) -> None:
+        super().__init__(environ, populate_request, shallow)
+        # Raw query bytes that are not UTF-8 (gunicorn refuses them, Werkzeug's own server
+        # passes them on) make Werkzeug raise wherever the query is decoded (`args`,
+        # `full_path`, `url`). Percent-encoded, they read as invalid escapes already do.
+        if not self.query_string.isascii():
+            self.query_string = self.query_string.decode("utf-8", "werkzeug.url_quote").encode()
 
 
 def at_most_regex(limit: int) -> str:
@@ -151,7 +163,7 @@ class BoundedIntegerConverter(IntegerConverter):
 
     regex = at_most_regex(MAX_ID)
 
-    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID) -> None:  # noqa: A002
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID) -> None:
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max)
 
 
@@ -168,12 +180,13 @@ def _hostile_parameter(req: Request) -> tuple[str, str] | None:
             if "\x00" in key or "\x00" in value:
                 return "query", key.replace("\x00", "?")
     if environ.get("CONTENT_TYPE", "").startswith(FORM_MIMETYPES) and not _view_reads_its_own_body(req):
+        # A multipart part without a parsable name has the key None.
         for key, value in req.form.items(multi=True):
-            if "\x00" in key or "\x00" in value:
-                return "form", key.replace("\x00", "?")
+            if "\x00" in (key or "") or "\x00" in value:
+                return "form", (key or "").replace("\x00", "?")
         for key, upload in req.files.items(multi=True):
-            if "\x00" in key or "\x00" in (upload.filename or ""):
-                return "form", key.replace("\x00", "?")
+            if "\x00" in (key or "") or "\x00" in (upload.filename or ""):
+                return "form", (key or "").replace("\x00", "?")
     for key, header in STORED_HEADERS:
         if "\x00" in environ.get(key, ""):
             return "header", header

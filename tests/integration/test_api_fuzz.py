@@ -28,7 +28,7 @@ from app.auth import service as auth_service
 from app.extensions import db
 from app.users.models import User
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 30
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",

@@ -1,9 +1,11 @@
 """Hostile input is refused at the edge (app.core.input), never with a 500: NUL bytes and lone
 surrogates in any text, JSON nested too deep, numbers beyond the columns' range.
 
-Each case here answered 500 before the edge validation existed (on one profile or both):
-PostgreSQL refuses NUL in text and integers above 2**31-1 in int4 columns; SQLite refuses
-integers above 2**63-1; the standard json module recurses once per nesting level."""
+Most cases here answered 500 before the edge validation existed, on one profile or both:
+PostgreSQL refuses NUL in text and integers above 2**31-1 in int4 columns, SQLite integers
+above 2**63-1, and the standard json module recursed once per nesting level. The others
+(lone surrogates reaching a pydantic schema, `page=1e20`, a NUL in an enum parameter) already
+answered 422 and stay pinned down beside them."""
 
 from __future__ import annotations
 
@@ -147,6 +149,15 @@ def test_nul_in_a_path_parameter_is_a_422_problem(client, admin_headers, path):
     assert problem["errors"][0]["location"] == "path"
 
 
+def test_a_query_string_of_raw_bytes_that_are_not_utf8_stays_percent_encoded(client, admin_headers):
+    # A lone surrogate sent as raw bytes (Werkzeug's development server passes them on; its
+    # request.args raised UnicodeDecodeError, in the view and again in the log line).
+    raw = b"q=\xed\xa0\x80&role=\xff".decode("latin-1")
+    response = client.get("/api/v1/users", headers=admin_headers, environ_overrides={"QUERY_STRING": raw})
+    assert response.status_code == 200 and response.json["items"] == []
+    assert client.get("/auth/login", environ_overrides={"QUERY_STRING": raw}).status_code == 200
+
+
 def test_hostile_input_is_refused_before_authentication(client):
     # The edge sees the request before any credential check: the same answer for anyone.
     _problem(client.get("/api/v1/users?q=%00"), 422)
@@ -208,9 +219,10 @@ def test_nul_in_a_query_or_path_of_a_page_is_a_400_page(admin_browser, path):
 
 
 @pytest.mark.parametrize("path", ["/admin/users", "/admin/jobs", "/admin/audit", "/admin/uploads", "/files/"])
-@pytest.mark.parametrize("page", [HUGE, JUST_ABOVE, -HUGE, "1e20"])
-def test_a_page_number_beyond_range_shows_the_first_page(admin_browser, path, page):
-    assert admin_browser.get(f"{path}?page={page}").status_code == 200
+def test_a_page_number_beyond_range_shows_the_first_page(admin_browser, path):
+    # type=int treats it like any unparseable page number: the default, page 1.
+    response = admin_browser.get(f"{path}?page={HUGE}")
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("user_id", [JUST_ABOVE, HUGE])

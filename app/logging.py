@@ -113,8 +113,13 @@ def _request_url_secrets() -> tuple[str, ...]:
         ]
     else:
         parts = [segment for segment in request.path.split("/") if len(segment) >= TOKEN_LIKE_LENGTH]
-    parts += [value for value in request.args.values() if len(value) >= TOKEN_LIKE_LENGTH]
-    found = tuple(sorted({part for part in parts if len(part) >= MIN_SCRUBBED_LENGTH}, key=len, reverse=True))
+    if request.query_string:  # parsing an absent query string would still cost a MultiDict
+        parts += [value for value in request.args.values() if len(value) >= TOKEN_LIKE_LENGTH]
+    found = (
+        tuple(sorted({part for part in parts if len(part) >= MIN_SCRUBBED_LENGTH}, key=len, reverse=True))
+        if parts
+        else ()
+    )
     setattr(g, _SECRETS_KEY, found)
     return found
 

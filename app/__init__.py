@@ -127,19 +127,9 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "METRICS_TOKEN": settings.metrics_token,
         # CSRF is checked by app.pipeline for browser routes only (never for /api/).
         "WTF_CSRF_CHECK_DEFAULT": False,
-        # Compression: cheap levels, never for tiny bodies (the cost outweighs the bytes).
+        # Compression (app.core.compression): never below the size where it pays.
         "COMPRESS_ALGORITHM": ["br", "gzip"],
-        "COMPRESS_BR_LEVEL": 4,
-        "COMPRESS_LEVEL": 6,
-        "COMPRESS_MIN_SIZE": 1024,
-        "COMPRESS_MIMETYPES": [
-            "text/html",
-            "text/css",
-            "text/plain",
-            "application/json",
-            "application/problem+json",
-            "application/javascript",
-        ],
+        "COMPRESS_MIN_SIZE": 2048,
         # Flask-Limiter, for route limits (app.core.ratelimit holds the app-wide budget).
         "RATELIMIT_STRATEGY": "fixed-window",
         # Headers only on 429 (app.errors adds them): on every response they would cost two
@@ -216,61 +206,23 @@ def _without_url_secrets(event: dict[str, Any], _hint: dict[str, Any]) -> dict[s
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
-    """Bind every extension; the order below is the request pipeline (docs/architecture.md)."""
-    from app import pipeline
+    """Bind every extension. The global request pipeline (app.pipeline) is registered first:
+    its before hook runs before, and its after hook after, every other extension's."""
     from app.core.database import enable_sqlite_wal
-    from app.core.ratelimit import init_rate_limiting
-    from app.extensions import cache, compress, cors, csrf, db, login_manager, make_talisman, migrate
-    from app.metrics import init_metrics
-
-    # 1. Security headers.
-    make_talisman().init_app(
-        app,
-        force_https=False,  # TLS ends at the proxy, which redirects; HSTS below pins browsers.
-        strict_transport_security=not settings.is_development,
-        strict_transport_security_preload=True,
-        strict_transport_security_max_age=31536000,
-        strict_transport_security_include_subdomains=True,
-        content_security_policy=content_security_policy(settings),
-        referrer_policy="same-origin",
-        frame_options="DENY",
-        session_cookie_secure=settings.is_production_like,
-    )
-    # 2. CORS, for the JSON API only.
-    cors.init_app(
-        app,
-        resources={r"/api/*": {"origins": settings.cors_origins}},
-        expose_headers=[
-            "X-Request-ID",
-            "Link",
-            "X-Total-Count",
-            "RateLimit-Limit",
-            "RateLimit-Remaining",
-            "RateLimit-Reset",
-            "Retry-After",
-            "ETag",
-        ],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-Match", "If-None-Match"],
-        max_age=600,
-    )
-    # 0. Only our own host names (PUBLIC_URL / TRUSTED_HOSTS), before anything reads the host.
-    from app.core.hosts import register_trusted_hosts
-
-    register_trusted_hosts(app, settings)
-    # 3. Request id, and 5. the body limit: MAX_CONTENT_LENGTH (413) before any body is read
-    # (one hook: compression, step 4, only acts on the response).
-    pipeline.register_request_id(app)
-    # 4. Compression.
-    compress.init_app(app)
-    # 6. Rate limiting: the app-wide per-IP budget, and Flask-Limiter for route limits.
-    app.extensions["hearth.limiter"] = init_rate_limiting(app, settings)
-    # 7. Request logging and metrics.
-    init_metrics(app)
-    pipeline.register_request_logging(app)
-    # Edge validation (before CSRF and every view): NUL bytes, JSON depth and out-of-range ids
-    # (also binds the bounded <int:> converter, so it must precede register_blueprints).
     from app.core.input import init_input_validation
+    from app.core.ratelimit import init_rate_limiting
+    from app.core.migrations import init_migrations
+    from app.extensions import cache, csrf, db, login_manager
+    from app.metrics import init_metrics
+    from app.pipeline import init_pipeline
 
+    init_metrics(app)
+    # The app-wide budget and Flask-Limiter (route limits only: no hooks of its own).
+    budget, limiter = init_rate_limiting(app, settings)
+    app.extensions["hearth.limiter"] = limiter
+    init_pipeline(app, settings, budget, content_security_policy(settings))
+    # Edge validation's converter and request class (its check runs in the pipeline), before
+    # register_blueprints adds the rules that use the bounded <int:> converter.
     init_input_validation(app)
 
     db.init_app(app)
@@ -278,10 +230,13 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         enable_sqlite_wal(db.engine)
     from app import models  # noqa: F401  (every table on the metadata, for Alembic too)
 
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    init_migrations(app)
     csrf.init_app(app)
-    pipeline.register_browser_csrf(app)
-    pipeline.register_cache_control(app)
+    # The pipeline checks CSRF on browser routes itself (WTF_CSRF_CHECK_DEFAULT is off, so
+    # Flask-WTF's own hook would only return).
+    app.before_request_funcs[None] = [
+        hook for hook in app.before_request_funcs[None] if getattr(hook, "__module__", "") != "flask_wtf.csrf"
+    ]
     login_manager.init_app(app)
     # "basic": a session whose fingerprint changes loses freshness; "strong" would clear the
     # remember cookie on every anonymous page that carries a CSRF token.

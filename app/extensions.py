@@ -2,13 +2,9 @@
 
 from flask import Flask, current_app
 from flask_caching import Cache
-from flask_compress import Compress
-from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -28,23 +24,14 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 cache = Cache()
-cors = CORS()
-compress = Compress()
 
 
-# Flask-Limiter and Flask-Talisman keep their settings on the instance, not per app, so each
-# app gets its own (tests build apps with different limits and environments side by side):
-# app.core.ratelimit.init_rate_limiting makes the limiter.
-def make_talisman() -> Talisman:
-    from app.core.security_headers import PrecomputedTalisman
-
-    return PrecomputedTalisman()
-
-
+# Flask-Limiter keeps its settings on the instance, not per app, so each app gets its own
+# (tests build apps with different limits side by side): app.core.ratelimit.init_rate_limiting
+# makes the limiter.
 def app_limiter(app: Flask | None = None) -> Limiter:
     """The rate limiter of `app` (default: the current app)."""
     return (app or current_app).extensions["hearth.limiter"]

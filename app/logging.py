@@ -90,6 +90,8 @@ def redacted_path() -> str:
         return "/".join(
             REDACTED_URL_PART if len(segment) >= TOKEN_LIKE_LENGTH else segment for segment in request.path.split("/")
         )
+    if "<" not in rule.rule:  # no variables: nothing to hide
+        return rule.rule
     values = request.view_args or {}
 
     def fill(match: re.Match[str]) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import flask_migrate  # noqa: F401  (imported before any app: every test app binds Flask-Migrate; app.core.migrations)
 import pytest
 from flask import Flask
 from sqlalchemy import text
@@ -149,7 +150,7 @@ def reset_rate_limits(application: Flask) -> None:
             client.delete(key)
     else:
         application.extensions["hearth.limiter"].reset()
-        application.extensions["hearth.rate_limit"].primary.storage.reset()
+        application.extensions["hearth.rate_limit"].reset()
 
 
 @pytest.fixture(autouse=True)

@@ -4,13 +4,12 @@ Links that leave the request (emails, webhooks, exports) are built from PUBLIC_U
 forged Host or X-Forwarded-Host header cannot poison them; refusing unknown hosts outright
 also protects anything else that reads `request.host` (redirects, CSRF's same-origin check,
 caches keyed on the URL). Health probes are exempt: orchestrators call them by pod IP.
+The check runs first in app.pipeline, with the `HostMatcher` built here once per app.
 """
 
 from __future__ import annotations
 
-from flask import Flask, abort, current_app, request
-
-from app.config import Settings
+from flask import current_app
 
 EXEMPT_PREFIX = "/health/"
 
@@ -29,19 +28,6 @@ class HostMatcher:
         if not host:
             return False
         return host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
-
-
-def register_trusted_hosts(app: Flask, settings: Settings) -> None:
-    """Refuse requests for any host but ours with 400, before any other hook reads the host."""
-    matcher = HostMatcher(settings.allowed_hosts)
-    app.extensions["hearth.hosts"] = matcher
-
-    def check_host() -> None:
-        # After ProxyFix, HTTP_HOST carries X-Forwarded-Host when TRUSTED_PROXIES is set.
-        if not matcher.allows(request.environ.get("HTTP_HOST", "")) and not request.path.startswith(EXEMPT_PREFIX):
-            abort(400, description="This host name is not served here.")
-
-    app.before_request(check_host)
 
 
 def public_url_for(endpoint: str, **values: object) -> str:

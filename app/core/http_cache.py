@@ -3,7 +3,7 @@
 - `strong_etag(data)` is the one ETag function of the JSON API (`app.api.openapi` applies it to
   every GET representation, and to the GET representation again when a PATCH or DELETE
   carries `If-Match`); `if_match_holds` evaluates `If-Match` (RFC 9110 §13.1.1).
-- `default_cache_control` gives every response that has not chosen its own `Cache-Control`
+- `apply_default_cache_control` (pipeline step 6) gives every response that has not chosen its own `Cache-Control`
   the safe default, `private, no-store`. Views marked `@publicly_cacheable(max_age=…)` get
   `public, max-age=…` instead, but only on responses that are the same for every visitor:
   a GET answered 200/304, nobody signed in, no credentials sent, no cookie being set.
@@ -15,13 +15,13 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, current_app, g, request, session
+from flask import Request, Response, current_app, g, request, session
 
 from app.core.sessions import API_PREFIX
 
 PRIVATE = "private, no-store"
 PUBLIC_ATTR = "__public_max_age__"
-# Flask-Compress turns a strong ETag "x" into "x:br" / "x:gzip" on the encoding it chose.
+# app.core.compression turns a strong ETag "x" into "x:br" / "x:gzip" on the encoding it chose.
 COMPRESSED_ETAG_SEPARATOR = ":"
 _SHAREABLE_STATUSES = frozenset({200, 304})
 
@@ -103,22 +103,26 @@ def _shareable(response: Response) -> bool:
     )
 
 
-def default_cache_control(response: Response) -> Response:
-    """after_request hook: a view's own Cache-Control wins (static files, probes, downloads);
-    deliberately public views get `public, max-age=N` when shareable; all else `private, no-store`."""
-    if "Cache-Control" in response.headers:
-        return response
-    max_age = _public_max_age()
-    if max_age is not None and _shareable(response):
-        response.headers["Cache-Control"] = f"public, max-age={max_age}"
-        if not request.path.startswith(API_PREFIX):
-            # Signed-in visitors see another page: a cache must not give them this anonymous copy.
-            # (String work, as Flask-Compress does: response.vary parses and rebuilds the header.)
-            vary = response.headers.get("Vary")
-            if not vary:
-                response.headers["Vary"] = "Cookie"
-            elif "cookie" not in vary.lower():
+def apply_default_cache_control(req: Request, response: Response, view: Any, present: set[str]) -> None:
+    """Pipeline step 6 (app.pipeline): a view's own Cache-Control wins (static files, probes,
+    downloads); deliberately public views get `public, max-age=N` when shareable; all else
+    `private, no-store`. `present` holds the response's header names, lower-cased (kept up to
+    date here for the steps after this one)."""
+    if "cache-control" in present:
+        return
+    present.add("cache-control")
+    max_age = getattr(view, PUBLIC_ATTR, None)
+    if max_age is None or not _shareable(response):
+        response.headers.add("Cache-Control", PRIVATE)
+        return
+    response.headers.add("Cache-Control", f"public, max-age={max_age}")
+    if not req.path.startswith(API_PREFIX):
+        # Signed-in visitors see another page: a cache must not give them this anonymous copy.
+        # (String work: response.vary parses and rebuilds the header.)
+        if "vary" not in present:
+            response.headers.add("Vary", "Cookie")
+            present.add("vary")
+        else:
+            vary = response.headers["Vary"]
+            if "cookie" not in vary.lower():
                 response.headers["Vary"] = f"{vary}, Cookie"
-    else:
-        response.headers["Cache-Control"] = PRIVATE
-    return response

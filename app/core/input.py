@@ -214,8 +214,7 @@ def refuse_hostile_input() -> None:
 
 
 def init_input_validation(app: Flask) -> None:
-    """Bounded id converters (before any blueprint adds a rule), bounded integer parameters,
-    the JSON loader, and the before-request text check."""
+    """Bounded id converters (before any blueprint adds a rule), bounded integer parameters
+    and the JSON loader. The text check, `refuse_hostile_input`, runs in app.pipeline."""
     app.url_map.converters["int"] = BoundedIntegerConverter
     app.request_class = EdgeRequest
-    app.before_request(refuse_hostile_input)

@@ -1,70 +1,68 @@
-"""Flask-Talisman with its response headers computed once.
+"""Security headers (pipeline step 1), computed once per app and copied onto every response.
 
-Talisman rebuilds every header (CSP string included) on every response. Hearth's policy
-uses no nonces, so the headers are the same for every response of a view without
-per-view Talisman options: they are computed on the first response and then copied.
-HSTS still depends on the request (HTTPS or X-Forwarded-Proto: https), as in Talisman.
+Hearth's policy uses no nonces, so every header is the same for every response: the list is
+built when the app is created and appended to each response (a few µs), where Flask-Talisman
+rebuilt the CSP string and every header per response. A view may carry its own policy with
+`own_content_security_policy` (the storage download sets `sandbox`). HSTS depends on the
+request: only over HTTPS (directly or X-Forwarded-Proto: https behind the proxy), never in
+development.
 
-Talisman 1.1 has no Cross-Origin-Opener-Policy option, so `same-origin` is added here, to
-every response: a page Hearth opens in (or is opened from) another site's window shares no
-browsing context group with it, so that window can neither script it nor read
-`window.opener` (tabnabbing, cross-window leaks).
+`Cross-Origin-Opener-Policy: same-origin` on every response: a page Hearth opens in (or is
+opened from) another site's window shares no browsing context group with it, so that window
+can neither script it nor read `window.opener` (tabnabbing, cross-window leaks).
 """
 
 from __future__ import annotations
 
-import flask
-from flask import Response
-from flask_talisman import Talisman
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Request, Response
+
+from app.config import Settings
 
 HSTS_HEADER = "Strict-Transport-Security"
-EXTRA_HEADERS = (("Cross-Origin-Opener-Policy", "same-origin"),)
+CSP_HEADER = "Content-Security-Policy"
+CSP_ATTR = "own_content_security_policy"
+HSTS_VALUE = "max-age=31536000; includeSubDomains; preload"
+
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
-class PrecomputedTalisman(Talisman):
-    """Talisman whose static headers are computed once per app instead of per response."""
+def own_content_security_policy(policy: str) -> Callable[[ViewT], ViewT]:
+    """Give a view its own Content-Security-Policy instead of the app's."""
 
-    def init_app(self, app: flask.Flask, **options) -> None:
-        super().init_app(app, **options)
-        # Without force_https or nonces, Talisman's two before_request hooks do nothing.
-        idle = {self._force_https.__func__} if not self.force_https else set()
-        if not self.content_security_policy_nonce_in:
-            idle.add(self._make_nonce.__func__)
-        app.before_request_funcs[None] = [
-            hook
-            for hook in app.before_request_funcs[None]
-            if not (getattr(hook, "__self__", None) is self and hook.__func__ in idle)
+    def decorator(view: ViewT) -> ViewT:
+        setattr(view, CSP_ATTR, policy)
+        return view
+
+    return decorator
+
+
+class SecurityHeaders:
+    """The app's security headers, precomputed."""
+
+    def __init__(self, settings: Settings, content_security_policy: dict[str, str]):
+        csp = "; ".join(f"{directive} {value}" for directive, value in content_security_policy.items())
+        self.plain = [
+            (CSP_HEADER, csp),
+            ("X-Frame-Options", "DENY"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "same-origin"),
+            ("Permissions-Policy", "browsing-topics=()"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
         ]
-        self._static_headers: list[tuple[str, str]] | None = None
-        self._hsts_value: str | None = None
-        if self.session_cookie_secure and not app.debug:
-            app.config["SESSION_COOKIE_SECURE"] = True
+        self.secure = self.plain if settings.is_development else [*self.plain, (HSTS_HEADER, HSTS_VALUE)]
 
-    def _set_response_headers(self, response: Response) -> Response:
-        view = flask.current_app.view_functions.get(flask.request.endpoint or "")
-        if self.content_security_policy_nonce_in or hasattr(view, "talisman_view_options"):
-            response = super()._set_response_headers(response)
-            response.headers.update(EXTRA_HEADERS)
-            return response
-        if self._static_headers is None:
-            self._compute_static_headers()
-        response.headers.update(self._static_headers)
-        if self._hsts_value and (flask.request.is_secure or flask.request.headers.get("X-Forwarded-Proto") == "https"):
-            response.headers[HSTS_HEADER] = self._hsts_value
-        return response
-
-    def _compute_static_headers(self) -> None:
-        sample = Response()
-        super()._set_response_headers(sample)
-        self._static_headers = [
-            (key, value)
-            for key, value in sample.headers.items()
-            if key not in (HSTS_HEADER, "Content-Type", "Content-Length")
-        ] + list(EXTRA_HEADERS)
-        if self.strict_transport_security:
-            value = f"max-age={self.strict_transport_security_max_age}"
-            if self.strict_transport_security_include_subdomains:
-                value += "; includeSubDomains"
-            if self.strict_transport_security_preload:
-                value += "; preload"
-            self._hsts_value = value
+    def apply(self, request: Request, response: Response, view: Any) -> None:
+        """Add the headers (views never set these themselves: a view's own policy is chosen
+        with `own_content_security_policy`)."""
+        environ = request.environ
+        https = environ["wsgi.url_scheme"] == "https" or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
+        headers = self.secure if https else self.plain
+        own_policy = getattr(view, CSP_ATTR, None)
+        if own_policy is not None:
+            headers = [(CSP_HEADER, own_policy), *headers[1:]]
+        add = response.headers.add  # (Headers.extend costs twice as much per header)
+        for name, value in headers:
+            add(name, value)

@@ -6,11 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import text
 
+from app.core.migrations import ensure_migrations
 from app.core.redis import redis_client
 from app.core.runtime import app_version, uptime_seconds
 from app.extensions import db
@@ -66,6 +65,11 @@ def readiness() -> Report:
 
 
 def _migration_heads() -> tuple[set[str], set[str]]:
+    # Alembic is imported here, on the first start-up probe, not when the process starts.
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    ensure_migrations(current_app)
     migrate = current_app.extensions["migrate"]
     script = ScriptDirectory.from_config(migrate.migrate.get_config(migrate.directory))
     with db.engine.connect() as connection:

@@ -26,6 +26,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
+from app.core.security_headers import own_content_security_policy
 from app.storage.base import ObjectInfo, PresignedPost
 from app.storage.names import attachment_disposition
 
@@ -264,4 +265,4 @@ def download(token: str) -> Response:
 
 
 # User content never runs on this origin, even if a browser ignored the attachment header.
-download.talisman_view_options = {"content_security_policy": "sandbox; default-src 'none'"}
+own_content_security_policy("sandbox; default-src 'none'")(download)

@@ -35,8 +35,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
-from pypdf import PdfReader
 
 MEMORY_EXIT = 3  # the child ran out of its address space
 FAILED_EXIT = 4  # any other error; stderr carries the message
@@ -132,6 +130,8 @@ def count_pdf_pages(data: bytes, limits: Limits) -> int:
 
 
 def _child_image(source: str, out: Path, max_pixels: int, content_type: str) -> dict:
+    from PIL import Image, ImageOps
+
     fmt = IMAGE_FORMATS[content_type]
     # The header alone, with Pillow's own check lifted so the refusal can name the size.
     Image.MAX_IMAGE_PIXELS = None
@@ -158,11 +158,19 @@ def _child_image(source: str, out: Path, max_pixels: int, content_type: str) -> 
 
 
 def _child_pdf(source: str) -> dict:
+    from pypdf import PdfReader
+
     return {"pages": len(PdfReader(source).pages)}
 
 
 def _child(argv: list[str]) -> int:
     operation, source, workdir, max_pixels, memory_bytes, cpu_seconds, *rest = argv
+    # Pillow and pypdf are imported in this child only: the web and queue processes that
+    # import this module never pay for them (start-up, issue 11). Imported before the limits.
+    from PIL import Image
+
+    if operation == "pdf":
+        import pypdf  # noqa: F401
     # Limits first, before any byte of the file is parsed. The soft CPU limit sends SIGXCPU.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_seconds), int(cpu_seconds) + 5))

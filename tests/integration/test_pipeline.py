@@ -474,3 +474,90 @@ def test_route_limits_come_on_top_of_the_app_wide_budget(make_app):
     assert limited.mimetype == "application/problem+json"
     assert limited.headers["RateLimit-Limit"] == "2" and int(limited.headers["Retry-After"]) > 0
     assert client.get("/api/v1/status").status_code == 200  # other routes keep their budget
+
+
+# What the pipeline costs (issue 11) ---------------------------------------------------------
+
+
+def test_the_app_wide_budget_is_one_redis_round_trip_for_every_window(make_app):
+    """Every window of RATE_LIMIT_DEFAULT counted by one script call: one round trip."""
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app = make_app(rate_limit_default="1000 per minute; 5000 per hour; 2 per day", redis_prefix=prefix)
+    budget = app.extensions["hearth.rate_limit"]
+    if budget.redis is None:
+        pytest.skip("embedded profile counts in memory")
+    sent: list[bytes] = []
+    client = app.test_client()
+    client.get("/api/v1/status")  # opens this thread's connection
+    connection = budget.redis._connection()
+    original = connection.send_packed_command
+
+    def counting(command, check_health=True):
+        sent.extend(command)
+        return original(command, check_health=check_health)
+
+    connection.send_packed_command = counting
+    try:
+        assert [client.get("/api/v1/status").status_code for _ in range(2)] == [200, 429]
+    finally:
+        del connection.send_packed_command
+        _forget_redis_keys(app, prefix)
+    # One EVALSHA per request, carrying the three windows' keys; the 429 then reads the TTL.
+    assert [part.split(b"\r\n")[2] for part in sent[:2]] == [b"EVALSHA", b"EVALSHA"]
+    assert sent[0].count(prefix.encode()) == 3
+
+
+def test_the_budget_falls_back_to_memory_when_redis_fails_and_tries_again_later(make_app, captured_logs):
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app = make_app(rate_limit_default="2 per minute", redis_prefix=prefix)
+    budget = app.extensions["hearth.rate_limit"]
+    if budget.redis is None:
+        pytest.skip("embedded profile counts in memory")
+    client = app.test_client()
+
+    def broken(keys, expiries):
+        raise ConnectionError("redis went away")
+
+    healthy = budget.redis.hit
+    budget.redis.hit = broken
+    try:
+        assert [client.get("/api/v1/status").status_code for _ in range(3)] == [200, 200, 429]
+    finally:
+        budget.redis.hit = healthy
+    assert len(captured_logs.events("rate_limit_storage_unavailable")) == 1  # then memory, quietly
+    budget.redis_down_until = 0.0  # the retry time has come
+    assert client.get("/api/v1/status").status_code == 200  # counted in Redis again
+    _forget_redis_keys(app, prefix)
+
+
+def test_bodies_below_the_threshold_are_never_compressed_but_say_they_vary(client):
+    response = client.get("/api/v1/status", headers={"Accept-Encoding": "br, gzip"})
+    assert "Content-Encoding" not in response.headers
+    assert "Accept-Encoding" in response.headers["Vary"]
+
+
+def test_a_refused_coding_is_not_used(client):
+    response = client.get("/", headers={"Accept-Encoding": "br;q=0, gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    response = client.get("/", headers={"Accept-Encoding": "br;q=0, gzip;q=0"})
+    assert "Content-Encoding" not in response.headers
+
+
+def test_static_files_are_compressed_too(client):
+    response = client.get("/static/vendor/htmx-2.0.11.min.js", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    import gzip
+
+    assert b"htmx" in gzip.decompress(response.data)
+
+
+def test_cors_answers_vary_by_origin(cors_client):
+    response = cors_client.get("/api/v1/status", headers={"Origin": "https://app.example.com"})
+    assert "Origin" in response.headers["Vary"]
+
+
+def test_a_view_can_carry_its_own_content_security_policy(client):
+    response = client.get("/storage/download/not-a-token")
+    assert response.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert response.headers.getlist("Content-Security-Policy") == ["sandbox; default-src 'none'"]

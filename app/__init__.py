@@ -127,9 +127,9 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "METRICS_TOKEN": settings.metrics_token,
         # CSRF is checked by app.pipeline for browser routes only (never for /api/).
         "WTF_CSRF_CHECK_DEFAULT": False,
-        # Compression (app.core.compression): never below the size where it pays.
+        # Compression (app.core.compression): never for a body that fits in one TCP segment.
         "COMPRESS_ALGORITHM": ["br", "gzip"],
-        "COMPRESS_MIN_SIZE": 2048,
+        "COMPRESS_MIN_SIZE": 1400,
         # Flask-Limiter, for route limits (app.core.ratelimit holds the app-wide budget).
         "RATELIMIT_STRATEGY": "fixed-window",
         # Headers only on 429 (app.errors adds them): on every response they would cost two

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hiredis
-from flask import Flask, request
+from flask import Flask, Request, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
@@ -154,11 +154,14 @@ class GlobalRateLimit:
         self.memory = FixedWindowRateLimiter(MemoryStorage())
         self.redis_down_until = 0.0
 
-    def check(self) -> None:
-        endpoint = request.endpoint or ""
+    def check(self, req: Request | None = None) -> None:
+        """Count this request; raise RateLimited past the budget. `req`: the current request,
+        when the caller already holds it (saves the proxy lookups)."""
+        req = req or request._get_current_object()
+        endpoint = req.endpoint or ""
         if endpoint == "static" or endpoint.startswith(EXEMPT_ENDPOINT_PREFIXES):
             return
-        client = client_address()
+        client = req.remote_addr or "unknown"  # = client_address(), after ProxyFix
         if self.redis is not None and time.monotonic() >= self.redis_down_until:
             keys = [f"{self.namespace}:{suffix}:{client}" for suffix in self.key_suffixes]
             try:

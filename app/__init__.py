@@ -238,6 +238,14 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         hook for hook in app.before_request_funcs[None] if getattr(hook, "__module__", "") != "flask_wtf.csrf"
     ]
     login_manager.init_app(app)
+    # Flask-Login's context processor loads the user (session, record, remember-me cookie) for
+    # every template rendered, used or not; a global proxy loads it only where a template
+    # reads `current_user` (a public page never does).
+    from flask_login import current_user
+    from flask_login.utils import _user_context_processor
+
+    app.template_context_processors[None].remove(_user_context_processor)
+    app.jinja_env.globals["current_user"] = current_user
     # "basic": a session whose fingerprint changes loses freshness; "strong" would clear the
     # remember cookie on every anonymous page that carries a CSRF token.
     login_manager.session_protection = "basic"

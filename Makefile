@@ -67,7 +67,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: what the stack costs on the production profile: pages, API list, cache, login, queue (~6 min; BENCH_ARGS=--quick)
+## bench: what the stack costs on the production profile (gunicorn 2x4, page/JSON also 4x4): pages, pipeline, API list, cache, login, queue, start-up (~10 min; BENCH_ARGS=--quick)
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import INSTANCE_PATH, PROJECT_ROOT, Settings, load_settings
+from app.config import INSTANCE_PATH, Settings, load_settings
 from app.core.sessions import BrowserSessionInterface
 
 __version__ = "0.1.0"
@@ -210,8 +210,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     its before hook runs before, and its after hook after, every other extension's."""
     from app.core.database import enable_sqlite_wal
     from app.core.input import init_input_validation
-    from app.core.ratelimit import init_rate_limiting
     from app.core.migrations import init_migrations
+    from app.core.ratelimit import init_rate_limiting
     from app.extensions import cache, csrf, db, login_manager
     from app.metrics import init_metrics
     from app.pipeline import init_pipeline

@@ -149,6 +149,14 @@ class Settings(BaseSettings):
     # failures across all clients (a distributed attack) lock the account itself.
     login_lockout_threshold: int = Field(default=5, ge=1, le=100)
     login_account_lockout_threshold: int = Field(default=20, ge=2, le=10000)
+    # argon2 hashes/verifications run at once per process (app.users.passwords); 0: the cores
+    # shared among the gunicorn workers (WEB_CONCURRENCY), at least 1. The rest queue.
+    password_hash_concurrency: int = Field(default=0, ge=0, le=64)
+    # Added to the CPU niceness of the threads running argon2 (Linux), so requests arriving during
+    # a storm of sign-ins are served first; 0 runs them at the request threads' priority.
+    password_hash_niceness: int = Field(default=10, ge=0, le=19)
+    # gunicorn's worker processes (gunicorn.conf.py reads the same variable); None: its default.
+    web_concurrency: int | None = Field(default=None, ge=1, le=1024)
     session_idle_minutes: int = Field(default=120, ge=5, le=60 * 24 * 7)
     session_absolute_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
 

@@ -1,19 +1,16 @@
 """The global request pipeline (seed §4–5): what every request goes through, in two hooks.
+The numbers are the steps of docs/architecture.md §5.
 
 Before the view (`RequestPipeline.before`, registered first, so it runs before every other
-extension's hook):
-
-0. trusted host (app.core.hosts)           4. hostile input refused (app.core.input)
-1. request id, start time, log context     5. CSRF for browser routes (Flask-WTF)
-2. body limit (MAX_CONTENT_LENGTH)          then route-specific auth and validation
-3. app-wide rate limit (app.core.ratelimit)   (blueprints)
+extension's hook): 1. request id and log context, 2. trusted host (app.core.hosts), 3. body
+limit, 4. app-wide rate limit (app.core.ratelimit), 5. hostile input (app.core.input),
+6. CSRF for browser routes (Flask-WTF); then the session record and the routes' own checks.
 
 After the view (`RequestPipeline.after`, registered first, so Flask runs it last, after the
-session and remember-me hooks have set their cookies):
-
-6. Cache-Control default (app.core.http_cache)   9. compression (app.core.compression)
-7. security headers (app.core.security_headers)  10. request id header, request log line
-8. CORS on /api/* (app.core.cors)                    and metrics (with the final status)
+session and remember-me hooks have set their cookies): 9. Cache-Control default
+(app.core.http_cache), 10. security headers (app.core.security_headers), 11. CORS on /api/*
+(app.core.cors), 12. compression (app.core.compression), 13. the request id header, the
+request log line and metrics, with the final status.
 
 One hook each instead of one per extension, and every constant (header values, the CSP
 string, the CORS lists) computed once per app: `bench/README.md` lists what each step costs

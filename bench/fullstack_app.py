@@ -15,7 +15,7 @@ from flask import Blueprint, jsonify, render_template
 
 from app import create_app
 from app.extensions import db
-from bench.workload import FORTUNES_PATH, JSON_PATH, JSON_PAYLOAD, TEMPLATES, fortune_rows
+from bench.workload import API_EMPTY_PATH, EMPTY_PATH, FORTUNES_PATH, JSON_PATH, JSON_PAYLOAD, TEMPLATES, fortune_rows
 
 bench_bp = Blueprint("bench", __name__, template_folder=str(TEMPLATES))
 
@@ -28,6 +28,13 @@ def fortunes() -> str:
 @bench_bp.get(JSON_PATH)
 def json_message():
     return jsonify(JSON_PAYLOAD)
+
+
+@bench_bp.get(API_EMPTY_PATH, endpoint="api_empty")
+@bench_bp.get(EMPTY_PATH)
+def empty() -> tuple[str, int]:
+    """No work at all: what is left is the request pipeline (bench "pipeline")."""
+    return "", 204
 
 
 app = create_app()

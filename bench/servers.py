@@ -49,6 +49,9 @@ class Server:
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
 
+    def context_switches(self) -> tuple[int, int]:
+        return context_switches(self.process.pid)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -149,6 +152,29 @@ def cpu_seconds(master_pid: int) -> float:
             if child is not None and int(child[1]) == master_pid:  # field 4: ppid
                 total += sum(int(value) for value in child[11:15])
     return total / ticks
+
+
+def context_switches(master_pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of a gunicorn master and its live workers, all
+    their threads: a thread that blocks (on I/O, or waiting for the GIL) switches voluntarily;
+    one preempted for another runnable thread or process, involuntarily."""
+    voluntary = involuntary = 0
+    for pid in [master_pid, *worker_pids(master_pid)]:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/status") as handle:
+                    for line in handle:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            voluntary += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches:"):
+                            involuntary += int(line.split()[1])
+            except FileNotFoundError:
+                continue
+    return voluntary, involuntary
 
 
 def worker_pids(master_pid: int) -> list[int]:

@@ -29,6 +29,10 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORTUNES_PATH = "/bench/fortunes"
 # Under /api/ so the full stack applies its API-only middleware (CORS) as it would in production.
 JSON_PATH = "/api/bench/json"
+# The empty handler (bench "pipeline"): what the request pipeline costs with no work behind it,
+# on an API path (bearer-token rules: CORS, no CSRF, no cookie session) and a browser path.
+API_EMPTY_PATH = "/api/bench/empty"
+EMPTY_PATH = "/bench/empty"
 USERS_PER_PAGE = 50
 # Hearth's real endpoint (bearer token, users:read), and the bare app's counterpart.
 USERS_PATH = f"/api/v1/users?per_page={USERS_PER_PAGE}"

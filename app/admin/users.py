@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Response, render_template, request, stream_with_context, url_for
-from sqlalchemy import select
+from flask import Response, current_app, render_template, request, stream_with_context, url_for
+from sqlalchemy import Select, select
 
 from app.admin import admin_bp
 from app.admin.views import actor, ask_confirmation, can, confirmed, permissions, render_list, run_action
@@ -23,6 +23,8 @@ from app.users.repository import SORTABLE, user_list_statement
 
 PAGE_SIZE = 25
 STATUSES = ("active", "disabled", "deleted", "all")
+LIST_STATEMENTS = "hearth.admin_user_list_statements"  # app.extensions: filters → statement
+ROLE_NAMES = select(Role.name).order_by(Role.name)
 
 
 def _filters() -> dict:
@@ -39,14 +41,29 @@ def _filters() -> dict:
 
 
 def _role_names() -> list[str]:
-    return list(db.session.scalars(select(Role.name).order_by(Role.name)))
+    return list(db.session.scalars(ROLE_NAMES))
+
+
+def _list_statement(filters: dict) -> Select:
+    """`user_list_statement(**filters)`, built once per app for each combination of the
+    validated filters (status, verified, sort: about a hundred): building it costs more than
+    running it from SQLAlchemy's compiled cache, and statements are immutable, so one serves
+    every request. A search or a role (free text from the query string) is built each time."""
+    if filters["q"] is not None or filters["role"] is not None:
+        return user_list_statement(**filters)
+    built = current_app.extensions.setdefault(LIST_STATEMENTS, {})
+    key = tuple(sorted(filters.items()))
+    statement = built.get(key)
+    if statement is None:
+        statement = built[key] = user_list_statement(**filters)
+    return statement
 
 
 @admin_bp.get("/users")
 @permission_required("users:read")
 def users() -> str:
     filters = _filters()
-    page = Repository().paginate(user_list_statement(**filters), request.args.get("page", 1, type=int), PAGE_SIZE)
+    page = Repository().paginate(_list_statement(filters), request.args.get("page", 1, type=int), PAGE_SIZE)
     return render_list(
         "admin/users/index.html",
         "admin/users/_list.html",

@@ -8,7 +8,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request
+from flask import flash, g, redirect, render_template, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -22,6 +22,7 @@ from app.users.models import User
 
 # Holding any of these opens /admin; each page and action then needs its own.
 ADMIN_PERMISSIONS = frozenset(PERMISSIONS)
+TEMPLATE_PERMISSIONS = "hearth_template_permissions"  # `g` attribute: what `can` answers from
 
 
 def actor() -> User:
@@ -33,8 +34,12 @@ def permissions() -> frozenset[str]:
 
 
 def can(permission: str) -> bool:
-    """For templates: show a button only to people who may use it (the route checks again)."""
-    return current_user.is_authenticated and permission in permissions()
+    """For templates: show a button only to people who may use it (the route checks again).
+
+    A page asks this a dozen times (navigation, column, bulk actions): the signed-in user's
+    permission set is looked up once per request and kept in `g` (as the route guard keeps its
+    own), not resolved through `current_user` each time."""
+    return permission in _held_permissions()
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,7 +57,16 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def is_admin() -> bool:
     """For the layout: does the signed-in user get an Admin link at all?"""
-    return current_user.is_authenticated and bool(permissions() & ADMIN_PERMISSIONS)
+    return not _held_permissions().isdisjoint(ADMIN_PERMISSIONS)
+
+
+def _held_permissions() -> frozenset[str]:
+    """The signed-in user's permissions (none for a visitor), once per request (see `can`)."""
+    held = g.get(TEMPLATE_PERMISSIONS)
+    if held is None:
+        held = permissions() if current_user.is_authenticated else frozenset()
+        setattr(g, TEMPLATE_PERMISSIONS, held)
+    return held
 
 
 @admin_bp.app_context_processor

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
+from app.api.pagination import PAGINATION_DESCRIPTION, RenderedPage, add_page_headers, page_body, page_model
+from app.auth.guards import check_access
 from app.core.http_cache import if_match_holds, strong_etag
 from app.core.input import MAX_ID, InvalidJSON, load_json
 from app.core.repository import Page
@@ -124,8 +126,6 @@ def api_operation(
         @wraps(view)
         def endpoint(**path_args: Any) -> Response:
             if operation.auth:
-                from app.auth.guards import check_access
-
                 check_access(operation.permission)
             if operation.method in CONDITIONAL_WRITES and "If-Match" in request.headers:
                 _check_if_match()
@@ -155,8 +155,6 @@ def replace_description(operation: Operation, doc: str | None) -> Operation:
 def _body(result: Any, operation: Operation) -> Any:
     """The response document: a model instance (a `<Item>Page` for lists), or raw JSON."""
     if operation.paginated:
-        from app.api.pagination import page_body
-
         if not isinstance(result, Page):
             raise TypeError("a paginated operation must return a Page")
         return page_body(result, operation.response)
@@ -166,22 +164,42 @@ def _body(result: Any, operation: Operation) -> Any:
     return result
 
 
-def _etag_exclude(operation: Operation) -> Any:
+def _etag_exclude(model: type[BaseModel] | None, paginated: bool) -> Any:
     """Fields left out of the ETag: an item model's ETAG_EXCLUDE (time-limited links, which
     change on every request while the resource itself does not)."""
-    fields = getattr(operation.response, "ETAG_EXCLUDE", None)
+    fields = getattr(model, "ETAG_EXCLUDE", None)
     if not fields:
         return None
-    return {"items": {"__all__": set(fields)}} if operation.paginated else set(fields)
+    return {"items": {"__all__": set(fields)}} if paginated else set(fields)
+
+
+def _etag_of(body: Any, payload: bytes, model: type[BaseModel] | None, paginated: bool) -> str:
+    exclude = _etag_exclude(model, paginated) if isinstance(body, BaseModel) else None
+    if exclude:
+        payload = body.__pydantic_serializer__.to_json(body, exclude=exclude)
+    return strong_etag(payload)
 
 
 def representation_etag(body: Any, payload: bytes, operation: Operation) -> str:
     """The ETag of a representation: `strong_etag` of its JSON, less its ETAG_EXCLUDE fields.
     GET responses, PATCH responses and If-Match checks all get their ETag here."""
-    exclude = _etag_exclude(operation) if isinstance(body, BaseModel) else None
-    if exclude:
-        payload = body.__pydantic_serializer__.to_json(body, exclude=exclude)
-    return strong_etag(payload)
+    return _etag_of(body, payload, operation.response, operation.paginated)
+
+
+def render_page(page: Page[Any], item_model: type[BaseModel]) -> RenderedPage:
+    """`page` as the response a paginated operation answering `item_model` sends: its JSON
+    document and ETag computed now, so a cache can keep the result and a hit sends the stored
+    bytes (a view may return a `RenderedPage` instead of a `Page`)."""
+    body = page_body(page, item_model)
+    payload = _json(body)
+    return RenderedPage(
+        items=(),
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total,
+        payload=payload,
+        etag=_etag_of(body, payload, item_model, paginated=True),
+    )
 
 
 def _json(body: Any) -> bytes:
@@ -195,15 +213,17 @@ def _json(body: Any) -> bytes:
 def _serialize(result: Any, operation: Operation) -> Response:
     if operation.status == 204:
         return Response(status=204)
-    body = _body(result, operation)
-    payload = _json(body)
+    if isinstance(result, RenderedPage):  # serialised already (cached): send its bytes as they are
+        body, payload = None, result.payload
+    else:
+        body = _body(result, operation)
+        payload = _json(body)
     response = Response(payload, status=operation.status, mimetype="application/json")
     if operation.paginated:
-        from app.api.pagination import add_page_headers
-
         add_page_headers(response, result)
     if operation.method in ETAG_METHODS and response.status_code == 200:
-        response.set_etag(representation_etag(body, payload, operation))
+        etag = result.etag if body is None else representation_etag(body, payload, operation)
+        response.set_etag(etag)
         updated_at = None if operation.paginated else getattr(body, "updated_at", None)
         if updated_at is not None:
             response.last_modified = updated_at
@@ -229,7 +249,10 @@ def current_etag() -> str | None:
         return None
     if operation.query is not None:
         args["query"] = _parse(operation.query, {}, "query")
-    body = _body(getattr(view, VIEW_ATTR)(**args), operation)
+    result = getattr(view, VIEW_ATTR)(**args)
+    if isinstance(result, RenderedPage):
+        return result.etag
+    body = _body(result, operation)
     return representation_etag(body, _json(body), operation)
 
 
@@ -360,8 +383,6 @@ def _validator_headers(operation: Operation) -> dict[str, Any]:
 
 def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document for every operation registered with `api_operation`."""
-    from app.api.pagination import PAGINATION_DESCRIPTION, page_model
-
     schemas: dict[str, Any] = {}
     problem_ref = _collect(schemas, ProblemDetails)
     validation_ref = _collect(schemas, ValidationProblem)

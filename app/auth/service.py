@@ -21,7 +21,7 @@ from app.core.database import utcnow
 from app.errors import DomainError, Unauthorized
 from app.extensions import db
 from app.users.models import User
-from app.users.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from app.users.passwords import dummy_hash, hash_password, needs_rehash, verify_password
 from app.users.repository import UserRepository, normalise_email
 
 users = UserRepository()
@@ -44,16 +44,18 @@ def _settings():
     return current_app.extensions["hearth.settings"]
 
 
-def authenticate(email: str, password: str, channel: str) -> User:
+def authenticate(email: str, password: str, channel: str, commit: bool = True) -> User:
     """The user for these credentials, or `InvalidCredentials`.
 
     Unknown emails cost one argon2 verification too (against a dummy hash), and every
     failure answers the same message, so neither timing nor wording reveals accounts.
     Wrong passwords lock this client out of this account first (app.auth.lockout).
+    A failure always commits what it records; `commit=False` leaves a success (last_login_at,
+    its audit row) to the caller's commit, so the sign-in and what it issues commit together.
     """
     user = users.find_by_email(normalise_email(email)) if email else None
     if user is None:
-        verify_password(DUMMY_HASH, password)
+        verify_password(dummy_hash(), password)
         record("login_failed", channel=channel, reason="unknown_email")
         db.session.commit()
         raise InvalidCredentials()
@@ -76,7 +78,8 @@ def authenticate(email: str, password: str, channel: str) -> User:
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return user
 
 
@@ -132,6 +135,13 @@ def issue_tokens(user: User, user_agent: str | None) -> TokenPair:
     record("api_tokens_issued", actor_id=user.id, subject_id=user.id)
     db.session.commit()
     return pair
+
+
+def sign_in_for_tokens(email: str, password: str, user_agent: str | None) -> TokenPair:
+    """API sign-in: the credentials checked, then a new token family, in one commit (the user's
+    `last_login_at`, the refresh token and both audit rows); a failure raises `InvalidCredentials`."""
+    user = authenticate(email, password, channel="api", commit=False)
+    return issue_tokens(user, user_agent)
 
 
 def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:

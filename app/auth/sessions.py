@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app, flash, g, request, session
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.orm import lazyload
 from werkzeug.wrappers import Response
 
 from app.audit.service import record
@@ -31,6 +32,7 @@ from app.auth.emailed_tokens import token_hash
 from app.auth.models import RememberToken, UserSession
 from app.core.database import utcnow
 from app.core.net import client_address
+from app.core.sessions import refresh_session_cookie
 from app.extensions import db, login_manager
 from app.users.models import User
 from app.users.service import load_principal, load_user
@@ -46,6 +48,7 @@ ROTATION_GRACE = timedelta(seconds=30)
 REMEMBER_TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 PENDING_COOKIE = "hearth_remember_cookie"  # `g` attribute: what to send back for the cookie
 CLEAR = "clear"
+LOADED_RECORD = "hearth_session_record"  # `g` attribute: this request's (UserSession, User) row
 
 
 def _settings():
@@ -175,14 +178,25 @@ def reached_absolute_limit(row: UserSession, now: datetime, idle_limit: timedelt
 # Each browser request ------------------------------------------------------------------------
 
 
+# One row: the session record and its user (roles only if a view reads them, as load_principal).
+_SESSION_WITH_USER = select(UserSession, User).join(User, User.id == UserSession.user_id).options(lazyload(User.roles))
+
+
 def load_session_user(user_id: str) -> User | None:
     """Flask-Login's user loader: a user id counts only in a session bound to a record (`sid`).
 
     Flask-Login also hands this loader the payload of its own remember-me cookie. Hearth never
     issues one, and one issued before server-side remember-me (`id:epoch`) must sign nobody in.
+
+    The session record and its user come in one statement: both land in the ORM's identity
+    map (held by `g` for the request: the map keeps only weak references), so `load_user`
+    (which applies the account's rules) and `_session_is_live` (the record's) read them
+    without another round trip.
     """
-    if not session.get(SESSION_KEY):
+    sid = session.get(SESSION_KEY)
+    if not sid:
         return None
+    setattr(g, LOADED_RECORD, db.session.execute(_SESSION_WITH_USER.where(UserSession.id == sid)).first())
     return load_user(user_id)
 
 
@@ -217,6 +231,8 @@ def _session_is_live() -> bool:
         if now - row.last_seen_at > TOUCH_EVERY:
             row.last_seen_at = now
             db.session.commit()
+            # The cookie's expiry moves with the record's (app.core.sessions).
+            refresh_session_cookie()
         return True
     if row is not None and row.revoked_at is None:
         row.revoked_at = now

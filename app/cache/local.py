@@ -33,11 +33,19 @@ _instances: weakref.WeakSet[LocalCache] = weakref.WeakSet()
 _process_locals: dict[str, LocalCache] = {}
 
 
+def _weight(value: Any) -> int:
+    """An entry's share of the bound: 1, or what a large value declares as `l1_weight` (its
+    KiB, e.g. a cached response document), so big entries cannot fill memory 10,000 at a time."""
+    return getattr(value, "l1_weight", 1)
+
+
 class LocalCache:
-    """Thread-safe bounded TTL cache; `drop(namespace)` removes a whole namespace."""
+    """Thread-safe bounded TTL cache; `drop(namespace)` removes a whole namespace.
+
+    Bounded by weight (`maxsize` units): most entries weigh 1, a cached document its KiB."""
 
     def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
-        self._data: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
+        self._data: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl, getsizeof=_weight)
         self._lock = threading.Lock()
         _instances.add(self)
 
@@ -52,7 +60,10 @@ class LocalCache:
 
     def set(self, namespace: str, key: str, value: Any) -> None:
         with self._lock:
-            self._data[(namespace, key)] = value
+            try:
+                self._data[(namespace, key)] = value
+            except ValueError:  # heavier than the whole cache: not kept in-process (L2 still has it)
+                self._data.pop((namespace, key), None)
 
     def drop(self, namespace: str, key: str = ALL_KEYS) -> None:
         with self._lock:

@@ -1,13 +1,14 @@
-"""Response compression (pipeline step 4): brotli or gzip, only where it pays.
+"""Response compression (pipeline step 12): brotli or gzip, only where it pays.
 
 A body is compressed when the client accepts br or gzip, the type is text (HTML, CSS, JSON,
-JavaScript, problem documents), the status is 2xx, nothing encoded it already and it is at
-least COMPRESS_MIN_SIZE bytes (1,400): a smaller body already fits in one TCP segment (an
-Ethernet MSS is 1,460 bytes), so compressing it saves no packet and no round trip, only CPU. Brotli at quality 4 and gzip
-at level 6 cost 30–100 µs for a page of 4–16 KB. Streamed bodies (CSV exports) are sent as
-they are; static files are read and compressed like any body (nginx compresses them in
-production, `make run` has no proxy). A strong ETag "x" becomes "x:br" / "x:gzip" for the encoded representation, and a
-conditional GET is answered from it (app.core.http_cache accepts either form in If-Match).
+JavaScript, SVG, problem documents), the status is 2xx, nothing encoded it already and it is
+at least COMPRESS_MIN_SIZE bytes (1,400): a smaller body already fits in one TCP segment (an
+Ethernet MSS is 1,460 bytes), so compressing it saves no packet and no round trip, only CPU.
+Brotli at quality 4 and gzip at level 6 cost 30–100 µs for a page of 4–16 KB. Streamed
+bodies (CSV exports) are sent as they are; static files are read and compressed like any body
+(nginx compresses them in production, `make run` has no proxy). A strong ETag "x" becomes
+"x:br" / "x:gzip" for the encoded representation, and a conditional GET is answered from it
+(app.core.http_cache accepts either form in If-Match).
 """
 
 from __future__ import annotations

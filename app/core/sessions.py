@@ -4,15 +4,27 @@ The JSON API authenticates with bearer tokens, so requests under /api/ neither r
 write the session cookie: an API call can never ride on a browser's ambient credentials,
 and it skips the cost of verifying and re-signing a cookie. Elsewhere this is Flask's signed
 cookie session with its serializer built once per app instead of twice per request.
+
+A signed-in (permanent) session's cookie is re-issued, pushing its expiry PERMANENT_SESSION_LIFETIME
+ahead, when the server-side record's `last_seen_at` moves (app.auth.sessions, at most once a
+minute), rather than on every response: the cookie then expires exactly when the record goes
+idle, as before, without re-signing the cookie on each request. A changed session is saved as
+always.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Flask, Request, Response, g
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 
 API_PREFIX = "/api/"
+REFRESH_COOKIE = "hearth_refresh_session_cookie"  # `g` attribute: re-issue the cookie now
+
+
+def refresh_session_cookie() -> None:
+    """Re-issue this browser's session cookie with a new expiry on this response."""
+    setattr(g, REFRESH_COOKIE, True)
 
 
 class BrowserSessionInterface(SecureCookieSessionInterface):
@@ -31,6 +43,11 @@ class BrowserSessionInterface(SecureCookieSessionInterface):
         if request.path.startswith(API_PREFIX):
             return self.session_class()
         return super().open_session(app, request)
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        """A changed session, or a permanent one whose record just moved (module docstring).
+        Replaces Flask's SESSION_REFRESH_EACH_REQUEST, which re-signed it on every response."""
+        return session.modified or (session.permanent and g.get(REFRESH_COOKIE, False))
 
     def save_session(self, app: Flask, session: SecureCookieSession, response: Response) -> None:
         from flask import request

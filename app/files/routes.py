@@ -8,7 +8,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.auth.guards import login_required
-from app.core.templating import is_htmx_request
+from app.core.templating import UrlPattern, is_htmx_request, url_pattern
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.files import files_bp
@@ -17,6 +17,12 @@ from app.uploads.models import Upload, UploadStatus
 
 PAGE_SIZE = 20
 FINAL = {UploadStatus.ready, UploadStatus.rejected, UploadStatus.failed}
+
+
+@files_bp.app_template_global()
+def file_row_urls() -> dict[str, UrlPattern]:
+    """What a file row links to, built once for a whole table (templates/files/_row.html)."""
+    return {name: url_pattern(f"files.{name}", "upload_id") for name in ("row", "download", "delete")}
 
 
 def _row(upload: Upload) -> str:

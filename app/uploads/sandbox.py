@@ -35,7 +35,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-
 MEMORY_EXIT = 3  # the child ran out of its address space
 FAILED_EXIT = 4  # any other error; stderr carries the message
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}

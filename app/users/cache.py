@@ -1,32 +1,59 @@
 """What is cached about users (seed §8), each with its named invalidator beside it.
 
 - `user_profile(id)`: key `user:{id}`, 5 minutes; invalidator `forget_user(id)`.
-- `user_page(...)`: pages of the user list, namespace `users`, 60 s; invalidator
-  `forget_user_lists()` (bumps the namespace: every page of every filter goes stale at once).
+- `user_page(...)`: pages of the user list as rendered by the caller, namespace `users`, 60 s,
+  in L1 too; invalidator `forget_user_lists()` (bumps the namespace: every page of every filter
+  goes stale at once, on every instance).
 - `status_counts()` / `signups_since()` for the admin dashboard, namespace `users`, 30 s.
+- `token_accepted(id, epoch)`: key `sign-in-state:{id}`, (active, epoch), L1 and L2.
 
 Every write to a user goes through the ORM, so one `before_flush` listener calls the
 invalidators for each new, changed or deleted user: no write path can forget to. They run
-after the commit (app.cache.aside).
+after the commit (app.cache.aside). A change the lists do not show or filter on
+(`NOT_LISTED`: sign-in bookkeeping such as `last_login_at`, failure counts, the password hash,
+the session epoch) leaves the lists alone, so a login does not empty every cached page; the
+`last_login_at` a list shows may therefore lag, by up to the list's lifetime, its stale grace
+and the L1 lifetime (about two minutes with the defaults). The user's own profile and sign-in
+state follow every change that concerns them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.cache import CacheKey, bump, cached, invalidate
 from app.core.repository import Page, Repository
+from app.extensions import db
 from app.users.models import User
 from app.users.repository import user_list_statement
+
+T = TypeVar("T")
 
 PROFILE_TTL = 300
 LIST_TTL = 60
 COUNTS_TTL = 30
 USERS_NAMESPACE = "users"
+# Columns no list shows, filters or sorts on, except `last_login_at`, which lists show and sort
+# on but which every sign-in writes: lists may show it late (module docstring) rather than every
+# sign-in emptying every cached page. A change to any other column (or a new one) bumps the lists.
+NOT_LISTED = frozenset(
+    {
+        "last_login_at",
+        "password_hash",
+        "session_epoch",
+        "failed_login_count",
+        "locked_until",
+        "lockout_notified_at",
+        "avatar_upload_id",
+        "updated_at",
+    }
+)
+# What `token_accepted` caches.
+SIGN_IN_COLUMNS = frozenset({"is_active_account", "deleted_at", "session_epoch"})
 
 
 def user_profile(user_id: int, serialize: Callable[[User], Any], load: Callable[[int], User]) -> Any:
@@ -35,7 +62,17 @@ def user_profile(user_id: int, serialize: Callable[[User], Any], load: Callable[
 
 
 def forget_user(user_id: int) -> None:
+    """Invalidator of everything cached about one user: their profile and sign-in state."""
+    forget_user_profile(user_id)
+    forget_sign_in_state(user_id)
+
+
+def forget_user_profile(user_id: int) -> None:
     invalidate(CacheKey("user", str(user_id)))
+
+
+def forget_sign_in_state(user_id: int) -> None:
+    """Invalidator of `token_accepted(user_id, ...)`."""
     invalidate(CacheKey(SIGN_IN_STATE, str(user_id)))
 
 
@@ -53,10 +90,6 @@ def token_accepted(user_id: int, epoch: object) -> bool:
 
 
 def _token_state(user_id: int) -> tuple[bool, int] | None:
-    from sqlalchemy import select
-
-    from app.extensions import db
-
     row = db.session.execute(
         select(User.is_active_account, User.deleted_at, User.session_epoch).where(User.id == user_id)
     ).first()
@@ -65,18 +98,18 @@ def _token_state(user_id: int) -> tuple[bool, int] | None:
     return (bool(row.is_active_account) and row.deleted_at is None, row.session_epoch)
 
 
-def user_page(filters: dict[str, Any], page: int, per_page: int, serialize: Callable[[User], Any]) -> Page:
-    """One page of the filtered user list with its items serialized, cached per query."""
+def user_page(filters: dict[str, Any], page: int, per_page: int, render: Callable[[Page[User]], T]) -> T:
+    """`render` of one page of the filtered user list, cached per query (L1 and L2).
+
+    `render` should return the finished representation (e.g. the response's bytes), so that a
+    hit does no work at all; its qualified name is part of the key."""
     signature = "&".join(f"{name}={filters[name]}" for name in sorted(filters))
-    key = CacheKey(USERS_NAMESPACE, f"page:{serialize.__qualname__}:{signature}:{page}:{per_page}")
+    key = CacheKey(USERS_NAMESPACE, f"page:{render.__module__}.{render.__qualname__}:{signature}:{page}:{per_page}")
 
-    def compute() -> Page:
-        rows = Repository().paginate(user_list_statement(**filters), page, per_page)
-        return Page(
-            items=[serialize(user) for user in rows.items], page=rows.page, per_page=rows.per_page, total=rows.total
-        )
+    def compute() -> T:
+        return render(Repository().paginate(user_list_statement(**filters), page, per_page))
 
-    return cached(key, compute, timeout=LIST_TTL)
+    return cached(key, compute, timeout=LIST_TTL, local=True)
 
 
 def forget_user_lists() -> None:
@@ -88,12 +121,30 @@ def dashboard_counts(compute: Callable[[], dict[str, int]], name: str) -> dict[s
     return cached(CacheKey(USERS_NAMESPACE, f"counts:{name}"), compute, timeout=COUNTS_TTL)
 
 
+def _changed_attributes(user: User) -> frozenset[str]:
+    """The attributes of a loaded user that this flush really changes (`session.dirty` also
+    holds objects whose attributes were only set to the values they had)."""
+    state = inspect(user)
+    return frozenset(name for name in state.committed_state if state.attrs[name].history.has_changes())
+
+
 @event.listens_for(Session, "before_flush")
 def _forget_changed_users(session: Session, flush_context, instances) -> None:
-    changed = [obj for obj in (*session.new, *session.dirty, *session.deleted) if isinstance(obj, User)]
-    if not changed:
-        return
-    forget_user_lists()
-    for user in changed:
-        if user.id is not None:
-            forget_user(user.id)
+    lists_stale = False
+    for user in (*session.new, *session.deleted):
+        if isinstance(user, User):
+            lists_stale = True
+            if user.id is not None:
+                forget_user(user.id)
+    for user in session.dirty:
+        if not isinstance(user, User):
+            continue
+        changed = _changed_attributes(user)
+        if not changed:
+            continue
+        lists_stale = lists_stale or not changed <= NOT_LISTED
+        forget_user_profile(user.id)
+        if changed & SIGN_IN_COLUMNS:
+            forget_sign_in_state(user.id)
+    if lists_stale:
+        forget_user_lists()

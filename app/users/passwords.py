@@ -2,32 +2,117 @@
 
 argon2-cffi's defaults (RFC 9106 low-memory profile: m=64 MiB, t=3, p=4) exceed the OWASP
 minimum (m=19 MiB, t=2, p=1). Hashes made with older parameters are upgraded at login.
+
+Argon2 is the one deliberately slow thing on the request path: one verification is 150–300 ms of
+CPU on 4 threads and 64 MiB. Left alone, a burst of sign-ins runs them all at once (16 logins:
+64 threads, 1 GiB), which slows each of them and starves every other request of CPU. So in an
+app, every hash and verification runs on the app's `Argon2Pool`: at most
+PASSWORD_HASH_CONCURRENCY at once in this process (by default the machine's cores shared
+among the gunicorn workers, at least one), the others queue, and the pool's threads (hence
+argon2's lane threads, which inherit it) run at a lower CPU priority (PASSWORD_HASH_NICENESS,
++10 by default), so ordinary requests arriving during a storm of sign-ins are served first.
+Outside an app (scripts, unit tests) they run in the caller's thread.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, has_app_context
 
 from app.errors import ValidationFailed
+from app.logging import get_logger
+
+log = get_logger("hearth.passwords")
+T = TypeVar("T")
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024  # generous for passphrases; bounded so hashing cannot be abused
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "auth" / "data" / "common-passwords.txt"
 
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so both cases cost one argon2 verification.
-DUMMY_HASH = _hasher.hash("hearth-dummy-password-for-timing")
+# Verified against when the email is unknown, so both cases cost one argon2 verification: the
+# hash of a random password nobody kept, made with the parameters above. Precomputed, because
+# hashing it at import cost a whole argon2 hash at every process start; `dummy_hash()` makes a
+# new one (once per process) should the parameters ever change, so the cost always matches.
+DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$Ovr61uCoqg+6+J4MjQ+NcQ$Aj3iCjx6ByubtzZtb7vkWnDRHfi7g1EZZMbjPEkj1Fo"
+
+
+POOL_KEY = "hearth.argon2_pool"
+
+
+def argon2_concurrency(configured: int, workers: int | None, cores: int | None = None) -> int:
+    """How many argon2 computations one process runs at once: `configured`, or when it is 0,
+    the cores shared among the `workers` processes (gunicorn's default is 2 per core), at least 1."""
+    if configured:
+        return configured
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // (workers or 2 * cores))
+
+
+class Argon2Pool:
+    """A bounded set of low-priority threads that run this app's argon2 work (module docstring).
+
+    `niceness` is added to the threads' CPU niceness (Linux): at 10, CFS weighs them 110 against
+    a request thread's 1024, so a request competing with sign-ins for a core gets ~90 % of it."""
+
+    def __init__(self, size: int, niceness: int = 10) -> None:
+        self.size = size
+        self.niceness = niceness
+        self._executor = ThreadPoolExecutor(
+            max_workers=size, thread_name_prefix="hearth-argon2", initializer=self._lower_priority
+        )
+
+    def run(self, work: Callable[[], T]) -> T:
+        """`work()` on a pool thread, waiting in line behind the computations already queued."""
+        return self._executor.submit(work).result()
+
+    def _lower_priority(self) -> None:
+        if not self.niceness:
+            return
+        try:  # Linux: the niceness of this thread alone; the lane threads argon2 starts inherit it
+            thread = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + self.niceness)
+        except (AttributeError, OSError) as error:  # elsewhere: same priority, still bounded
+            log.info("argon2_priority_unchanged", error=repr(error)[:200])
+
+
+def _pool() -> Argon2Pool | None:
+    if not has_app_context():
+        return None
+    extensions = current_app.extensions
+    pool = extensions.get(POOL_KEY)
+    if pool is None:
+        settings = extensions["hearth.settings"]
+        size = argon2_concurrency(settings.password_hash_concurrency, settings.web_concurrency)
+        # setdefault is atomic: two threads racing here share one pool (the loser made no threads yet).
+        pool = extensions.setdefault(POOL_KEY, Argon2Pool(size, settings.password_hash_niceness))
+    return pool
+
+
+def _run(work: Callable[[], T]) -> T:
+    pool = _pool()
+    return work() if pool is None else pool.run(work)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _run(lambda: _hasher.hash(password))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    return _run(lambda: _verify(password_hash, password))
+
+
+def _verify(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -36,6 +121,14 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
+
+
+@lru_cache(maxsize=1)
+def dummy_hash() -> str:
+    """What to verify against when the email is unknown (DUMMY_HASH, or one with today's parameters)."""
+    if not _hasher.check_needs_rehash(DUMMY_HASH):
+        return DUMMY_HASH
+    return _hasher.hash(secrets.token_urlsafe(32))
 
 
 @lru_cache(maxsize=1)

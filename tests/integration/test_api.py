@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import pytest
 from flask import Blueprint
@@ -105,6 +106,31 @@ def test_pagination_keeps_filters_in_links(list_app, make_user):
     assert response.json["meta"]["total"] == 1
     assert "domain=keep.example" in response.headers["Link"]
     assert 'rel="next"' not in response.headers["Link"]
+
+
+@pytest.mark.parametrize(
+    "query", ["domain=k%20e+y%26%C3%A9%2F%3F!*&page=2&per_page=1", "per_page=1&domain=keep.example", "page=3"]
+)
+def test_link_urls_are_those_url_for_builds(list_app, make_user, query):
+    from flask import url_for
+
+    for n in range(4):
+        make_user(email=f"l{n}@keep.example")
+    response = list_app.test_client().get(f"/api/test/users?{query}")
+    assert response.status_code == 200
+    with list_app.test_request_context(f"/api/test/users?{query}"):
+        args = dict(parse_qsl(query))
+        page, per_page = int(args.get("page", 1)), int(args.get("per_page", 25))
+        pages = max(1, -(-response.json["meta"]["total"] // per_page))
+        wanted = [(1, "first")]
+        wanted += [(page - 1, "prev")] if page > 1 else []
+        wanted += [(page + 1, "next")] if page < pages else []
+        wanted += [(pages, "last")]
+        expected = ", ".join(
+            f'<{url_for("test_lists.list_users", **{**args, "page": n, "per_page": per_page})}>; rel="{rel}"'
+            for n, rel in wanted
+        )
+    assert response.headers["Link"] == expected
 
 
 @pytest.mark.parametrize("query", ["per_page=101", "per_page=0", "page=0", "page=abc", "unknown=1"])

@@ -198,3 +198,39 @@ def test_auth_endpoints_are_documented_with_their_security(client):
     assert spec["paths"]["/api/v1/auth/token"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/TokenRequest"
     }
+
+
+def test_a_token_verified_before_is_still_refused_once_expired_or_altered(client, api_user, monkeypatch):
+    import app.auth.tokens as tokens
+
+    access = _token(client).json["access_token"]
+    assert _me(client, access).status_code == 200  # verified once, remembered by the app
+    head, payload, signature = access.split(".")
+    altered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BA'}"
+    assert _me(client, altered).status_code == 401  # other bytes: verified in full, and refused
+
+    class Later:
+        @staticmethod
+        def time() -> float:
+            return time.time() + 15 * 60 + tokens.LEEWAY_SECONDS + 1
+
+    monkeypatch.setattr(tokens, "time", Later)
+    assert _me(client, access).status_code == 401
+
+
+def test_an_api_sign_in_is_one_commit(client, api_user, app):
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    commits: list[int] = []
+
+    def on_commit(connection) -> None:
+        commits.append(1)
+
+    event.listen(engine, "commit", on_commit)
+    try:
+        assert _token(client).status_code == 200
+    finally:
+        event.remove(engine, "commit", on_commit)
+    assert len(commits) == 1  # last_login_at, the refresh token and both audit rows together

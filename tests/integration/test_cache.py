@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.cache import CacheKey, bump, cached, invalidate
 from app.cache.aside import state
 from app.cache.models import CacheGeneration
-from app.extensions import db
+from app.extensions import cache, db
 from app.jobs.models import Job, JobStatus
 from app.uploads.models import Upload
 from app.users.models import User
@@ -539,3 +539,88 @@ def test_a_cached_api_list_runs_no_sql_and_a_disabled_token_still_fails_at_once(
     # The token check is cached too, yet disabling the user ends their token on the next request.
     client.patch(f"/api/v1/users/{people['user'].id}", json={"is_active": False}, headers=headers)
     assert client.get("/api/v1/users", headers=user_headers).status_code == 401
+
+
+def _sql_during(app, action) -> list[str]:
+    """The SQL statements `action()` runs (transaction control left out)."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return [s for s in statements if not s.strip().upper().startswith(("ROLLBACK", "BEGIN", "COMMIT"))]
+
+
+def test_a_cached_list_page_is_the_same_response_as_the_computed_one_byte_for_byte(app, client, people, make_user):
+    for n in range(4):
+        make_user(email=f"page{n}@example.com")
+    headers = _bearer(client, "admin@example.com")
+    url = "/api/v1/users?per_page=2&page=2&sort=-email"
+    computed = client.get(url, headers=headers)
+    responses: list = []
+    assert _sql_during(app, lambda: responses.append(client.get(url, headers=headers))) == []
+    cached_response = responses[0]
+    assert computed.status_code == cached_response.status_code == 200
+    assert cached_response.get_data() == computed.get_data()
+    for header in ("ETag", "Link", "X-Total-Count", "Content-Type"):
+        assert cached_response.headers[header] == computed.headers[header], header
+    assert computed.json["meta"] == {"page": 2, "per_page": 2, "total": 6, "pages": 3}
+    # The stored ETag still answers If-None-Match with a 304.
+    etag = cached_response.headers["ETag"]
+    assert client.get(url, headers={**headers, "If-None-Match": etag}).status_code == 304
+
+
+def test_a_sign_in_does_not_empty_the_cached_user_lists(app, client, people):
+    from app.cache.aside import state
+    from app.users.cache import USERS_NAMESPACE
+
+    headers = _bearer(client, "admin@example.com")
+    assert client.get("/api/v1/users", headers=headers).status_code == 200  # computed and cached
+    with app.app_context():
+        version = cache.get(f"v:{USERS_NAMESPACE}")
+        computed = state().computed
+    _bearer(client, "user@example.com")  # writes the user's last_login_at
+    with app.app_context():
+        assert cache.get(f"v:{USERS_NAMESPACE}") == version
+    assert _sql_during(app, lambda: client.get("/api/v1/users", headers=headers)) == []
+    with app.app_context():
+        assert state().computed == computed
+    # The user's own profile is not cached across the sign-in: it shows the new last_login_at.
+    profile = client.get(f"/api/v1/users/{people['user'].id}", headers=headers).json
+    assert profile["last_login_at"] is not None
+
+
+def test_user_lists_follow_changes_they_show_but_not_sign_in_bookkeeping(app, people):
+    from app.core.database import utcnow
+    from app.users.cache import USERS_NAMESPACE
+
+    def version():
+        return cache.get(f"v:{USERS_NAMESPACE}") or 0
+
+    with app.app_context():
+        user = db.session.get(User, people["user"].id)
+        before = version()
+        user.last_login_at = utcnow()
+        user.failed_login_count = 0  # unchanged: not a change at all
+        user.session_epoch += 1
+        db.session.commit()
+        assert version() == before
+        user.display_name = "Shown in the list"
+        db.session.commit()
+        assert version() == before + 1
+        user.roles = []
+        db.session.commit()
+        assert version() == before + 2
+        user.last_login_at = utcnow()
+        user.is_active_account = False
+        db.session.commit()
+        assert version() == before + 3

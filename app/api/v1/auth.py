@@ -37,8 +37,7 @@ def create_token(body: TokenRequest) -> TokenPairOut:
 
     Wrong credentials, unknown emails, locked and disabled accounts all answer the same 401.
     """
-    user = service.authenticate(body.email, body.password, channel="api")
-    return _pair_out(service.issue_tokens(user, request.user_agent.string))
+    return _pair_out(service.sign_in_for_tokens(body.email, body.password, request.user_agent.string))
 
 
 @api_operation(

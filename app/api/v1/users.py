@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Response
 from sqlalchemy import select
 
-from app.api.openapi import api_operation
+from app.api.openapi import api_operation, render_page
+from app.api.pagination import RenderedPage
 from app.api.v1 import v1_bp
 from app.api.v1.schemas import RoleList, RoleOut, UserListQuery, UserOut, UserPatch
 from app.auth.guards import actor_permissions, current_actor
@@ -26,10 +27,15 @@ from app.users.cache import user_page, user_profile
     paginated=True,
     permission="users:read",
 )
-def list_users(query: UserListQuery) -> Page:
+def list_users(query: UserListQuery) -> RenderedPage:
     """Deleted users are listed only with `status=deleted`."""
     filters = {"q": query.q, "role": query.role, "status": query.status, "sort": query.sort}
-    return user_page(filters, query.page, query.per_page, _user_out)
+    return user_page(filters, query.page, query.per_page, _rendered_user_page)
+
+
+def _rendered_user_page(page: Page) -> RenderedPage:
+    """What the list caches: the finished JSON and ETag, so a hit serialises nothing."""
+    return render_page(page, UserOut)
 
 
 def _user_out(user) -> UserOut:

@@ -118,8 +118,9 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         # __Host- cookies are Secure, host-only and Path=/: no subdomain can plant or read them.
         "SESSION_COOKIE_NAME": "__Host-session" if secure_cookies else "session",
         "REMEMBER_COOKIE_NAME": "__Host-remember" if secure_cookies else "remember_token",
-        # Idle timeout: the permanent session cookie is re-issued on each request and expires
-        # after this much inactivity (app.auth.sessions also enforces it server-side).
+        # Idle timeout: the permanent session cookie is re-issued whenever its record's
+        # last_seen_at moves (app.core.sessions) and expires after this much inactivity
+        # (app.auth.sessions also enforces it server-side).
         "PERMANENT_SESSION_LIFETIME": timedelta(minutes=settings.session_idle_minutes),
         # CSRF tokens live as long as the session: a page left open never fails with a bare 400.
         "WTF_CSRF_TIME_LIMIT": None,

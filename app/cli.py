@@ -9,6 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
+from app.core.runtime import settle_after_startup
 from app.demo import DEFAULT_USERS, DEMO_DOMAIN, MAX_USERS
 from app.errors import DomainError
 from app.logging import get_logger
@@ -60,6 +61,7 @@ def worker(queue: str, workers: int | None) -> None:
         check_worker_health=True,
         scheduler_interval=1,
     )
+    settle_after_startup()
     log.info("worker_starting", queue=queue, workers=consumer.workers)
     consumer.run()
 

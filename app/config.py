@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     trusted_proxies: int = Field(default=0, ge=0, le=5)
     max_content_length: int = Field(default=2 * 1024 * 1024, ge=1024)
     rate_limit_default: str = "300 per minute"
+    # How often each process sends its app-wide budget counts to Redis and reads everyone's
+    # (app.core.ratelimit): other processes' requests are seen at most this late; 0 sends
+    # every request's count at once (one Redis round trip per request).
+    rate_limit_sync_ms: int = Field(default=100, ge=0, le=5000)
     storage_backend: StorageBackend = StorageBackend.local
     storage_local_path: str | None = None
     s3_bucket: str | None = None
@@ -152,6 +156,9 @@ class Settings(BaseSettings):
     # argon2 hashes/verifications run at once per process (app.users.passwords); 0: the cores
     # shared among the gunicorn workers (WEB_CONCURRENCY), at least 1. The rest queue.
     password_hash_concurrency: int = Field(default=0, ge=0, le=64)
+    # argon2 computations that may wait in line per process, beyond those running; more are
+    # refused at once (503 + Retry-After), so a storm of sign-ins cannot hold every request thread.
+    password_hash_queue: int = Field(default=1, ge=0, le=1024)
     # Added to the CPU niceness of the threads running argon2 (Linux), so requests arriving during
     # a storm of sign-ins are served first; 0 runs them at the request threads' priority.
     password_hash_niceness: int = Field(default=10, ge=0, le=19)

@@ -117,8 +117,10 @@ def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     if status < 400:  # redirects raised as exceptions (e.g. RequestRedirect) pass through
         return error.get_response()
-    # Keep headers the exception carries (Allow on 405, Retry-After on 429, ...).
-    headers = [(k, v) for k, v in error.get_headers() if k.lower() not in ("content-type", "retry-after")]
+    # Keep headers the exception carries (Allow on 405, Retry-After on 503, ...); a 429's
+    # Retry-After comes with the limit's other headers below.
+    dropped = ("content-type", "retry-after") if status == 429 else ("content-type",)
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() not in dropped]
     detail = error.description or error.name
     if status == 429:
         headers += breached_limit_headers(error)

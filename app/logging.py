@@ -1,8 +1,10 @@
 """Structured JSON logging (seed §11) with structlog and orjson.
 
-Every line is one JSON object on stdout. Context bound with `bind_contextvars` (request id,
-job id) is merged into every line of that request or job, including lines from stdlib
-loggers such as SQLAlchemy, huey and gunicorn. Keys that look like secrets are redacted
+Every line is one JSON object on stdout. Context bound with `bind_contextvars` (a job's id
+and request id) is merged into every line of that job, and a request's id (kept on `g` by
+the pipeline: binding and unbinding it would cost every request, though few of them log
+anything but the request line) into every line written during that request, including lines
+from stdlib loggers such as SQLAlchemy, huey and gunicorn. Keys that look like secrets are redacted
 before rendering, whoever logged them.
 
 URLs carry live secrets (reset, verification, unlock and download tokens in the path, the
@@ -141,6 +143,23 @@ def _scrub_url_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]
     return event
 
 
+def current_request_id() -> str | None:
+    """The id of the request or job this code runs for (None outside both)."""
+    if has_request_context():
+        request_id = g.get("request_id")
+        if request_id is not None:
+            return request_id
+    return structlog.contextvars.get_contextvars().get("request_id")
+
+
+def _add_request_id(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    if "request_id" not in event and has_request_context():
+        request_id = g.get("request_id")
+        if request_id is not None:
+            event["request_id"] = request_id
+    return event
+
+
 def _orjson_dumps(obj: Any, default: Any = None) -> bytes:
     return orjson.dumps(obj, default=default or str)
 
@@ -148,6 +167,7 @@ def _orjson_dumps(obj: Any, default: Any = None) -> bytes:
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        _add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,

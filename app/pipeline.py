@@ -4,10 +4,11 @@ The numbers are the steps of docs/architecture.md §5.
 Before the view (`RequestPipeline.before`, registered first, so it runs before every other
 extension's hook): 1. request id and log context, 2. trusted host (app.core.hosts), 3. body
 limit, 4. app-wide rate limit (app.core.ratelimit), 5. hostile input (app.core.input),
-6. CSRF for browser routes (Flask-WTF); then the session record and the routes' own checks.
+6. CSRF for browser routes (Flask-WTF), 7. the browser hooks (the session record check);
+then the routes' own checks.
 
-After the view (`RequestPipeline.after`, registered first, so Flask runs it last, after the
-session and remember-me hooks have set their cookies): 9. Cache-Control default
+After the view (`RequestPipeline.after`, registered first, so Flask runs it last): the browser
+hooks (the remember-me cookies), then 9. Cache-Control default
 (app.core.http_cache), 10. security headers (app.core.security_headers), 11. CORS on /api/*
 (app.core.cors), 12. compression (app.core.compression), 13. the request id header, the
 request log line and metrics, with the final status.
@@ -15,6 +16,13 @@ request log line and metrics, with the final status.
 One hook each instead of one per extension, and every constant (header values, the CSP
 string, the CORS lists) computed once per app: `bench/README.md` lists what each step costs
 per request. The request log line is encoded once, with orjson, straight to the log sink.
+
+Hooks that only browser routes need (cookie sessions, remember-me) register with
+`add_browser_hooks` instead of `app.before_request` / `after_request`: the pipeline calls them
+for every path outside /api/, in registration order before the view and in reverse after it,
+as Flask would, and an API request never pays for them (each hook Flask calls costs a few µs
+of dispatch even when it returns at once). The request id lives on `g`; app.logging adds it
+to every line logged during the request.
 """
 
 from __future__ import annotations
@@ -23,10 +31,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
-import structlog
 from flask import Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
@@ -94,6 +102,8 @@ class RequestPipeline:
         self.secret_key = settings.secret_key
         self.root_logger = logging.getLogger()
         self._stamp: tuple[int, str] = (0, "")
+        self.browser_before: list[Callable[[], None]] = []
+        self.browser_after: list[Callable[[Response], Response]] = []
 
     # Before the view -------------------------------------------------------------------------
 
@@ -104,9 +114,7 @@ class RequestPipeline:
         request_vars.request_started = time.perf_counter()
         candidate = environ.get("HTTP_X_REQUEST_ID")
         request_id = candidate if candidate and _SANE_REQUEST_ID.match(candidate) else new_request_id()
-        request_vars.request_id = request_id
-        # Every log line of this request carries its id (teardown clears it).
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_vars.request_id = request_id  # app.logging adds it to the request's log lines
         # After ProxyFix, HTTP_HOST carries X-Forwarded-Host when TRUSTED_PROXIES is set.
         path = req.path
         if not self.hosts.allows(environ.get("HTTP_HOST", "")) and not path.startswith(HOST_EXEMPT_PREFIX):
@@ -114,12 +122,16 @@ class RequestPipeline:
         self._enforce_body_limit(req, current_app.view_functions.get(req.endpoint or ""))
         self.rate_limit.check(req)
         refuse_hostile_input()
-        if req.method in self.csrf_methods and not path.startswith(API_PREFIX):
+        if path.startswith(API_PREFIX):
+            return
+        if req.method in self.csrf_methods:
             # The JSON API authenticates with bearer tokens, which browsers never attach on
             # their own; cookie-authenticated browser routes need the CSRF token.
             from app.extensions import csrf
 
             csrf.protect(apply_exemptions=True)
+        for hook in self.browser_before:
+            hook()
 
     def _enforce_body_limit(self, req: Request, view: object) -> None:
         """Refuse a declared oversize body before anything reads it (Werkzeug still caps
@@ -137,6 +149,9 @@ class RequestPipeline:
 
     def after(self, response: Response) -> Response:
         req = request._get_current_object()
+        if not req.path.startswith(API_PREFIX):
+            for hook in self.browser_after:
+                response = hook(response)
         view = current_app.view_functions.get(req.endpoint or "")
         # The header names already set, in one pass: Werkzeug's `in` and `get` raise and catch
         # a KeyError for every absent header, which is most of them here.
@@ -152,7 +167,7 @@ class RequestPipeline:
     def _finish(self, req: Request, response: Response) -> None:
         request_vars = g._get_current_object()
         request_id = request_vars.get("request_id") or incoming_request_id()
-        response.headers.add(REQUEST_ID_HEADER, request_id)
+        response.headers._list.append((REQUEST_ID_HEADER, request_id))  # checked by _SANE_REQUEST_ID
         started = request_vars.get("request_started")
         seconds = time.perf_counter() - started if started else None
         route = req.url_rule.rule if req.url_rule is not None else "unmatched"
@@ -193,11 +208,6 @@ class RequestPipeline:
             cached = self._stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         return f"{cached[1]}.{int((now - second) * 1_000_000):06d}Z"
 
-    def teardown(self, _: BaseException | None) -> None:
-        # Only the request id is bound during a request (jobs bind theirs in their own threads):
-        # unbinding it is cheaper than clearing, which copies the whole context.
-        structlog.contextvars.unbind_contextvars("request_id")
-
 
 def init_pipeline(app: Flask, settings: Settings, rate_limit: GlobalRateLimit, content_security_policy: dict) -> None:
     """Register the pipeline's two hooks; call before any other extension registers its own."""
@@ -206,4 +216,16 @@ def init_pipeline(app: Flask, settings: Settings, rate_limit: GlobalRateLimit, c
     app.extensions["hearth.hosts"] = pipeline.hosts
     app.before_request(pipeline.before)
     app.after_request(pipeline.after)
-    app.teardown_request(pipeline.teardown)
+
+
+def add_browser_hooks(
+    app: Flask, before: Callable[[], None] | None = None, after: Callable[[Response], Response] | None = None
+) -> None:
+    """Hooks for browser routes only (every path outside /api/), run by the pipeline: `before`
+    after CSRF and before the routes' own checks, `after` before the Cache-Control default
+    (which then sees any cookie it sets). Later `after` hooks run first, as in Flask."""
+    pipeline: RequestPipeline = app.extensions[EXTENSION_KEY]
+    if before is not None:
+        pipeline.browser_before.append(before)
+    if after is not None:
+        pipeline.browser_after.insert(0, after)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 
 from app import create_app
+from app.core.runtime import settle_after_startup
 from app.extensions import db
 from bench.workload import API_EMPTY_PATH, EMPTY_PATH, FORTUNES_PATH, JSON_PATH, JSON_PAYLOAD, TEMPLATES, fortune_rows
 
@@ -39,3 +40,4 @@ def empty() -> tuple[str, int]:
 
 app = create_app()
 app.register_blueprint(bench_bp)
+settle_after_startup()  # as wsgi.py does

@@ -10,6 +10,10 @@ and this generator for what wrk cannot do:
   `unique_client`): the login storm signs in as many users from many addresses;
 * everything, when wrk is unavailable.
 
+In a closed loop, a connection answered 429 or 503 with `Retry-After` waits that long before
+its next request, as a well-behaved client does (a sign-in storm is told to come back when
+the server's argon2 line is full).
+
 Each process runs one `selectors` loop over raw keep-alive HTTP/1.1 sockets with the request
 bytes built up front, so a request costs tens of microseconds of client CPU; the figures
 report that CPU (`loadgen_cpu_s`), because it shares the machine with the servers.
@@ -90,7 +94,18 @@ class _Requests:
 
 
 class _Connection:
-    __slots__ = ("buffer", "chunked", "close_after", "due", "expected", "header_end", "sent", "sock", "status")
+    __slots__ = (
+        "buffer",
+        "chunked",
+        "close_after",
+        "due",
+        "expected",
+        "header_end",
+        "retry_after",
+        "sent",
+        "sock",
+        "status",
+    )
 
     def __init__(self, host: str, port: int):
         self.sock = socket.create_connection((host, port), timeout=5)
@@ -106,6 +121,7 @@ class _Connection:
         self.close_after = False
         self.chunked = False
         self.header_end = -1
+        self.retry_after = 0.0
 
     def response_complete(self) -> bool:
         """Parse as much of the response as has arrived; True once all of it has."""
@@ -117,6 +133,8 @@ class _Connection:
             head = bytes(self.buffer[:end]).lower()
             self.status = int(head[9:12])
             self.close_after = b"\nconnection: close" in head
+            if self.status in (429, 503):
+                self.retry_after = _retry_after(head)
             if b"\ntransfer-encoding: chunked" in head:
                 self.chunked = True
             else:
@@ -125,6 +143,18 @@ class _Connection:
             body = self.buffer[self.header_end :]
             return body.endswith(b"\r\n0\r\n\r\n") or body == b"0\r\n\r\n"
         return len(self.buffer) >= self.expected
+
+
+def _retry_after(head: bytes) -> float:
+    """Retry-After in seconds (0 when absent or a date): what a well-behaved client waits."""
+    at = head.find(b"\nretry-after:")
+    if at < 0:
+        return 0.0
+    end = head.find(b"\r", at + 1)
+    try:
+        return float(head[at + 13 : end if end > 0 else None])
+    except ValueError:
+        return 0.0
 
 
 def _content_length(head: bytes) -> int:
@@ -194,6 +224,7 @@ def _process_main(job: dict) -> dict:
             if conn is not None:
                 idle.append(conn)
     backlog: collections.deque[float] = collections.deque()
+    resting: list[tuple[float, _Connection]] = []  # closed loop: connections told to retry later
     interval = 1.0 / rate if rate else 0.0
     next_due = start + (job["index"] / job["processes"]) * interval if rate else start
     if not rate:  # closed loop: every connection sends at once, then again on each answer
@@ -212,11 +243,21 @@ def _process_main(job: dict) -> dict:
                     break
                 if not send(conn, backlog.popleft()):
                     continue
+        if resting:
+            due_now = [item for item in resting if item[0] <= now]
+            for item in due_now:
+                resting.remove(item)
+                if now < deadline:
+                    send(item[1], now)
+                else:
+                    idle.append(item[1])
         if now >= deadline and not busy:
             break
         if now >= deadline + DRAIN_SECONDS:
             break
         timeout = 0.05
+        if resting:
+            timeout = max(0.0, min(timeout, min(item[0] for item in resting) - now))
         if rate and next_due < deadline:
             timeout = max(0.0, min(timeout, next_due - now))
         for key, _ in selector.select(timeout):
@@ -261,6 +302,8 @@ def _process_main(job: dict) -> dict:
                         send(conn, backlog.popleft())
                     else:
                         idle.append(conn)
+                elif conn.retry_after:  # closed loop: a 429/503 says when to come back
+                    resting.append((done + conn.retry_after, conn))
                 else:
                     send(conn, done)
             else:
@@ -269,7 +312,7 @@ def _process_main(job: dict) -> dict:
         for conn in [c for c in busy if now - c.sent > REQUEST_TIMEOUT]:
             errors["timeouts"] += 1
             drop(conn)
-    for conn in list(idle) + list(busy):
+    for conn in list(idle) + list(busy) + [item[1] for item in resting]:
         drop(conn)
     selector.close()
     return {

@@ -69,9 +69,9 @@ def _held_permissions() -> frozenset[str]:
     return held
 
 
-@admin_bp.app_context_processor
-def _admin_helpers() -> dict[str, Any]:
-    return {"can": can, "is_admin": is_admin}
+# Template globals rather than a context processor, which Flask would call on every render.
+admin_bp.add_app_template_global(can)
+admin_bp.add_app_template_global(is_admin)
 
 
 def render_list(page_template: str, partial_template: str, **context: Any) -> str:

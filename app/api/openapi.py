@@ -301,6 +301,7 @@ ERROR_DESCRIPTIONS = {
     422: "Validation failed",
     429: "Rate limited",
     500: "Server error",
+    503: "Busy: too many sign-ins being checked at this moment; retry after Retry-After seconds",
 }
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from flask import current_app, has_request_context
 
 from app.audit.models import AuditEvent
 from app.core.net import client_address
 from app.extensions import db
-from app.logging import get_logger, hash_identifier
+from app.logging import current_request_id, get_logger, hash_identifier
 
 log = get_logger("hearth.audit")
 
@@ -33,7 +32,7 @@ def record(
         subject_user_id=subject_id,
         target=target or (f"user:{subject_id}" if subject_id is not None else None),
         ip=client_address() if has_request_context() else None,
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        request_id=current_request_id(),
         data=data,
     )
     db.session.add(entry)

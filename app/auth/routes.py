@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, logout_user
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.audit.service import record
@@ -13,11 +13,12 @@ from app.auth import accounts, auth_bp
 from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupForm
 from app.auth.guards import login_required
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
-from app.auth.sessions import begin_browser_sign_in, end_session
+from app.auth.sessions import begin_browser_sign_in, end_session, sign_browser_out
 from app.core.forms import apply_service_errors
 from app.core.ratelimit import rate_limited
 from app.errors import ValidationFailed
 from app.extensions import db
+from app.users.passwords import PasswordHashingBusy
 
 
 def safe_next(target: str | None) -> str:
@@ -42,6 +43,10 @@ def login() -> str | Response:
         except InvalidCredentials:
             form.password.errors.append(GENERIC_FAILURE)
             return render_template("auth/login.html", form=form), 401
+        except PasswordHashingBusy as busy:
+            # The form again with what was typed but the password, rather than an error page.
+            form.password.errors.append(busy.description)
+            return render_template("auth/login.html", form=form), 503, {"Retry-After": str(busy.retry_after)}
         begin_browser_sign_in(user, remember=bool(form.remember.data))
         flash(f"Welcome back, {user.display_name}.", "success")
         return redirect(safe_next(request.args.get("next")))
@@ -55,10 +60,7 @@ def logout() -> Response:
         record("logout", actor_id=current_user.id, subject_id=current_user.id)
         end_session()
         db.session.commit()
-    # Clear first: logout_user() then marks the remember-me cookie for deletion in the
-    # fresh session (clearing afterwards would drop that mark and keep the cookie alive).
-    session.clear()
-    logout_user()
+    sign_browser_out()
     flash("You have been signed out.", "success")
     return redirect(url_for("main.index"))
 
@@ -126,10 +128,7 @@ def reset_password(token: str) -> str | Response:
             db.session.rollback()
             apply_service_errors(form, error)
             return render_template("auth/reset_password.html", form=form, token=token), 422
-        # Clear first: logout_user() then marks the remember-me cookie for deletion in the
-        # fresh session (clearing afterwards would drop that mark and keep the cookie alive).
-        session.clear()
-        logout_user()
+        sign_browser_out()
         flash("Your password is changed and every other session is signed out. Sign in with the new one.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form, token=token), 422 if request.method == "POST" else 200
@@ -147,8 +146,7 @@ def undo_email_change(token: str) -> str | Response:
         reset_token = accounts.undo_email_change(token)
     except ValidationFailed as error:
         return render_template("auth/link_invalid.html", detail=error.detail), 400
-    session.clear()
-    logout_user()
+    sign_browser_out()
     flash("The change of address is undone and every device is signed out. Choose a new password.", "success")
     return redirect(url_for("auth.reset_password", token=reset_token))
 

@@ -34,6 +34,7 @@ from app.core.database import utcnow
 from app.core.net import client_address
 from app.core.sessions import refresh_session_cookie
 from app.extensions import db, login_manager
+from app.pipeline import add_browser_hooks
 from app.users.models import User
 from app.users.service import load_principal, load_user
 
@@ -203,8 +204,8 @@ def load_session_user(user_id: str) -> User | None:
 def _enforce() -> None:
     """Before any browser view: end the session if its record says so; with no live session,
     let a valid remember-me token sign the browser in again."""
-    if request.path.startswith(UNTRACKED_PREFIXES):
-        return
+    if "HTTP_COOKIE" not in request.environ or request.path.startswith(UNTRACKED_PREFIXES):
+        return  # no cookie: neither a session nor a remember-me token to check
     ended = False
     if "_user_id" in session and current_user.is_authenticated:
         if _session_is_live():
@@ -247,9 +248,17 @@ def _session_is_live() -> bool:
 def _sign_browser_out() -> None:
     session.clear()
     logout_user()
-    # logout_user() asks Flask-Login to delete its remember cookie, which shares our cookie's
-    # name; whether ours goes is decided here (it may start the next session).
+    # logout_user() marks Flask-Login's remember cookie, which shares our cookie's name, for
+    # deletion; whether ours goes is decided here (it may start the next session).
     session.pop("_remember", None)
+
+
+def sign_browser_out() -> None:
+    """Sign this browser out entirely: the session cookie emptied, the user unloaded and the
+    remember-me cookie deleted (the records are the caller's: `end_session`, or a password
+    change that has revoked them all)."""
+    _sign_browser_out()
+    _forget_remember_cookie()
 
 
 def _resume_from_remember_token(raw: str) -> bool:
@@ -360,7 +369,11 @@ def _write_remember_cookie(response: Response) -> Response:
 
 def init_session_tracking(app: Flask) -> None:
     login_manager.user_loader(load_session_user)
-    app.before_request(_enforce)
-    # Registered after the Cache-Control hook, so it runs before it (reverse order) and that
-    # hook sees the Set-Cookie.
-    app.after_request(_write_remember_cookie)
+    # Browser routes only (the API never reads cookies); the cookie writer runs before the
+    # Cache-Control default, which then sees the Set-Cookie.
+    add_browser_hooks(app, before=_enforce, after=_write_remember_cookie)
+    # Flask-Login's after hook only ever deletes the remember cookie that `logout_user` marks;
+    # `sign_browser_out` does that here. Left in, it would touch the session on every response,
+    # and since Flask 3.1.3 any touch adds `Vary: Cookie` (a header parsed and rebuilt: ~12 µs).
+    flask_login_hook = login_manager._update_remember_cookie
+    app.after_request_funcs[None] = [hook for hook in app.after_request_funcs[None] if hook != flask_login_hook]

@@ -1,12 +1,13 @@
 """Rate limiting (seed §5, step 6): one per-IP budget for the whole app, plus route limits.
 
 - The app-wide budget (RATE_LIMIT_DEFAULT, per client IP, fixed windows) is checked on every
-  request except probes and static files. With Redis, every window of the budget is counted
-  by one Lua script in ONE round trip, sent on a connection each thread keeps for itself
-  (`RedisWindows`): about 40 µs of CPU, where the `limits` library over redis-py's pool cost
-  200–400 µs a request. Without Redis (embedded profile) the windows are counted in memory
-  with `limits`. Flask-Limiter's own per-request machinery (which works out which of many
-  possible limits apply) is not installed either.
+  request except probes and static files. With Redis, each process counts requests itself and
+  sends its counts for every client, and reads everyone's back, in one round trip (one Lua
+  script) per RATE_LIMIT_SYNC_MS (`GlobalRateLimit`): a request between two syncs costs a
+  dictionary update, where a round trip per request cost ~85 µs of CPU under gunicorn and the
+  `limits` library over redis-py's pool 200–400 µs. Without Redis (embedded profile) the
+  windows are counted in memory with `limits`. Flask-Limiter's own per-request machinery
+  (which works out which of many possible limits apply) is not installed either.
 - Route-specific limits use Flask-Limiter: mark a view with `@rate_limited("5 per minute")`;
   `install_route_limits` wraps it with the app's Flask-Limiter decorator, which checks the
   limit when that view runs.
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -38,7 +41,6 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 from redis import Redis
 from redis.connection import Connection, parse_url
-from redis.exceptions import NoScriptError
 from werkzeug.exceptions import TooManyRequests
 
 from app.config import Settings
@@ -78,24 +80,35 @@ class RateLimited(TooManyRequests):
         ]
 
 
-# INCR every window's key; the first hit of a window starts its expiry. Returns the counts.
+# Add each key's hits; a window's first hits start its expiry (and a key that somehow lost its
+# expiry gets it back). Returns each key's count and milliseconds left, in order.
 WINDOWS_SCRIPT = """
-local counts = {}
+local out = {}
 for i, key in ipairs(KEYS) do
-  local count = redis.call('INCR', key)
-  if count == 1 then redis.call('EXPIRE', key, ARGV[i]) end
-  counts[i] = count
+  local hits = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i])
+  local count = redis.call('INCRBY', key, hits)
+  local left = -1
+  if count ~= hits then left = redis.call('PTTL', key) end
+  if left < 0 then
+    redis.call('PEXPIRE', key, window)
+    left = window
+  end
+  out[2 * i - 1] = count
+  out[2 * i] = left
 end
-return counts
+return out
 """
 
 
 class RedisWindows:
-    """Fixed-window counters in Redis: all of a request's windows in one round trip.
+    """Fixed-window counters in Redis: any number of keys counted in one round trip.
 
-    Each thread keeps one connection (opened on first use, after the fork, and reopened by
-    redis-py after an error); no pool lock, no retry wrapper, no per-call pid check: the
-    limiter is the only Redis call every request makes, so it is kept to the bare protocol.
+    Each thread keeps one connection, opened on first use (after the fork) by redis-py, which
+    handles the handshake (TLS, AUTH, SELECT). The round trip then bypasses redis-py: the
+    command is packed by hiredis, written with one `sendall` and its reply read with
+    `recv_into` a hiredis reader, on the connection's socket (no pool lock, retry wrapper,
+    health-check PING or per-call pid check).
     """
 
     def __init__(self, redis_url: str, timeout: float):
@@ -113,27 +126,45 @@ class RedisWindows:
         if connection is None or self.local.pid != pid:  # first use in this thread, or forked
             connection = self.local.connection = self.connection_class(**self.connection_kwargs)
             self.local.pid = pid
+            self.local.buffer = bytearray(4096)
+        if connection._sock is None:  # new, or disconnected after an error
+            connection.connect()
         return connection
 
-    def hit(self, keys: list[str], expiries: list[int]) -> list[int]:
+    def _round_trip(self, connection: Connection, command: bytes) -> Any:
+        sock = connection._sock
+        sock.sendall(command)
+        reader = hiredis.Reader()
+        buffer = self.local.buffer
+        reply = False
+        while reply is False:
+            received = sock.recv_into(buffer)
+            if not received:
+                raise ConnectionError("Redis closed the connection")
+            reader.feed(buffer, 0, received)
+            reply = reader.gets()
+        return reply
+
+    def add(self, hits: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+        """Add `hits` (key, hits, window ms) to their windows: each key's count and ms left."""
+        keys = [key for key, _, _ in hits]
+        arguments = [value for _, count, window in hits for value in (count, window)]
         connection = self._connection()
         try:
-            # Packed by hiredis directly; no health-check PING (the reply is the check).
-            command = hiredis.pack_command(("EVALSHA", self.script_sha, len(keys), *keys, *expiries))
-            connection.send_packed_command([command], check_health=False)
-            try:
-                return connection.read_response()
-            except NoScriptError:  # a restarted or flushed Redis: load the script again
-                connection.send_command("EVAL", WINDOWS_SCRIPT, len(keys), *keys, *expiries)
-                return connection.read_response()
+            reply = self._round_trip(
+                connection, hiredis.pack_command(("EVALSHA", self.script_sha, len(keys), *keys, *arguments))
+            )
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+                # A restarted or flushed Redis: load the script again.
+                reply = self._round_trip(
+                    connection, hiredis.pack_command(("EVAL", WINDOWS_SCRIPT, len(keys), *keys, *arguments))
+                )
+            if isinstance(reply, hiredis.ReplyError):
+                raise reply
         except Exception:
             connection.disconnect()
             raise
-
-    def seconds_left(self, key: str) -> int:
-        connection = self._connection()
-        connection.send_command("TTL", key)
-        return int(connection.read_response())
+        return list(zip(reply[0::2], reply[1::2], strict=True))
 
     def reset(self, namespace: str) -> None:
         client = Redis(**self.connection_kwargs, ssl=self.connection_class is not Connection)
@@ -141,18 +172,45 @@ class RedisWindows:
             client.delete(key)
 
 
+@dataclass
+class _Windows:
+    """One client's windows as this process knows them: the counts Redis last returned and
+    when each window ends (monotonic seconds)."""
+
+    counts: list[int]
+    ends: list[float]
+
+
 class GlobalRateLimit:
-    """The app-wide per-IP budget, checked by the pipeline before every view."""
+    """The app-wide per-IP budget, checked by the pipeline before every view.
+
+    With Redis, each process counts its own requests and sends them, for every client at once,
+    in one round trip per RATE_LIMIT_SYNC_MS (the request that finds the interval over carries
+    it, and is judged on the counts Redis returns). Every other request is judged on the last
+    counts Redis returned plus the hits this process has counted since, with no round trip:
+    within one process the count is exact; other processes' requests are seen at most one
+    interval late, so a client spreading a burst over N processes can get at most what N
+    processes admit in one interval beyond its budget. A client over its budget is refused
+    by every process, without a round trip, until its window ends. 0 sends each request's
+    hit at once: exact across processes, at one round trip per request (~85 µs of CPU under
+    gunicorn, bench/README.md).
+    """
 
     def __init__(self, settings: Settings):
         self.items: list[RateLimitItem] = parse_many(settings.rate_limit_default)
         self.namespace = f"{settings.redis_prefix}:rl:app"
-        self.expiries = [item.get_expiry() for item in self.items]
+        self.windows_ms = [item.get_expiry() * 1000 for item in self.items]
         self.key_suffixes = [f"{item.amount}/{item.multiples}/{item.GRANULARITY.name}" for item in self.items]
         self.redis = RedisWindows(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else None
+        self.sync_seconds = settings.rate_limit_sync_ms / 1000
         # Memory counts: the embedded profile's, and the fallback while Redis is unavailable.
         self.memory = FixedWindowRateLimiter(MemoryStorage())
         self.redis_down_until = 0.0
+        self._lock = threading.Lock()
+        self._pending: dict[str, int] = {}  # hits counted here, not yet sent
+        self._sending: dict[str, int] = {}  # hits on their way to Redis
+        self._known: dict[str, _Windows] = {}
+        self._next_sync = 0.0
 
     def check(self, req: Request | None = None) -> None:
         """Count this request; raise RateLimited past the budget. `req`: the current request,
@@ -162,32 +220,81 @@ class GlobalRateLimit:
         if endpoint == "static" or endpoint.startswith(EXEMPT_ENDPOINT_PREFIXES):
             return
         client = req.remote_addr or "unknown"  # = client_address(), after ProxyFix
-        if self.redis is not None and time.monotonic() >= self.redis_down_until:
-            keys = [f"{self.namespace}:{suffix}:{client}" for suffix in self.key_suffixes]
-            try:
-                counts = self.redis.hit(keys, self.expiries)
-            except Exception as exc:  # storage down or hung: keep serving, counted in memory
-                self.redis_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
-                log.warning("rate_limit_storage_unavailable", error=repr(exc))
-            else:
-                for item, key, count in zip(self.items, keys, counts, strict=True):
-                    if count > item.amount:
-                        raise RateLimited(item.amount, 0, self._seconds_left(key, item))
+        now = time.monotonic()
+        if self.redis is not None and now >= self.redis_down_until:
+            with self._lock:
+                hits = self._pending[client] = self._pending.get(client, 0) + 1
+                batch = None
+                if now >= self._next_sync and not self._sending:
+                    batch = self._sending = self._pending
+                    self._pending = {}
+                    self._next_sync = now + self.sync_seconds
+                else:
+                    hits += self._sending.get(client, 0)
+                    known = self._known.get(client)
+            if batch is not None:
+                self._sync(batch, client, now)
                 return
+            if known is not None:
+                for item, count, end in zip(self.items, known.counts, known.ends, strict=True):
+                    if now < end and count + hits > item.amount:
+                        raise RateLimited(item.amount, 0, max(1, math.ceil(end - now)))
+            else:
+                for item in self.items:
+                    if hits > item.amount:
+                        raise RateLimited(item.amount, 0, item.get_expiry())
+            return
+        self.check_in_memory(client)
+
+    def _sync(self, batch: dict[str, int], client: str, now: float) -> None:
+        """Send `batch` (this request's hit among them), learn every client's counts, and judge
+        this request on its client's."""
+        hits = [
+            (f"{self.namespace}:{suffix}:{address}", count, window)
+            for address, count in batch.items()
+            for suffix, window in zip(self.key_suffixes, self.windows_ms, strict=True)
+        ]
+        try:
+            replies = self.redis.add(hits)
+        except Exception as exc:  # storage down or hung: keep serving, counted in memory
+            self.redis_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+            with self._lock:
+                self._sending = {}
+            log.warning("rate_limit_storage_unavailable", error=repr(exc))
+            self.check_in_memory(client)
+            return
+        size = len(self.items)
+        learned = {
+            address: _Windows(
+                [count for count, _ in replies[index * size : (index + 1) * size]],
+                [now + left / 1000 for _, left in replies[index * size : (index + 1) * size]],
+            )
+            for index, address in enumerate(batch)
+        }
+        with self._lock:
+            # Windows that have ended are forgotten (the map holds recent clients only).
+            self._known = {
+                address: windows for address, windows in self._known.items() if max(windows.ends) > now
+            } | learned
+            self._sending = {}
+        mine = learned[client]
+        for item, count, end in zip(self.items, mine.counts, mine.ends, strict=True):
+            if count > item.amount:
+                raise RateLimited(item.amount, 0, max(1, math.ceil(end - now)))
+
+    def check_in_memory(self, client: str) -> None:
+        """The embedded profile's count, and the fallback while Redis is unavailable."""
         for item in self.items:
             if not self.memory.hit(item, self.namespace, client):
                 reset_at, remaining = self.memory.get_window_stats(item, self.namespace, client)
                 raise RateLimited(item.amount, remaining, max(1, int(reset_at - time.time())))
 
-    def _seconds_left(self, key: str, item: RateLimitItem) -> int:
-        try:
-            return max(1, self.redis.seconds_left(key))
-        except Exception:  # the 429 stands; the client just retries a little later than needed
-            return item.get_expiry()
-
     def reset(self) -> None:
         """Forget every count (tests)."""
         self.memory.storage.reset()
+        with self._lock:
+            self._pending, self._sending, self._known = {}, {}, {}
+            self._next_sync = 0.0
         if self.redis is not None:
             self.redis.reset(self.namespace)
 

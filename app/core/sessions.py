@@ -14,7 +14,7 @@ always.
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response, g
+from flask import Flask, Request, Response, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 
@@ -40,8 +40,8 @@ class BrowserSessionInterface(SecureCookieSessionInterface):
         return serializer
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith(API_PREFIX):
-            return self.session_class()
+        if request.path.startswith(API_PREFIX) or "HTTP_COOKIE" not in request.environ:
+            return self.session_class()  # nothing to read (and no signer to build) without a cookie
         return super().open_session(app, request)
 
     def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
@@ -50,8 +50,12 @@ class BrowserSessionInterface(SecureCookieSessionInterface):
         return session.modified or (session.permanent and g.get(REFRESH_COOKIE, False))
 
     def save_session(self, app: Flask, session: SecureCookieSession, response: Response) -> None:
-        from flask import request
-
         if request.path.startswith(API_PREFIX):
+            return
+        if not session and not session.modified:
+            # Nothing to write or delete (Flask's own method reads six settings first). A page
+            # that looked at the session still varies on the cookie.
+            if session.accessed:
+                response.vary.add("Cookie")
             return
         super().save_session(app, session, response)

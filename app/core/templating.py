@@ -194,3 +194,11 @@ def init_templating(app: Flask) -> None:
         swagger_ui_dir=f"vendor/swagger-ui-{SWAGGER_UI_VERSION}",
         app_env=app.config["APP_ENV"],
     )
+    # Flask's default context processor copies `g`, `request` and `session` into every
+    # render's context; its Jinja environment already has them as globals (the same proxies),
+    # and no Hearth context processor remains, so renders call none.
+    from flask.templating import _default_template_ctx_processor
+
+    processors = app.template_context_processors[None]
+    if _default_template_ctx_processor in processors:
+        processors.remove(_default_template_ctx_processor)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import structlog
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ from app.extensions import db
 from app.jobs.models import Job, JobStatus
 from app.jobs.queues import QUEUES
 from app.jobs.repository import JobRepository
-from app.logging import get_logger
+from app.logging import current_request_id, get_logger
 
 log = get_logger("hearth.jobs")
 jobs = JobRepository()
@@ -88,7 +87,7 @@ def enqueue(
         attempts=0,
         max_attempts=spec.max_attempts,
         user_id=user_id if user_id is not None else requesting_user_id(),
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        request_id=current_request_id(),
     )
     jobs.add(job)
     send_after_commit(job.id, task_name)

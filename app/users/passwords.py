@@ -10,7 +10,12 @@ app, every hash and verification runs on the app's `Argon2Pool`: at most
 PASSWORD_HASH_CONCURRENCY at once in this process (by default the machine's cores shared
 among the gunicorn workers, at least one), the others queue, and the pool's threads (hence
 argon2's lane threads, which inherit it) run at a lower CPU priority (PASSWORD_HASH_NICENESS,
-+10 by default), so ordinary requests arriving during a storm of sign-ins are served first.
++10 by default), so ordinary requests arriving during a storm of sign-ins are served first. At most
+PASSWORD_HASH_QUEUE more wait in line; beyond that a computation is refused at once with
+`PasswordHashingBusy` (503 with Retry-After: 1): a waiting sign-in holds one of the web
+worker's few request threads, and a storm holding all of them would queue every other
+request behind it for seconds. The pool stays busy (the next sign-in is always waiting), so
+sign-ins per second stay at argon2's ceiling.
 Outside an app (scripts, unit tests) they run in the caller's thread.
 """
 
@@ -28,6 +33,7 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
+from werkzeug.exceptions import ServiceUnavailable
 
 from app.errors import ValidationFailed
 from app.logging import get_logger
@@ -59,22 +65,44 @@ def argon2_concurrency(configured: int, workers: int | None, cores: int | None =
     return max(1, cores // (workers or 2 * cores))
 
 
+class PasswordHashingBusy(ServiceUnavailable):
+    """Every argon2 slot of this process is running and the line is full (module docstring)."""
+
+    description = "Too many sign-ins are being checked at this moment. Please try again in a second."
+
+    def __init__(self) -> None:
+        super().__init__(retry_after=1)
+
+
 class Argon2Pool:
-    """A bounded set of low-priority threads that run this app's argon2 work (module docstring).
+    """A bounded set of low-priority threads that run this app's argon2 work, with a bounded
+    line (module docstring).
 
     `niceness` is added to the threads' CPU niceness (Linux): at 10, CFS weighs them 110 against
     a request thread's 1024, so a request competing with sign-ins for a core gets ~90 % of it."""
 
-    def __init__(self, size: int, niceness: int = 10) -> None:
+    def __init__(self, size: int, niceness: int = 10, queue: int | None = None) -> None:
         self.size = size
         self.niceness = niceness
+        self.capacity = None if queue is None else size + queue  # running + waiting
+        self._in_flight = 0
+        self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(
             max_workers=size, thread_name_prefix="hearth-argon2", initializer=self._lower_priority
         )
 
     def run(self, work: Callable[[], T]) -> T:
-        """`work()` on a pool thread, waiting in line behind the computations already queued."""
-        return self._executor.submit(work).result()
+        """`work()` on a pool thread, waiting in line behind the computations already queued;
+        PasswordHashingBusy at once when the line is full."""
+        with self._lock:
+            if self.capacity is not None and self._in_flight >= self.capacity:
+                raise PasswordHashingBusy()
+            self._in_flight += 1
+        try:
+            return self._executor.submit(work).result()
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _lower_priority(self) -> None:
         if not self.niceness:
@@ -95,7 +123,9 @@ def _pool() -> Argon2Pool | None:
         settings = extensions["hearth.settings"]
         size = argon2_concurrency(settings.password_hash_concurrency, settings.web_concurrency)
         # setdefault is atomic: two threads racing here share one pool (the loser made no threads yet).
-        pool = extensions.setdefault(POOL_KEY, Argon2Pool(size, settings.password_hash_niceness))
+        pool = extensions.setdefault(
+            POOL_KEY, Argon2Pool(size, settings.password_hash_niceness, settings.password_hash_queue)
+        )
     return pool
 
 

@@ -479,54 +479,105 @@ def test_route_limits_come_on_top_of_the_app_wide_budget(make_app):
 # What the pipeline costs (issue 11) ---------------------------------------------------------
 
 
-def test_the_app_wide_budget_is_one_redis_round_trip_for_every_window(make_app):
-    """Every window of RATE_LIMIT_DEFAULT counted by one script call: one round trip."""
-    prefix = f"rl-{uuid.uuid4().hex[:8]}"
-    app = make_app(rate_limit_default="1000 per minute; 5000 per hour; 2 per day", redis_prefix=prefix)
+def _redis_budget(make_app, limits: str, sync_ms: int, prefix: str):
+    app = make_app(rate_limit_default=limits, redis_prefix=prefix, rate_limit_sync_ms=sync_ms)
     budget = app.extensions["hearth.rate_limit"]
     if budget.redis is None:
         pytest.skip("embedded profile counts in memory")
+    return app, budget
+
+
+def _count_round_trips(budget) -> list[bytes]:
     sent: list[bytes] = []
+    round_trip = budget.redis._round_trip
+
+    def counting(connection, command):
+        sent.append(command)
+        return round_trip(connection, command)
+
+    budget.redis._round_trip = counting
+    return sent
+
+
+def _redis_count(app, prefix: str, window: str) -> int:
+    from redis import Redis
+
+    client = Redis.from_url(app.extensions["hearth.settings"].redis_url)
+    [key] = [key for key in client.scan_iter(match=f"{prefix}:rl:app:{window}:*")]
+    return int(client.get(key))
+
+
+def test_the_app_wide_budget_counts_every_window_in_one_round_trip_per_sync_interval(make_app):
+    """One script call carries every window; between syncs a request costs no round trip,
+    and within one process the count stays exact (the third request of "2 per day" is refused)."""
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app, budget = _redis_budget(make_app, "1000 per minute; 5000 per hour; 2 per day", 5_000, prefix)
+    sent = _count_round_trips(budget)
     client = app.test_client()
-    client.get("/api/v1/status")  # opens this thread's connection
-    connection = budget.redis._connection()
-    original = connection.send_packed_command
-
-    def counting(command, check_health=True):
-        sent.extend(command)
-        return original(command, check_health=check_health)
-
-    connection.send_packed_command = counting
     try:
-        assert [client.get("/api/v1/status").status_code for _ in range(2)] == [200, 429]
+        assert [client.get("/api/v1/status").status_code for _ in range(4)] == [200, 200, 429, 429]
+        assert len(sent) == 1  # the first request synced; the interval (5 s) has not passed
+        assert sent[0].split(b"\r\n")[2] == b"EVALSHA" and sent[0].count(prefix.encode()) == 3
+        assert _redis_count(app, prefix, "2/1/day") == 1
+        budget._next_sync = 0.0  # the interval is over: the next request sends what was counted
+        refused = client.get("/api/v1/status")
+        assert refused.status_code == 429 and len(sent) == 2
+        assert _redis_count(app, prefix, "2/1/day") == 5
+        assert _redis_count(app, prefix, "1000/1/minute") == 5
+        assert 0 < int(refused.headers["Retry-After"]) <= 86_400
     finally:
-        del connection.send_packed_command
+        del budget.redis._round_trip
         _forget_redis_keys(app, prefix)
-    # One EVALSHA per request, carrying the three windows' keys; the 429 then reads the TTL.
-    assert [part.split(b"\r\n")[2] for part in sent[:2]] == [b"EVALSHA", b"EVALSHA"]
-    assert sent[0].count(prefix.encode()) == 3
+
+
+def test_with_no_sync_interval_processes_share_one_exact_count(make_app):
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    first, _ = _redis_budget(make_app, "3 per minute", 0, prefix)
+    second, _ = _redis_budget(make_app, "3 per minute", 0, prefix)
+    try:
+        statuses = [app.test_client().get("/api/v1/status").status_code for app in (first, second, first, second)]
+        assert statuses == [200, 200, 200, 429]
+    finally:
+        _forget_redis_keys(first, prefix)
+
+
+def test_another_processes_requests_count_from_its_next_sync(make_app):
+    """Two processes (apps) sharing Redis: each learns the other's count when it next syncs,
+    and a client over its budget is then refused by both, without a round trip."""
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    first, first_budget = _redis_budget(make_app, "4 per minute", 5_000, prefix)
+    second, second_budget = _redis_budget(make_app, "4 per minute", 5_000, prefix)
+    try:
+        assert [first.test_client().get("/api/v1/status").status_code for _ in range(3)] == [200] * 3
+        first_budget._next_sync = 0.0
+        first.test_client().get("/api/v1/status")  # first sends its 3 (4 in all): its budget is spent
+        assert second.test_client().get("/api/v1/status").status_code == 429  # second's first sync: count 5
+        sent = _count_round_trips(second_budget)
+        assert [second.test_client().get("/api/v1/status").status_code for _ in range(3)] == [429] * 3
+        assert sent == []  # refused from what it knows
+    finally:
+        del second_budget.redis._round_trip
+        _forget_redis_keys(first, prefix)
 
 
 def test_the_budget_falls_back_to_memory_when_redis_fails_and_tries_again_later(make_app, captured_logs):
     prefix = f"rl-{uuid.uuid4().hex[:8]}"
-    app = make_app(rate_limit_default="2 per minute", redis_prefix=prefix)
-    budget = app.extensions["hearth.rate_limit"]
-    if budget.redis is None:
-        pytest.skip("embedded profile counts in memory")
+    app, budget = _redis_budget(make_app, "2 per minute", 0, prefix)
     client = app.test_client()
 
-    def broken(keys, expiries):
+    def broken(hits):
         raise ConnectionError("redis went away")
 
-    healthy = budget.redis.hit
-    budget.redis.hit = broken
+    healthy = budget.redis.add
+    budget.redis.add = broken
     try:
         assert [client.get("/api/v1/status").status_code for _ in range(3)] == [200, 200, 429]
     finally:
-        budget.redis.hit = healthy
+        budget.redis.add = healthy
     assert len(captured_logs.events("rate_limit_storage_unavailable")) == 1  # then memory, quietly
     budget.redis_down_until = 0.0  # the retry time has come
     assert client.get("/api/v1/status").status_code == 200  # counted in Redis again
+    assert _redis_count(app, prefix, "2/1/minute") == 1
     _forget_redis_keys(app, prefix)
 
 
@@ -561,3 +612,83 @@ def test_a_view_can_carry_its_own_content_security_policy(client):
     response = client.get("/storage/download/not-a-token")
     assert response.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
     assert response.headers.getlist("Content-Security-Policy") == ["sandbox; default-src 'none'"]
+
+
+def test_the_budget_reloads_its_script_after_redis_forgets_it(make_app):
+    """SCRIPT FLUSH (or a restarted Redis): NOSCRIPT, then EVAL, and the count goes on."""
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app, budget = _redis_budget(make_app, "2 per minute", 0, prefix)
+    client = app.test_client()
+    try:
+        assert client.get("/api/v1/status").status_code == 200
+        budget.redis._connection().send_command("SCRIPT", "FLUSH")
+        assert budget.redis._connection().read_response() in (b"OK", "OK")
+        assert [client.get("/api/v1/status").status_code for _ in range(2)] == [200, 429]
+        assert budget.redis_down_until == 0.0  # never fell back to memory
+    finally:
+        _forget_redis_keys(app, prefix)
+
+
+def test_a_dropped_redis_connection_is_reopened_on_the_next_request(make_app):
+    prefix = f"rl-{uuid.uuid4().hex[:8]}"
+    app, budget = _redis_budget(make_app, "3 per minute", 0, prefix)
+    client = app.test_client()
+    try:
+        assert client.get("/api/v1/status").status_code == 200
+        budget.redis._connection()._sock.close()  # what a Redis restart does to the socket
+        assert client.get("/api/v1/status").status_code == 200  # served from memory meanwhile
+        budget.redis_down_until = 0.0
+        assert client.get("/api/v1/status").status_code == 200  # a fresh connection
+        assert budget.redis._connection()._sock is not None
+    finally:
+        _forget_redis_keys(app, prefix)
+
+
+# Browser-only hooks -------------------------------------------------------------------------
+
+
+def test_browser_hooks_run_around_browser_views_and_never_for_the_api(make_app):
+    from app.pipeline import add_browser_hooks
+
+    app = make_app()
+    calls: list[str] = []
+
+    def before() -> None:
+        calls.append("before")
+
+    def first_after(response):
+        calls.append("first after")
+        return response
+
+    def second_after(response):
+        calls.append("second after")
+        response.headers["X-Seen-By-Browser-Hook"] = "yes"
+        return response
+
+    add_browser_hooks(app, before=before, after=first_after)
+    add_browser_hooks(app, after=second_after)
+    client = app.test_client()
+    api = client.get("/api/v1/status")
+    assert calls == [] and "X-Seen-By-Browser-Hook" not in api.headers
+    page = client.get("/health/live")
+    # Registration order before the view, reverse order after it (as Flask runs its own hooks).
+    assert calls == ["before", "second after", "first after"]
+    assert page.headers["X-Seen-By-Browser-Hook"] == "yes"
+
+
+def test_the_session_hooks_are_not_flask_hooks_any_more(app):
+    """The API pays for no session, remember-me or Flask-Login hook (issue 11): the only
+    app-wide request hooks left are the pipeline's."""
+    pipeline = app.extensions["hearth.pipeline"]
+    assert app.before_request_funcs[None][0] == pipeline.before
+    assert app.after_request_funcs[None] == [pipeline.after]
+    assert not app.teardown_request_funcs.get(None)
+
+
+def test_a_response_that_never_read_the_session_does_not_vary_on_cookies(client):
+    client.get("/auth/login")  # a form: the visitor now holds a session cookie (its CSRF token)
+    assert client.get_cookie("session") is not None
+    response = client.get("/health/live")
+    assert "Cookie" not in response.headers.get("Vary", "")
+    page = client.get("/auth/login")  # reads the session (the CSRF token, the signed-in user)
+    assert "Cookie" in page.headers["Vary"]

@@ -237,3 +237,19 @@ def test_signing_in_without_remember_me_sets_no_remember_cookie(app, make_user):
     assert client.get_cookie(REMEMBER) is None and _tokens(app) == []
     client.delete_cookie("session")
     assert not _signed_in(client)
+
+
+def test_resetting_the_password_from_the_emailed_link_deletes_this_browsers_remember_cookie(app, browser):
+    """The reset signs this browser out: the session and the remember-me cookie both go (the
+    records are revoked by the reset itself), so the next visit is anonymous."""
+    from app.auth.emailed_tokens import RESET_PASSWORD, issue_token
+
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == "rem@example.com"))
+        raw = issue_token(user.id, RESET_PASSWORD)
+        db.session.commit()
+    path = f"/auth/reset/{raw}"
+    response = browser.post(path, data={"csrf_token": _csrf(browser, path), "password": "a brand new passphrase"})
+    assert response.status_code == 302
+    assert browser.get_cookie(REMEMBER) is None
+    assert not _signed_in(browser)

@@ -48,3 +48,20 @@ def test_the_db_command_binds_flask_migrate_when_used(tmp_path):
     assert report["alembic"] and report["migrate"]
     heads = sorted(path.name.split("_", 1)[0] for path in (ROOT / "migrations" / "versions").glob("[0-9]*.py"))
     assert report["version"] == heads[-1]
+
+
+def test_the_web_process_builds_its_app_without_collections_then_freezes_it(tmp_path):
+    """wsgi.py: no garbage collection while start-up makes objects that live as long as the
+    process (each full pass over them cost ~100 ms of start-up and, later, of a request's
+    latency); then they are frozen out of the collector's sight and collection is back on."""
+    report = _run(
+        "import gc, json\n"
+        "collections = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and collections.append(info['generation']))\n"
+        "import wsgi\n"
+        "print(json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(),"
+        " 'full_collections': collections.count(2)}))",
+        tmp_path,
+    )
+    assert report["enabled"] and report["full_collections"] == 0
+    assert report["frozen"] > 50_000

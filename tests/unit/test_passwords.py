@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -110,7 +111,14 @@ def test_in_an_app_passwords_are_hashed_and_verified_on_the_apps_pool(monkeypatc
 
     flask_app = Flask(__name__)
     flask_app.extensions["hearth.settings"] = type(
-        "S", (), {"password_hash_concurrency": 1, "web_concurrency": None, "password_hash_niceness": 0}
+        "S",
+        (),
+        {
+            "password_hash_concurrency": 1,
+            "web_concurrency": None,
+            "password_hash_niceness": 0,
+            "password_hash_queue": 1,
+        },
     )()
     threads: list[str] = []
     real = passwords._hasher
@@ -138,3 +146,37 @@ def test_unknown_emails_are_verified_against_a_hash_with_todays_parameters():
     # Precomputed (not hashed at import): regenerate it if argon2's parameters ever change.
     assert not _hasher.check_needs_rehash(DUMMY_HASH)
     assert dummy_hash() == DUMMY_HASH
+
+
+def test_a_full_line_refuses_at_once_and_the_next_computation_is_taken_again():
+    import threading
+
+    from app.users.passwords import Argon2Pool, PasswordHashingBusy
+
+    pool = Argon2Pool(1, niceness=0, queue=1)  # one running, one waiting
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def slow() -> str:
+        started.release()
+        release.wait(5)
+        return "done"
+
+    results: list[str] = []
+    running = threading.Thread(target=lambda: results.append(pool.run(slow)))
+    running.start()
+    assert started.acquire(timeout=5)  # the first runs
+    waiting = threading.Thread(target=lambda: results.append(pool.run(lambda: "queued")))
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while pool._in_flight < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with pytest.raises(PasswordHashingBusy) as refused:  # the third: refused, not queued
+        pool.run(lambda: "never")
+    assert refused.value.code == 503 and refused.value.retry_after == 1
+    release.set()
+    running.join(5)
+    waiting.join(5)
+    assert sorted(results) == ["done", "queued"]
+    assert pool.run(lambda: "again") == "again"  # the line is free again
+    assert pool._in_flight == 0

@@ -28,7 +28,7 @@ def _pair_out(pair: service.TokenPair) -> TokenPairOut:
     tags=("auth",),
     body=TokenRequest,
     response=TokenPairOut,
-    errors=(401,),
+    errors=(401, 503),
 )
 @rate_limited("10 per minute")
 def create_token(body: TokenRequest) -> TokenPairOut:
@@ -36,6 +36,8 @@ def create_token(body: TokenRequest) -> TokenPairOut:
     a refresh token (REFRESH_TOKEN_DAYS, 30 by default).
 
     Wrong credentials, unknown emails, locked and disabled accounts all answer the same 401.
+    During a storm of sign-ins, one past this process's line of password checks gets 503 with
+    Retry-After (PASSWORD_HASH_QUEUE): retry after that many seconds.
     """
     return _pair_out(service.sign_in_for_tokens(body.email, body.password, request.user_agent.string))
 

@@ -1042,7 +1042,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None, help="shorthand for --sizes WORKERSxTHREADS (one size)")
     parser.add_argument("--threads", type=int, default=None, help="with --workers (default 4)")
     parser.add_argument(
-        "--max-requests", type=int, default=None, help="override gunicorn.conf.py's max_requests (0: never)"
+        "--max-requests",
+        type=int,
+        default=0,
+        help="gunicorn's max_requests for the servers (default 0: workers are not recycled during the run; "
+        "a recycled worker's replacement takes ~0.8 s to start, and any run it falls in shows that stall; "
+        "-1: gunicorn.conf.py's own)",
     )
     parser.add_argument("--load-tool", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--users", type=int, default=500, help="users seeded into the bench database")
@@ -1240,7 +1245,7 @@ def main() -> int:
             log(f"seeded {seeded['users']} users ({seeded['listed']} listed), admin {seeded['admin_email']}")
             for stale in RESULTS.glob("server-*.log"):
                 stale.unlink()
-            extra_args = ("--max-requests", str(args.max_requests)) if args.max_requests is not None else ()
+            extra_args = ("--max-requests", str(args.max_requests)) if args.max_requests >= 0 else ()
             fleet = Fleet(ctx, env, workdir, stack, extra_args)
 
         results = ctx.results

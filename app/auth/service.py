@@ -21,7 +21,7 @@ from app.core.database import utcnow
 from app.errors import DomainError, Unauthorized
 from app.extensions import db
 from app.users.models import User
-from app.users.passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from app.users.passwords import dummy_hash, hash_password, needs_rehash, refuse_when_busy, verify_password
 from app.users.repository import UserRepository, normalise_email
 
 users = UserRepository()
@@ -52,7 +52,9 @@ def authenticate(email: str, password: str, channel: str, commit: bool = True) -
     Wrong passwords lock this client out of this account first (app.auth.lockout).
     A failure always commits what it records; `commit=False` leaves a success (last_login_at,
     its audit row) to the caller's commit, so the sign-in and what it issues commit together.
+    During a storm of sign-ins, `PasswordHashingBusy` (503) comes before any database work.
     """
+    refuse_when_busy()
     user = users.find_by_email(normalise_email(email)) if email else None
     if user is None:
         verify_password(dummy_hash(), password)

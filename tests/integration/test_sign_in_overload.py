@@ -91,3 +91,29 @@ def test_a_waiting_place_in_the_line_is_honoured(make_app, make_user):
         assert waiter.is_alive()  # waiting in line, not refused
     waiter.join(10)
     assert results == [200]
+
+
+def test_a_refused_sign_in_does_no_database_work(make_app, make_user):
+    """Refused before the account is even looked up: a storm's refusals cost next to nothing."""
+    from sqlalchemy import event
+
+    make_user(email="cheap@example.com")
+    app = _app(make_app)
+    client = app.test_client()
+    statements: list[str] = []
+    with app.app_context():
+        from app.extensions import db
+
+        engine = db.engine
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with argon2_slot_taken(app):
+            busy = client.post("/api/v1/auth/token", json={"email": "cheap@example.com", "password": PASSWORD})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert busy.status_code == 503
+    assert not [statement for statement in statements if "users" in statement.lower()]

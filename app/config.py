@@ -160,8 +160,9 @@ class Settings(BaseSettings):
     # refused at once (503 + Retry-After), so a storm of sign-ins cannot hold every request thread.
     password_hash_queue: int = Field(default=1, ge=0, le=1024)
     # Added to the CPU niceness of the threads running argon2 (Linux), so requests arriving during
-    # a storm of sign-ins are served first; 0 runs them at the request threads' priority.
-    password_hash_niceness: int = Field(default=10, ge=0, le=19)
+    # a storm of sign-ins are served first (19: the lowest priority, which still gets every idle
+    # cycle); 0 runs them at the request threads' priority.
+    password_hash_niceness: int = Field(default=19, ge=0, le=19)
     # gunicorn's worker processes (gunicorn.conf.py reads the same variable); None: its default.
     web_concurrency: int | None = Field(default=None, ge=1, le=1024)
     session_idle_minutes: int = Field(default=120, ge=5, le=60 * 24 * 7)

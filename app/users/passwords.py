@@ -10,7 +10,7 @@ app, every hash and verification runs on the app's `Argon2Pool`: at most
 PASSWORD_HASH_CONCURRENCY at once in this process (by default the machine's cores shared
 among the gunicorn workers, at least one), the others queue, and the pool's threads (hence
 argon2's lane threads, which inherit it) run at a lower CPU priority (PASSWORD_HASH_NICENESS,
-+10 by default), so ordinary requests arriving during a storm of sign-ins are served first. At most
++19 by default), so ordinary requests arriving during a storm of sign-ins are served first. At most
 PASSWORD_HASH_QUEUE more wait in line; beyond that a computation is refused at once with
 `PasswordHashingBusy` (503 with Retry-After: 1): a waiting sign-in holds one of the web
 worker's few request threads, and a storm holding all of them would queue every other
@@ -78,10 +78,12 @@ class Argon2Pool:
     """A bounded set of low-priority threads that run this app's argon2 work, with a bounded
     line (module docstring).
 
-    `niceness` is added to the threads' CPU niceness (Linux): at 10, CFS weighs them 110 against
-    a request thread's 1024, so a request competing with sign-ins for a core gets ~90 % of it."""
+    `niceness` is added to the threads' CPU niceness (Linux): at 19 (the default), CFS weighs
+    them 15 against a request thread's 1024, so a request competing with sign-ins for a core gets
+    ~98 % of it (at 10, 110 against 1024: ~90 %, and the list's p99 during a storm of sign-ins
+    was 3-4x its p99 alone instead of 2.5x: bench/README.md); idle cycles still all go to them."""
 
-    def __init__(self, size: int, niceness: int = 10, queue: int | None = None) -> None:
+    def __init__(self, size: int, niceness: int = 19, queue: int | None = None) -> None:
         self.size = size
         self.niceness = niceness
         self.capacity = None if queue is None else size + queue  # running + waiting

@@ -254,29 +254,30 @@ class GlobalRateLimit:
             for address, count in batch.items()
             for suffix, window in zip(self.key_suffixes, self.windows_ms, strict=True)
         ]
+        learned: dict[str, _Windows] = {}
         try:
             replies = self.redis.add(hits)
+            size = len(self.items)
+            learned = {
+                address: _Windows(
+                    [count for count, _ in replies[index * size : (index + 1) * size]],
+                    [now + left / 1000 for _, left in replies[index * size : (index + 1) * size]],
+                )
+                for index, address in enumerate(batch)
+            }
         except Exception as exc:  # storage down or hung: keep serving, counted in memory
             self.redis_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
-            with self._lock:
-                self._sending = {}
             log.warning("rate_limit_storage_unavailable", error=repr(exc))
+        finally:
+            with self._lock:
+                # Windows that have ended are forgotten (the map holds recent clients only).
+                self._known = {
+                    address: windows for address, windows in self._known.items() if max(windows.ends) > now
+                } | learned
+                self._sending = {}  # whatever happened, the next interval syncs again
+        if not learned:
             self.check_in_memory(client)
             return
-        size = len(self.items)
-        learned = {
-            address: _Windows(
-                [count for count, _ in replies[index * size : (index + 1) * size]],
-                [now + left / 1000 for _, left in replies[index * size : (index + 1) * size]],
-            )
-            for index, address in enumerate(batch)
-        }
-        with self._lock:
-            # Windows that have ended are forgotten (the map holds recent clients only).
-            self._known = {
-                address: windows for address, windows in self._known.items() if max(windows.ends) > now
-            } | learned
-            self._sending = {}
         mine = learned[client]
         for item, count, end in zip(self.items, mine.counts, mine.ends, strict=True):
             if count > item.amount:

@@ -45,6 +45,7 @@ from app.core.hosts import HostMatcher
 from app.core.http_cache import apply_default_cache_control
 from app.core.input import refuse_hostile_input
 from app.core.security_headers import SecurityHeaders
+from app.core.sessions import API_PREFIX
 from app.logging import SINK, hash_identifier, redacted_path
 from app.metrics import RequestMetrics
 
@@ -58,7 +59,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 # Probes and static files are polled constantly; logging each would drown the signal.
 QUIET_PREFIXES = ("/health/", "/static/", "/metrics")
-API_PREFIX = "/api/"
 EXTENSION_KEY = "hearth.pipeline"
 
 

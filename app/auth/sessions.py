@@ -41,7 +41,8 @@ from app.users.service import load_principal, load_user
 SESSION_KEY = "sid"
 TOUCH_EVERY = timedelta(seconds=60)
 # Paths whose requests never carry a browser sign-in (the API has no session at all).
-UNTRACKED_PREFIXES = ("/api/", "/static/", "/health/")
+# Browser paths with no session to check (the pipeline never calls browser hooks for /api/).
+UNTRACKED_PREFIXES = ("/static/", "/health/")
 # After an idle gap, several requests of one browser (tabs, a page and its htmx calls) can
 # arrive with the same remember token; the first rotates it. For this long the old token is
 # that browser's own race, not a copy: those requests stay anonymous but keep the cookie.

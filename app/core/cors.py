@@ -11,8 +11,8 @@ from __future__ import annotations
 from flask import Request, Response
 
 from app.config import Settings
+from app.core.sessions import API_PREFIX
 
-API_PREFIX = "/api/"
 EXPOSED_HEADERS = (
     "ETag",
     "Link",

@@ -56,6 +56,7 @@ EXEMPT_ENDPOINT_PREFIXES = ("health.",)
 
 
 def limit_headers(limit: int, remaining: int, reset_in: int) -> list[tuple[str, str]]:
+    """Retry-After and RateLimit-* headers (IETF draft: seconds until reset) for a 429."""
     return [
         ("Retry-After", str(reset_in)),
         ("RateLimit-Limit", str(limit)),
@@ -72,12 +73,7 @@ class RateLimited(TooManyRequests):
         self.limit, self.remaining, self.reset_in = limit, remaining, reset_in
 
     def rate_limit_headers(self) -> list[tuple[str, str]]:
-        return [
-            ("Retry-After", str(self.reset_in)),
-            ("RateLimit-Limit", str(self.limit)),
-            ("RateLimit-Remaining", str(self.remaining)),
-            ("RateLimit-Reset", str(self.reset_in)),
-        ]
+        return limit_headers(self.limit, self.remaining, self.reset_in)
 
 
 # Add each key's hits; a window's first hits start its expiry (and a key that somehow lost its
@@ -366,9 +362,4 @@ def breached_limit_headers(error: Exception) -> list[tuple[str, str]]:
     except Exception as exc:  # storage gone between the hit and here: still answer the 429
         log.warning("rate_limit_window_unavailable", error=repr(exc))
         return []
-    return [
-        ("Retry-After", str(reset_in)),
-        ("RateLimit-Limit", str(breached.limit.amount)),
-        ("RateLimit-Remaining", str(remaining)),
-        ("RateLimit-Reset", str(reset_in)),
-    ]
+    return limit_headers(breached.limit.amount, remaining, reset_in)

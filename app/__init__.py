@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import INSTANCE_PATH, Settings, load_settings
-from app.core.sessions import BrowserSessionInterface
+from app.core.cookie_session import BrowserSessionInterface
 
 __version__ = "0.1.0"
 
@@ -108,7 +108,7 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": secure_cookies,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        # "Keep me signed in" is app.auth.sessions' own cookie (a random token checked against
+        # "Keep me signed in" is app.auth.session_records' own cookie (a random token checked against
         # `remember_tokens`), with these attributes; Flask-Login only ever deletes it by name.
         "REMEMBER_COOKIE_SECURE": secure_cookies,
         "REMEMBER_COOKIE_HTTPONLY": True,
@@ -119,8 +119,8 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "SESSION_COOKIE_NAME": "__Host-session" if secure_cookies else "session",
         "REMEMBER_COOKIE_NAME": "__Host-remember" if secure_cookies else "remember_token",
         # Idle timeout: the permanent session cookie is re-issued whenever its record's
-        # last_seen_at moves (app.core.sessions) and expires after this much inactivity
-        # (app.auth.sessions also enforces it server-side).
+        # last_seen_at moves (app.core.cookie_session) and expires after this much inactivity
+        # (app.auth.session_records also enforces it server-side).
         "PERMANENT_SESSION_LIFETIME": timedelta(minutes=settings.session_idle_minutes),
         # CSRF tokens live as long as the session: a page left open never fails with a bare 400.
         "WTF_CSRF_TIME_LIMIT": None,
@@ -257,7 +257,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
     init_caching(app)
 
-    from app.auth.sessions import init_session_tracking
+    from app.auth.session_records import init_session_tracking
 
     # The user loader, the session-record check and the remember-me cookie.
     init_session_tracking(app)

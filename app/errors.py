@@ -13,6 +13,7 @@ import orjson
 from flask import Flask, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.core.api_paths import is_api_request
 from app.core.ratelimit import breached_limit_headers
 from app.logging import get_logger, redacted_path, request_route
 
@@ -68,7 +69,7 @@ class ValidationFailed(DomainError):
 
 def wants_problem_json() -> bool:
     """API paths always get problem+json, whatever the Accept header says."""
-    return request.path.startswith("/api/")
+    return is_api_request()
 
 
 def problem_response(

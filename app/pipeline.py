@@ -38,6 +38,7 @@ import orjson
 from flask import Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+from app.core.api_paths import is_api_path
 from app.core.compression import Compression
 from app.core.cors import ApiCors
 from app.core.hosts import EXEMPT_PREFIX as HOST_EXEMPT_PREFIX
@@ -45,7 +46,6 @@ from app.core.hosts import HostMatcher
 from app.core.http_cache import apply_default_cache_control
 from app.core.input import refuse_hostile_input
 from app.core.security_headers import SecurityHeaders
-from app.core.sessions import API_PREFIX
 from app.logging import SINK, hash_identifier, redacted_path
 from app.metrics import RequestMetrics
 
@@ -122,7 +122,7 @@ class RequestPipeline:
         self._enforce_body_limit(req, current_app.view_functions.get(req.endpoint or ""))
         self.rate_limit.check(req)
         refuse_hostile_input()
-        if path.startswith(API_PREFIX):
+        if is_api_path(path):
             return
         if req.method in self.csrf_methods:
             # The JSON API authenticates with bearer tokens, which browsers never attach on
@@ -149,7 +149,7 @@ class RequestPipeline:
 
     def after(self, response: Response) -> Response:
         req = request._get_current_object()
-        if not req.path.startswith(API_PREFIX):
+        if not is_api_path(req.path):
             for hook in self.browser_after:
                 response = hook(response)
         view = current_app.view_functions.get(req.endpoint or "")

@@ -12,7 +12,7 @@ from app.audit.service import record
 from app.auth import accounts
 from app.auth.guards import login_required
 from app.auth.service import sign_out_everywhere
-from app.auth.sessions import SESSION_KEY, active_sessions, begin_browser_sign_in, revoke_session
+from app.auth.session_records import SESSION_KEY, active_sessions, begin_browser_sign_in, revoke_session
 from app.core.forms import apply_service_errors
 from app.core.net import client_address
 from app.core.ratelimit import rate_limited

@@ -7,7 +7,7 @@ from datetime import date
 from flask import request
 
 from app.admin import admin_bp
-from app.admin.views import render_list
+from app.admin.common import render_list
 from app.audit.queries import AuditFilter, actions, audit_statement, emails_of
 from app.auth.guards import permission_required
 from app.core.repository import Repository

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import render_template
 
 from app.admin import admin_bp
-from app.admin.views import admin_required, can
-from app.jobs import admin as jobs_admin
-from app.jobs.admin import STATUS_LABELS
+from app.admin.common import admin_required, can
+from app.jobs import management as job_management
+from app.jobs.management import STATUS_LABELS
 from app.uploads import service as uploads
-from app.users import admin as users_admin
+from app.users import management as user_management
 
 SIGNUP_WINDOW_DAYS = 7
 
@@ -19,13 +19,13 @@ SIGNUP_WINDOW_DAYS = 7
 def index() -> str:
     context: dict = {"status_labels": STATUS_LABELS, "signup_days": SIGNUP_WINDOW_DAYS}
     if can("users:read"):
-        context["users"] = users_admin.counts_by_status()
-        context["signups"] = users_admin.signups_since(SIGNUP_WINDOW_DAYS)
+        context["users"] = user_management.counts_by_status()
+        context["signups"] = user_management.signups_since(SIGNUP_WINDOW_DAYS)
     if can("uploads:read_any"):
         context["uploads"], context["stored_bytes"] = uploads.totals_by_status()
     if can("jobs:read"):
-        context["queues"] = jobs_admin.overview()
-        context["failures"] = jobs_admin.latest_failures()
+        context["queues"] = job_management.overview()
+        context["failures"] = job_management.latest_failures()
     return render_template("admin/dashboard.html", **context)
 
 
@@ -35,4 +35,4 @@ def queue_counts() -> str:
     """The dashboard's live per-queue panel (polled)."""
     if not can("jobs:read"):
         return ""
-    return render_template("admin/_queue_counts.html", queues=jobs_admin.overview(), status_labels=STATUS_LABELS)
+    return render_template("admin/_queue_counts.html", queues=job_management.overview(), status_labels=STATUS_LABELS)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from app.admin import admin_bp
-from app.admin.views import actor, ask_confirmation, confirmed, query_args, render_list, run_action
+from app.admin.common import actor, ask_confirmation, confirmed, query_args, render_list, run_action
 from app.audit.queries import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
 from app.core.templating import is_htmx_request
 from app.errors import DomainError
 from app.extensions import db
-from app.jobs import admin
-from app.jobs.admin import STATUS_LABELS, JobFilter
+from app.jobs import management as job_management
+from app.jobs.management import STATUS_LABELS, JobFilter
 from app.jobs.models import FINAL_STATUSES, Job
 from app.jobs.queues import QUEUES
 from app.users.models import User
@@ -53,16 +53,16 @@ def _row_context(job: Job, error: str | None = None) -> dict:
 def jobs() -> str:
     filters = _filters()
     fragment = request.args.get("fragment")
-    page = admin.list_jobs(filters, request.args.get("page", 1, type=int), PAGE_SIZE)
+    page = job_management.list_jobs(filters, request.args.get("page", 1, type=int), PAGE_SIZE)
     context = {
         "page": page,
         "filters": filters,
         "emails": _emails(list(page.items)),
         "status_labels": STATUS_LABELS,
-        "queues": admin.overview(),
+        "queues": job_management.overview(),
         "queue_names": list(QUEUES),
         "final_statuses": FINAL_STATUSES,
-        "periodic": admin.periodic_tasks(),
+        "periodic": job_management.periodic_tasks(),
         "poll_url": url_for("admin.jobs", **query_args(fragment="rows")),
         "page_args": query_args(),
     }
@@ -74,7 +74,7 @@ def jobs() -> str:
 @admin_bp.get("/jobs/<job_id>")
 @permission_required("jobs:read")
 def job_detail(job_id: str) -> str:
-    job = admin.get_job(job_id)
+    job = job_management.get_job(job_id)
     if request.args.get("fragment") == "status":
         return render_template("admin/jobs/_status.html", job=job, status_labels=STATUS_LABELS)
     events = recent(AuditFilter(target=f"job:{job.id}"), limit=20)
@@ -92,14 +92,14 @@ def job_detail(job_id: str) -> str:
 
 def _job_action(job_id: str, change, message: str) -> Response | str:
     """htmx: swap the job's row in place (errors shown in it); otherwise flash and go back."""
-    job = admin.get_job(job_id)
+    job = job_management.get_job(job_id)
     if is_htmx_request():
         try:
             change(job)
         except DomainError as error:
             db.session.rollback()
-            return render_template("admin/jobs/_row.html", **_row_context(admin.get_job(job_id), error.detail))
-        return render_template("admin/jobs/_row.html", **_row_context(admin.get_job(job_id)))
+            return render_template("admin/jobs/_row.html", **_row_context(job_management.get_job(job_id), error.detail))
+        return render_template("admin/jobs/_row.html", **_row_context(job_management.get_job(job_id)))
 
     def apply() -> str:
         change(job)
@@ -111,7 +111,7 @@ def _job_action(job_id: str, change, message: str) -> Response | str:
 @admin_bp.post("/jobs/<job_id>/retry")
 @permission_required("jobs:manage")
 def retry_job(job_id: str) -> Response | str:
-    return _job_action(job_id, lambda job: admin.retry(actor(), job), "Job {id} is queued again.")
+    return _job_action(job_id, lambda job: job_management.retry(actor(), job), "Job {id} is queued again.")
 
 
 @admin_bp.post("/jobs/<job_id>/revoke")
@@ -119,7 +119,7 @@ def retry_job(job_id: str) -> Response | str:
 def revoke_job(job_id: str) -> Response | str:
     if not confirmed() and not is_htmx_request():
         return ask_confirmation("Revoke this job? It will not run.", "Revoke")
-    return _job_action(job_id, lambda job: admin.revoke(actor(), job), "Job {id} is revoked; it will not run.")
+    return _job_action(job_id, lambda job: job_management.revoke(actor(), job), "Job {id} is revoked; it will not run.")
 
 
 @admin_bp.post("/jobs/retry-failed")
@@ -134,7 +134,7 @@ def retry_failed() -> Response | str:
     if not confirmed():
         return ask_confirmation(f"Retry every failed job{where} matching the filters?", "Retry all", danger=False)
     return run_action(
-        lambda: f"{admin.retry_all_failed(actor(), filters)} failed job(s){where} queued again.",
+        lambda: f"{job_management.retry_all_failed(actor(), filters)} failed job(s){where} queued again.",
         url_for("admin.jobs", status="failed", queue=filters.queue),
     )
 
@@ -150,7 +150,8 @@ def purge_jobs() -> Response | str:
     if not confirmed():
         return ask_confirmation(f"Delete succeeded jobs older than {days} day(s)?", "Purge")
     return run_action(
-        lambda: f"Purged {admin.purge_succeeded(actor(), days, queue)} succeeded job(s).", url_for("admin.jobs")
+        lambda: f"Purged {job_management.purge_succeeded(actor(), days, queue)} succeeded job(s).",
+        url_for("admin.jobs"),
     )
 
 
@@ -158,6 +159,6 @@ def purge_jobs() -> Response | str:
 @permission_required("jobs:manage")
 def run_periodic(name: str) -> Response:
     return run_action(
-        lambda: f"{name} is queued to run now (job {admin.run_periodic_now(actor(), name).id[:8]}).",
+        lambda: f"{name} is queued to run now (job {job_management.run_periodic_now(actor(), name).id[:8]}).",
         url_for("admin.jobs"),
     )

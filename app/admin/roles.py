@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Response, render_template, request, url_for
 
 from app.admin import admin_bp
-from app.admin.views import actor, ask_confirmation, confirmed, permissions, run_action
+from app.admin.common import actor, ask_confirmation, confirmed, permissions, run_action
 from app.auth.guards import permission_required
-from app.rbac import admin
+from app.rbac import management as role_management
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS
 
 
@@ -15,7 +15,7 @@ from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS
 @permission_required("roles:manage")
 def roles() -> str:
     held = permissions()
-    summaries = admin.list_roles()
+    summaries = role_management.list_roles()
     return render_template(
         "admin/roles.html",
         summaries=summaries,
@@ -23,7 +23,7 @@ def roles() -> str:
         admin_role=ADMIN_ROLE,
         held=held,
         # Roles holding a permission the viewer lacks are shown read-only (the service refuses them too).
-        editable={summary.role.name for summary in summaries if admin.can_edit(held, summary.role)},
+        editable={summary.role.name for summary in summaries if role_management.can_edit(held, summary.role)},
     )
 
 
@@ -38,7 +38,7 @@ def save_matrix() -> Response:
         granted.setdefault(role_name, set()).add(permission)
 
     def apply() -> str:
-        changed = admin.update_grid(actor(), granted)
+        changed = role_management.update_grid(actor(), granted)
         return f"Saved permissions for {', '.join(changed)}." if changed else "Nothing changed."
 
     return run_action(apply, url_for("admin.roles"))
@@ -48,7 +48,7 @@ def save_matrix() -> Response:
 @permission_required("roles:manage")
 def create_role() -> Response:
     def apply() -> str:
-        role = admin.create_role(
+        role = role_management.create_role(
             actor(), request.form.get("name", ""), request.form.get("description", ""), request.form.getlist("grant")
         )
         return f"Role {role.name!r} created; tick its permissions in the grid."
@@ -59,12 +59,12 @@ def create_role() -> Response:
 @admin_bp.post("/roles/<name>/delete")
 @permission_required("roles:manage")
 def delete_role(name: str) -> Response | str:
-    role = admin.get_role(name)
+    role = role_management.get_role(name)
     if not confirmed():
         return ask_confirmation(f"Delete the role {role.name!r}?", "Delete role")
 
     def apply() -> str:
-        admin.delete_role(actor(), role, permissions())
+        role_management.delete_role(actor(), role, permissions())
         return f"Role {name!r} deleted."
 
     return run_action(apply, url_for("admin.roles"))

@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import Response, render_template, request, url_for
 
 from app.admin import admin_bp
-from app.admin.views import actor, ask_confirmation, confirmed, render_list, run_action
+from app.admin.common import actor, ask_confirmation, confirmed, render_list, run_action
 from app.audit.queries import emails_of
 from app.auth.guards import permission_required
 from app.core.repository import Repository
 from app.errors import NotFound
 from app.extensions import db
-from app.jobs import admin as jobs_admin
-from app.jobs.admin import STATUS_LABELS, JobFilter
+from app.jobs import management as job_management
+from app.jobs.management import STATUS_LABELS, JobFilter
 from app.uploads import service
 from app.uploads.models import Upload, UploadStatus
 from app.users.models import User
@@ -59,7 +59,7 @@ def upload_detail(upload_id: str) -> str:
         upload=upload,
         owner=db.session.get(User, upload.user_id),
         thumbnail=service.thumbnail_url(upload),
-        jobs=jobs_admin.list_jobs(JobFilter(q=upload.id), 1, 10).items,
+        jobs=job_management.list_jobs(JobFilter(q=upload.id), 1, 10).items,
         status_labels=STATUS_LABELS,
     )
 

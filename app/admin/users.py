@@ -6,19 +6,19 @@ from flask import Response, current_app, render_template, request, stream_with_c
 from sqlalchemy import Select, select
 
 from app.admin import admin_bp
-from app.admin.views import actor, ask_confirmation, can, confirmed, permissions, render_list, run_action
+from app.admin.common import actor, ask_confirmation, can, confirmed, permissions, render_list, run_action
 from app.audit.queries import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
 from app.core.database import utcnow
 from app.core.repository import Repository
 from app.errors import PermissionDenied, ValidationFailed
 from app.extensions import db
-from app.jobs import admin as jobs_admin
-from app.jobs.admin import STATUS_LABELS, JobFilter
+from app.jobs import management as job_management
+from app.jobs.management import STATUS_LABELS, JobFilter
 from app.rbac.models import Role
 from app.uploads import service as uploads
 from app.uploads.models import Upload
-from app.users import admin
+from app.users import management as user_management
 from app.users.repository import SORTABLE, user_list_statement
 
 PAGE_SIZE = 25
@@ -79,7 +79,7 @@ def users() -> str:
 def export_users() -> Response:
     """The filtered list as CSV, streamed in batches (see users.admin.export_csv)."""
     filters = _filters()
-    rows = admin.export_csv(user_list_statement(**filters))
+    rows = user_management.export_csv(user_list_statement(**filters))
     filename = f"hearth-users-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(
         stream_with_context(rows),
@@ -100,10 +100,12 @@ def bulk_users() -> Response | str:
         if not ids:
             raise ValidationFailed("Select at least one user.")
         if action == "disable":
-            return admin.bulk_disable(actor(), permissions(), ids).summary("Disabled")
+            return user_management.bulk_disable(actor(), permissions(), ids).summary("Disabled")
         if action == "assign_role":
             role = request.form.get("role", "")
-            return admin.bulk_assign_role(actor(), permissions(), ids, role).summary(f"Gave the {role!r} role to")
+            return user_management.bulk_assign_role(actor(), permissions(), ids, role).summary(
+                f"Gave the {role!r} role to"
+            )
         raise ValidationFailed("Choose an action.")
 
     if action == "assign_role" and not can("roles:manage"):
@@ -116,7 +118,7 @@ def bulk_users() -> Response | str:
 @admin_bp.get("/users/<int:user_id>")
 @permission_required("users:read")
 def user_detail(user_id: int) -> str:
-    user = admin.get_user(user_id, include_deleted=True)
+    user = user_management.get_user(user_id, include_deleted=True)
     events = recent(AuditFilter(user_id=user.id), limit=20)
     user_uploads = list(
         db.session.scalars(select(Upload).where(Upload.user_id == user.id).order_by(Upload.created_at.desc()).limit(10))
@@ -127,7 +129,7 @@ def user_detail(user_id: int) -> str:
         roles=_role_names(),
         uploads=user_uploads if can("uploads:read_any") else None,
         thumbnails={u.id: uploads.thumbnail_url(u) for u in user_uploads},
-        jobs=jobs_admin.list_jobs(JobFilter(user_id=user.id), 1, 10).items if can("jobs:read") else None,
+        jobs=job_management.list_jobs(JobFilter(user_id=user.id), 1, 10).items if can("jobs:read") else None,
         status_labels=STATUS_LABELS,
         events=events if can("audit:read") else None,
         emails=emails_of({e.actor_user_id for e in events} | {e.subject_user_id for e in events}),
@@ -142,11 +144,11 @@ def _detail(user_id: int) -> str:
 @admin_bp.post("/users/<int:user_id>/roles")
 @permission_required("roles:manage")
 def set_roles(user_id: int) -> Response:
-    user = admin.get_user(user_id)
+    user = user_management.get_user(user_id)
     wanted = request.form.getlist("roles")
 
     def apply() -> str:
-        admin.update_user(actor(), permissions(), user, roles=wanted)
+        user_management.update_user(actor(), permissions(), user, roles=wanted)
         return f"{user.email} now has: {', '.join(user.role_names) or 'no roles'}."
 
     return run_action(apply, _detail(user_id))
@@ -155,12 +157,12 @@ def set_roles(user_id: int) -> Response:
 @admin_bp.post("/users/<int:user_id>/disable")
 @permission_required("users:write")
 def disable_user(user_id: int) -> Response | str:
-    user = admin.get_user(user_id)
+    user = user_management.get_user(user_id)
     if not confirmed():
         return ask_confirmation(f"Disable {user.email}? They are signed out everywhere at once.", "Disable")
 
     def apply() -> str:
-        admin.update_user(actor(), permissions(), user, is_active=False)
+        user_management.update_user(actor(), permissions(), user, is_active=False)
         return f"{user.email} is disabled and signed out everywhere."
 
     return run_action(apply, _detail(user_id))
@@ -169,10 +171,10 @@ def disable_user(user_id: int) -> Response | str:
 @admin_bp.post("/users/<int:user_id>/enable")
 @permission_required("users:write")
 def enable_user(user_id: int) -> Response:
-    user = admin.get_user(user_id)
+    user = user_management.get_user(user_id)
 
     def apply() -> str:
-        admin.update_user(actor(), permissions(), user, is_active=True)
+        user_management.update_user(actor(), permissions(), user, is_active=True)
         return f"{user.email} is enabled again."
 
     return run_action(apply, _detail(user_id))
@@ -181,10 +183,10 @@ def enable_user(user_id: int) -> Response:
 @admin_bp.post("/users/<int:user_id>/verify")
 @permission_required("users:write")
 def verify_user(user_id: int) -> Response:
-    user = admin.get_user(user_id)
+    user = user_management.get_user(user_id)
 
     def apply() -> str:
-        admin.update_user(actor(), permissions(), user, email_verified=True)
+        user_management.update_user(actor(), permissions(), user, email_verified=True)
         return f"{user.email} is marked verified."
 
     return run_action(apply, _detail(user_id))
@@ -193,10 +195,10 @@ def verify_user(user_id: int) -> Response:
 @admin_bp.post("/users/<int:user_id>/password-reset")
 @permission_required("users:write")
 def reset_user_password(user_id: int) -> Response:
-    user = admin.get_user(user_id)
+    user = user_management.get_user(user_id)
 
     def apply() -> str:
-        admin.send_password_reset(actor(), permissions(), user)
+        user_management.send_password_reset(actor(), permissions(), user)
         return f"A password reset link is on its way to {user.email}."
 
     return run_action(apply, _detail(user_id))
@@ -205,7 +207,7 @@ def reset_user_password(user_id: int) -> Response:
 @admin_bp.post("/users/<int:user_id>/sign-out")
 @permission_required("users:write")
 def sign_out_user(user_id: int) -> Response | str:
-    user = admin.get_user(user_id)
+    user = user_management.get_user(user_id)
     if not confirmed():
         return ask_confirmation(
             f"Sign {user.email} out everywhere? Every browser session ends and every API token is revoked.",
@@ -213,7 +215,7 @@ def sign_out_user(user_id: int) -> Response | str:
         )
 
     def apply() -> str:
-        admin.force_sign_out(actor(), permissions(), user)
+        user_management.force_sign_out(actor(), permissions(), user)
         return f"{user.email} is signed out everywhere; their API tokens are revoked."
 
     return run_action(apply, _detail(user_id))
@@ -222,14 +224,14 @@ def sign_out_user(user_id: int) -> Response | str:
 @admin_bp.post("/users/<int:user_id>/delete")
 @permission_required("users:delete")
 def delete_user(user_id: int) -> Response | str:
-    user = admin.get_user(user_id)
+    user = user_management.get_user(user_id)
     if not confirmed():
         return ask_confirmation(
             f"Delete {user.email}? The account can no longer be used; its audit trail stays.", "Delete"
         )
 
     def apply() -> str:
-        admin.delete_user(actor(), permissions(), user)
+        user_management.delete_user(actor(), permissions(), user)
         return f"{user.email} is deleted."
 
     return run_action(apply, _detail(user_id))

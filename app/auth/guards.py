@@ -16,6 +16,7 @@ from flask_login import current_user
 
 from app.auth.cache import family_accepted
 from app.auth.tokens import InvalidAccessToken, decode_access_token
+from app.core.api_paths import is_api_request
 from app.errors import PermissionDenied, Unauthorized
 from app.rbac.service import permissions_of
 from app.users.cache import token_accepted
@@ -24,7 +25,7 @@ from app.users.service import load_principal
 
 
 def _is_api_request() -> bool:
-    return request.path.startswith("/api/")
+    return is_api_request()
 
 
 def bearer_user_id() -> int | None:

@@ -13,7 +13,7 @@ from app.auth import accounts, auth_bp
 from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupForm
 from app.auth.guards import login_required
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
-from app.auth.sessions import begin_browser_sign_in, end_session, sign_browser_out
+from app.auth.session_records import begin_browser_sign_in, end_session, sign_browser_out
 from app.core.forms import apply_service_errors
 from app.core.ratelimit import rate_limited
 from app.errors import ValidationFailed

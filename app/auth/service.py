@@ -88,7 +88,7 @@ def authenticate(email: str, password: str, channel: str, commit: bool = True) -
 def sign_out_everywhere(user: User, reason: str, commit: bool = True, actor_id: int | None = None) -> None:
     """Kill every session cookie and access token (epoch bump) and every refresh token.
     `actor_id` is who did it when it is not the user themself (an admin)."""
-    from app.auth.sessions import revoke_all_sessions
+    from app.auth.session_records import revoke_all_sessions
 
     user.session_epoch += 1
     revoke_all_refresh_tokens(user.id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Request, Response
 
 from app.config import Settings
-from app.core.sessions import API_PREFIX
+from app.core.api_paths import is_api_request
 
 EXPOSED_HEADERS = (
     "ETag",
@@ -40,7 +40,7 @@ class ApiCors:
 
     def apply(self, request: Request, response: Response) -> None:
         origin = request.environ.get("HTTP_ORIGIN")
-        if not origin or not request.path.startswith(API_PREFIX):
+        if not origin or not is_api_request():
             return
         if not (self.any_origin or origin in self.origins):
             return

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from flask import Request, Response, current_app, g, request, session
 
-from app.core.sessions import API_PREFIX
+from app.core.api_paths import is_api_path, is_api_request
 
 PRIVATE = "private, no-store"
 PUBLIC_ATTR = "__public_max_age__"
@@ -84,7 +84,7 @@ def _signed_in() -> bool:
 
 def _session_cookie_pending() -> bool:
     """Whether Flask will send a session Set-Cookie (it saves the session after these hooks)."""
-    if request.path.startswith(API_PREFIX):  # the API never writes the session (app.core.sessions)
+    if is_api_request():  # the API never writes the session (app.core.cookie_session)
         return False
     if session.modified:
         return True
@@ -116,7 +116,7 @@ def apply_default_cache_control(req: Request, response: Response, view: Any, pre
         response.headers.add("Cache-Control", PRIVATE)
         return
     response.headers.add("Cache-Control", f"public, max-age={max_age}")
-    if not req.path.startswith(API_PREFIX):
+    if not is_api_path(req.path):
         # Signed-in visitors see another page: a cache must not give them this anonymous copy.
         # (String work: response.vary parses and rebuilds the header.)
         if "vary" not in present:

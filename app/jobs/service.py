@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, g, has_request_context, request
+from flask import current_app, g, has_request_context
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
+from app.core.api_paths import is_api_request
 from app.core.database import utcnow
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
@@ -59,7 +60,7 @@ def requesting_user_id() -> int | None:
     """The signed-in user of the current request (session or bearer token), if any."""
     if not has_request_context():
         return None
-    if request.path.startswith("/api/"):
+    if is_api_request():
         return g.get("api_user_id")
     from flask_login import current_user
 
@@ -96,7 +97,7 @@ def enqueue(
 
 
 def forget_job_counts() -> None:
-    """Invalidator of the per-queue job counts (app.jobs.admin.overview): call it in every
+    """Invalidator of the per-queue job counts (app.jobs.management.overview): call it in every
     unit of work that changes a job's status."""
     from app.cache import bump
 

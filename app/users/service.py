@@ -43,7 +43,7 @@ def load_user(session_user_id: str) -> User | None:
     """The user named by a session's "<id>:<epoch>": an active user whose epoch still matches.
 
     A bumped epoch (logout everywhere, password change, disable) makes every copied session
-    cookie useless. (Flask-Login reaches this through app.auth.sessions.load_session_user,
+    cookie useless. (Flask-Login reaches this through app.auth.session_records.load_session_user,
     which also requires the session's server-side record; remember-me has records of its own.)
     """
     user_id, _, epoch = session_user_id.partition(":")

@@ -15,7 +15,7 @@ from app.core.database import utcnow
 from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
-from app.rbac import admin as role_admin
+from app.rbac import management as role_management
 from app.rbac.catalog import PERMISSIONS
 from app.users.models import User
 
@@ -88,7 +88,7 @@ def _stored_user(app, user_id: int) -> User:
 
 def _create_role(app, actor_id: int, name: str, permissions) -> None:
     with app.app_context():
-        role_admin.create_role(db.session.get(User, actor_id), name, f"The {name} role", permissions)
+        role_management.create_role(db.session.get(User, actor_id), name, f"The {name} role", permissions)
 
 
 @pytest.fixture()

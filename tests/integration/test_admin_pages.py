@@ -177,7 +177,7 @@ ACTIONS = [
 @pytest.mark.parametrize(("path", "form", "allowed"), ACTIONS, ids=[f"{a[0]} {a[1]}" for a in ACTIONS])
 def test_each_action_is_allowed_or_refused_by_role(app, clients, make_user, monkeypatch, role, path, form, allowed):
     from app.jobs import service as jobs_service
-    from app.rbac import admin as roles_admin
+    from app.rbac import management as role_management
 
     monkeypatch.setattr(jobs_service, "_dispatcher", lambda *args: None)  # nothing runs: only the action counts
     ids = {
@@ -188,7 +188,7 @@ def test_each_action_is_allowed_or_refused_by_role(app, clients, make_user, monk
         "upload": "up-1",
     }
     with app.app_context():
-        roles_admin.create_role(_user(app, "admin@example.com"), "temp", "", [])
+        role_management.create_role(_user(app, "admin@example.com"), "temp", "", [])
         db.session.add(
             Upload(
                 id="up-1",
@@ -338,11 +338,11 @@ def test_a_manager_cannot_bulk_assign_roles(app, clients, make_user):
 def keeper(app, make_user):
     """Someone with every permission but not the admin role: the only one who could lock the
     site out by demoting or disabling the last admin."""
-    from app.rbac import admin as roles_admin
+    from app.rbac import management as role_management
     from app.rbac.catalog import PERMISSIONS
 
     with app.app_context():
-        roles_admin.create_role(_user(app, "admin@example.com"), "keeper", "", list(PERMISSIONS))
+        role_management.create_role(_user(app, "admin@example.com"), "keeper", "", list(PERMISSIONS))
     return make_user(email="keeper@example.com", roles=("keeper",))
 
 
@@ -396,11 +396,11 @@ def test_the_admin_role_loses_no_permission_in_the_grid(app, clients, taken):
 
 def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(app, people, make_user):
     """Finding 2 of issue 10, through /admin/roles: the grid save, and deleting a role."""
-    from app.rbac import admin as roles_admin
+    from app.rbac import management as role_management
 
     with app.app_context():
-        roles_admin.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage"])
-        roles_admin.create_role(_user(app, "admin@example.com"), "reader", "", ["users:read"])
+        role_management.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage"])
+        role_management.create_role(_user(app, "admin@example.com"), "reader", "", ["users:read"])
     make_user(email="gate@example.com", roles=("gatekeeper",))
     client = sign_in(app.test_client(), "gate@example.com")
     html = client.get("/admin/roles").get_data(as_text=True)
@@ -488,11 +488,11 @@ def test_user_list_filters_sort_and_htmx_partials(app, clients, make_user):
 
 
 def test_csv_export_streams_the_filtered_list_in_batches(app, clients, make_user, monkeypatch):
-    from app.users import admin as users_admin
+    from app.users import management as user_management
 
     for n in range(5):
         make_user(email=f"csv{n}@example.com", display_name=f'=HYPERLINK("x") {n}')
-    monkeypatch.setattr(users_admin, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(user_management, "EXPORT_BATCH", 2)
     response = clients("manager").get("/admin/users/export.csv?q=csv")
     assert response.is_streamed and response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
@@ -704,10 +704,10 @@ def test_periodic_tasks_are_listed_and_run_now_records_the_run(app, clients):
 
 
 def test_nobody_grants_a_permission_they_do_not_hold(app, people, make_user):
-    from app.rbac import admin as roles_admin
+    from app.rbac import management as role_management
 
     with app.app_context():
-        roles_admin.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage", "users:read"])
+        role_management.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage", "users:read"])
     make_user(email="gate@example.com", roles=("gatekeeper",))
     target = make_user(email="target@example.com")
     client = sign_in(app.test_client(), "gate@example.com")

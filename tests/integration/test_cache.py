@@ -95,34 +95,34 @@ def people(make_user):
 
 
 def test_permission_sets_follow_role_grants_role_edits_and_role_deletion(app, client, people):
-    from app.rbac import admin as roles_admin
+    from app.rbac import management as role_management
     from app.rbac.service import permissions_of
-    from app.users import admin as users_admin
+    from app.users import management as user_management
 
     user_id = people["user"].id
     with app.app_context():
         admin = db.session.get(User, people["admin"].id)
         assert permissions_of(user_id) == frozenset()
         assert permissions_of(user_id) == frozenset()  # now cached
-        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
+        user_management.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
         assert "users:write" in permissions_of(user_id)  # a grant
-        manager = roles_admin.get_role("manager")
-        roles_admin.update_role(admin, manager, ["users:read"])
+        manager = role_management.get_role("manager")
+        role_management.update_role(admin, manager, ["users:read"])
         assert permissions_of(user_id) == frozenset({"users:read"})  # a role edit reaches its members
-        roles_admin.create_role(admin, "extra", "", ["audit:read"])
-        users_admin.update_user(
+        role_management.create_role(admin, "extra", "", ["audit:read"])
+        user_management.update_user(
             admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager", "extra"]
         )
         assert "audit:read" in permissions_of(user_id)
-        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
-        roles_admin.delete_role(admin, roles_admin.get_role("extra"))
+        user_management.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
+        role_management.delete_role(admin, role_management.get_role("extra"))
         assert permissions_of(user_id) == frozenset({"users:read"})
     # And over HTTP: the API sees the change on the next request.
     headers = _bearer(client, "user@example.com")
     assert client.get("/api/v1/users", headers=headers).status_code == 200
     with app.app_context():
         admin = db.session.get(User, people["admin"].id)
-        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["user"])
+        user_management.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["user"])
     assert client.get("/api/v1/users", headers=headers).status_code == 403
 
 
@@ -164,9 +164,9 @@ def test_user_list_pages_follow_new_changed_and_deleted_users(app, client, peopl
 
 
 def test_dashboard_counts_follow_user_upload_and_job_writes(app, people, make_user):
-    from app.jobs.admin import overview
+    from app.jobs.management import overview
     from app.uploads.service import totals_by_status
-    from app.users.admin import counts_by_status, signups_since
+    from app.users.management import counts_by_status, signups_since
 
     with app.app_context():
         before = counts_by_status()
@@ -210,7 +210,7 @@ def test_dashboard_counts_follow_user_upload_and_job_writes(app, people, make_us
 @pytest.mark.skipif(not SERVICES, reason="the embedded profile is one process: no other instance to tell")
 def test_a_role_change_on_one_instance_reaches_another_instances_l1_within_a_second(make_app, app, people):
     from app.rbac.service import permissions_of
-    from app.users import admin as users_admin
+    from app.users import management as user_management
 
     other = make_app()
     user_id = people["user"].id
@@ -222,7 +222,7 @@ def test_a_role_change_on_one_instance_reaches_another_instances_l1_within_a_sec
         assert permissions_of(user_id) == frozenset() and state().l1_hits == hits + 1  # served from its L1
     with app.app_context():
         admin = db.session.get(User, people["admin"].id)
-        users_admin.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
+        user_management.update_user(admin, permissions_of(admin.id), db.session.get(User, user_id), roles=["manager"])
         changed_at = time.monotonic()
 
     def seen_by_other():
@@ -260,12 +260,12 @@ def test_a_password_set_by_the_cli_ends_the_web_processes_tokens_at_once(app, cl
 
 
 def test_grants_restored_by_the_cli_apply_in_the_web_process_at_once(app, client, people, make_user, base_settings):
-    from app.rbac import admin as roles_admin
+    from app.rbac import management as role_management
 
     make_user(email="manager@example.com", roles=("manager",))
     with app.app_context():
         admin = db.session.get(User, people["admin"].id)
-        roles_admin.update_role(admin, roles_admin.get_role("manager"), ["users:read", "users:write"])
+        role_management.update_role(admin, role_management.get_role("manager"), ["users:read", "users:write"])
     headers = _bearer(client, "manager@example.com")
     assert client.get("/api/v1/admin/jobs", headers=headers).status_code == 403
     assert client.get("/api/v1/admin/jobs", headers=headers).status_code == 403  # the permission set is cached now
@@ -493,7 +493,7 @@ def test_a_hung_redis_costs_at_most_the_client_timeout(make_app, hung_redis_url)
 
 
 def test_job_rows_are_counted_again_after_a_retry(app, people):
-    from app.jobs import admin as jobs_admin
+    from app.jobs import management as job_management
 
     with app.app_context():
         db.session.add(
@@ -509,10 +509,10 @@ def test_job_rows_are_counted_again_after_a_retry(app, people):
             )
         )
         db.session.commit()
-        before = {queue.name: queue for queue in jobs_admin.overview()}["emails"].counts
+        before = {queue.name: queue for queue in job_management.overview()}["emails"].counts
         assert before["failed"] == 1
-        jobs_admin.retry(db.session.get(User, people["admin"].id), db.session.get(Job, "j-1"))
-        after = {queue.name: queue for queue in jobs_admin.overview()}["emails"].counts
+        job_management.retry(db.session.get(User, people["admin"].id), db.session.get(Job, "j-1"))
+        after = {queue.name: queue for queue in job_management.overview()}["emails"].counts
         assert after["failed"] == 0 and after["succeeded"] == 1
 
 

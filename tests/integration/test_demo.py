@@ -62,7 +62,7 @@ def sizes(application) -> dict[str, int]:
 
 
 def test_the_seed_fills_users_roles_uploads_jobs_and_audit(demo_app):
-    from app.users.admin import counts_by_status, signups_since
+    from app.users.management import counts_by_status, signups_since
 
     output = seed(demo_app)
 

@@ -1,7 +1,7 @@
 """The admin API for integrators: `/api/v1/admin/users|roles|permissions|jobs/...`.
 
-Thin views over the same services as the `/admin` pages (`app/users/admin.py`,
-`app/rbac/admin.py`, `app/jobs/admin.py`): those hold the rules (the last administrator, no
+Thin views over the same services as the `/admin` pages (`app/users/management.py`,
+`app/rbac/management.py`, `app/jobs/management.py`): those hold the rules (the last administrator, no
 editing a role that holds permissions you lack, the admin role never losing a permission,
 which jobs can be retried) and write the audit trail.
 """
@@ -30,11 +30,11 @@ from app.api.v1.schemas import UserOut
 from app.auth.guards import actor_permissions, current_actor
 from app.core.repository import Page
 from app.errors import NotFound
-from app.jobs import admin as job_admin
-from app.rbac import admin as role_admin
-from app.rbac.admin import RoleSummary
+from app.jobs import management as job_management
+from app.rbac import management as role_management
 from app.rbac.catalog import PERMISSIONS
-from app.users import admin as user_admin
+from app.rbac.management import RoleSummary
+from app.users import management as user_management
 
 TAGS = ("admin",)
 
@@ -43,7 +43,7 @@ TAGS = ("admin",)
 
 def _update_user(user_id: int, **changes) -> UserOut:
     actor = current_actor()
-    user = user_admin.update_user(actor, actor_permissions(actor), user_admin.get_user(user_id), **changes)
+    user = user_management.update_user(actor, actor_permissions(actor), user_management.get_user(user_id), **changes)
     return UserOut.model_validate(user, from_attributes=True)
 
 
@@ -106,7 +106,7 @@ def admin_enable_user(user_id: int) -> UserOut:
 def admin_sign_out_user(user_id: int) -> Response:
     """Ends every browser session and revokes every access and refresh token the user holds."""
     actor = current_actor()
-    user_admin.force_sign_out(actor, actor_permissions(actor), user_admin.get_user(user_id))
+    user_management.force_sign_out(actor, actor_permissions(actor), user_management.get_user(user_id))
     return Response(status=204)
 
 
@@ -123,7 +123,7 @@ def admin_sign_out_user(user_id: int) -> Response:
 def admin_send_password_reset(user_id: int) -> Response:
     """The email is queued; the admin never sees or sets the password. 409 for a disabled account."""
     actor = current_actor()
-    user_admin.send_password_reset(actor, actor_permissions(actor), user_admin.get_user(user_id))
+    user_management.send_password_reset(actor, actor_permissions(actor), user_management.get_user(user_id))
     return Response(status=202)
 
 
@@ -143,7 +143,7 @@ def _role_out(summary: RoleSummary) -> AdminRoleOut:
 
 def _role_summary(name: str) -> RoleSummary:
     """One role with the same member count as the list shows."""
-    for summary in role_admin.list_roles():
+    for summary in role_management.list_roles():
         if summary.role.name == name:
             return summary
     raise NotFound(f"No role named {name!r}.")
@@ -169,7 +169,7 @@ def admin_list_permissions() -> AdminPermissionList:
 )
 def admin_list_roles() -> AdminRoleList:
     """Every role with its permissions and member count."""
-    return AdminRoleList(items=[_role_out(summary) for summary in role_admin.list_roles()])
+    return AdminRoleList(items=[_role_out(summary) for summary in role_management.list_roles()])
 
 
 @api_operation(
@@ -198,7 +198,7 @@ def admin_get_role(name: str) -> AdminRoleOut:
 )
 def admin_create_role(body: AdminRoleCreate) -> AdminRoleOut:
     """The `Location` header gives the new role's URL. 422 for a taken name or an unknown permission."""
-    role = role_admin.create_role(current_actor(), body.name, body.description, body.permissions)
+    role = role_management.create_role(current_actor(), body.name, body.description, body.permissions)
     location = url_for("api.v1.admin_get_role", name=role.name)
 
     @after_this_request
@@ -224,11 +224,11 @@ def admin_update_role(name: str, body: AdminRolePatch) -> AdminRoleOut:
     """`permissions` replaces the whole set. 403 when the role holds a permission you lack; 422
     for a grant beyond your own permissions or any permission taken from the built-in admin role."""
     actor = current_actor()
-    role = role_admin.get_role(name)
+    role = role_management.get_role(name)
     permissions = body.permissions
     if permissions is None:
         permissions = [permission.name for permission in role.permissions]
-    role_admin.update_role(
+    role_management.update_role(
         actor, role, permissions, description=body.description, actor_permissions=actor_permissions(actor)
     )
     return _role_out(_role_summary(name))
@@ -248,7 +248,7 @@ def admin_delete_role(name: str) -> Response:
     """403 when the role holds a permission you lack; 409 for a built-in role or one that
     accounts still hold."""
     actor = current_actor()
-    role_admin.delete_role(actor, role_admin.get_role(name), actor_permissions(actor))
+    role_management.delete_role(actor, role_management.get_role(name), actor_permissions(actor))
     return Response(status=204)
 
 
@@ -269,8 +269,8 @@ def admin_delete_role(name: str) -> Response:
 )
 def admin_list_jobs(query: AdminJobQuery) -> Page:
     """Newest first, filtered by queue, status, causing user and a search term."""
-    filters = job_admin.JobFilter(queue=query.queue, status=query.status, q=query.q, user_id=query.user_id)
-    return job_admin.list_jobs(filters, query.page, query.per_page)
+    filters = job_management.JobFilter(queue=query.queue, status=query.status, q=query.q, user_id=query.user_id)
+    return job_management.list_jobs(filters, query.page, query.per_page)
 
 
 @api_operation(
@@ -279,7 +279,7 @@ def admin_list_jobs(query: AdminJobQuery) -> Page:
 def admin_job_queues() -> AdminQueueList:
     """Per queue: jobs in each status and the configured worker concurrency."""
     return AdminQueueList(
-        items=[AdminQueueOut.model_validate(queue, from_attributes=True) for queue in job_admin.overview()]
+        items=[AdminQueueOut.model_validate(queue, from_attributes=True) for queue in job_management.overview()]
     )
 
 
@@ -294,7 +294,7 @@ def admin_job_queues() -> AdminQueueList:
 )
 def admin_get_job(job_id: str) -> AdminJobDetailOut:
     """Everything about the job but its payload, which is never shown (it can hold secrets)."""
-    return AdminJobDetailOut.model_validate(job_admin.get_job(job_id), from_attributes=True)
+    return AdminJobDetailOut.model_validate(job_management.get_job(job_id), from_attributes=True)
 
 
 @api_operation(
@@ -309,7 +309,7 @@ def admin_get_job(job_id: str) -> AdminJobDetailOut:
 )
 def admin_retry_job(job_id: str) -> AdminJobDetailOut:
     """Runs a failed or revoked job again from its first attempt; 409 in any other state."""
-    job = job_admin.retry(current_actor(), job_admin.get_job(job_id))
+    job = job_management.retry(current_actor(), job_management.get_job(job_id))
     return AdminJobDetailOut.model_validate(job, from_attributes=True)
 
 
@@ -325,5 +325,5 @@ def admin_retry_job(job_id: str) -> AdminJobDetailOut:
 )
 def admin_revoke_job(job_id: str) -> AdminJobDetailOut:
     """Cancels a pending or scheduled job so its task never runs; 409 in any other state."""
-    job = job_admin.revoke(current_actor(), job_admin.get_job(job_id))
+    job = job_management.revoke(current_actor(), job_management.get_job(job_id))
     return AdminJobDetailOut.model_validate(job, from_attributes=True)

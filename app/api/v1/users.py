@@ -13,7 +13,7 @@ from app.auth.guards import actor_permissions, current_actor
 from app.core.repository import Page
 from app.extensions import db
 from app.rbac.models import Role
-from app.users import admin
+from app.users import management as user_management
 from app.users.cache import user_page, user_profile
 
 
@@ -52,7 +52,7 @@ def _user_out(user) -> UserOut:
     errors=(404,),
 )
 def get_user(user_id: int) -> UserOut:
-    return user_profile(user_id, _user_out, lambda user_id: admin.get_user(user_id, include_deleted=True))
+    return user_profile(user_id, _user_out, lambda user_id: user_management.get_user(user_id, include_deleted=True))
 
 
 @api_operation(
@@ -70,7 +70,7 @@ def update_user(user_id: int, body: UserPatch) -> UserOut:
     """Disabling signs the user out everywhere at once. Changing `roles` also needs roles:manage."""
     actor = current_actor()
     changes = body.model_dump(exclude_unset=True)
-    user = admin.update_user(actor, actor_permissions(actor), admin.get_user(user_id), **changes)
+    user = user_management.update_user(actor, actor_permissions(actor), user_management.get_user(user_id), **changes)
     return UserOut.model_validate(user, from_attributes=True)
 
 
@@ -87,7 +87,7 @@ def update_user(user_id: int, body: UserPatch) -> UserOut:
 def delete_user(user_id: int) -> Response:
     """Soft delete: the account stays for the audit trail but can no longer be used."""
     actor = current_actor()
-    admin.delete_user(actor, actor_permissions(actor), admin.get_user(user_id))
+    user_management.delete_user(actor, actor_permissions(actor), user_management.get_user(user_id))
     return Response(status=204)
 
 

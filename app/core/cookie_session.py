@@ -6,7 +6,7 @@ and it skips the cost of verifying and re-signing a cookie. Elsewhere this is Fl
 cookie session with its serializer built once per app instead of twice per request.
 
 A signed-in (permanent) session's cookie is re-issued, pushing its expiry PERMANENT_SESSION_LIFETIME
-ahead, when the server-side record's `last_seen_at` moves (app.auth.sessions, at most once a
+ahead, when the server-side record's `last_seen_at` moves (app.auth.session_records, at most once a
 minute), rather than on every response: the cookie then expires exactly when the record goes
 idle, as before, without re-signing the cookie on each request. A changed session is saved as
 always.
@@ -18,7 +18,8 @@ from flask import Flask, Request, Response, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 
-API_PREFIX = "/api/"
+from app.core.api_paths import is_api_path
+
 REFRESH_COOKIE = "hearth_refresh_session_cookie"  # `g` attribute: re-issue the cookie now
 
 
@@ -40,7 +41,7 @@ class BrowserSessionInterface(SecureCookieSessionInterface):
         return serializer
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith(API_PREFIX) or "HTTP_COOKIE" not in request.environ:
+        if is_api_path(request.path) or "HTTP_COOKIE" not in request.environ:
             return self.session_class()  # nothing to read (and no signer to build) without a cookie
         return super().open_session(app, request)
 
@@ -50,7 +51,7 @@ class BrowserSessionInterface(SecureCookieSessionInterface):
         return session.modified or (session.permanent and g.get(REFRESH_COOKIE, False))
 
     def save_session(self, app: Flask, session: SecureCookieSession, response: Response) -> None:
-        if request.path.startswith(API_PREFIX):
+        if is_api_path(request.path):
             return
         if not session and not session.modified:
             # Nothing to write or delete (Flask's own method reads six settings first). A page

@@ -3,7 +3,7 @@
 One set of rules for the /admin/roles pages (the grid included) and the admin API:
 
 - nobody edits or deletes a role holding a permission they lack (the rule that protects
-  accounts in `app.users.admin`), and nobody grants a permission they lack;
+  accounts in `app.users.management`), and nobody grants a permission they lack;
 - the built-in `admin` role's permissions are never reduced here (only `flask roles sync
   --restore` on the server writes built-in grants), so holding `roles:manage` alone can
   never disarm the administrators;

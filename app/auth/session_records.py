@@ -30,9 +30,9 @@ from werkzeug.wrappers import Response
 from app.audit.service import record
 from app.auth.emailed_tokens import token_hash
 from app.auth.models import RememberToken, UserSession
+from app.core.cookie_session import refresh_session_cookie
 from app.core.database import utcnow
 from app.core.net import client_address
-from app.core.sessions import refresh_session_cookie
 from app.extensions import db, login_manager
 from app.pipeline import add_browser_hooks
 from app.users.models import User
@@ -233,7 +233,7 @@ def _session_is_live() -> bool:
         if now - row.last_seen_at > TOUCH_EVERY:
             row.last_seen_at = now
             db.session.commit()
-            # The cookie's expiry moves with the record's (app.core.sessions).
+            # The cookie's expiry moves with the record's (app.core.cookie_session).
             refresh_session_cookie()
         return True
     if row is not None and row.revoked_at is None:

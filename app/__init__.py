@@ -6,13 +6,41 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context
+from flask_login import current_user
+from flask_login.utils import _user_context_processor
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import models  # noqa: F401  (every table on the metadata, for Alembic too)
+from app.account.routes import account_bp
+from app.admin import admin_bp
+from app.api import api_bp
+from app.auth.routes import auth_bp
+from app.auth.session_records import init_session_tracking
+from app.cache.aside import init_caching
+from app.cli import register_cli
 from app.config import INSTANCE_PATH, Settings, load_settings
 from app.core.cookie_session import BrowserSessionInterface
+from app.core.database import enable_sqlite_wal
+from app.core.input import init_input_validation
+from app.core.migrations import init_migrations
+from app.core.ratelimit import init_rate_limiting, install_route_limits
+from app.core.templating import init_templating
+from app.errors import register_error_handlers
+from app.extensions import app_limiter, cache, csrf, db, login_manager
+from app.files.routes import files_bp
+from app.flags import init_flags
+from app.health.routes import health_bp
+from app.logging import configure_logging, redacted_path
+from app.mail.routes import dev_mail_bp
+from app.main.routes import main_bp
+from app.metrics import init_metrics
+from app.pipeline import init_pipeline
+from app.storage import init_storage
+from app.version import __version__
+from tasks import queues as task_queues
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "create_app", "get_settings"]
 
 # Scripts may only come from our own origin; styles likewise. No inline code anywhere, so
 # neither 'unsafe-inline' nor 'unsafe-eval' is ever needed.
@@ -61,8 +89,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(_flask_config(settings))
     app.session_interface = BrowserSessionInterface()
 
-    from app.logging import configure_logging
-
     configure_logging(settings.log_level)
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(
@@ -80,9 +106,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_commands(app)
     register_template_helpers(app)
 
-    from tasks.queues import configure_queues
-
-    configure_queues(settings, app)
+    task_queues.init_app(app, settings)
     return app
 
 
@@ -192,10 +216,6 @@ def _init_sentry(settings: Settings) -> None:
 def _without_url_secrets(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
     """Reset, verify and download links carry live tokens in their path: Sentry gets the
     redacted path (as the logs do) and no query string."""
-    from flask import has_request_context
-
-    from app.logging import redacted_path
-
     request_data = event.get("request")
     if isinstance(request_data, dict):
         request_data.pop("query_string", None)
@@ -209,14 +229,6 @@ def _without_url_secrets(event: dict[str, Any], _hint: dict[str, Any]) -> dict[s
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind every extension. The global request pipeline (app.pipeline) is registered first:
     its before hook runs before, and its after hook after, every other extension's."""
-    from app.core.database import enable_sqlite_wal
-    from app.core.input import init_input_validation
-    from app.core.migrations import init_migrations
-    from app.core.ratelimit import init_rate_limiting
-    from app.extensions import cache, csrf, db, login_manager
-    from app.metrics import init_metrics
-    from app.pipeline import init_pipeline
-
     init_metrics(app)
     # The app-wide budget and Flask-Limiter (route limits only: no hooks of its own).
     budget, limiter = init_rate_limiting(app, settings)
@@ -229,8 +241,6 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     with app.app_context():
         enable_sqlite_wal(db.engine)
-    from app import models  # noqa: F401  (every table on the metadata, for Alembic too)
-
     init_migrations(app)
     csrf.init_app(app)
     # The pipeline checks CSRF on browser routes itself (WTF_CSRF_CHECK_DEFAULT is off, so
@@ -242,9 +252,6 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     # Flask-Login's context processor loads the user (session, record, remember-me cookie) for
     # every template rendered, used or not; a global proxy loads it only where a template
     # reads `current_user` (a public page never does).
-    from flask_login import current_user
-    from flask_login.utils import _user_context_processor
-
     app.template_context_processors[None].remove(_user_context_processor)
     app.jinja_env.globals["current_user"] = current_user
     # "basic": a session whose fingerprint changes loses freshness; "strong" would clear the
@@ -253,27 +260,13 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
     cache.init_app(app)
-    from app.cache.aside import init_caching
-
     init_caching(app)
-
-    from app.auth.session_records import init_session_tracking
 
     # The user loader, the session-record check and the remember-me cookie.
     init_session_tracking(app)
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from app.account import account_bp
-    from app.admin import admin_bp
-    from app.api import api_bp
-    from app.auth import auth_bp
-    from app.core.ratelimit import install_route_limits
-    from app.extensions import app_limiter
-    from app.files import files_bp
-    from app.health import health_bp
-    from app.main import main_bp
-
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
@@ -282,31 +275,19 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     if settings.is_development:
-        from app.mail.routes import dev_mail_bp
-
         app.register_blueprint(dev_mail_bp)
-    from app.storage import init_storage
-
     init_storage(app)
     install_route_limits(app, app_limiter(app))
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from app.errors import register_error_handlers
-
     register_error_handlers(app)
 
 
 def register_commands(app: Flask) -> None:
-    from app.cli import register_cli
-
     register_cli(app)
 
 
 def register_template_helpers(app: Flask) -> None:
-    from app.core.templating import init_templating
-
     init_templating(app)
-    from app.flags import init_flags
-
     init_flags(app)

@@ -6,13 +6,20 @@ import os
 import time
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from app.auth.accounts import set_password
 from app.core.runtime import settle_after_startup
 from app.demo import DEFAULT_USERS, DEMO_DOMAIN, MAX_USERS
 from app.errors import DomainError
+from app.extensions import db
+from app.jobs.queues import QUEUES, QUEUES_KEY
+from app.jobs.service import sweep
 from app.logging import get_logger
+from app.mail.service import queue_email
+from app.rbac.service import sync_roles
+from app.users.service import checked_email, ensure_admin
 
 log = get_logger("hearth.cli")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
@@ -23,8 +30,6 @@ mail_cli = AppGroup("mail", help="Outgoing email.")
 @with_appcontext
 def seed_admin() -> None:
     """Make sure an administrator exists (ADMIN_EMAIL / ADMIN_PASSWORD, or generated once)."""
-    from app.users.service import ensure_admin
-
     try:
         account = ensure_admin(os.environ.get("ADMIN_EMAIL") or None, os.environ.get("ADMIN_PASSWORD") or None)
     except DomainError as error:
@@ -44,11 +49,7 @@ def seed_admin() -> None:
 @click.option("--workers", type=int, default=None, help="Threads; defaults to the queue's concurrency.")
 def worker(queue: str, workers: int | None) -> None:
     """Run a huey consumer for QUEUE (one process per queue; run more to scale out)."""
-    import tasks  # noqa: F401  (registers every task)
-    from app.jobs.queues import QUEUES
-    from tasks.queues import HUEYS
-
-    huey = HUEYS[queue]
+    huey = current_app.extensions[QUEUES_KEY].hueys[queue]
     if huey.immediate:
         raise click.ClickException("JOBS_IMMEDIATE is set: tasks run inline, there is no queue to consume")
     consumer = huey.create_consumer(
@@ -69,9 +70,6 @@ def worker(queue: str, workers: int | None) -> None:
 @jobs_cli.command("sweep")
 def sweep_jobs() -> None:
     """Re-send jobs huey lost now (the sync consumer also does this every minute)."""
-    import tasks  # noqa: F401
-    from app.jobs.service import sweep
-
     report = sweep()
     click.echo(f"requeued={len(report.requeued)} failed={len(report.failed)}")
 
@@ -80,10 +78,6 @@ def sweep_jobs() -> None:
 @click.argument("address")
 def send_test_mail(address: str) -> None:
     """Queue a test message to ADDRESS through the emails queue."""
-    from app.extensions import db
-    from app.mail.service import queue_email
-    from app.users.service import checked_email
-
     job = queue_email(checked_email(address), "test_message", {"address": address})
     db.session.commit()
     click.echo(f"queued job {job.id}")
@@ -97,8 +91,6 @@ users_cli = AppGroup("users", help="User accounts.")
 @click.option("--restore", is_flag=True, help="Also give built-in roles back every permission the catalog grants.")
 def roles_sync(restore: bool) -> None:
     """Write the built-in roles and permissions (idempotent; keeps admins' edits unless --restore)."""
-    from app.rbac.service import sync_roles
-
     sync_roles(restore_grants=restore)
     click.echo("roles and permissions are in sync" + (" (built-in grants restored)" if restore else ""))
 
@@ -108,8 +100,6 @@ def roles_sync(restore: bool) -> None:
 @click.password_option(prompt="Password for the new administrator")
 def users_create_admin(email: str, password: str) -> None:
     """Create an administrator EMAIL (or grant the admin role to that existing user)."""
-    from app.users.service import ensure_admin
-
     try:
         account = ensure_admin(email, password)
     except DomainError as error:
@@ -122,8 +112,6 @@ def users_create_admin(email: str, password: str) -> None:
 @click.password_option(prompt="New password")
 def users_set_password(email: str, password: str) -> None:
     """Set EMAIL's password; every session and token of that user is revoked."""
-    from app.users.service import set_password
-
     try:
         user = set_password(email, password)
     except DomainError as error:
@@ -148,7 +136,7 @@ def demo_seed(user_count: int) -> None:
 
     Refused with APP_ENV=production or staging.
     """
-    from app.demo.seed import seed_demo
+    from app.demo.seed import seed_demo  # demo data and its generators load only for `flask demo seed`
 
     started = time.perf_counter()
     try:

@@ -1,4 +1,4 @@
-"""Typed, fail-fast configuration (seed §12).
+"""Typed, fail-fast configuration (docs/architecture.md §12).
 
 One `Settings` class reads the environment (and `.env`); every other module reads from it.
 A bad or missing value raises `ConfigError`, a `SystemExit` whose message names every
@@ -23,6 +23,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_PATH = PROJECT_ROOT / "instance"
 SECRET_FIELDS = ("secret_key", "jwt_secret")
 MIN_SECRET_LENGTH = 32
+# argon2id's cost by default (app.users.passwords): RFC 9106's low-memory profile, which is
+# argon2-cffi's own default. DUMMY_HASH is precomputed for exactly these.
+DEFAULT_PASSWORD_HASH_TIME_COST = 3
+DEFAULT_PASSWORD_HASH_MEMORY_KIB = 64 * 1024
+DEFAULT_PASSWORD_HASH_PARALLELISM = 4
+# OWASP's minimum argon2id memory (KiB) for each number of passes (5 or more: the last),
+# refused below outside development/test (Password Storage Cheat Sheet).
+OWASP_ARGON2_MIN_MEMORY_KIB = {1: 47104, 2: 19456, 3: 12288, 4: 9216, 5: 7168}
 
 
 class AppEnv(StrEnum):
@@ -140,7 +148,7 @@ class Settings(BaseSettings):
     jobs_backoff_base_seconds: float = Field(default=10.0, gt=0)
     jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     cache_default_timeout: int = Field(default=300, ge=1)
-    # L1 (in-process) and L2 (Redis, or in-process when embedded) caching, seed §8.
+    # L1 (in-process) and L2 (Redis, or in-process when embedded) caching, docs/architecture.md §8.
     cache_enabled: bool = True
     cache_local_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
     # Benchmarks only: every read misses (the value is still computed and stored).
@@ -163,6 +171,12 @@ class Settings(BaseSettings):
     # a storm of sign-ins are served first (19: the lowest priority, which still gets every idle
     # cycle); 0 runs them at the request threads' priority.
     password_hash_niceness: int = Field(default=19, ge=0, le=19)
+    # argon2id's cost: passes, lanes (threads) and memory in KiB. New hashes use them, and a
+    # hash made with other parameters is re-hashed at the next sign-in. Outside development/test
+    # at least OWASP's minimum; tests use the cheapest argon2 allows (1 pass, 1 lane, 8 KiB).
+    password_hash_time_cost: int = Field(default=DEFAULT_PASSWORD_HASH_TIME_COST, ge=1, le=100)
+    password_hash_parallelism: int = Field(default=DEFAULT_PASSWORD_HASH_PARALLELISM, ge=1, le=64)
+    password_hash_memory_kib: int = Field(default=DEFAULT_PASSWORD_HASH_MEMORY_KIB, ge=8, le=4 * 1024 * 1024)
     # gunicorn's worker processes (gunicorn.conf.py reads the same variable); None: its default.
     web_concurrency: int | None = Field(default=None, ge=1, le=1024)
     session_idle_minutes: int = Field(default=120, ge=5, le=60 * 24 * 7)
@@ -294,6 +308,22 @@ class Settings(BaseSettings):
             return value
         if urlsplit(value).scheme not in ("smtp", "smtps", "smtp+starttls"):
             raise ValueError("must be an smtp://, smtp+starttls:// or smtps:// URL")
+        return value
+
+    @field_validator("password_hash_memory_kib")
+    @classmethod
+    def _argon2_memory(cls, value: int, info: ValidationInfo) -> int:
+        lanes = info.data.get("password_hash_parallelism")
+        if lanes is not None and value < 8 * lanes:
+            raise ValueError(f"argon2 needs at least 8 KiB per lane: {8 * lanes} for {lanes} lanes")
+        passes = info.data.get("password_hash_time_cost")
+        if passes is not None and not _is_relaxed(info):
+            minimum = OWASP_ARGON2_MIN_MEMORY_KIB[min(passes, max(OWASP_ARGON2_MIN_MEMORY_KIB))]
+            if value < minimum:
+                raise ValueError(
+                    f"below OWASP's minimum outside development/test: at least {minimum} KiB with "
+                    f"PASSWORD_HASH_TIME_COST={passes}"
+                )
         return value
 
     @field_validator("metrics_token")

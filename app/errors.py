@@ -2,7 +2,9 @@
 
 Services raise the domain exceptions below and never build HTTP responses. Under `/api/`
 every error, including unknown paths, 405, 413, 429 and 500, answers
-`application/problem+json` (RFC 9457); elsewhere a friendly HTML page is rendered.
+`application/problem+json` (RFC 9457); elsewhere a friendly HTML page is rendered, unless
+the client asks for JSON rather than HTML (a page's script calling a hypermedia endpoint,
+e.g. the upload widget's `/files/presign`): that gets the same problem+json.
 """
 
 from __future__ import annotations
@@ -67,9 +69,21 @@ class ValidationFailed(DomainError):
         super().__init__(detail or "The request contains invalid fields.", errors=errors or [])
 
 
+# Ties go to HTML, so `*/*` (or no Accept header at all) keeps the error page.
+_NEGOTIATED = ("text/html", PROBLEM_MIMETYPE, "application/json")
+
+
 def wants_problem_json() -> bool:
     """API paths always get problem+json, whatever the Accept header says."""
     return is_api_request()
+
+
+def _answers_problem_json() -> bool:
+    """The mapper's choice: problem+json on API paths, and elsewhere for a client that
+    prefers JSON to HTML (a page's script); the HTML error page otherwise."""
+    if wants_problem_json():
+        return True
+    return request.accept_mimetypes.best_match(_NEGOTIATED, default="text/html") != "text/html"
 
 
 def problem_response(
@@ -103,7 +117,7 @@ def _respond(
 ) -> Response:
     if status == 401 and wants_problem_json():
         headers = [*(headers or []), ("WWW-Authenticate", "Bearer")]
-    if wants_problem_json():
+    if _answers_problem_json():
         return problem_response(status, title, detail, slug, headers, **extra)
     return _html_response(status, title, detail, headers)
 

@@ -1,4 +1,4 @@
-"""Structured JSON logging (seed §11) with structlog and orjson.
+"""Structured JSON logging (docs/architecture.md §11) with structlog and orjson.
 
 Every line is one JSON object on stdout. Context bound with `bind_contextvars` (a job's id
 and request id) is merged into every line of that job, and a request's id (kept on `g` by
@@ -247,5 +247,5 @@ def get_logger(name: str | None = None) -> Any:
 
 
 def hash_identifier(value: object, key: str) -> str:
-    """A stable, non-reversible stand-in for a user id in logs (seed §11: user ID hashed)."""
+    """A stable, non-reversible stand-in for a user id in logs (docs/architecture.md §11)."""
     return hmac.new(key.encode(), str(value).encode(), hashlib.sha256).hexdigest()[:16]

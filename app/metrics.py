@@ -17,6 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from app.jobs.repository import JobRepository
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -54,8 +56,6 @@ class JobsCollector:
         self.app = app
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from app.jobs.repository import JobRepository
-
         family = GaugeMetricFamily("hearth_jobs", "Jobs by queue and status", labels=["queue", "status"])
         with self.app.app_context():
             for queue, status, count in JobRepository().counts_by_queue_and_status():

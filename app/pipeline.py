@@ -1,4 +1,4 @@
-"""The global request pipeline (seed §4–5): what every request goes through, in two hooks.
+"""The global request pipeline (docs/architecture.md §4–5): what every request goes through, in two hooks.
 The numbers are the steps of docs/architecture.md §5.
 
 Before the view (`RequestPipeline.before`, registered first, so it runs before every other
@@ -46,6 +46,7 @@ from app.core.hosts import HostMatcher
 from app.core.http_cache import apply_default_cache_control
 from app.core.input import refuse_hostile_input
 from app.core.security_headers import SecurityHeaders
+from app.extensions import csrf
 from app.logging import SINK, hash_identifier, redacted_path
 from app.metrics import RequestMetrics
 
@@ -127,8 +128,6 @@ class RequestPipeline:
         if req.method in self.csrf_methods:
             # The JSON API authenticates with bearer tokens, which browsers never attach on
             # their own; cookie-authenticated browser routes need the CSRF token.
-            from app.extensions import csrf
-
             csrf.protect(apply_exemptions=True)
         for hook in self.browser_before:
             hook()

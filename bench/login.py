@@ -60,15 +60,17 @@ def argon2_ceiling(samples: int) -> dict:
     count the same cores twice. The ceiling is therefore `cores / CPU seconds per verify`
     (the most verifications the machine can do if it did nothing else); `cores / wall` is
     kept as `ceiling_wall_per_s` for comparison. No app context here, so the verifications run
-    in this thread, not on Hearth's argon2 pool (app.users.passwords)."""
-    from app.users.passwords import _hasher
+    in this thread, not on Hearth's argon2 pool (app.users.passwords), with its default parameters."""
+    from app.users.passwords import DEFAULT_HASHER
+
+    hasher = DEFAULT_HASHER
 
     password = secrets.token_urlsafe(18)
-    digest = _hasher.hash(password)
+    digest = hasher.hash(password)
     walls, cpus = [], []
     for _ in range(samples):
         wall, cpu = time.perf_counter(), time.process_time()  # process: every argon2 lane thread
-        if not _hasher.verify(digest, password):
+        if not hasher.verify(digest, password):
             raise SystemExit("argon2 verify failed")
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
@@ -77,9 +79,9 @@ def argon2_ceiling(samples: int) -> dict:
     cpu_ms = statistics.median(cpus) * 1000
     return {
         "parameters": {
-            "time_cost": _hasher.time_cost,
-            "memory_kib": _hasher.memory_cost,
-            "parallelism": _hasher.parallelism,
+            "time_cost": hasher.time_cost,
+            "memory_kib": hasher.memory_cost,
+            "parallelism": hasher.parallelism,
         },
         "samples": samples,
         "verify_wall_ms": round(wall_ms, 1),

@@ -1,3 +1,11 @@
-"""Huey queues and task modules. Importing this package registers every task."""
+"""Huey task modules and this app's queues (tasks.queues). Task modules import domain
+services, never the reverse: a service enqueues a task by its name (app.jobs.service.enqueue_task).
+"""
 
-from tasks import emails, maintenance, uploads  # noqa: F401  (registration side effect is the point)
+from app.jobs.periodic import PeriodicTask
+from tasks import emails, maintenance, uploads
+from tasks.runtime import DurableTask, collect_tasks
+
+TASK_MODULES = (emails, maintenance, uploads)
+DURABLE_TASKS: tuple[DurableTask, ...] = collect_tasks(TASK_MODULES, DurableTask)
+PERIODIC_TASKS: tuple[PeriodicTask, ...] = collect_tasks(TASK_MODULES, PeriodicTask)

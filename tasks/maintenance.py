@@ -5,27 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from huey import crontab
-
+from app.auth.lockout import prune_failures
+from app.extensions import db
 from app.jobs import service as jobs_service
-from app.jobs.periodic import PeriodicTask, register, run_recorded
-from tasks.queues import bound_app, sync
+from app.jobs.periodic import PeriodicTask, run_recorded
+from app.uploads.service import cleanup_pending
 from tasks.runtime import durable_task
 
 
-def periodic(schedule: str, **cron: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
-    """Run the function on `cron` (huey's crontab) and list it, with `schedule`, in the admin."""
+def periodic(schedule: str, **cron: str) -> Callable[[Callable[[], None]], PeriodicTask]:
+    """Declare the function a periodic task run on `cron` (huey's crontab), listed with
+    `schedule` in the admin; each app's queues register it on their `sync` huey."""
 
-    def decorator(func: Callable[[], None]) -> Callable[[], None]:
-        register(PeriodicTask(func.__name__, schedule, (func.__doc__ or "").strip(), func))
-
-        def run_on_schedule() -> None:
-            with bound_app().app_context():
-                run_recorded(func.__name__)
-
-        run_on_schedule.__name__ = func.__name__
-        sync.periodic_task(crontab(**cron), name=func.__name__)(run_on_schedule)
-        return func
+    def decorator(func: Callable[[], None]) -> PeriodicTask:
+        description = (func.__doc__ or "").strip()
+        return PeriodicTask(func.__name__, schedule, description, func, tuple(sorted(cron.items())))
 
     return decorator
 
@@ -39,8 +33,6 @@ def sweep_jobs() -> None:
 @periodic("every 10 minutes", minute="*/10")
 def cleanup_pending_uploads() -> None:
     """Remove uploads left pending for over an hour, and their objects."""
-    from app.uploads.service import cleanup_pending
-
     cleanup_pending()
 
 
@@ -53,8 +45,5 @@ def run_periodic_now(*, job_id: str, name: str) -> None:
 @periodic("hourly", minute="7")
 def prune_login_failures() -> None:
     """Forget per-client wrong-password counts nobody added to for a day."""
-    from app.auth.lockout import prune_failures
-    from app.extensions import db
-
     prune_failures()
     db.session.commit()

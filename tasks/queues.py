@@ -1,29 +1,31 @@
-"""One huey instance per queue (seed §9): RedisHuey storage when REDIS_URL is set, SqliteHuey
-storage under `instance/` otherwise.
+"""The app's job queues: one huey instance per queue (docs/architecture.md §9), built for each
+app by `init_app` and held in `app.extensions`, with every task of `tasks` registered on it.
 
-The instances exist from import so task modules can decorate with them, but they hold an
-in-memory storage until `configure_queues` (called by `create_app`) points them at the real
-broker: importing this module opens no file and no connection.
+RedisHuey storage when REDIS_URL is set, SqliteHuey storage under `instance/` otherwise, an
+in-memory immediate queue with JOBS_IMMEDIATE. Two apps in one process (tests, the CLI) each
+have their own instances, bound to their own settings and app: nothing here is process-global.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from huey import Huey
+from flask import Flask
+from huey import Huey, crontab
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 from redis import ConnectionPool
 
 from app.config import INSTANCE_PATH, Settings
-from app.jobs.queues import QUEUES
-
-if TYPE_CHECKING:
-    from flask import Flask
+from app.jobs.periodic import PeriodicTask, run_recorded
+from app.jobs.queues import QUEUES, QUEUES_KEY, TaskSpec
+from tasks import DURABLE_TASKS, PERIODIC_TASKS
+from tasks.runtime import DurableTask, run_attempt
 
 
 class QueueHuey(Huey):
-    """A huey instance whose storage is chosen when the app is configured, not at import."""
+    """A huey instance whose storage is chosen from the app's settings."""
 
     def __init__(self, name: str):
         super().__init__(name, results=False, immediate=True)
@@ -32,52 +34,91 @@ class QueueHuey(Huey):
         return MemoryStorage(self.name)
 
 
-HUEYS: dict[str, QueueHuey] = {name: QueueHuey(name) for name in QUEUES}
-emails = HUEYS["emails"]
-uploads = HUEYS["uploads"]
-sync = HUEYS["sync"]
-reports = HUEYS["reports"]
-
-_bound_app: Flask | None = None
-
-
-def bound_app() -> Flask:
-    """The app the queues were configured for: workers run tasks inside its context."""
-    if _bound_app is None:
-        raise RuntimeError("configure_queues() has not been called")
-    return _bound_app
-
-
 def sqlite_queue_path(settings: Settings, queue: str) -> Path:
     directory = Path(settings.jobs_sqlite_dir) if settings.jobs_sqlite_dir else INSTANCE_PATH
     return directory / f"huey-{queue}.db"
 
 
-def configure_queues(settings: Settings, app: Flask) -> None:
-    """Point every queue at its broker, and let the outbox dispatch to them."""
-    global _bound_app
-    from app.jobs.service import set_dispatcher
-    from tasks.runtime import dispatch_to_huey
+def _connect(huey: QueueHuey, settings: Settings, pool: ConnectionPool | None) -> None:
+    if settings.jobs_immediate:
+        huey._immediate = True
+        huey.storage = MemoryStorage(huey.name)
+    elif pool is not None:
+        huey._immediate = False
+        huey.storage = RedisStorage(f"{settings.redis_prefix}.{huey.name}", blocking=False, connection_pool=pool)
+    else:
+        path = sqlite_queue_path(settings, huey.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        huey._immediate = False
+        huey.storage = SqliteStorage(huey.name, filename=str(path))
 
-    _bound_app = app
-    pool = None
-    if settings.redis_url and not settings.jobs_immediate:
-        # Non-blocking dequeue: a BRPOP would outlast the short socket timeout every client gets.
-        pool = ConnectionPool.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-        )
-    for name, huey in HUEYS.items():
-        if settings.jobs_immediate:
-            huey._immediate = True
-            huey.storage = MemoryStorage(name)
-        elif pool is not None:
-            huey._immediate = False
-            huey.storage = RedisStorage(f"{settings.redis_prefix}.{name}", blocking=False, connection_pool=pool)
+
+class AppQueues:
+    """One app's four huey instances with every durable and periodic task registered on them;
+    the jobs service dispatches through it (`app.extensions[QUEUES_KEY]`)."""
+
+    def __init__(
+        self,
+        app: Flask,
+        settings: Settings,
+        durable: Iterable[DurableTask] = DURABLE_TASKS,
+        periodic: Iterable[PeriodicTask] = PERIODIC_TASKS,
+    ):
+        pool = None
+        if settings.redis_url and not settings.jobs_immediate:
+            # Non-blocking dequeue: a BRPOP would outlast the short socket timeout every client gets.
+            pool = ConnectionPool.from_url(
+                settings.redis_url,
+                socket_timeout=settings.redis_timeout_seconds,
+                socket_connect_timeout=settings.redis_timeout_seconds,
+            )
+        self.hueys: dict[str, QueueHuey] = {name: QueueHuey(name) for name in QUEUES}
+        for huey in self.hueys.values():
+            _connect(huey, settings, pool)
+        self.tasks: dict[str, TaskSpec] = {}
+        self._wrappers: dict[str, Any] = {}
+        for task in durable:
+            self.tasks[task.name] = task.spec
+            self._wrappers[task.name] = self.hueys[task.queue].task(name=task.func.__name__)(_job_runner(app, task))
+        self.periodic: dict[str, PeriodicTask] = {}
+        for schedule in periodic:
+            self.periodic[schedule.name] = schedule
+            self.hueys["sync"].periodic_task(crontab(**dict(schedule.cron)), name=schedule.name)(
+                _scheduled(app, schedule)
+            )
+
+    def dispatch(self, job_id: str, task_name: str, delay: float | None) -> None:
+        task = self._wrappers[task_name]
+        if delay:
+            task.schedule(args=(job_id,), delay=delay)
         else:
-            path = sqlite_queue_path(settings, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            huey._immediate = False
-            huey.storage = SqliteStorage(name, filename=str(path))
-    set_dispatcher(dispatch_to_huey)
+            task(job_id)
+
+    def pending_count(self) -> int:
+        return sum(huey.pending_count() for huey in self.hueys.values())
+
+
+def _job_runner(app: Flask, task: DurableTask):
+    def run_job(job_id: str) -> None:
+        run_attempt(app, task, job_id)
+
+    # huey names a task "<module>.<name>": make it the task function's own dotted path.
+    run_job.__module__ = task.func.__module__
+    run_job.__name__ = task.func.__name__
+    return run_job
+
+
+def _scheduled(app: Flask, schedule: PeriodicTask):
+    def run_on_schedule() -> None:
+        with app.app_context():
+            run_recorded(schedule.name)
+
+    run_on_schedule.__module__, run_on_schedule.__name__ = schedule.func.__module__, schedule.name
+    return run_on_schedule
+
+
+def init_app(app: Flask, settings: Settings) -> AppQueues:
+    """Build this app's queues (opens no connection: huey connects on first use)."""
+    queues = AppQueues(app, settings)
+    app.extensions[QUEUES_KEY] = queues
+    return queues

@@ -1,8 +1,9 @@
 """The bridge between huey and durable jobs: `durable_task` and what a worker does per attempt.
 
-A task function is plain code taking keyword arguments. `durable_task(queue)` registers a
-huey task that receives only a job id, and runs the function inside an app context with the
-job's lease, heartbeat, retry policy and job log line (seed §11) around it.
+A task function is plain code taking keyword arguments. `durable_task(queue)` declares it;
+each app's queues (tasks.queues) register a huey task that receives only a job id and runs
+the function inside that app's context with the
+job's lease, heartbeat, retry policy and job log line (docs/architecture.md §11) around it.
 """
 
 from __future__ import annotations
@@ -12,30 +13,38 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypeVar
 
 import sentry_sdk
 import structlog
-from flask import Flask, current_app, has_app_context
+from flask import Flask
 
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
+from app.jobs.queues import TaskSpec
 from app.logging import get_logger
-from tasks.queues import HUEYS, bound_app
 
+T = TypeVar("T")
 log = get_logger("hearth.jobs")
 
-_TASKS: dict[str, Any] = {}  # task name -> huey TaskWrapper
 
-
+@dataclass(frozen=True)
 class DurableTask:
-    """A registered task: call `.enqueue(**payload)` inside a unit of work to run it later."""
+    """A task declared with `durable_task`: call `.enqueue(**payload)` inside a unit of work to
+    run it later. Each app's queues (tasks.queues) register it on their huey instance."""
 
-    def __init__(
-        self, name: str, queue: str, func: Callable[..., None], summarize: Callable[[dict[str, Any]], dict[str, Any]]
-    ):
-        self.name, self.queue, self.func, self.summarize = name, queue, func, summarize
+    name: str
+    queue: str
+    func: Callable[..., None]
+    summarize: Callable[[dict[str, Any]], dict[str, Any]]
+    on_final_failure: Callable[..., None] | None = None
+
+    @property
+    def spec(self) -> TaskSpec:
+        return TaskSpec(self.name, self.queue, self.summarize)
 
     def enqueue(self, *, caused_by: int | None = None, **payload: Any) -> Job:
         """Queue a run with `payload`; `caused_by` is the user it is for, when no one is signed in."""
@@ -49,31 +58,32 @@ def durable_task(
     queue: str,
     summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     on_final_failure: Callable[..., None] | None = None,
-):
-    """Register `func` as a durable task on `queue`; `summarize` picks what the UI may show;
+) -> Callable[[Callable[..., None]], DurableTask]:
+    """Declare `func` a durable task on `queue`; `summarize` picks what the UI may show;
     `on_final_failure(error=..., **payload)` runs once the retries are spent."""
 
     def decorator(func: Callable[..., None]) -> DurableTask:
         name = f"{func.__module__}.{func.__name__}"
-        huey = HUEYS[queue]
-
-        def run_job(job_id: str) -> None:
-            run_attempt(name, job_id, func, on_final_failure)
-
-        # huey names a task "<module>.<name>": make it the task function's own dotted path.
-        run_job.__module__ = func.__module__
-        _TASKS[name] = huey.task(name=func.__name__)(run_job)
-        return DurableTask(name, queue, func, summarize or (lambda payload: {}))
+        return DurableTask(name, queue, func, summarize or _no_summary, on_final_failure)
 
     return decorator
 
 
-def dispatch_to_huey(job_id: str, task_name: str, delay: float | None) -> None:
-    task = _TASKS[task_name]
-    if delay:
-        task.schedule(args=(job_id,), delay=delay)
-    else:
-        task(job_id)
+def _no_summary(payload: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def collect_tasks(modules: Iterable[ModuleType], kind: type[T]) -> tuple[T, ...]:
+    """The `kind` objects (durable or periodic tasks) each module defines, in name order."""
+    found = {
+        id(value): value
+        for module in modules
+        for value in vars(module).values()
+        if isinstance(value, kind)
+        and getattr(value, "func", None) is not None
+        and getattr(value.func, "__module__", None) == module.__name__
+    }
+    return tuple(sorted(found.values(), key=lambda task: task.name))
 
 
 class _Heartbeat(threading.Thread):
@@ -102,11 +112,9 @@ def _worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def run_attempt(
-    task_name: str, job_id: str, func: Callable[..., None], on_final_failure: Callable[..., None] | None = None
-) -> None:
-    """One attempt at a job: claim it, run it with a heartbeat, record the outcome."""
-    app = current_app._get_current_object() if has_app_context() else bound_app()
+def run_attempt(app: Flask, task: DurableTask, job_id: str) -> None:
+    """One attempt at a job of `app`: claim it, run it with a heartbeat, record the outcome."""
+    task_name, func, on_final_failure = task.name, task.func, task.on_final_failure
     with app.app_context():
         owner = _worker_identity()
         job = jobs_service.start_attempt(job_id, owner)

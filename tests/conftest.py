@@ -6,12 +6,17 @@
   dropped afterwards, Redis with a key prefix of its own (flushed afterwards).
 
 `make_app(**overrides)` builds extra apps on the same database for tests that need other
-settings; `app` is the session's default app with migrations applied.
+settings; `app` is the session's default app with migrations applied. Every test app hashes
+passwords with the cheapest argon2 parameters (CHEAP_HASHING); a test that pins the production
+cost builds its app with `make_app(**PRODUCTION_HASHING)`.
+
+Factories and helpers: `make_user(role="manager", **columns)` (app.users.factories, as the demo
+seed), `people` (one account per built-in role) and `target`; `auth` signs a browser in and out
+through the real forms, `api_auth` gets bearer headers from the real token endpoint.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import secrets
 import uuid
@@ -22,11 +27,14 @@ from typing import Any
 import flask_migrate  # noqa: F401  (imported before any app: every test app binds Flask-Migrate; app.core.migrations)
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app import create_app
 from app.config import Settings
+from app.core.database import utcnow
 from app.extensions import db
+from tests.support import CHEAP_HASHING, PASSWORD, PRODUCTION_HASHING, ApiAuth, BrowserAuth, hash_for
 
 PROFILE = os.environ.get("TEST_PROFILE", "embedded")
 SERVICES = PROFILE == "services"
@@ -98,6 +106,7 @@ def base_settings(new_database: Callable[[], str], scratch_dir: Path) -> dict[st
         "redis_url": None,
         "redis_prefix": f"hearth-test-{RUN_ID}",
         "smtp_url": None,
+        **CHEAP_HASHING,
     }
     if SERVICES:
         settings["redis_url"] = REDIS_URL
@@ -106,9 +115,12 @@ def base_settings(new_database: Callable[[], str], scratch_dir: Path) -> dict[st
 
 @pytest.fixture(scope="session")
 def make_app(base_settings: dict[str, Any]) -> Callable[..., Flask]:
-    """Build an app with `overrides` on top of the session's settings."""
+    """Build an app with `overrides` on top of the session's settings. Production-like apps
+    (APP_ENV=production/staging) hash with the production cost, the only one they accept."""
 
     def make(**overrides: Any) -> Flask:
+        if overrides.get("app_env") in ("production", "staging"):
+            overrides = {**PRODUCTION_HASHING, **overrides}
         return create_app({**base_settings, **overrides})
 
     return make
@@ -183,47 +195,84 @@ def db_session(app: Flask) -> Iterator[Any]:
         db.session.remove()
 
 
-@functools.cache
-def _hash_once(password: str) -> str:
-    """argon2 costs ~50 ms by design; factories reuse one hash per distinct password."""
-    from app.users.passwords import hash_password
-
-    return hash_password(password)
-
-
 @pytest.fixture()
 def make_user(app: Flask) -> Callable[..., Any]:
-    """Factory: `make_user(email=..., roles=["manager"])` committed to the database."""
+    """Factory: `make_user(role="manager", email=..., **User columns)`, committed and detached.
+    Built by app.users.factories (as the demo seed builds its accounts); the password is
+    PASSWORD unless `password=` says otherwise, hashed once per process with the app's costs."""
+    from app.rbac.service import sync_roles
+    from app.users.factories import new_user
     from app.users.models import User
 
     counter = iter(range(1, 1_000_000))
+    settings = app.extensions["hearth.settings"]
 
     def make(
         email: str | None = None,
-        password: str = "correct horse battery staple",
+        password: str = PASSWORD,
         roles: tuple[str, ...] = ("user",),
+        *,
+        role: str | None = None,
+        display_name: str = "Test User",
         **fields: Any,
     ) -> User:
-        from app.rbac.service import sync_roles
-        from app.users.service import grant_role
-
         with app.app_context():
             sync_roles()
-            user = User(
-                email=email or f"user{next(counter)}@example.com",
-                display_name=fields.pop("display_name", "Test User"),
-                password_hash=_hash_once(password),
+            user = new_user(
+                email or f"user{next(counter)}@example.com",
+                fields.pop("password_hash", None) or hash_for(settings, password),
+                display_name=display_name,
+                roles=(role,) if role else roles,
                 **fields,
             )
-            db.session.add(user)
-            for role in roles:
-                grant_role(user, role)
             db.session.commit()
             db.session.refresh(user)
             db.session.expunge(user)
             return user
 
     return make
+
+
+ROLES = ("admin", "manager", "user", "viewer")
+
+
+@pytest.fixture()
+def people(make_user: Callable[..., Any]) -> dict[str, Any]:
+    """One verified account per built-in role: `people["manager"]` is manager@example.com,
+    called "Manager", holding only that role."""
+    return {
+        role: make_user(email=f"{role}@example.com", display_name=role.title(), role=role, email_verified_at=utcnow())
+        for role in ROLES
+    }
+
+
+@pytest.fixture()
+def target(make_user: Callable[..., Any]) -> Any:
+    """A plain user for the others to act on: target@example.com, called "Target"."""
+    return make_user(email="target@example.com", display_name="Target")
+
+
+@pytest.fixture()
+def client(app: Flask) -> FlaskClient:
+    """The session app's test client. Replaces pytest-flask's, which keeps the last request's
+    context pushed until the test ends (`with app.test_client()`): every later request of the
+    test, from any client, then ran in that app context, sharing its `g` and so the user
+    Flask-Login cached there (a fresh browser looked signed in). Real requests never share `g`."""
+    return app.test_client()
+
+
+@pytest.fixture()
+def auth(client: FlaskClient) -> BrowserAuth:
+    """`auth.login(user=..., password=...)` / `auth.logout()` for `client`; `auth(other).login(...)`
+    for another browser."""
+    return BrowserAuth(client)
+
+
+@pytest.fixture()
+def api_auth(client: FlaskClient) -> ApiAuth:
+    """`api_auth.headers(user)`: bearer headers from the token endpoint; `api_auth(other)` for
+    another client."""
+    return ApiAuth(client)
 
 
 def database_is(app: Flask, dialect: str) -> bool:

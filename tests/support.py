@@ -1,9 +1,12 @@
-"""Real components for tests: an SMTP server (aiosmtpd) and huey worker processes."""
+"""Helpers for tests: signing in (browser and API), password hashing costs, a controllable
+clock, and real components (an SMTP server on aiosmtpd, huey worker processes)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,8 +20,159 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from app.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"  # every factory-made user's, unless told otherwise
+
+# argon2id costs (Settings.password_hash_*). Test apps use the cheapest argon2 allows (a few
+# µs instead of ~240 ms a hash); the tests that pin the production cost ask for it explicitly.
+HASH_COST_FIELDS = ("password_hash_time_cost", "password_hash_memory_kib", "password_hash_parallelism")
+CHEAP_HASHING = {"password_hash_time_cost": 1, "password_hash_memory_kib": 8, "password_hash_parallelism": 1}
+PRODUCTION_HASHING = {name: Settings.model_fields[name].default for name in HASH_COST_FIELDS}
+
+
+@functools.cache
+def hashed(password: str, time_cost: int, memory_kib: int, parallelism: int) -> str:
+    """argon2id hash of `password` with these costs, made once per process (factories share it)."""
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism).hash(password)
+
+
+def hash_for(settings: Settings, password: str = PASSWORD) -> str:
+    """`password` hashed with the hashing costs of an app's `settings`."""
+    return hashed(password, *(getattr(settings, name) for name in HASH_COST_FIELDS))
+
+
+# Signing in ------------------------------------------------------------------------------------
+
+_CSRF = re.compile(r'name="csrf-token" content="([^"]+)"|name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
+    """The CSRF token of the page at `path` (its form field, or the page's meta tag)."""
+    html = client.get(path).get_data(as_text=True)
+    match = _CSRF.search(html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1) or match.group(2)
+
+
+def _email(user: Any) -> str:
+    return user if isinstance(user, str) else user.email
+
+
+class BrowserAuth:
+    """Signs one test client in and out through the real forms (flaskr's `auth` fixture).
+    `auth(other_client)` is the same helper for another browser."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def __call__(self, client: FlaskClient) -> BrowserAuth:
+        return BrowserAuth(client)
+
+    def login(
+        self,
+        user: Any = "user@example.com",
+        password: str = PASSWORD,
+        *,
+        remember: bool = False,
+        next_url: str | None = None,
+        expect: int | None = 302,
+    ) -> TestResponse:
+        """POST the sign-in form as `user` (a User or an email); asserts the answer is `expect`
+        (a redirect: signed in) unless `expect` is None."""
+        data = {"csrf_token": csrf_token(self.client), "email": _email(user), "password": password}
+        if remember:
+            data["remember"] = "y"
+        url = "/auth/login" + (f"?next={next_url}" if next_url else "")
+        response = self.client.post(url, data=data)
+        if expect is not None:
+            assert response.status_code == expect, (response.status_code, response.get_data(as_text=True)[:500])
+        return response
+
+    def signed_in(self, user: Any = "user@example.com", password: str = PASSWORD, **options: Any) -> FlaskClient:
+        """The client, signed in as `user`."""
+        self.login(user, password, **options)
+        return self.client
+
+    def is_signed_in_as(self, user: Any) -> bool:
+        """Whether the account page opens, for `user` (its email in the profile form)."""
+        page = self.client.get("/account/")
+        return page.status_code == 200 and f'value="{_email(user)}"' in page.get_data(as_text=True)
+
+    def logout(self) -> TestResponse:
+        """POST the sign-out form (with the CSRF token of a signed-in page)."""
+        return self.client.post("/auth/logout", data={"csrf_token": csrf_token(self.client, "/account/")})
+
+
+class ApiAuth:
+    """Bearer tokens from the real token endpoint (POST /api/v1/auth/token) for one test client.
+    `api_auth(other_client)` is the same helper for another client (another app)."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def __call__(self, client: FlaskClient) -> ApiAuth:
+        return ApiAuth(client)
+
+    def request_tokens(self, user: Any = "user@example.com", password: str = PASSWORD) -> TestResponse:
+        """The token endpoint's answer, whatever it is."""
+        return self.client.post("/api/v1/auth/token", json={"email": _email(user), "password": password})
+
+    def tokens(self, user: Any = "user@example.com", password: str = PASSWORD) -> dict[str, Any]:
+        """A fresh token pair for `user` (asserting it was issued)."""
+        response = self.request_tokens(user, password)
+        assert response.status_code == 200, response.get_json()
+        return response.json
+
+    def headers(self, user: Any = "user@example.com", password: str = PASSWORD) -> dict[str, str]:
+        """`Authorization: Bearer <a fresh access token of user>`."""
+        return bearer(self.tokens(user, password)["access_token"])
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+# Time ------------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Stands in for the `time` module inside one app module (`monkeypatch.setattr(module,
+    "time", clock)`): `time()` and `monotonic()` read a clock the test moves with `advance`.
+    `sleep` yields to other threads for a moment of real time and, if `sleep_advances`, moves
+    the clock as far (so loops with a deadline end); `sleepers` names the threads that slept.
+    Everything else is the real module."""
+
+    def __init__(self, now: float = 1_700_000_000.0, *, sleep_advances: bool = True) -> None:
+        self.now = now
+        self.sleep_advances = sleep_advances
+        self.sleepers: set[str] = set()
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleepers.add(threading.current_thread().name)
+        time.sleep(min(seconds, 0.005))
+        if self.sleep_advances:
+            self.advance(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 def free_port() -> int:

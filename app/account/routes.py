@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.account import account_bp, service
+from app.account import service
 from app.account.forms import PasswordForm, ProfileForm
 from app.audit.service import record
 from app.auth import accounts
@@ -20,6 +20,8 @@ from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.uploads import service as uploads
+
+account_bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 def _page(profile: ProfileForm | None = None, password: PasswordForm | None = None, status: int = 200):

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.audit.service import record
 from app.auth.models import RefreshToken
 from app.auth.service import revoke_family
-from app.core.database import utcnow
+from app.core.database import UTCDateTime, utcnow
 from app.extensions import db
 
 
@@ -34,7 +34,6 @@ def api_sign_ins(user_id: int) -> list[ApiSignIn]:
         .group_by(RefreshToken.family_id)
         .order_by(func.min(RefreshToken.created_at).desc())
     ).all()
-    from app.core.database import UTCDateTime
 
     as_utc = UTCDateTime().process_result_value
     return [

@@ -1,8 +1,8 @@
-"""`/admin`: users, roles, uploads, jobs and the audit trail, as HTMX-enhanced pages that work
-without JavaScript too. Views are thin: the rules live in each feature's admin service."""
+"""`/admin`: users, roles, uploads, jobs, flags and the audit trail, as HTMX-enhanced pages that
+work without JavaScript too. Views are thin: the rules live in the domain packages' services
+(`management.py` in users, rbac and jobs; `service.py` in uploads and flags; audit queries)."""
 
-from flask import Blueprint
+from app.admin import audit, dashboard, flags, jobs, roles, uploads, users  # noqa: F401  (routes register on import)
+from app.admin.common import admin_bp
 
-admin_bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-from app.admin import audit, dashboard, flags, jobs, roles, uploads, users  # noqa: E402,F401  (routes register on import)
+__all__ = ["admin_bp"]

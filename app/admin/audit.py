@@ -6,11 +6,10 @@ from datetime import date
 
 from flask import request
 
-from app.admin import admin_bp
-from app.admin.common import render_list
+from app.admin.common import admin_bp, render_list
 from app.audit.queries import AuditFilter, actions, audit_statement, emails_of
 from app.auth.guards import permission_required
-from app.core.repository import Repository
+from app.core.pagination import paginate
 
 PAGE_SIZE = 50
 
@@ -35,7 +34,7 @@ def audit() -> str:
         request_id=(args.get("request_id") or "").strip()[:128] or None,
     )
     bad_dates = [name for name in ("since", "until") if args.get(name) and _day(args.get(name)) is None]
-    page = Repository().paginate(audit_statement(filters), args.get("page", 1, type=int), PAGE_SIZE)
+    page = paginate(audit_statement(filters), args.get("page", 1, type=int), PAGE_SIZE)
     return render_list(
         "admin/audit/index.html",
         "admin/audit/_list.html",

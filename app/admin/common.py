@@ -6,19 +6,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import flash, g, redirect, render_template, request
+from flask import Blueprint, flash, g, redirect, render_template, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.admin import admin_bp
 from app.auth.guards import actor_permissions, require_actor
+from app.core.redirects import safe_next
 from app.core.templating import is_htmx_request
 from app.errors import DomainError, PermissionDenied
 from app.extensions import db
 from app.rbac.catalog import PERMISSIONS
 from app.users.models import User
+
+admin_bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 # Holding any of these opens /admin; each page and action then needs its own.
 ADMIN_PERMISSIONS = frozenset(PERMISSIONS)
@@ -100,17 +101,6 @@ def ask_confirmation(question: str, action_label: str, *, danger: bool = True) -
         back=back,
         danger=danger,
     )
-
-
-def safe_next(target: str | None, fallback: str) -> str:
-    """Only same-site paths: never redirect an admin off the site."""
-    if target:
-        parts = urlsplit(target)
-        if parts.scheme in ("", "http", "https") and (not parts.netloc or parts.netloc == request.host):
-            path = parts.path or "/"
-            if path.startswith("/") and not path.startswith("//"):
-                return path + (f"?{parts.query}" if parts.query else "")
-    return fallback
 
 
 def run_action(change: Callable[[], str], fallback: str) -> Response:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import render_template
 
-from app.admin import admin_bp
-from app.admin.common import admin_required, can
+from app.admin.common import admin_bp, admin_required, can
 from app.jobs import management as job_management
 from app.jobs.management import STATUS_LABELS
 from app.uploads import service as uploads

@@ -1,4 +1,4 @@
-"""`/admin/jobs`: the Bull Board of seed §9, over the durable `jobs` table.
+"""`/admin/jobs`: the job dashboard of docs/architecture.md §9, over the durable `jobs` table.
 
 Counts and the job list refresh themselves (htmx polling of `?fragment=`) without touching
 the filters; retry and revoke swap the row in place and the row keeps polling until final.
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
-from app.admin import admin_bp
-from app.admin.common import actor, ask_confirmation, confirmed, query_args, render_list, run_action
+from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, query_args, render_list, run_action
 from app.audit.queries import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
 from app.core.templating import is_htmx_request
@@ -38,13 +37,22 @@ def _emails(jobs: list[Job]) -> dict[int, str]:
     return emails_of({job.user_id for job in jobs})
 
 
+def _actions(job: Job) -> dict[str, bool]:
+    """Which actions the job's status allows, by the service's own rule (templates list no statuses)."""
+    return {
+        "final": job.status in FINAL_STATUSES,
+        "retryable": job.status in job_management.RETRYABLE,
+        "revocable": job.status in job_management.REVOCABLE,
+    }
+
+
 def _row_context(job: Job, error: str | None = None) -> dict:
     return {
         "job": job,
         "emails": _emails([job]),
         "status_labels": STATUS_LABELS,
-        "final": job.status in FINAL_STATUSES,
         "row_error": error,
+        **_actions(job),
     }
 
 
@@ -62,6 +70,8 @@ def jobs() -> str:
         "queues": job_management.overview(),
         "queue_names": list(QUEUES),
         "final_statuses": FINAL_STATUSES,
+        "retryable_statuses": job_management.RETRYABLE,
+        "revocable_statuses": job_management.REVOCABLE,
         "periodic": job_management.periodic_tasks(),
         "poll_url": url_for("admin.jobs", **query_args(fragment="rows")),
         "page_args": query_args(),
@@ -76,7 +86,7 @@ def jobs() -> str:
 def job_detail(job_id: str) -> str:
     job = job_management.get_job(job_id)
     if request.args.get("fragment") == "status":
-        return render_template("admin/jobs/_status.html", job=job, status_labels=STATUS_LABELS)
+        return render_template("admin/jobs/_status.html", job=job, status_labels=STATUS_LABELS, **_actions(job))
     events = recent(AuditFilter(target=f"job:{job.id}"), limit=20)
     return render_template(
         "admin/jobs/detail.html",
@@ -85,8 +95,8 @@ def job_detail(job_id: str) -> str:
         events=events,
         emails=emails_of({e.actor_user_id for e in events}),
         status_labels=STATUS_LABELS,
-        final=job.status in FINAL_STATUSES,
         spec=QUEUES.get(job.queue),
+        **_actions(job),
     )
 
 

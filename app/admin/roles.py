@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Response, render_template, request, url_for
 
-from app.admin import admin_bp
-from app.admin.common import actor, ask_confirmation, confirmed, permissions, run_action
+from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, permissions, run_action
 from app.auth.guards import permission_required
 from app.rbac import management as role_management
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Response, render_template, request, url_for
 
-from app.admin import admin_bp
-from app.admin.common import actor, ask_confirmation, confirmed, render_list, run_action
+from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, render_list, run_action
 from app.audit.queries import emails_of
 from app.auth.guards import permission_required
 from app.core.repository import Repository
@@ -61,6 +60,7 @@ def upload_detail(upload_id: str) -> str:
         thumbnail=service.thumbnail_url(upload),
         jobs=job_management.list_jobs(JobFilter(q=upload.id), 1, 10).items,
         status_labels=STATUS_LABELS,
+        reprocessable=upload.status in service.REPROCESSABLE,
     )
 
 

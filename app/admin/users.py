@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Response, current_app, render_template, request, stream_with_context, url_for
 from sqlalchemy import Select, select
 
-from app.admin import admin_bp
-from app.admin.common import actor, ask_confirmation, can, confirmed, permissions, render_list, run_action
+from app.admin.common import actor, admin_bp, ask_confirmation, can, confirmed, permissions, render_list, run_action
 from app.audit.queries import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
 from app.core.database import utcnow
-from app.core.repository import Repository
+from app.core.pagination import paginate
 from app.errors import PermissionDenied, ValidationFailed
 from app.extensions import db
 from app.jobs import management as job_management
@@ -63,7 +62,7 @@ def _list_statement(filters: dict) -> Select:
 @permission_required("users:read")
 def users() -> str:
     filters = _filters()
-    page = Repository().paginate(_list_statement(filters), request.args.get("page", 1, type=int), PAGE_SIZE)
+    page = paginate(_list_statement(filters), request.args.get("page", 1, type=int), PAGE_SIZE)
     return render_list(
         "admin/users/index.html",
         "admin/users/_list.html",
@@ -77,7 +76,7 @@ def users() -> str:
 @admin_bp.get("/users/export.csv")
 @permission_required("users:read")
 def export_users() -> Response:
-    """The filtered list as CSV, streamed in batches (see users.admin.export_csv)."""
+    """The filtered list as CSV, streamed in batches (see app.users.management.export_csv)."""
     filters = _filters()
     rows = user_management.export_csv(user_list_statement(**filters))
     filename = f"hearth-users-{utcnow():%Y%m%d-%H%M}.csv"

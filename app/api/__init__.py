@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from app.api.openapi import build_spec
 from app.api.v1 import v1_bp
 from app.core.http_cache import publicly_cacheable, strong_etag
+from app.version import __version__
 
 api_bp = Blueprint("api", __name__, url_prefix="/api")
 api_bp.register_blueprint(v1_bp)
@@ -21,8 +22,6 @@ def openapi_document() -> Response:
     """The generated OpenAPI document, built once per process from the registered schemas."""
     cached = current_app.extensions.get(SPEC_CACHE_KEY)
     if cached is None:
-        from app import __version__
-
         document = orjson.dumps(build_spec(current_app, title="Hearth API", version=__version__))
         cached = current_app.extensions[SPEC_CACHE_KEY] = (document, strong_etag(document))
     document, etag = cached

@@ -3,7 +3,7 @@ the operation; `build_spec` turns the same models into the OpenAPI 3.1 document.
 
 Why in-house rather than flask-smorest / APIFlask / spectree / flask-openapi3: see
 docs/architecture.md §2 ("JSON API"). In short: pydantic v2 models, RFC 9457 errors,
-our pagination helper and a UI served from `static/` with no CDN, in ~200 lines we control.
+our pagination helper and a UI served from `static/` with no CDN, in code we control.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from app.api.pagination import PAGINATION_DESCRIPTION, RenderedPage, add_page_he
 from app.auth.guards import check_access
 from app.core.http_cache import if_match_holds, strong_etag
 from app.core.input import MAX_ID, InvalidJSON, load_json
-from app.core.repository import Page
+from app.core.pagination import Page
 from app.errors import PreconditionFailed, ValidationFailed
 
 OPERATION_ATTR = "__api_operation__"

@@ -16,7 +16,7 @@ from flask import Response, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.core.input import MAX_ID
-from app.core.repository import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 
 # Bounded so the offset, (page - 1) * per_page, always fits the database's 64-bit OFFSET.
 MAX_PAGE = MAX_ID

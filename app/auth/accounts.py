@@ -25,7 +25,7 @@ from app.auth.emailed_tokens import (
 from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
 from app.core.hosts import public_url_for
-from app.errors import DomainError, Unauthorized, ValidationFailed
+from app.errors import DomainError, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.mail.service import queue_email
 from app.rbac.catalog import DEFAULT_ROLE
@@ -300,3 +300,17 @@ def unlock_account(raw: str) -> User:
 def require_password(user: User, password: str) -> None:
     if not verify_password(user.password_hash, password):
         raise Unauthorized("The password is not correct.")
+
+
+def set_password(email: str, password: str) -> User:
+    """Replace a user's password and end every session and token they hold (`flask users set-password`)."""
+    user = users.find_by_email(email)
+    if user is None:
+        raise NotFound(f"No user with email {email!r}.")
+    check_new_password(password, user.email)
+    user.password_hash = hash_password(password)
+    user.failed_login_count = 0
+    user.locked_until = None
+    record("password_changed", subject_id=user.id, by="cli")
+    sign_out_everywhere(user, reason="password_changed")
+    return user

@@ -17,7 +17,7 @@ from flask_login import current_user
 from app.auth.cache import family_accepted
 from app.auth.tokens import InvalidAccessToken, decode_access_token
 from app.core.api_paths import is_api_request
-from app.errors import PermissionDenied, Unauthorized
+from app.errors import NotFound, PermissionDenied, Unauthorized
 from app.rbac.service import permissions_of
 from app.users.cache import token_accepted
 from app.users.models import User
@@ -148,6 +148,5 @@ def ensure_owner_or(permission: str, owner_id: int | None) -> User:
         return actor
     if permission in actor_permissions(actor):
         return actor
-    from app.errors import NotFound
 
     raise NotFound()

@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.audit.service import record
-from app.auth import accounts, auth_bp
+from app.auth import accounts
 from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupForm
 from app.auth.guards import login_required
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
 from app.auth.session_records import begin_browser_sign_in, end_session, sign_browser_out
 from app.core.forms import apply_service_errors
 from app.core.ratelimit import rate_limited
+from app.core.redirects import safe_next
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.users.passwords import PasswordHashingBusy
 
+auth_bp = Blueprint("auth", __name__, url_prefix="/auth")
 
-def safe_next(target: str | None) -> str:
-    """Only same-site paths: no scheme, no host, no protocol-relative `//` or backslash tricks."""
-    if not target:
-        return url_for("main.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return url_for("main.index")
-    return target
+
+def _after_sign_in() -> str:
+    """The page that asked for sign-in (`?next=`) if it is on this site, else the home page."""
+    return safe_next(request.args.get("next"), url_for("main.index"))
 
 
 @auth_bp.route("/login", methods=["GET", "POST"])
 @rate_limited("10 per minute", methods=["POST"])
 def login() -> str | Response:
     if current_user.is_authenticated:
-        return redirect(safe_next(request.args.get("next")))
+        return redirect(_after_sign_in())
     form = LoginForm()
     if form.validate_on_submit():
         try:
@@ -49,7 +45,7 @@ def login() -> str | Response:
             return render_template("auth/login.html", form=form), 503, {"Retry-After": str(busy.retry_after)}
         begin_browser_sign_in(user, remember=bool(form.remember.data))
         flash(f"Welcome back, {user.display_name}.", "success")
-        return redirect(safe_next(request.args.get("next")))
+        return redirect(_after_sign_in())
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
 

@@ -16,6 +16,7 @@ from app.auth import lockout
 from app.auth.cache import forget_family
 from app.auth.emailed_tokens import revoke_pending_tokens, token_hash
 from app.auth.models import RefreshToken
+from app.auth.session_records import revoke_all_sessions
 from app.auth.tokens import issue_access_token
 from app.core.database import utcnow
 from app.errors import DomainError, Unauthorized
@@ -88,8 +89,6 @@ def authenticate(email: str, password: str, channel: str, commit: bool = True) -
 def sign_out_everywhere(user: User, reason: str, commit: bool = True, actor_id: int | None = None) -> None:
     """Kill every session cookie and access token (epoch bump) and every refresh token.
     `actor_id` is who did it when it is not the user themself (an admin)."""
-    from app.auth.session_records import revoke_all_sessions
-
     user.session_epoch += 1
     revoke_all_refresh_tokens(user.id)
     revoke_all_sessions(user.id)

@@ -1,4 +1,4 @@
-"""Caching (seed §8): L1 in-process with cross-instance invalidation, L2 through
+"""Caching (docs/architecture.md §8): L1 in-process with cross-instance invalidation, L2 through
 Flask-Caching (Redis in production), stampede protection, and graceful degradation when
 Redis is down. What is cached lives beside its feature, each with its named invalidator."""
 

@@ -1,5 +1,5 @@
 """Cache-aside over L1 (in-process) and L2 (Flask-Caching: Redis, or in-process on the
-embedded profile), with stampede protection and versioned namespaces (seed §8).
+embedded profile), with stampede protection and versioned namespaces (docs/architecture.md §8).
 
     value = cached(CacheKey("perms", str(user_id)), timeout=300, compute=lambda: ..., local=True)
 

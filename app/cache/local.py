@@ -1,6 +1,6 @@
 """L1: a bounded in-process TTL map per app instance, and the Redis pub/sub bus that makes
-every other instance drop its copy when something cached changes (seed §8: "L1 in-process,
-30 s").
+every other instance drop its copy when something cached changes (docs/architecture.md §8:
+L1 in-process, 30 s).
 
 Entries are keyed `(namespace, key)`. Dropping is local at once and, when Redis is
 configured, published on `<prefix>:l1-invalidate`; each instance runs one daemon thread

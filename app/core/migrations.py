@@ -16,6 +16,7 @@ import click
 from flask import Flask
 
 from app.config import PROJECT_ROOT
+from app.extensions import db
 
 MIGRATIONS_DIRECTORY = PROJECT_ROOT / "migrations"
 
@@ -25,8 +26,6 @@ def ensure_migrations(app: Flask) -> None:
     if "migrate" in app.extensions:
         return
     from flask_migrate import Migrate
-
-    from app.extensions import db
 
     Migrate(app, db, directory=str(MIGRATIONS_DIRECTORY), render_as_batch=True, compare_type=True)
 

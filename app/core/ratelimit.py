@@ -1,4 +1,4 @@
-"""Rate limiting (seed §5, step 6): one per-IP budget for the whole app, plus route limits.
+"""Rate limiting (docs/architecture.md §5, step 4): one per-IP budget for the whole app, plus route limits.
 
 - The app-wide budget (RATE_LIMIT_DEFAULT, per client IP, fixed windows) is checked on every
   request except probes and static files. With Redis, each process counts requests itself and
@@ -45,6 +45,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from app.config import Settings
 from app.core.net import client_address, watch_forwarded_for
+from app.extensions import app_limiter
 from app.logging import get_logger
 
 log = get_logger("hearth.ratelimit")
@@ -351,7 +352,6 @@ def breached_limit_headers(error: Exception) -> list[tuple[str, str]]:
     """Retry-After and RateLimit-* headers (IETF draft: seconds until reset) for a 429."""
     if isinstance(error, RateLimited):
         return error.rate_limit_headers()
-    from app.extensions import app_limiter
 
     breached = app_limiter().current_limit
     if breached is None:

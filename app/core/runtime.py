@@ -7,10 +7,10 @@ import time
 
 from flask import current_app
 
+from app.version import __version__
+
 
 def app_version() -> str:
-    from app import __version__
-
     return __version__
 
 

@@ -16,7 +16,10 @@ from flask import Flask, current_app, has_request_context, request, url_for
 from markupsafe import Markup
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
-from app.core.assets import asset_url
+from app.core.assets import asset_url, init_assets
+from app.core.http_cache import is_public_page
+from app.uploads.service import avatar_url
+from app.version import __version__
 
 HTMX_VERSION = "2.0.11"
 PICO_VERSION = "2.1.1"
@@ -170,11 +173,6 @@ def time_tag(value: datetime | None) -> Markup:
 
 
 def init_templating(app: Flask) -> None:
-    from app import __version__
-    from app.core.assets import init_assets
-    from app.core.http_cache import is_public_page
-    from app.uploads.service import avatar_url
-
     watch = app.extensions["hearth.settings"].is_development
     init_assets(app, watch=watch)
     links = app.extensions[LINKS_KEY] = TemplateLinks(app, assets_change=watch)

@@ -13,6 +13,8 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 
+from app.uploads.service import THUMBNAIL_SIZE
+
 FIRST_NAMES = (
     "Ada", "Aiko", "Amara", "Ben", "Björn", "Carmen", "Chen", "Dmitri", "Elif", "Farah",
     "Gustavo", "Hana", "Inès", "Jonas", "Kwame", "Lena", "Mateo", "Mei", "Nia", "Olu",
@@ -101,8 +103,6 @@ def portrait(colour: int, content_type: str) -> bytes:
 def thumbnail(data: bytes) -> bytes:
     """The JPEG thumbnail processing would make (same size and quality)."""
     from PIL import Image
-
-    from app.uploads.service import THUMBNAIL_SIZE
 
     with Image.open(io.BytesIO(data)) as image:
         thumb = image.convert("RGB")

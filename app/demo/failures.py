@@ -15,6 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.jobs.periodic import get_periodic, run_recorded
+from app.mail.service import deliver
+from app.uploads import service
+from tasks.emails import send_email
+from tasks.maintenance import run_periodic_now
+from tasks.runtime import _run_with_lease
+from tasks.uploads import process_upload
+
 HEADER = "Traceback (most recent call last):\n"
 
 
@@ -35,22 +43,16 @@ def _frame(function: Callable[..., Any], needle: str) -> str:
 
 def _worker_frames(task: Any, needle: str) -> list[str]:
     """What every job traceback starts with: the worker's call into the task body."""
-    from tasks.runtime import _run_with_lease
-
     return [_frame(_run_with_lease, "func(job_id=job.id, **job.payload)"), _frame(task.func, needle)]
 
 
 def _send_email_frames() -> list[str]:
-    from tasks.emails import send_email
-
     return _worker_frames(send_email, "deliver(render_message(")
 
 
 def smtp_recipient_refused(address: str) -> Failure:
     """The relay refuses the recipient (a permanent 550: retries cannot help)."""
     import smtplib
-
-    from app.mail.service import deliver
 
     refusal = {address: (550, f"5.1.1 <{address}>: Recipient address rejected: User unknown".encode())}
     frames = [
@@ -67,8 +69,6 @@ def smtp_recipient_refused(address: str) -> Failure:
 def smtp_disconnected() -> Failure:
     """The relay hangs up in the middle of DATA (transient: the next attempt usually works)."""
     import smtplib
-
-    from app.mail.service import deliver
 
     frames = [
         *_send_email_frames(),
@@ -90,8 +90,6 @@ def smtp_timeout() -> Failure:
     import smtplib
     import socket
 
-    from app.mail.service import deliver
-
     frames = [
         *_send_email_frames(),
         _frame(deliver, "client = smtplib.SMTP(target.host"),
@@ -106,9 +104,6 @@ def smtp_timeout() -> Failure:
 
 def unknown_periodic_task(name: str) -> Failure:
     """An admin's "run now" of a periodic task that a later release removed."""
-    from app.jobs.periodic import get_periodic, run_recorded
-    from tasks.maintenance import run_periodic_now
-
     frames = [
         *_worker_frames(run_periodic_now, "run_recorded(name)"),
         _frame(run_recorded, "task = get_periodic(name)"),
@@ -120,9 +115,6 @@ def unknown_periodic_task(name: str) -> Failure:
 
 def processing_failure(content_type: str, data: bytes) -> Failure:
     """What processing the (corrupt) `data` really raises, framed as the uploads worker's attempt."""
-    from app.uploads import service
-    from tasks.uploads import process_upload
-
     if content_type == "application/pdf":
         from pypdf import PdfReader
 

@@ -26,19 +26,24 @@ from flask import current_app
 from sqlalchemy import func, insert, select
 
 from app.audit.models import AuditEvent
+from app.auth.lockout import lockout_seconds
 from app.config import Settings
 from app.core.database import utcnow
 from app.demo import DEFAULT_USERS, DEMO_DOMAIN, MAX_USERS, content, failures
 from app.errors import Conflict, ValidationFailed
 from app.extensions import db
 from app.jobs.models import Job, JobStatus, PeriodicRun
-from app.jobs.queues import QUEUES
+from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, scheduled_tasks
+from app.jobs.queues import QUEUES, app_queues
 from app.logging import get_logger
+from app.mail.service import SEND_EMAIL_TASK
 from app.rbac.models import Permission, Role, user_roles
 from app.rbac.service import role_named, sync_roles
 from app.storage import get_storage
 from app.storage.names import key_segment
 from app.uploads.models import Upload, UploadStatus
+from app.uploads.service import PROCESS_UPLOAD_TASK
+from app.users.factories import new_user
 from app.users.models import User
 from app.users.passwords import hash_password
 
@@ -224,14 +229,16 @@ class _Batch:
     """Collects the rows and files for the accounts one run creates (nothing written here)."""
 
     def __init__(self, seed: int, existing: int, now: datetime, settings: Settings):
-        from tasks.emails import send_email
-        from tasks.maintenance import run_periodic_now
-        from tasks.uploads import process_upload
-
         # Seeded by the number of accounts already there, so a top-up does not replay the first run.
         self.rng = random.Random(f"{seed}:{existing}")  # noqa: S311  (demo data, not secrets)
         self.seed, self.now, self.settings = seed, now, settings
-        self.send_email, self.process_upload, self.run_periodic_now = send_email, process_upload, run_periodic_now
+        # The app's task declarations (name, queue, summary), looked up by name like any enqueue.
+        tasks = app_queues().tasks
+        self.send_email, self.process_upload, self.run_periodic_now = (
+            tasks[SEND_EMAIL_TASK],
+            tasks[PROCESS_UPLOAD_TASK],
+            tasks[RUN_PERIODIC_NOW_TASK],
+        )
         self.people: list[_Person] = []
         self.uploads: list[dict[str, Any]] = []
         self.jobs: list[dict[str, Any]] = []
@@ -295,17 +302,17 @@ class _Batch:
         for offset in range(count):
             first, last = next(fresh)
             position = len(existing) + offset
-            person = self._person(position, first, last, password_hash, last_in_batch=offset == count - 1)
-            person.user.roles = [roles[name] for name in ROLE_GRANTS[person.role]]
+            person = self._person(position, first, last, password_hash, roles, last_in_batch=offset == count - 1)
             self.people.append(person)
         lockable = [p for p in self.people if p.role == "user" and p.state == "active" and p.user.email_verified_at]
         if len(lockable) > 3:
             self._lock(self.rng.choice(lockable[1:]))
-        db.session.add_all(person.user for person in self.people)
         db.session.flush()  # ids for the rows that follow
         return self.people
 
-    def _person(self, position: int, first: str, last: str, password_hash: str, last_in_batch: bool) -> _Person:
+    def _person(
+        self, position: int, first: str, last: str, password_hash: str, roles: dict[str, Role], last_in_batch: bool
+    ) -> _Person:
         rng, now = self.rng, self.now
         role = ROLE_CYCLE[position % len(ROLE_CYCLE)]
         showcase = position < SHOWCASE
@@ -325,10 +332,11 @@ class _Batch:
         if showcase or (verified and rng.random() < 0.92) or rng.random() < 0.3:
             end = deleted or now
             last_login = self.between(min(max(created, now - timedelta(days=ACTIVITY_DAYS)), end), end)
-        user = User(
-            email=f"{content.email_local_part(first, last)}@{DEMO_DOMAIN}",
+        user = new_user(
+            f"{content.email_local_part(first, last)}@{DEMO_DOMAIN}",
+            password_hash,
             display_name=f"{first} {last}",
-            password_hash=password_hash,
+            roles=[roles[name] for name in ROLE_GRANTS[role]],
             is_active_account=state == "active",
             session_epoch=0 if state == "active" else 1,
             email_verified_at=verified,
@@ -342,8 +350,6 @@ class _Batch:
 
     def _lock(self, person: _Person) -> None:
         """Too many wrong passwords in a row: locked for a while (its events come in history)."""
-        from app.auth.lockout import lockout_seconds
-
         threshold = self.settings.login_lockout_threshold
         person.locked = True
         person.user.failed_login_count = threshold + 5
@@ -352,8 +358,6 @@ class _Batch:
     # history
 
     def history(self, people: list[_Person], admins: list[_Person], support_created: Role | None) -> None:
-        from app.jobs.periodic import PERIODIC
-
         admin = admins[0] if admins else None
         support_since = self.now - timedelta(days=21)
         if support_created is not None:
@@ -369,7 +373,7 @@ class _Batch:
         active = [p for p in people if p.state == "active" and not p.locked] or people
         self._uploads([p for p in people if p.state != "deleted"] or people)
         self._showcase_emails(active, admin)
-        self._periodic_jobs(admins or [None], sorted(PERIODIC))
+        self._periodic_jobs(admins or [None], sorted(scheduled_tasks()))
 
     def _account_history(self, person: _Person, admin: _Person | None, support_since: datetime) -> None:
         rng, user = self.rng, person.user
@@ -434,8 +438,6 @@ class _Batch:
         self.event("signed_out_everywhere", done, actor=person, subject=person, reason="password_reset")
 
     def _lockout(self, person: _Person) -> None:
-        from app.auth.lockout import lockout_seconds
-
         failures = person.user.failed_login_count
         for attempt in range(failures):
             at = self.now - timedelta(minutes=2) + timedelta(seconds=6 * (attempt + 1 - failures))

@@ -1,7 +1,3 @@
-"""`/files`: the signed-in user's file library and upload widget (hypermedia, not the JSON API)."""
+"""`/files`: the signed-in user's file library and upload widget (hypermedia, not the JSON API).
 
-from flask import Blueprint
-
-files_bp = Blueprint("files", __name__, url_prefix="/files")
-
-from app.files import routes  # noqa: E402,F401
+Its blueprint and views are in app.files.routes."""

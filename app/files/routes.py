@@ -3,17 +3,19 @@ sends the bytes straight to storage with a progress bar, then `confirm` answers 
 
 from __future__ import annotations
 
-from flask import abort, jsonify, redirect, render_template, request, url_for
+from typing import Any
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.auth.guards import login_required
 from app.core.templating import UrlPattern, is_htmx_request, url_pattern
 from app.errors import ValidationFailed
-from app.extensions import db
-from app.files import files_bp
 from app.uploads import service
 from app.uploads.models import Upload, UploadStatus
+
+files_bp = Blueprint("files", __name__, url_prefix="/files")
 
 PAGE_SIZE = 20
 FINAL = {UploadStatus.ready, UploadStatus.rejected, UploadStatus.failed}
@@ -52,28 +54,35 @@ def index() -> str:
 @files_bp.post("/presign")
 @login_required
 def presign() -> tuple[Response, int]:
+    """A presigned POST for the widget. A refusal is a ValidationFailed that the error mapper
+    answers: problem+json here, because the widget asks for it (Accept), with the reason in
+    `detail` and each field in `errors`."""
     data = request.get_json(silent=True) or {}
-    try:
-        ticket = service.request_upload(
-            current_user.id,
-            str(data.get("filename", "")),
-            str(data.get("content_type", "")),
-            int(data.get("size") or 0),
-            str(data.get("kind", "")),
-        )
-    except (ValidationFailed, ValueError) as error:
-        message = error.detail if isinstance(error, ValidationFailed) else "The size must be a number."
-        return jsonify(error=message), 422
+    ticket = service.request_upload(
+        current_user.id,
+        str(data.get("filename", "")),
+        str(data.get("content_type", "")),
+        _size(data.get("size")),
+        str(data.get("kind", "")),
+    )
     return jsonify(upload_id=ticket.upload.id, url=ticket.post.url, fields=ticket.post.fields), 201
+
+
+def _size(value: Any) -> int:
+    """The declared size in bytes (missing is 0, which the service refuses as too small)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        message = "The size must be a number."
+        raise ValidationFailed(
+            message, errors=[{"field": "size", "location": "body", "message": message, "type": "int_parsing"}]
+        ) from None
 
 
 @files_bp.post("/<upload_id>/confirm")
 @login_required
 def confirm(upload_id: str) -> str:
-    upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.user_id != current_user.id:
-        abort(404)
-    return _row(service.confirm(upload))
+    return _row(service.confirm(service.get_owned_upload(current_user.id, upload_id)))
 
 
 @files_bp.get("/<upload_id>/row")

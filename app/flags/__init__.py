@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.flags.service import feature_enabled
+
 
 def init_flags(app: Flask) -> None:
     """Make `feature_enabled(name)` available in every template."""
-    from app.flags.service import feature_enabled
-
     app.add_template_global(feature_enabled, "feature_enabled")

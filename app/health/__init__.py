@@ -1,7 +1,3 @@
-"""Health probes (seed §13): /health/live, /health/ready, /health/startup."""
+"""Health probes (docs/architecture.md §13): /health/live, /health/ready, /health/startup.
 
-from flask import Blueprint
-
-health_bp = Blueprint("health", __name__, url_prefix="/health")
-
-from app.health import routes  # noqa: E402,F401
+Its blueprint and views are in app.health.routes."""

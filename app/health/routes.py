@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import orjson
-from flask import Response
+from flask import Blueprint, Response
 
-from app.health import health_bp, service
+from app.health import service
+
+health_bp = Blueprint("health", __name__, url_prefix="/health")
 
 LIVE_BODY = orjson.dumps({"status": "ok"})
 

@@ -13,6 +13,7 @@ from app.core.migrations import ensure_migrations
 from app.core.redis import redis_client
 from app.core.runtime import app_version, uptime_seconds
 from app.extensions import db
+from app.jobs.queues import app_queues
 from app.logging import get_logger
 
 log = get_logger("hearth.health")
@@ -45,9 +46,7 @@ def _redis() -> None:
 
 
 def _queue() -> dict[str, int]:
-    from tasks.queues import HUEYS
-
-    return {"pendingJobs": sum(huey.pending_count() for huey in HUEYS.values())}
+    return {"pendingJobs": app_queues().pending_count()}
 
 
 def readiness() -> Report:

@@ -1,4 +1,4 @@
-"""The admin's view of background jobs (the Bull Board of seed §9), shared by /admin/jobs
+"""The admin's view of background jobs (docs/architecture.md §9), shared by /admin/jobs
 and /api/v1/admin/jobs.
 
 The `jobs` table is the truth, so everything here is SQL: counts per queue and status, a
@@ -15,13 +15,14 @@ from datetime import timedelta
 from sqlalchemy import Select, String, and_, cast, delete, func, or_, select
 
 from app.audit.service import record
+from app.cache import CacheKey, cached
 from app.core.database import utcnow
-from app.core.repository import Page
+from app.core.pagination import Page
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.jobs import service
 from app.jobs.models import Job, JobStatus, PeriodicRun
-from app.jobs.periodic import PERIODIC, PeriodicTask, get_periodic, last_runs
+from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, PeriodicTask, get_periodic, last_runs, scheduled_tasks
 from app.jobs.queues import QUEUES
 from app.jobs.repository import JobRepository
 from app.logging import get_logger
@@ -117,8 +118,6 @@ COUNTS_TTL = 30
 def overview() -> list[QueueOverview]:
     """Per queue: jobs in each status and the configured worker concurrency. The counts are
     cached (30 s at most; every job state change calls `forget_job_counts`)."""
-    from app.cache import CacheKey, cached
-
     counts = cached(CacheKey(JOB_COUNTS, "by_queue_status"), jobs.counts_by_queue_and_status, timeout=COUNTS_TTL)
     queues = {
         name: QueueOverview(name, spec.workers, spec.max_attempts, dict.fromkeys(STATUS_LABELS, 0))
@@ -250,15 +249,15 @@ def purge_succeeded(actor: User, older_than_days: int, queue: str | None = None)
 def periodic_tasks() -> list[tuple[PeriodicTask, PeriodicRun]]:
     """Every periodic task with its last run (a blank record for one that never ran)."""
     runs = last_runs()
-    return [(task, runs.get(name) or PeriodicRun(name=name, runs=0)) for name, task in sorted(PERIODIC.items())]
+    return [
+        (task, runs.get(name) or PeriodicRun(name=name, runs=0)) for name, task in sorted(scheduled_tasks().items())
+    ]
 
 
 def run_periodic_now(actor: User, name: str) -> Job:
     """Queue one run of a periodic task as an ordinary job (so its outcome is visible)."""
-    from tasks.maintenance import run_periodic_now as task
-
     get_periodic(name)
-    job = task.enqueue(name=name)
+    job = service.enqueue_task(RUN_PERIODIC_NOW_TASK, name=name)
     record("periodic_task_run", actor_id=actor.id, target=f"periodic:{name}", job=job.id)
     db.session.commit()
     return job

@@ -1,8 +1,9 @@
-"""Periodic tasks: the schedule each runs on and a record of its last run (seed §9).
+"""Periodic tasks: the schedule each runs on and a record of its last run (docs/architecture.md §9).
 
-`tasks.maintenance` registers each with `periodic(...)`; huey's scheduler runs them on the
-`sync` consumers, and an admin can also run one now (it then runs as an ordinary durable job,
-so it shows in the job list with its outcome).
+`tasks.maintenance` declares each with `periodic(...)`; each app's queues (tasks.queues)
+register them on its `sync` huey, whose scheduler runs them on the `sync` consumers. An admin
+can also run one now (it then runs as an ordinary durable job, so it shows in the job list
+with its outcome).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from app.core.database import utcnow
 from app.errors import NotFound
 from app.extensions import db
 from app.jobs.models import PeriodicRun
+from app.jobs.queues import app_queues
 from app.logging import get_logger
 
 log = get_logger("hearth.jobs")
+
+RUN_PERIODIC_NOW_TASK = "tasks.maintenance.run_periodic_now"  # an admin's "run now" (by name: no import of tasks)
 
 
 @dataclass(frozen=True)
@@ -28,18 +32,17 @@ class PeriodicTask:
     schedule: str  # for people: "every minute"
     description: str
     func: Callable[[], None]
+    cron: tuple[tuple[str, str], ...] = ()  # huey crontab() arguments, e.g. (("minute", "*/10"),)
 
 
-PERIODIC: dict[str, PeriodicTask] = {}
-
-
-def register(task: PeriodicTask) -> None:
-    PERIODIC[task.name] = task
+def scheduled_tasks() -> dict[str, PeriodicTask]:
+    """The current app's periodic tasks by name."""
+    return app_queues().periodic
 
 
 def get_periodic(name: str) -> PeriodicTask:
     try:
-        return PERIODIC[name]
+        return scheduled_tasks()[name]
     except KeyError:
         raise NotFound(f"No periodic task named {name!r}.") from None
 

@@ -1,8 +1,13 @@
-"""The four queues of seed §9 and their retry policies: the one place they are defined."""
+"""The four queues of docs/architecture.md §9 and their retry policies: the one place they are
+defined; and how the jobs domain reaches the app's queues without importing the task modules."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask import current_app
 
 
 @dataclass(frozen=True)
@@ -31,3 +36,36 @@ QUEUES: dict[str, QueueSpec] = {
         QueueSpec("reports", workers=2, retries=1, exponential=False),
     )
 }
+
+
+# `app.extensions` key of the app's queues (tasks.queues.AppQueues): the jobs service
+# dispatches through it, so this domain never imports the task modules.
+QUEUES_KEY = "hearth.queues"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the jobs service needs to know of a task to enqueue it by name."""
+
+    name: str  # "<module>.<function>", e.g. "tasks.emails.send_email"
+    queue: str
+    summarize: Callable[[dict[str, Any]], dict[str, Any]]  # what the admin's jobs page may show
+
+
+class AppQueues(Protocol):
+    """This app's queues, as the jobs domain sees them (built by tasks.queues.init_app)."""
+
+    tasks: Mapping[str, TaskSpec]
+    periodic: Mapping[str, Any]  # name -> app.jobs.periodic.PeriodicTask
+
+    def dispatch(self, job_id: str, task_name: str, delay: float | None) -> None: ...
+
+    def pending_count(self) -> int: ...
+
+
+def app_queues() -> AppQueues:
+    """The current app's queues."""
+    try:
+        return current_app.extensions[QUEUES_KEY]
+    except KeyError:
+        raise RuntimeError("this app's job queues are not built (tasks.queues.init_app)") from None

@@ -1,4 +1,4 @@
-"""Durable jobs (seed §9) with a transactional outbox, leases, heartbeats, retries and a sweeper.
+"""Durable jobs (docs/architecture.md §9) with a transactional outbox, leases, heartbeats, retries and a sweeper.
 
 Huey alone loses a task whose worker dies mid-run: it pops the message and has no
 acknowledgement. So the `jobs` row is the truth and huey only carries "run job <id> now":
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import traceback as tracebacks
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -27,11 +26,12 @@ from flask import current_app, g, has_request_context
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
+from app.cache import bump
 from app.core.api_paths import is_api_request
 from app.core.database import utcnow
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
-from app.jobs.queues import QUEUES
+from app.jobs.queues import QUEUES, app_queues
 from app.jobs.repository import JobRepository
 from app.logging import current_request_id, get_logger
 
@@ -41,15 +41,6 @@ jobs = JobRepository()
 OUTBOX_KEY = "hearth.jobs.outbox"
 ERROR_MAX_LENGTH = 2000
 TRACEBACK_MAX_LENGTH = 20_000
-
-# (job_id, task_name, delay_seconds) -> None; set by tasks.queues when queues are configured.
-Dispatcher = Callable[[str, str, float | None], None]
-_dispatcher: Dispatcher | None = None
-
-
-def set_dispatcher(dispatcher: Dispatcher) -> None:
-    global _dispatcher
-    _dispatcher = dispatcher
 
 
 def _settings():
@@ -96,11 +87,20 @@ def enqueue(
     return job
 
 
+def enqueue_task(task_name: str, *, caused_by: int | None = None, **payload: Any) -> Job:
+    """`enqueue` a task of this app's queues by its name (e.g. "tasks.emails.send_email"), with
+    the queue and the summary its declaration gives: how a domain service queues work without
+    importing the task module (which imports the service)."""
+    try:
+        task = app_queues().tasks[task_name]
+    except KeyError:
+        raise LookupError(f"no task named {task_name!r} is registered on this app's queues") from None
+    return enqueue(task.name, task.queue, payload, task.summarize(payload), user_id=caused_by)
+
+
 def forget_job_counts() -> None:
     """Invalidator of the per-queue job counts (app.jobs.management.overview): call it in every
     unit of work that changes a job's status."""
-    from app.cache import bump
-
     bump("jobs")
 
 
@@ -111,10 +111,9 @@ def send_after_commit(job_id: str, task_name: str, delay: float | None = None) -
 
 def dispatch(job_id: str, task_name: str, delay: float | None = None) -> None:
     """Hand a job id to huey. A broker failure is logged, never raised: the sweeper retries."""
-    if _dispatcher is None:
-        raise RuntimeError("job queues are not configured (tasks.queues.configure_queues)")
+    queues = app_queues()
     try:
-        _dispatcher(job_id, task_name, delay)
+        queues.dispatch(job_id, task_name, delay)
     except Exception as exc:  # the broker may be down; the row stays and the sweeper re-sends
         log.warning("job_dispatch_failed", job_id=job_id, task=task_name, error=repr(exc))
 

@@ -15,11 +15,13 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app, render_template
 
 from app.config import INSTANCE_PATH
+from app.jobs.service import enqueue_task
 from app.logging import get_logger
 
 log = get_logger("hearth.mail")
 SMTP_TIMEOUT_SECONDS = 10
 DEV_MAILBOX = INSTANCE_PATH / "mail"
+SEND_EMAIL_TASK = "tasks.emails.send_email"  # queued by name: tasks.emails imports this module
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,4 @@ def store_dev_copy(message: EmailMessage) -> Path:
 def queue_email(to: str, template: str, context: dict[str, Any] | None = None, user_id: int | None = None):
     """Queue an email in the current unit of work; it is sent once that commits.
     `user_id` is the account it is for (shown on the admin's jobs page)."""
-    from tasks.emails import send_email
-
-    return send_email.enqueue(to=to, template=template, context=context or {}, caused_by=user_id)
+    return enqueue_task(SEND_EMAIL_TASK, caused_by=user_id, to=to, template=template, context=context or {})

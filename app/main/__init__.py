@@ -1,7 +1,3 @@
-"""Public pages: the landing page."""
+"""Public pages: the landing page.
 
-from flask import Blueprint
-
-main_bp = Blueprint("main", __name__)
-
-from app.main import routes  # noqa: E402,F401
+Its blueprint and views are in app.main.routes."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import Blueprint, render_template
 
 from app.core.http_cache import publicly_cacheable
-from app.main import main_bp
+
+main_bp = Blueprint("main", __name__)
 
 
 @main_bp.get("/")

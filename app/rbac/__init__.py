@@ -1,1 +1,1 @@
-"""Roles and permissions (seed §6): `resource:action` permissions granted through roles."""
+"""Roles and permissions (docs/architecture.md §6): `resource:action` permissions granted through roles."""

@@ -1,7 +1,8 @@
 """The permissions Hearth knows and the built-in roles: the one place they are defined.
 
 `flask roles sync` (also run by `make run` and `flask seed-admin`) writes them to the
-database idempotently: missing roles and permissions are added, built-in grants restored.
+database idempotently: missing roles and permissions are added (`--restore` also gives the
+built-in roles back every grant below).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.rbac.catalog import PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role, role_permissions, user_roles
+from app.users.models import User
 
 
 def sync_roles(commit: bool = True, restore_grants: bool = False) -> None:
@@ -105,8 +106,6 @@ def _forget_changed_grants(session: Session, flush_context, instances) -> None:
     """Every write path that changes who holds what calls the invalidators: a role whose
     permissions change (or that is deleted) drops every permission set; a user whose roles
     change drops theirs. Run after the commit (see app.cache.aside)."""
-    from app.users.models import User
-
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, Role) and (obj in session.deleted or _changed(obj, "permissions")):
             forget_all_permissions()

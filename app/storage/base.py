@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from flask import current_app
+
 
 @dataclass(frozen=True)
 class PresignedPost:
@@ -47,3 +49,11 @@ class Storage(Protocol):
 
     def purge(self, prefix: str, older_than: datetime) -> int:
         """Remove the objects under `prefix` last written before `older_than`; how many."""
+
+
+EXTENSION_KEY = "hearth.storage"  # `app.extensions` key of the app's Storage (app.storage.init_storage)
+
+
+def get_storage() -> Storage:
+    """The current app's storage."""
+    return current_app.extensions[EXTENSION_KEY]

@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
 from app.core.security_headers import own_content_security_policy
-from app.storage.base import ObjectInfo, PresignedPost
+from app.storage.base import ObjectInfo, PresignedPost, get_storage
 from app.storage.names import attachment_disposition
 
 local_storage_bp = Blueprint("local_storage", __name__, url_prefix="/storage")
@@ -177,8 +177,6 @@ class LocalStorage:
 
 
 def _storage() -> LocalStorage:
-    from app.storage import get_storage
-
     return get_storage()
 
 

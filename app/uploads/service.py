@@ -1,4 +1,4 @@
-"""The upload flow of seed §10, shared by the JSON API and the /files pages.
+"""The upload flow of docs/architecture.md §10, shared by the JSON API and the /files pages.
 
 1. `request_upload` checks kind, type, size and quota, records a `pending` upload and returns a
    presigned POST (15 minutes) for exactly the declared size, to the upload's *staging* key.
@@ -27,15 +27,19 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.service import record
+from app.auth.guards import ensure_owner_or
+from app.cache import CacheKey, bump, cached
 from app.core.database import utcnow
-from app.core.repository import Page
-from app.errors import Conflict, ValidationFailed
+from app.core.repository import Page, Repository
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
+from app.jobs.service import enqueue_task
 from app.storage import PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
 from app.uploads import sandbox
 from app.uploads.models import Upload, UploadStatus
 from app.uploads.sniff import SNIFF_BYTES, matches
+from app.users.models import User
 
 if TYPE_CHECKING:
     from app.jobs.models import Job
@@ -45,6 +49,8 @@ PENDING_MAX_AGE = timedelta(hours=1)  # also at least the longest presigned POST
 STAGING_PREFIX = "staging/"
 THUMBNAIL_SIZE = sandbox.THUMBNAIL_SIZE
 MB = 1024 * 1024
+
+PROCESS_UPLOAD_TASK = "tasks.uploads.process_upload"  # queued by name: tasks.uploads imports this module
 
 
 def _settings():
@@ -176,9 +182,7 @@ def confirm(upload: Upload) -> Upload:
         return _reject(upload, f"The file's content is not {upload.content_type}.")
     upload.size = info.size
     upload.status = UploadStatus.uploaded
-    from tasks.uploads import process_upload
-
-    process_upload.enqueue(upload_id=upload.id, caused_by=upload.user_id)
+    enqueue_task(PROCESS_UPLOAD_TASK, caused_by=upload.user_id, upload_id=upload.id)
     record("upload_confirmed", subject_id=upload.user_id, upload=upload.id)
     db.session.commit()
     return upload
@@ -253,14 +257,12 @@ REPROCESSABLE = frozenset({UploadStatus.failed, UploadStatus.ready, UploadStatus
 
 def reprocess(actor_id: int, upload: Upload) -> Job:
     """Run processing again (after a fix, or to rebuild thumbnails); audited."""
-    from tasks.uploads import process_upload
-
     if upload.status not in REPROCESSABLE:
         raise Conflict(f"A {upload.status} upload has no confirmed file to process.")
     before = upload.status
     upload.status = UploadStatus.uploaded
     upload.error = None
-    job = process_upload.enqueue(upload_id=upload.id, caused_by=upload.user_id)
+    job = enqueue_task(PROCESS_UPLOAD_TASK, caused_by=upload.user_id, upload_id=upload.id)
     record(
         "upload_reprocessed",
         actor_id=actor_id,
@@ -277,11 +279,18 @@ def reprocess(actor_id: int, upload: Upload) -> Job:
 # Library -----------------------------------------------------------------------------------
 
 
+def get_owned_upload(owner_id: int, upload_id: str) -> Upload:
+    """The upload if `owner_id` owns it, whatever anyone's permissions: only the owner confirms
+    an upload or makes it an avatar. NotFound otherwise, the same for someone else's upload as
+    for a missing one (ids can't be probed)."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.user_id != owner_id:
+        raise NotFound()
+    return upload
+
+
 def load_upload(upload_id: str, permission: str) -> Upload:
     """The upload if the actor owns it or holds `permission`; 404 otherwise (ids can't be probed)."""
-    from app.auth.guards import ensure_owner_or
-    from app.errors import NotFound
-
     upload = db.session.get(Upload, upload_id)
     if upload is None:
         raise NotFound()
@@ -290,8 +299,6 @@ def load_upload(upload_id: str, permission: str) -> Upload:
 
 
 def list_uploads(user_id: int | None, kind: str | None, status: str | None, page: int, per_page: int) -> Page:
-    from app.core.repository import Repository
-
     return Repository().paginate(upload_list_statement(kind, status, user_id=user_id), page, per_page)
 
 
@@ -300,8 +307,6 @@ def upload_list_statement(
 ):
     """Uploads newest first, by kind and status; `user_id` keeps one owner's, `owner` matches
     the owner's email (or part of it) for the admin."""
-    from app.users.models import User
-
     statement = select(Upload)
     if user_id is not None:
         statement = statement.where(Upload.user_id == user_id)
@@ -323,14 +328,10 @@ TOTALS_TTL = 30
 def totals_by_status() -> tuple[dict[str, int], int]:
     """Uploads per status and the bytes stored (confirmed files), for the admin dashboard:
     cached 30 s; `forget_upload_totals` runs on every upload write (listener below)."""
-    from app.cache import CacheKey, cached
-
     return cached(CacheKey(UPLOAD_TOTALS, "totals"), _count_totals, timeout=TOTALS_TTL)
 
 
 def forget_upload_totals() -> None:
-    from app.cache import bump
-
     bump(UPLOAD_TOTALS)
 
 
@@ -403,9 +404,10 @@ def cleanup_pending() -> int:
 def set_avatar(user, upload_id: str | None) -> None:
     """Use one of the user's own ready images as their avatar (None removes it)."""
     if upload_id is not None:
-        upload = db.session.get(Upload, upload_id)
-        if upload is None or upload.user_id != user.id:
-            raise _invalid("upload_id", "Choose one of your own images.")
+        try:
+            upload = get_owned_upload(user.id, upload_id)
+        except NotFound:
+            raise _invalid("upload_id", "Choose one of your own images.") from None
         if upload.status != UploadStatus.ready or not upload.thumbnail_key:
             raise _invalid("upload_id", "Only a processed image can be an avatar.")
     user.avatar_upload_id = upload_id

@@ -1,10 +1,11 @@
-"""What is cached about users (seed §8), each with its named invalidator beside it.
+"""What is cached about users (docs/architecture.md §8), each with its named invalidator beside it.
 
 - `user_profile(id)`: key `user:{id}`, 5 minutes; invalidator `forget_user(id)`.
 - `user_page(...)`: pages of the user list as rendered by the caller, namespace `users`, 60 s,
   in L1 too; invalidator `forget_user_lists()` (bumps the namespace: every page of every filter
   goes stale at once, on every instance).
-- `status_counts()` / `signups_since()` for the admin dashboard, namespace `users`, 30 s.
+- `dashboard_counts(compute, name)`: the admin dashboard's user counts
+  (app.users.management.counts_by_status, signups_since), namespace `users`, 30 s.
 - `token_accepted(id, epoch)`: key `sign-in-state:{id}`, (active, epoch), L1 and L2.
 
 Every write to a user goes through the ORM, so one `before_flush` listener calls the
@@ -26,7 +27,7 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.cache import CacheKey, bump, cached, invalidate
-from app.core.repository import Page, Repository
+from app.core.pagination import Page, paginate
 from app.extensions import db
 from app.users.models import User
 from app.users.repository import user_list_statement
@@ -107,7 +108,7 @@ def user_page(filters: dict[str, Any], page: int, per_page: int, render: Callabl
     key = CacheKey(USERS_NAMESPACE, f"page:{render.__module__}.{render.__qualname__}:{signature}:{page}:{per_page}")
 
     def compute() -> T:
-        return render(Repository().paginate(user_list_statement(**filters), page, per_page))
+        return render(paginate(user_list_statement(**filters), page, per_page))
 
     return cached(key, compute, timeout=LIST_TTL, local=True)
 

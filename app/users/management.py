@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from app.audit.service import record
+from app.auth.accounts import send_password_reset_link
 from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
 from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -24,6 +25,7 @@ from app.extensions import db
 from app.rbac.catalog import ADMIN_ROLE
 from app.rbac.models import Role, user_roles
 from app.rbac.service import permissions_of, role_named
+from app.users.cache import dashboard_counts
 from app.users.models import User
 
 
@@ -186,8 +188,6 @@ def force_sign_out(actor: User, actor_permissions: frozenset[str], user: User) -
 
 def send_password_reset(actor: User, actor_permissions: frozenset[str], user: User) -> None:
     """Email the user a reset link (the admin never sees or sets the password)."""
-    from app.auth.accounts import send_password_reset_link
-
     _check_can_manage(actor_permissions, user)
     if not user.is_active:
         raise Conflict("The account is disabled: enable it before sending a reset link.")
@@ -296,8 +296,6 @@ def _csv_safe(value: str) -> str:
 def counts_by_status() -> dict[str, int]:
     """Accounts per status (active, disabled, deleted) and how many are unverified (cached 30 s;
     any user write invalidates it, see app/users/cache.py)."""
-    from app.users.cache import dashboard_counts
-
     return dashboard_counts(_count_by_status, "status")
 
 
@@ -320,8 +318,6 @@ def signups_since(days: int) -> int:
     from datetime import timedelta
 
     from sqlalchemy import func
-
-    from app.users.cache import dashboard_counts
 
     def count() -> dict[str, int]:
         since = utcnow() - timedelta(days=days)

@@ -1,7 +1,10 @@
 """Password hashing (argon2id) and the password policy (NIST SP 800-63B).
 
-argon2-cffi's defaults (RFC 9106 low-memory profile: m=64 MiB, t=3, p=4) exceed the OWASP
-minimum (m=19 MiB, t=2, p=1). Hashes made with older parameters are upgraded at login.
+The parameters are each app's settings (PASSWORD_HASH_TIME_COST, _MEMORY_KIB, _PARALLELISM),
+held with the app's hasher in `app.extensions`; by default RFC 9106's low-memory profile
+(m=64 MiB, t=3, p=4, argon2-cffi's defaults), above the OWASP minimum (m=19 MiB, t=2, p=1).
+Hashes made with other parameters are upgraded at login. Outside an app (scripts, unit tests)
+the default parameters are used.
 
 Argon2 is the one deliberately slow thing on the request path: one verification is 150–300 ms of
 CPU on 4 threads and 64 MiB. Left alone, a burst of sign-ins runs them all at once (16 logins:
@@ -35,6 +38,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_app_context
 from werkzeug.exceptions import ServiceUnavailable
 
+from app.config import (
+    DEFAULT_PASSWORD_HASH_MEMORY_KIB,
+    DEFAULT_PASSWORD_HASH_PARALLELISM,
+    DEFAULT_PASSWORD_HASH_TIME_COST,
+    Settings,
+)
 from app.errors import ValidationFailed
 from app.logging import get_logger
 
@@ -45,15 +54,48 @@ MIN_LENGTH = 12
 MAX_LENGTH = 1024  # generous for passphrases; bounded so hashing cannot be abused
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "auth" / "data" / "common-passwords.txt"
 
-_hasher = PasswordHasher()
+# The default parameters (app.config), for code running outside an app. Never changed.
+DEFAULT_HASHER = PasswordHasher(
+    time_cost=DEFAULT_PASSWORD_HASH_TIME_COST,
+    memory_cost=DEFAULT_PASSWORD_HASH_MEMORY_KIB,
+    parallelism=DEFAULT_PASSWORD_HASH_PARALLELISM,
+)
 # Verified against when the email is unknown, so both cases cost one argon2 verification: the
-# hash of a random password nobody kept, made with the parameters above. Precomputed, because
-# hashing it at import cost a whole argon2 hash at every process start; `dummy_hash()` makes a
-# new one (once per process) should the parameters ever change, so the cost always matches.
+# hash of a random password nobody kept, made with the default parameters. Precomputed, because
+# hashing it at import cost a whole argon2 hash at every process start; an app configured with
+# other parameters makes its own once, on first use (`dummy_hash()`), so the cost always matches.
 DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$Ovr61uCoqg+6+J4MjQ+NcQ$Aj3iCjx6ByubtzZtb7vkWnDRHfi7g1EZZMbjPEkj1Fo"
 
 
 POOL_KEY = "hearth.argon2_pool"
+HASHER_KEY = "hearth.password_hasher"
+
+
+def hasher_for(settings: Settings) -> PasswordHasher:
+    """An argon2id hasher with the PASSWORD_HASH_* parameters of `settings`."""
+    return PasswordHasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
+
+
+class AppHasher:
+    """One app's argon2id hasher and the dummy hash made with its parameters."""
+
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self.hasher = hasher
+        self._dummy = None if hasher.check_needs_rehash(DUMMY_HASH) else DUMMY_HASH
+        self._lock = threading.Lock()
+
+    def dummy_hash(self) -> str:
+        """DUMMY_HASH, or (other parameters) one made on first use and kept for the app's life."""
+        if self._dummy is None:
+            with self._lock:
+                if self._dummy is None:
+                    nobody = secrets.token_urlsafe(32)
+                    self._dummy = _run(lambda: self.hasher.hash(nobody))
+        return self._dummy
 
 
 def argon2_concurrency(configured: int, workers: int | None, cores: int | None = None) -> int:
@@ -134,6 +176,23 @@ def _pool() -> Argon2Pool | None:
     return pool
 
 
+def _app_hasher() -> AppHasher | None:
+    if not has_app_context():
+        return None
+    extensions = current_app.extensions
+    found = extensions.get(HASHER_KEY)
+    if found is None:
+        found = extensions.setdefault(HASHER_KEY, AppHasher(hasher_for(extensions["hearth.settings"])))
+    return found
+
+
+def _hasher() -> PasswordHasher:
+    """The current app's hasher (DEFAULT_HASHER outside an app). Looked up in the caller's
+    thread: the pool's threads have no app context."""
+    found = _app_hasher()
+    return DEFAULT_HASHER if found is None else found.hasher
+
+
 def refuse_when_busy() -> None:
     """Raise PasswordHashingBusy now if the app's line is full, before a sign-in does any other
     work (a refused sign-in then costs a fraction of a millisecond, not its database queries).
@@ -149,30 +208,31 @@ def _run(work: Callable[[], T]) -> T:
 
 
 def hash_password(password: str) -> str:
-    return _run(lambda: _hasher.hash(password))
+    hasher = _hasher()
+    return _run(lambda: hasher.hash(password))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
-    return _run(lambda: _verify(password_hash, password))
+    hasher = _hasher()
+    return _run(lambda: _verify(hasher, password_hash, password))
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    """Made with other parameters than the current app's: hash the password again at sign-in."""
+    return _hasher().check_needs_rehash(password_hash)
 
 
-@lru_cache(maxsize=1)
 def dummy_hash() -> str:
-    """What to verify against when the email is unknown (DUMMY_HASH, or one with today's parameters)."""
-    if not _hasher.check_needs_rehash(DUMMY_HASH):
-        return DUMMY_HASH
-    return _hasher.hash(secrets.token_urlsafe(32))
+    """What to verify against when the email is unknown: a hash with the app's parameters."""
+    found = _app_hasher()
+    return DUMMY_HASH if found is None else found.dummy_hash()
 
 
 @lru_cache(maxsize=1)

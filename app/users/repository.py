@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.core.repository import Repository
+from app.rbac.models import Role, user_roles
 from app.users.models import User
 
 
@@ -36,8 +37,6 @@ def user_list_statement(
     one extra query per page (selectin), never one per user."""
     from sqlalchemy import or_, select
     from sqlalchemy.orm import lazyload, selectinload
-
-    from app.rbac.models import Role, user_roles
 
     # Roles come with the page (one query); their permissions only if something reads them.
     statement = select(User).options(selectinload(User.roles).options(lazyload(Role.permissions)))

@@ -118,21 +118,3 @@ def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
     db.session.commit()
     log.info("admin_created", user_id=admin.id)
     return AdminAccount(admin, created=True, generated_password=generated)
-
-
-def set_password(email: str, password: str) -> User:
-    """Replace a user's password and end every session and token they hold."""
-    from app.audit.service import record
-    from app.auth.service import sign_out_everywhere
-    from app.errors import NotFound
-
-    user = users.find_by_email(email)
-    if user is None:
-        raise NotFound(f"No user with email {email!r}.")
-    check_new_password(password, user.email)
-    user.password_hash = hash_password(password)
-    user.failed_login_count = 0
-    user.locked_until = None
-    record("password_changed", subject_id=user.id, by="cli")
-    sign_out_everywhere(user, reason="password_changed")
-    return user

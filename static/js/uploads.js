@@ -85,11 +85,12 @@
       say("Uploading " + file.name + "…");
       fetch(widget.dataset.presignUrl, {
         method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        // A refusal comes back as problem+json (RFC 9457): the reason is in `detail`.
+        headers: { "Content-Type": "application/json", "Accept": "application/json, application/problem+json", "X-CSRFToken": csrfToken() },
         body: JSON.stringify({ filename: file.name, content_type: file.type, size: file.size, kind: kind })
       }).then(function (response) {
-        return response.json().then(function (body) {
-          if (!response.ok) { throw new Error(body.error || "The upload was refused."); }
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          if (!response.ok) { throw new Error(body.detail || "The upload was refused."); }
           return body;
         });
       }).then(function (ticket) {

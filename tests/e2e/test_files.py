@@ -64,3 +64,18 @@ def test_a_refused_type_is_explained_before_any_byte_is_sent(signed_in_page, eve
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("#upload-message")).to_contain_text("not accepted")
     assert not any("/storage/upload" in url for url in events.requests)
+
+
+def test_a_refusal_by_the_server_shows_its_reason(signed_in_page, events, live_server_url, tmp_path):
+    """The local checks pass (type and size); the server refuses the name, answering problem+json."""
+    page = signed_in_page
+    page.goto(live_server_url + "/files/")
+    page.get_by_label("Kind").first.select_option("avatar")
+    jpeg = _jpeg(tmp_path).read_bytes()
+    page.set_input_files("#upload-file", files=[{"name": ". . .", "mimeType": "image/jpeg", "buffer": jpeg}])
+    with page.expect_response(lambda response: response.url.endswith("/files/presign")) as presign:
+        page.get_by_role("button", name="Upload").click()
+    assert presign.value.status == 422 and presign.value.headers["content-type"] == "application/problem+json"
+    expect(page.locator("#upload-message")).to_have_text("The file name must be a plain name, without folders.")
+    expect(page.get_by_role("button", name="Upload")).to_be_enabled()
+    assert not any("/storage/upload" in url for url in events.requests) and not events.page_errors

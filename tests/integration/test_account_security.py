@@ -16,8 +16,7 @@ from app.auth.models import AccountToken, LoginFailures
 from app.core.database import utcnow
 from app.extensions import db
 from app.users.models import User
-
-PASSWORD = "correct horse battery staple"
+from tests.support import PASSWORD, csrf_token
 
 
 @pytest.fixture()
@@ -31,17 +30,8 @@ def _client(mail_app, ip="10.0.0.1"):
     return client
 
 
-def _csrf(client, path):
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
-
-
 def _post(client, path, form_path=None, **data):
-    return client.post(path, data={"csrf_token": _csrf(client, form_path or path), **data})
-
-
-def _login(client, email, password=PASSWORD):
-    return _post(client, "/auth/login", email=email, password=password)
+    return client.post(path, data={"csrf_token": csrf_token(client, form_path or path), **data})
 
 
 def _links(delivery) -> list[str]:
@@ -65,18 +55,13 @@ def _events(app, name) -> int:
         return db.session.scalar(db.select(db.func.count()).select_from(AuditEvent).where(AuditEvent.event == name))
 
 
-def _bearer(client, email, password=PASSWORD) -> dict[str, str]:
-    pair = client.post("/api/v1/auth/token", json={"email": email, "password": password}).json
-    return {"Authorization": f"Bearer {pair['access_token']}"}
-
-
 # 1. Host header poisoning ------------------------------------------------------------------
 
 
 def test_a_foreign_host_header_is_refused_before_any_email_is_sent(mail_app, smtp, make_user):
     make_user(email="victim@example.com")
     client = _client(mail_app)
-    token = _csrf(client, "/auth/reset")
+    token = csrf_token(client, "/auth/reset")
     response = client.post(
         "/auth/reset", data={"csrf_token": token, "email": "victim@example.com"}, headers={"Host": "evil.example"}
     )
@@ -89,7 +74,7 @@ def test_a_foreign_host_header_is_refused_before_any_email_is_sent(mail_app, smt
 def test_x_forwarded_host_behind_a_trusted_proxy_is_checked_too(make_app, smtp, make_user):
     make_user(email="victim@example.com")
     proxied = make_app(smtp_url=smtp.url, trusted_proxies=1).test_client()
-    token = _csrf(proxied, "/auth/reset")
+    token = csrf_token(proxied, "/auth/reset")
     response = proxied.post(
         "/auth/reset",
         data={"csrf_token": token, "email": "victim@example.com"},
@@ -146,10 +131,10 @@ def test_public_url_is_required_and_https_outside_development():
 # 3. Email changes ---------------------------------------------------------------------------
 
 
-def test_changing_the_email_in_the_browser_needs_the_current_password(mail_app, smtp, make_user, app):
+def test_changing_the_email_in_the_browser_needs_the_current_password(mail_app, smtp, make_user, app, auth):
     user = make_user(email="me@example.com")
     browser = _client(mail_app)
-    _login(browser, "me@example.com")
+    auth(browser).login("me@example.com")
     for password in ("", "not my password at all"):
         response = _post(
             browser,
@@ -168,10 +153,10 @@ def test_changing_the_email_in_the_browser_needs_the_current_password(mail_app, 
     )
 
 
-def test_changing_the_email_over_the_api_needs_the_current_password(mail_app, smtp, make_user, app):
+def test_changing_the_email_over_the_api_needs_the_current_password(mail_app, smtp, make_user, app, api_auth):
     user = make_user(email="api@example.com")
     client = _client(mail_app)
-    headers = _bearer(client, "api@example.com")
+    headers = api_auth(client).headers("api@example.com")
     missing = client.patch("/api/v1/me", json={"email": "thief@example.com"}, headers=headers)
     assert missing.status_code == 422
     assert missing.json["type"].endswith("/current-password-invalid")
@@ -187,10 +172,12 @@ def test_changing_the_email_over_the_api_needs_the_current_password(mail_app, sm
     assert sorted(d.recipients[0] for d in smtp.deliveries) == ["api@example.com", "new@example.com"]
 
 
-def test_the_old_address_is_told_and_can_undo_the_change_and_secure_the_account(mail_app, smtp, make_user, app):
+def test_the_old_address_is_told_and_can_undo_the_change_and_secure_the_account(
+    mail_app, smtp, make_user, app, api_auth
+):
     user = make_user(email="owner@example.com")
     thief = _client(mail_app, "198.51.100.7")
-    headers = _bearer(thief, "owner@example.com")
+    headers = api_auth(thief).headers("owner@example.com")
     thief.patch("/api/v1/me", json={"email": "thief@example.com", "current_password": PASSWORD}, headers=headers)
     by_recipient = {d.recipients[0]: d for d in smtp.deliveries}
     verify_link = _path(_links(by_recipient["thief@example.com"])[0])
@@ -215,10 +202,10 @@ def test_the_old_address_is_told_and_can_undo_the_change_and_secure_the_account(
     assert _events(app, "email_change_undone") == 1
 
 
-def test_an_old_verification_link_cannot_move_the_address_back(mail_app, smtp, make_user, app):
+def test_an_old_verification_link_cannot_move_the_address_back(mail_app, smtp, make_user, app, auth):
     user = make_user(email="first@example.com")
     browser = _client(mail_app)
-    _login(browser, "first@example.com")
+    auth(browser).login("first@example.com")
     _post(
         browser,
         "/account/profile",
@@ -245,10 +232,10 @@ def test_an_old_verification_link_cannot_move_the_address_back(mail_app, smtp, m
 
 
 @pytest.mark.parametrize("event", ["password_change", "sign_out_everywhere", "disable", "email_change"])
-def test_pending_emailed_links_die_when_the_accounts_security_changes(event, mail_app, smtp, make_user, app):
+def test_pending_emailed_links_die_when_the_accounts_security_changes(event, mail_app, smtp, make_user, app, auth):
     user = make_user(email="links@example.com", roles=("user",))
     browser = _client(mail_app)
-    _login(browser, "links@example.com")
+    auth(browser).login("links@example.com")
     _post(browser, "/auth/reset", email="links@example.com")
     _post(browser, "/auth/verify/resend", "/account/")
     reset_link = _path(_links(next(d for d in smtp.deliveries if "reset" in _links(d)[0]))[0])
@@ -283,12 +270,12 @@ def test_pending_emailed_links_die_when_the_accounts_security_changes(event, mai
 # 6. The password form ------------------------------------------------------------------------
 
 
-def test_the_password_form_counts_wrong_answers_toward_the_lockout(mail_app, make_user, app):
+def test_the_password_form_counts_wrong_answers_toward_the_lockout(mail_app, make_user, app, api_auth, auth):
     user = make_user(email="guess@example.com")
     browser = _client(mail_app)
-    _login(browser, "guess@example.com")
+    auth(browser).login("guess@example.com")
     api = _client(mail_app)
-    headers = _bearer(api, "guess@example.com")
+    headers = api_auth(api).headers("guess@example.com")
     form = {"new_password": "x" * 20}
     statuses = [
         _post(browser, "/account/password", "/account/", current_password=f"guess {n}", **form).status_code
@@ -307,12 +294,12 @@ def test_the_password_form_counts_wrong_answers_toward_the_lockout(mail_app, mak
         assert db.session.get(User, user.id).password_hash == user.password_hash
 
 
-def test_the_password_form_is_rate_limited_per_account(make_app, make_user, smtp):
+def test_the_password_form_is_rate_limited_per_account(make_app, make_user, smtp, auth):
     make_user(email="limited@example.com")
     # lockout disabled in effect (huge thresholds): only the rate limit can stop the guessing
     app = make_app(smtp_url=smtp.url, login_lockout_threshold=100, login_account_lockout_threshold=10000)
     browser = _client(app)
-    _login(browser, "limited@example.com")
+    auth(browser).login("limited@example.com")
     statuses = []
     for n in range(7):
         browser.environ_base["REMOTE_ADDR"] = f"10.0.1.{n}"  # a new address does not reset the budget
@@ -327,54 +314,54 @@ def test_the_password_form_is_rate_limited_per_account(make_app, make_user, smtp
 # 7. Lockout without denial of service -----------------------------------------------------------
 
 
-def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(mail_app, make_user, app):
+def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(mail_app, make_user, app, auth):
     make_user(email="owner@example.com")
     attacker = _client(mail_app, "203.0.113.50")
     for _ in range(6):
-        assert _login(attacker, "owner@example.com", "wrong password!!").status_code == 401
-    assert _login(attacker, "owner@example.com").status_code == 401  # the attacker's client is locked out
+        auth(attacker).login("owner@example.com", "wrong password!!", expect=401)
+    auth(attacker).login("owner@example.com", expect=401)  # the attacker's client is locked out
     owner = _client(mail_app, "10.0.0.8")
-    assert _login(owner, "owner@example.com").status_code == 302  # the owner is not
+    auth(owner).login("owner@example.com")  # the owner is not
     assert _events(app, "client_locked_out") >= 1 and _events(app, "account_locked") == 0
 
 
-def test_ipv6_clients_are_counted_by_their_64(mail_app, make_user, app):
+def test_ipv6_clients_are_counted_by_their_64(mail_app, make_user, app, auth):
     user = make_user(email="v6@example.com")
     for host in range(5):  # five addresses of one /64: one client
         attacker = _client(mail_app, f"2001:db8:1:2::{host + 1}")
-        _login(attacker, "v6@example.com", "wrong password!!")
+        auth(attacker).login("v6@example.com", "wrong password!!", expect=401)
     with app.app_context():
         pair = db.session.get(LoginFailures, (user.id, "2001:db8:1:2::/64"))
         assert pair.failures == 5 and pair.locked_until is not None
 
 
-def test_a_distributed_attack_locks_the_account_and_the_owner_unlocks_it_by_email(mail_app, smtp, make_user, app):
+def test_a_distributed_attack_locks_the_account_and_the_owner_unlocks_it_by_email(mail_app, smtp, make_user, app, auth):
     user = make_user(email="target@example.com")
     for n in range(20):  # 20 addresses, one guess each: no client reaches its own threshold
-        _login(_client(mail_app, f"198.51.100.{n + 1}"), "target@example.com", "wrong password!!")
+        auth(_client(mail_app, f"198.51.100.{n + 1}")).login("target@example.com", "wrong password!!", expect=401)
     owner = _client(mail_app, "10.0.0.9")
-    assert _login(owner, "target@example.com").status_code == 401  # the account itself is locked
+    auth(owner).login("target@example.com", expect=401)  # the account itself is locked
     assert _events(app, "account_locked") == 1
     [notice] = [d for d in smtp.deliveries if d.recipients == ["target@example.com"]]
     unlock = next(_path(link) for link in _links(notice) if "/auth/unlock/" in link)
     assert owner.get(unlock).status_code == 200  # GET only shows the button (mail scanners open links)
-    assert _login(owner, "target@example.com").status_code == 401
+    auth(owner).login("target@example.com", expect=401)
     assert _post(owner, unlock).status_code == 302
-    assert _login(owner, "target@example.com").status_code == 302
+    auth(owner).login("target@example.com")
     assert _user(app, user.id).locked_until is None
     assert _post(owner, unlock).status_code == 400  # once only
 
 
-def test_the_owner_is_told_once_an_hour_not_once_a_guess(mail_app, smtp, make_user):
+def test_the_owner_is_told_once_an_hour_not_once_a_guess(mail_app, smtp, make_user, auth):
     make_user(email="noisy@example.com")
     for n in range(4):
         attacker = _client(mail_app, f"192.0.2.{n + 1}")
         for _ in range(5):
-            _login(attacker, "noisy@example.com", "wrong password!!")
+            auth(attacker).login("noisy@example.com", "wrong password!!", expect=401)
     assert len([d for d in smtp.deliveries if d.recipients == ["noisy@example.com"]]) == 1
 
 
-def test_a_password_reset_unlocks_the_account(mail_app, smtp, make_user, app):
+def test_a_password_reset_unlocks_the_account(mail_app, smtp, make_user, app, auth):
     user = make_user(email="reset@example.com")
     with app.app_context():
         row = db.session.get(User, user.id)
@@ -386,4 +373,4 @@ def test_a_password_reset_unlocks_the_account(mail_app, smtp, make_user, app):
     _post(owner, "/auth/reset", email="reset@example.com")
     [delivery] = smtp.deliveries
     assert _post(owner, _path(_links(delivery)[0]), password="the new passphrase").status_code == 302
-    assert _login(owner, "reset@example.com", "the new passphrase").status_code == 302
+    auth(owner).login("reset@example.com", "the new passphrase")

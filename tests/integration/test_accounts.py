@@ -10,8 +10,7 @@ import pytest
 from app.audit.models import AuditEvent
 from app.extensions import db
 from app.users.models import User
-
-PASSWORD = "correct horse battery staple"
+from tests.support import PASSWORD, csrf_token
 
 
 @pytest.fixture()
@@ -24,14 +23,8 @@ def browser(mail_app):
     return mail_app.test_client()
 
 
-def _csrf(client, path):
-    html = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
-    return match.group(1)
-
-
 def _post(client, path, form_path=None, **data):
-    return client.post(path, data={"csrf_token": _csrf(client, form_path or path), **data})
+    return client.post(path, data={"csrf_token": csrf_token(client, form_path or path), **data})
 
 
 def _link(delivery) -> str:
@@ -53,10 +46,6 @@ def _audit(app, name) -> int:
 
 def _signup(client, email="new@example.com", password=PASSWORD, name="Newcomer"):
     return _post(client, "/auth/signup", email=email, display_name=name, password=password)
-
-
-def _login(client, email, password=PASSWORD):
-    return _post(client, "/auth/login", email=email, password=password)
 
 
 def test_sign_up_creates_an_unverified_user_with_the_user_role_and_emails_a_link(browser, smtp, app):
@@ -106,24 +95,31 @@ def test_sign_up_with_a_taken_email_answers_the_same_and_warns_the_owner(browser
 def test_the_verification_link_works_once(browser, smtp, app):
     _signup(browser)
     link = _link(smtp.deliveries[0])
-    assert browser.get(link).status_code == 302
+    verified = browser.get(link)
+    assert verified.status_code == 302 and verified.headers["Location"] == "/"
+    assert "Your email address is confirmed." in browser.get("/").get_data(as_text=True)
     assert _user(app, "new@example.com").email_verified_at is not None
+    assert _audit(app, "email_verified") == 1
     assert browser.get(link).status_code == 400  # single use
 
 
-def test_unverified_users_can_sign_in_but_see_the_banner_and_can_resend(browser, smtp, app):
+def test_unverified_users_can_sign_in_but_see_the_banner_and_can_resend(browser, smtp, app, auth):
     _signup(browser)
-    assert _login(browser, "new@example.com").status_code == 302
+    assert auth(browser).login("new@example.com").headers["Location"] == "/"
+    assert auth(browser).is_signed_in_as("new@example.com")
     home = browser.get("/").get_data(as_text=True)
     assert "Please confirm" in home and "Send the link again" in home
     token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
-    assert browser.post("/auth/verify/resend", data={"csrf_token": token}).status_code == 302
+    resent = browser.post("/auth/verify/resend", data={"csrf_token": token})
+    assert resent.status_code == 302 and resent.headers["Location"] == "/account/"
     assert len(smtp.deliveries) == 2
+    assert [d.recipients for d in smtp.deliveries] == [["new@example.com"], ["new@example.com"]]
+    assert _link(smtp.deliveries[1]) != _link(smtp.deliveries[0])  # a new link
     statuses = [browser.post("/auth/verify/resend", data={"csrf_token": token}).status_code for _ in range(3)]
     assert statuses[-1] == 429  # resending is rate limited
 
 
-def test_verified_email_guard(make_app, make_user, app):
+def test_verified_email_guard(make_app, make_user, app, auth):
     from app.auth.guards import verified_email_required
     from app.core.database import utcnow
 
@@ -138,7 +134,7 @@ def test_verified_email_guard(make_app, make_user, app):
     make_user(email="verified@example.com", email_verified_at=utcnow())
     for email, status in (("unverified@example.com", 403), ("verified@example.com", 200)):
         client = test_app.test_client()
-        _login(client, email)
+        auth(client).login(email)
         assert client.get("/_needs_verified").status_code == status
 
 
@@ -155,11 +151,11 @@ def test_password_reset_answers_the_same_for_unknown_emails(browser, smtp, make_
 
 
 def test_password_reset_sets_the_password_once_and_ends_every_session_and_token(
-    mail_app, browser, smtp, make_user, app
+    mail_app, browser, smtp, make_user, app, auth
 ):
     make_user(email="forgot@example.com")
     other = mail_app.test_client()
-    _login(other, "forgot@example.com")
+    auth(other).login("forgot@example.com")
     api_pair = other.post("/api/v1/auth/token", json={"email": "forgot@example.com", "password": PASSWORD}).json
     _post(browser, "/auth/reset", email="forgot@example.com")
     link = _link(smtp.deliveries[-1])
@@ -168,7 +164,9 @@ def test_password_reset_sets_the_password_once_and_ends_every_session_and_token(
     done = _post(browser, link, password="a completely new passphrase")
     assert done.status_code == 302 and done.headers["Location"] == "/auth/login"
     assert browser.get(link).status_code == 400  # used
-    assert _login(browser, "forgot@example.com", "a completely new passphrase").status_code == 302
+    auth(browser).login("forgot@example.com", PASSWORD, expect=401)  # the old password is gone
+    assert auth(browser).login("forgot@example.com", "a completely new passphrase").headers["Location"] == "/"
+    assert auth(browser).is_signed_in_as("forgot@example.com")
     assert "Sign out" not in other.get("/").get_data(as_text=True)  # the other browser is out
     assert other.post("/api/v1/auth/refresh", json={"refresh_token": api_pair["refresh_token"]}).status_code == 401
     assert other.get("/api/v1/me", headers={"Authorization": f"Bearer {api_pair['access_token']}"}).status_code == 401
@@ -190,9 +188,9 @@ def test_reset_tokens_expire_after_an_hour(browser, smtp, make_user, app):
     assert browser.get(link).status_code == 400
 
 
-def test_account_page_edits_profile_and_reverifies_a_new_email(browser, smtp, make_user, app):
+def test_account_page_edits_profile_and_reverifies_a_new_email(browser, smtp, make_user, app, auth):
     make_user(email="me@example.com", display_name="Me")
-    _login(browser, "me@example.com")
+    auth(browser).login("me@example.com")
     page = browser.get("/account/")
     assert page.status_code == 200 and "This browser" in page.get_data(as_text=True)
     response = _post(
@@ -203,7 +201,8 @@ def test_account_page_edits_profile_and_reverifies_a_new_email(browser, smtp, ma
         email="moved@example.com",
         current_password=PASSWORD,
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.headers["Location"] == "/account/"
+    assert "Confirm the new address with the link we sent to it." in browser.get("/account/").get_data(as_text=True)
     user = _user(app, "me@example.com")  # the email only changes once confirmed
     assert user.display_name == "Renamed"
     [delivery] = [d for d in smtp.deliveries if d.recipients == ["moved@example.com"]]
@@ -211,28 +210,33 @@ def test_account_page_edits_profile_and_reverifies_a_new_email(browser, smtp, ma
     assert "/auth/email/undo/" in _link(notice)
     browser.get(_link(delivery))
     assert _user(app, "moved@example.com").id == user.id
+    assert auth(browser).is_signed_in_as("moved@example.com")
 
 
-def test_account_password_change_needs_the_current_password_and_keeps_this_browser(mail_app, browser, make_user, app):
+def test_account_password_change_needs_the_current_password_and_keeps_this_browser(
+    mail_app, browser, make_user, app, auth
+):
     make_user(email="pw@example.com")
     other = mail_app.test_client()
-    _login(other, "pw@example.com")
-    _login(browser, "pw@example.com")
+    auth(other).login("pw@example.com")
+    auth(browser).login("pw@example.com")
     wrong = _post(browser, "/account/password", "/account/", current_password="nope nope nope", new_password="x" * 20)
     assert wrong.status_code == 422 and "not correct" in wrong.get_data(as_text=True)
     ok = _post(
         browser, "/account/password", "/account/", current_password=PASSWORD, new_password="another fine passphrase"
     )
-    assert ok.status_code == 302
-    assert browser.get("/account/").status_code == 200  # still signed in here
+    assert ok.status_code == 302 and ok.headers["Location"] == "/account/"
+    assert auth(browser).is_signed_in_as("pw@example.com")  # still signed in here
     assert other.get("/account/").status_code == 302  # the other session is gone
+    auth(other).login("pw@example.com", PASSWORD, expect=401)  # the old password no longer works
+    auth(other).login("pw@example.com", "another fine passphrase")
 
 
-def test_sessions_are_listed_and_can_be_revoked_one_by_one(mail_app, browser, make_user, app):
+def test_sessions_are_listed_and_can_be_revoked_one_by_one(mail_app, browser, make_user, app, auth):
     make_user(email="multi@example.com")
     phone = mail_app.test_client()
-    _login(phone, "multi@example.com")
-    _login(browser, "multi@example.com")
+    auth(phone).login("multi@example.com")
+    auth(browser).login("multi@example.com")
     html = browser.get("/account/").get_data(as_text=True)
     sids = sorted(set(re.findall(r"/account/sessions/([^/]+)/revoke", html)))
     assert len(sids) == 1  # the other browser; this one is marked "This browser"
@@ -247,29 +251,32 @@ def test_sessions_are_listed_and_can_be_revoked_one_by_one(mail_app, browser, ma
     assert browser.post(f"/account/sessions/{sids[0]}/revoke", data={"csrf_token": token}).status_code == 404
 
 
-def test_api_sign_ins_are_listed_and_revocable(browser, make_user):
+def test_api_sign_ins_are_listed_and_revocable(browser, make_user, auth):
     make_user(email="dev@example.com")
     pair = browser.post(
         "/api/v1/auth/token",
         json={"email": "dev@example.com", "password": PASSWORD},
         headers={"User-Agent": "deploy-bot/1.0"},
     ).json
-    _login(browser, "dev@example.com")
+    auth(browser).login("dev@example.com")
     html = browser.get("/account/").get_data(as_text=True)
     assert "deploy-bot/1.0" in html
     family = re.search(r"/account/api-sign-ins/([^/]+)/revoke", html).group(1)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-    assert browser.post(f"/account/api-sign-ins/{family}/revoke", data={"csrf_token": token}).status_code == 302
+    revoked = browser.post(f"/account/api-sign-ins/{family}/revoke", data={"csrf_token": token})
+    assert revoked.status_code == 302 and revoked.headers["Location"] == "/account/"
+    assert "deploy-bot/1.0" not in browser.get("/account/").get_data(as_text=True)
     assert browser.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    assert browser.get("/api/v1/me", headers={"Authorization": f"Bearer {pair['access_token']}"}).status_code == 401
 
 
-def test_sessions_end_after_the_idle_limit(browser, make_user, app):
+def test_sessions_end_after_the_idle_limit(browser, make_user, app, auth):
     from datetime import timedelta
 
     from app.auth.models import UserSession
 
     make_user(email="idle@example.com")
-    _login(browser, "idle@example.com")
+    auth(browser).login("idle@example.com")
     assert browser.get("/account/").status_code == 200
     with app.app_context():
         row = db.session.scalar(db.select(UserSession))
@@ -278,27 +285,28 @@ def test_sessions_end_after_the_idle_limit(browser, make_user, app):
     assert browser.get("/account/").status_code == 302
 
 
-def test_sessions_end_at_the_absolute_limit(browser, make_user, app):
+def test_sessions_end_at_the_absolute_limit(browser, make_user, app, auth):
     from app.auth.models import UserSession
     from app.core.database import utcnow
 
     make_user(email="old@example.com")
-    _login(browser, "old@example.com")
+    auth(browser).login("old@example.com")
     with app.app_context():
         db.session.scalar(db.select(UserSession)).expires_at = utcnow()
         db.session.commit()
     assert browser.get("/account/").status_code == 302
 
 
-def test_logout_revokes_the_session_record(browser, make_user, app):
+def test_logout_revokes_the_session_record(browser, make_user, app, auth):
     from app.auth.models import UserSession
 
     make_user(email="bye@example.com")
-    _login(browser, "bye@example.com")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/").get_data(as_text=True)).group(1)
-    browser.post("/auth/logout", data={"csrf_token": token})
+    auth(browser).login("bye@example.com")
+    signed_out = auth(browser).logout()
+    assert signed_out.status_code == 302 and signed_out.headers["Location"] == "/"
     with app.app_context():
         assert db.session.scalar(db.select(UserSession)).revoked_at is not None
+    assert browser.get("/account/").status_code == 302
 
 
 @pytest.mark.parametrize(
@@ -314,10 +322,12 @@ def test_logout_revokes_the_session_record(browser, make_user, app):
         "/auth/logout",
     ],
 )
-def test_every_unsafe_form_route_refuses_a_missing_csrf_token(browser, make_user, path):
+def test_every_unsafe_form_route_refuses_a_missing_csrf_token(browser, make_user, path, auth, smtp):
     make_user(email="csrf@example.com")
-    _login(browser, "csrf@example.com")
+    auth(browser).login("csrf@example.com")
     assert browser.post(path, data={"email": "x@example.com"}).status_code == 400
+    assert auth(browser).is_signed_in_as("csrf@example.com")  # not signed out, nothing changed
+    assert smtp.deliveries == []  # and nothing was sent
 
 
 def test_the_job_payload_with_the_link_is_dropped_once_sent(browser, smtp, app):

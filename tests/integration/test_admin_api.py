@@ -15,23 +15,13 @@ from app.core.database import utcnow
 from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
+from app.jobs.queues import QUEUES_KEY
 from app.rbac import management as role_management
 from app.rbac.catalog import PERMISSIONS
 from app.users.models import User
 
-PASSWORD = "correct horse battery staple"
 SECRET_LINK = "https://hearth.test/reset/s3cr3t-t0ken-in-the-payload"
 EMAIL_PAYLOAD = {"to": "x@example.com", "template": "test_message", "context": {"address": "x@example.com"}}
-
-
-def _tokens(client, email: str) -> dict[str, Any]:
-    response = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def _headers(client, email: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_tokens(client, email)['access_token']}"}
 
 
 def _audit(app, event: str) -> list[dict[str, Any]]:
@@ -92,19 +82,6 @@ def _create_role(app, actor_id: int, name: str, permissions) -> None:
 
 
 @pytest.fixture()
-def people(make_user):
-    return {
-        role: make_user(email=f"{role}@example.com", display_name=role.title(), roles=(role,))
-        for role in ("admin", "manager", "user", "viewer")
-    }
-
-
-@pytest.fixture()
-def target(make_user):
-    return make_user(email="target@example.com", display_name="Target")
-
-
-@pytest.fixture()
 def ids(app, people, target) -> dict[str, Any]:
     """What the matrix paths point at: a plain user, an unused custom role, a failed and a queued job."""
     _create_role(app, people["admin"].id, "editor", ["users:read"])
@@ -141,8 +118,8 @@ MATRIX = [
 
 @pytest.mark.parametrize("role", ["admin", "manager", "user", "viewer", None])
 @pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX)
-def test_role_endpoint_matrix(client, ids, role, method, path, body, expected):
-    headers = _headers(client, f"{role}@example.com") if role else {}
+def test_role_endpoint_matrix(client, ids, role, method, path, body, expected, api_auth):
+    headers = api_auth.headers(f"{role}@example.com") if role else {}
     response = client.open(path.format(**ids), method=method, json=body, headers=headers)
     assert response.status_code == (expected[role] if role else 401), response.get_data(as_text=True)
     if response.status_code >= 400:
@@ -152,8 +129,8 @@ def test_role_endpoint_matrix(client, ids, role, method, path, body, expected):
 # Users ------------------------------------------------------------------------------------
 
 
-def test_setting_roles_replaces_them_and_is_audited(client, app, people, target):
-    headers = _headers(client, "admin@example.com")
+def test_setting_roles_replaces_them_and_is_audited(client, app, people, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     response = client.put(
         f"/api/v1/admin/users/{target.id}/roles", json={"roles": ["viewer", "manager"]}, headers=headers
     )
@@ -165,26 +142,24 @@ def test_setting_roles_replaces_them_and_is_audited(client, app, people, target)
     assert entry["data"] == {"before": {"roles": ["user"]}, "after": {"roles": ["manager", "viewer"]}}
 
 
-def test_unknown_roles_and_malformed_bodies_are_422(client, people, target):
-    headers = _headers(client, "admin@example.com")
+def test_unknown_roles_and_malformed_bodies_are_422(client, people, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     url = f"/api/v1/admin/users/{target.id}/roles"
     assert client.put(url, json={"roles": ["wizard"]}, headers=headers).status_code == 422
     assert client.put(url, json={"roles": "admin"}, headers=headers).status_code == 422
     assert client.put(url, json={}, headers=headers).status_code == 422
 
 
-def test_disabling_ends_access_at_once_and_enabling_restores_it(client, app, people, target):
-    target_headers = _headers(client, "target@example.com")
-    headers = _headers(client, "manager@example.com")
+def test_disabling_ends_access_at_once_and_enabling_restores_it(client, app, people, target, api_auth):
+    target_headers = api_auth.headers("target@example.com")
+    headers = api_auth.headers("manager@example.com")
     disabled = client.post(f"/api/v1/admin/users/{target.id}/disable", headers=headers)
     assert disabled.status_code == 200 and disabled.json["status"] == "disabled"
     assert client.get("/api/v1/me", headers=target_headers).status_code == 401
-    assert (
-        client.post("/api/v1/auth/token", json={"email": "target@example.com", "password": PASSWORD}).status_code == 401
-    )
+    assert api_auth.request_tokens("target@example.com").status_code == 401
     enabled = client.post(f"/api/v1/admin/users/{target.id}/enable", headers=headers)
     assert enabled.status_code == 200 and enabled.json["status"] == "active"
-    assert client.get("/api/v1/me", headers=_headers(client, "target@example.com")).status_code == 200
+    assert client.get("/api/v1/me", headers=api_auth.headers("target@example.com")).status_code == 200
     manager_id = people["manager"].id
     assert _audit(app, "user_disabled") == [
         {
@@ -202,12 +177,12 @@ def test_disabling_ends_access_at_once_and_enabling_restores_it(client, app, peo
     ]
 
 
-def test_force_sign_out_revokes_the_access_and_refresh_tokens(client, app, people, target):
-    pair = _tokens(client, "target@example.com")
+def test_force_sign_out_revokes_the_access_and_refresh_tokens(client, app, people, target, api_auth):
+    pair = api_auth.tokens("target@example.com")
     target_headers = {"Authorization": f"Bearer {pair['access_token']}"}
     assert client.get("/api/v1/me", headers=target_headers).status_code == 200
     before_epoch = _stored_user(app, target.id).session_epoch
-    response = client.post(f"/api/v1/admin/users/{target.id}/sign-out", headers=_headers(client, "admin@example.com"))
+    response = client.post(f"/api/v1/admin/users/{target.id}/sign-out", headers=api_auth.headers("admin@example.com"))
     assert response.status_code == 204 and response.data == b""
     assert client.get("/api/v1/me", headers=target_headers).status_code == 401
     refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
@@ -216,11 +191,11 @@ def test_force_sign_out_revokes_the_access_and_refresh_tokens(client, app, peopl
     assert entry["actor"] == people["admin"].id and entry["target"] == f"user:{target.id}"
     assert entry["data"] == {"before": {"session_epoch": before_epoch}, "after": {"session_epoch": before_epoch + 1}}
     # The account itself still works: a fresh sign-in succeeds.
-    assert client.get("/api/v1/me", headers=_headers(client, "target@example.com")).status_code == 200
+    assert client.get("/api/v1/me", headers=api_auth.headers("target@example.com")).status_code == 200
 
 
-def test_password_reset_queues_the_email_and_is_audited(client, app, people, target, make_user):
-    headers = _headers(client, "manager@example.com")
+def test_password_reset_queues_the_email_and_is_audited(client, app, people, target, make_user, api_auth):
+    headers = api_auth.headers("manager@example.com")
     response = client.post(f"/api/v1/admin/users/{target.id}/password-reset", headers=headers)
     assert response.status_code == 202
     with app.app_context():
@@ -234,13 +209,13 @@ def test_password_reset_queues_the_email_and_is_audited(client, app, people, tar
     assert refused.status_code == 409
 
 
-def test_the_last_active_admin_keeps_the_admin_role_and_the_account(client, app, people, make_user):
+def test_the_last_active_admin_keeps_the_admin_role_and_the_account(client, app, people, make_user, api_auth):
     admin_id = people["admin"].id
     # Someone holding every permission without the admin role: only the last-admin rule can refuse.
     _create_role(app, admin_id, "superuser", PERMISSIONS)
     make_user(email="super@example.com", roles=("superuser",))
     make_user(email="old-admin@example.com", roles=("admin",), is_active_account=False)  # does not count
-    headers = _headers(client, "super@example.com")
+    headers = api_auth.headers("super@example.com")
     demoted = client.put(f"/api/v1/admin/users/{admin_id}/roles", json={"roles": ["user"]}, headers=headers)
     assert demoted.status_code == 409 and "last active administrator" in demoted.json["detail"]
     disabled = client.post(f"/api/v1/admin/users/{admin_id}/disable", headers=headers)
@@ -254,15 +229,15 @@ def test_the_last_active_admin_keeps_the_admin_role_and_the_account(client, app,
     assert allowed.status_code == 200 and allowed.json["roles"] == ["user"]
 
 
-def test_admins_cannot_demote_or_disable_themselves(client, people):
-    headers = _headers(client, "admin@example.com")
+def test_admins_cannot_demote_or_disable_themselves(client, people, api_auth):
+    headers = api_auth.headers("admin@example.com")
     admin_id = people["admin"].id
     assert client.put(f"/api/v1/admin/users/{admin_id}/roles", json={"roles": []}, headers=headers).status_code == 409
     assert client.post(f"/api/v1/admin/users/{admin_id}/disable", headers=headers).status_code == 409
 
 
-def test_nobody_manages_an_account_with_more_permissions_than_their_own(client, app, people):
-    headers = _headers(client, "manager@example.com")
+def test_nobody_manages_an_account_with_more_permissions_than_their_own(client, app, people, api_auth):
+    headers = api_auth.headers("manager@example.com")
     admin_id = people["admin"].id
     for action in ("disable", "sign-out", "password-reset"):
         response = client.post(f"/api/v1/admin/users/{admin_id}/{action}", headers=headers)
@@ -270,8 +245,8 @@ def test_nobody_manages_an_account_with_more_permissions_than_their_own(client, 
     assert _stored_user(app, admin_id).is_active_account is True
 
 
-def test_unknown_and_deleted_users_are_404(client, app, people, make_user):
-    headers = _headers(client, "admin@example.com")
+def test_unknown_and_deleted_users_are_404(client, app, people, make_user, api_auth):
+    headers = api_auth.headers("admin@example.com")
     gone = make_user(email="gone@example.com", deleted_at=utcnow(), is_active_account=False)
     for user_id in (99999, gone.id):
         assert client.post(f"/api/v1/admin/users/{user_id}/enable", headers=headers).status_code == 404
@@ -281,17 +256,17 @@ def test_unknown_and_deleted_users_are_404(client, app, people, make_user):
 # Roles and permissions --------------------------------------------------------------------
 
 
-def test_permissions_are_listed_with_their_descriptions(client, people):
-    response = client.get("/api/v1/admin/permissions", headers=_headers(client, "admin@example.com"))
+def test_permissions_are_listed_with_their_descriptions(client, people, api_auth):
+    response = client.get("/api/v1/admin/permissions", headers=api_auth.headers("admin@example.com"))
     assert response.status_code == 200
     assert {item["name"]: item["description"] for item in response.json["items"]} == PERMISSIONS
 
 
-def test_roles_are_listed_with_permissions_members_and_the_built_in_flag(client, app, people, make_user):
+def test_roles_are_listed_with_permissions_members_and_the_built_in_flag(client, app, people, make_user, api_auth):
     make_user(email="second-user@example.com", roles=("user", "viewer"))
     make_user(email="deleted@example.com", roles=("user",), deleted_at=utcnow(), is_active_account=False)
     _create_role(app, people["admin"].id, "editor", ["users:write", "users:read"])
-    response = client.get("/api/v1/admin/roles", headers=_headers(client, "admin@example.com"))
+    response = client.get("/api/v1/admin/roles", headers=api_auth.headers("admin@example.com"))
     assert response.status_code == 200
     roles = {item["name"]: item for item in response.json["items"]}
     assert list(roles) == ["admin", "editor", "manager", "user", "viewer"]
@@ -307,8 +282,8 @@ def test_roles_are_listed_with_permissions_members_and_the_built_in_flag(client,
     assert roles["admin"]["permissions"] == sorted(PERMISSIONS)
 
 
-def test_creating_a_role_answers_201_with_its_location_and_is_audited(client, app, people):
-    headers = _headers(client, "admin@example.com")
+def test_creating_a_role_answers_201_with_its_location_and_is_audited(client, app, people, api_auth):
+    headers = api_auth.headers("admin@example.com")
     body = {"name": "editor", "description": "Edits accounts", "permissions": ["users:write", "users:read"]}
     response = client.post("/api/v1/admin/roles", json=body, headers=headers)
     assert response.status_code == 201
@@ -340,16 +315,16 @@ def test_creating_a_role_answers_201_with_its_location_and_is_audited(client, ap
     ],
     ids=["taken", "bad-name", "unknown-permission", "unknown-field"],
 )
-def test_invalid_roles_are_422(client, app, people, body):
+def test_invalid_roles_are_422(client, app, people, body, api_auth):
     _create_role(app, people["admin"].id, "editor", [])
-    response = client.post("/api/v1/admin/roles", json=body, headers=_headers(client, "admin@example.com"))
+    response = client.post("/api/v1/admin/roles", json=body, headers=api_auth.headers("admin@example.com"))
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
     assert [entry["target"] for entry in _audit(app, "role_created")] == ["role:editor"]  # nothing new
 
 
-def test_updating_a_role_changes_what_is_sent_and_is_audited(client, app, people):
+def test_updating_a_role_changes_what_is_sent_and_is_audited(client, app, people, api_auth):
     _create_role(app, people["admin"].id, "editor", ["users:read"])
-    headers = _headers(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     described = client.patch("/api/v1/admin/roles/editor", json={"description": "Edits accounts"}, headers=headers)
     assert described.status_code == 200
     assert described.json["description"] == "Edits accounts" and described.json["permissions"] == ["users:read"]
@@ -367,9 +342,9 @@ def test_updating_a_role_changes_what_is_sent_and_is_audited(client, app, people
     assert client.patch("/api/v1/admin/roles/nope", json={"description": "x"}, headers=headers).status_code == 404
 
 
-def test_a_built_in_role_keeps_its_edited_permissions_and_they_take_effect(client, people):
-    headers = _headers(client, "admin@example.com")
-    manager_headers = _headers(client, "manager@example.com")
+def test_a_built_in_role_keeps_its_edited_permissions_and_they_take_effect(client, people, api_auth):
+    headers = api_auth.headers("admin@example.com")
+    manager_headers = api_auth.headers("manager@example.com")
     assert client.get("/api/v1/admin/jobs", headers=manager_headers).status_code == 200
     response = client.patch(
         "/api/v1/admin/roles/manager", json={"permissions": ["users:read", "users:write"]}, headers=headers
@@ -381,8 +356,8 @@ def test_a_built_in_role_keeps_its_edited_permissions_and_they_take_effect(clien
     assert client.get("/api/v1/admin/jobs", headers=manager_headers).status_code == 403
 
 
-def test_the_admin_role_always_keeps_roles_manage(client, app, people):
-    headers = _headers(client, "admin@example.com")
+def test_the_admin_role_always_keeps_roles_manage(client, app, people, api_auth):
+    headers = api_auth.headers("admin@example.com")
     without = sorted(set(PERMISSIONS) - {"roles:manage"})
     response = client.patch("/api/v1/admin/roles/admin", json={"permissions": without}, headers=headers)
     assert response.status_code == 422
@@ -393,8 +368,8 @@ def test_the_admin_role_always_keeps_roles_manage(client, app, people):
 
 
 @pytest.mark.parametrize("taken", ["roles:manage", "audit:read"])
-def test_the_admin_role_loses_no_permission_through_the_api(client, app, people, taken):
-    headers = _headers(client, "admin@example.com")
+def test_the_admin_role_loses_no_permission_through_the_api(client, app, people, taken, api_auth):
+    headers = api_auth.headers("admin@example.com")
     without = sorted(set(PERMISSIONS) - {taken})
     response = client.patch("/api/v1/admin/roles/admin", json={"permissions": without}, headers=headers)
     assert response.status_code == 422 and "always keeps every permission" in response.json["detail"] + str(
@@ -407,14 +382,14 @@ def test_the_admin_role_loses_no_permission_through_the_api(client, app, people,
     assert described.status_code == 200 and described.json["permissions"] == sorted(PERMISSIONS)
 
 
-def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins(client, app, people, make_user):
+def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins(client, app, people, make_user, api_auth):
     """Finding 2 of issue 10: `PATCH /admin/roles/admin {"permissions": ["roles:manage"]}` by
     someone holding only roles:manage answered 200 and left every admin with nothing."""
     _create_role(app, people["admin"].id, "gatekeeper", ["roles:manage"])
     _create_role(app, people["admin"].id, "reader", ["users:read"])
     make_user(email="gate@example.com", roles=("gatekeeper",))
-    gate = _headers(client, "gate@example.com")
-    admin = _headers(client, "admin@example.com")
+    gate = api_auth.headers("gate@example.com")
+    admin = api_auth.headers("admin@example.com")
 
     for path, body in (
         ("/api/v1/admin/roles/admin", {"permissions": ["roles:manage"]}),
@@ -444,11 +419,11 @@ def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins(client, app, peo
     assert [entry["target"] for entry in _audit(app, "role_updated")] == ["role:viewer", "role:viewer"]
 
 
-def test_roles_in_use_or_built_in_cannot_be_deleted(client, app, people, make_user):
+def test_roles_in_use_or_built_in_cannot_be_deleted(client, app, people, make_user, api_auth):
     _create_role(app, people["admin"].id, "editor", ["users:read"])
     _create_role(app, people["admin"].id, "spare", ["users:read"])
     make_user(email="editor@example.com", roles=("editor",))
-    headers = _headers(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     in_use = client.delete("/api/v1/admin/roles/editor", headers=headers)
     assert in_use.status_code == 409 and "held by 1 account" in in_use.json["detail"]
     assert client.delete("/api/v1/admin/roles/viewer", headers=headers).status_code == 409
@@ -469,7 +444,7 @@ def test_roles_in_use_or_built_in_cannot_be_deleted(client, app, people, make_us
 # Jobs -------------------------------------------------------------------------------------
 
 
-def test_jobs_are_listed_newest_first_and_filtered(client, app, people, target):
+def test_jobs_are_listed_newest_first_and_filtered(client, app, people, target, api_auth):
     now = utcnow()
     oldest = _make_job(app, JobStatus.succeeded, created_at=now - timedelta(minutes=3))
     failed = _make_job(app, JobStatus.failed, created_at=now - timedelta(minutes=2), user_id=target.id)
@@ -482,7 +457,7 @@ def test_jobs_are_listed_newest_first_and_filtered(client, app, people, target):
         args_summary={"upload_id": "u-1", "filename": "holiday.jpg"},
         created_at=now - timedelta(minutes=1),
     )
-    headers = _headers(client, "manager@example.com")
+    headers = api_auth.headers("manager@example.com")
     listed = client.get("/api/v1/admin/jobs", headers=headers)
     assert listed.status_code == 200
     assert [job["id"] for job in listed.json["items"]] == [upload, failed, oldest]
@@ -510,17 +485,17 @@ def test_jobs_are_listed_newest_first_and_filtered(client, app, people, target):
 
 
 @pytest.mark.parametrize("query", ["queue=nope", "status=stuck", "user_id=abc", "per_page=500", "page=0", "payload=x"])
-def test_bad_job_filters_are_422(client, people, query):
-    response = client.get(f"/api/v1/admin/jobs?{query}", headers=_headers(client, "admin@example.com"))
+def test_bad_job_filters_are_422(client, people, query, api_auth):
+    response = client.get(f"/api/v1/admin/jobs?{query}", headers=api_auth.headers("admin@example.com"))
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
 
 
-def test_the_queue_overview_counts_jobs_per_status(client, app, people):
+def test_the_queue_overview_counts_jobs_per_status(client, app, people, api_auth):
     _make_job(app, JobStatus.failed)
     _make_job(app, JobStatus.failed)
     _make_job(app, JobStatus.queued)
     _make_job(app, JobStatus.succeeded, queue="reports", task="tasks.maintenance.report")
-    response = client.get("/api/v1/admin/jobs/queues", headers=_headers(client, "manager@example.com"))
+    response = client.get("/api/v1/admin/jobs/queues", headers=api_auth.headers("manager@example.com"))
     assert response.status_code == 200  # not taken for a job whose id is "queues"
     queues = {item["name"]: item for item in response.json["items"]}
     assert list(queues) == ["emails", "uploads", "sync", "reports"]
@@ -537,7 +512,7 @@ def test_the_queue_overview_counts_jobs_per_status(client, app, people):
     assert queues["reports"]["counts"]["succeeded"] == 1 and queues["uploads"]["total"] == 0
 
 
-def test_job_detail_shows_the_diagnostics_but_never_the_payload(client, app, people, target):
+def test_job_detail_shows_the_diagnostics_but_never_the_payload(client, app, people, target, api_auth):
     job_id = _make_job(
         app,
         JobStatus.failed,
@@ -547,7 +522,7 @@ def test_job_detail_shows_the_diagnostics_but_never_the_payload(client, app, peo
         progress=40,
         progress_message="Rendering",
     )
-    response = client.get(f"/api/v1/admin/jobs/{job_id}", headers=_headers(client, "manager@example.com"))
+    response = client.get(f"/api/v1/admin/jobs/{job_id}", headers=api_auth.headers("manager@example.com"))
     assert response.status_code == 200
     job = response.json
     assert "payload" not in job and SECRET_LINK not in response.get_data(as_text=True)
@@ -560,12 +535,12 @@ def test_job_detail_shows_the_diagnostics_but_never_the_payload(client, app, peo
     assert job["args_summary"] == {"to": "x@example.com", "template": "test_message"}
     assert job["duration_ms"] == 12.5
     assert all(job[key] for key in ("created_at", "enqueued_at", "started_at", "finished_at"))
-    assert client.get("/api/v1/admin/jobs/nope", headers=_headers(client, "admin@example.com")).status_code == 404
+    assert client.get("/api/v1/admin/jobs/nope", headers=api_auth.headers("admin@example.com")).status_code == 404
 
 
-def test_retrying_a_failed_job_queues_it_again_and_is_audited(client, app, people):
+def test_retrying_a_failed_job_queues_it_again_and_is_audited(client, app, people, api_auth):
     job_id = _make_job(app, JobStatus.failed)
-    headers = _headers(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     response = client.post(f"/api/v1/admin/jobs/{job_id}/retry", headers=headers)
     assert response.status_code == 200
     # Re-sent to huey after the commit; the test app runs jobs immediately, so it may be done already.
@@ -585,19 +560,21 @@ def test_retrying_a_failed_job_queues_it_again_and_is_audited(client, app, peopl
     assert client.post("/api/v1/admin/jobs/nope/retry", headers=headers).status_code == 404
 
 
-def test_a_retried_job_is_handed_to_huey_after_the_commit(client, app, people, monkeypatch):
+def test_a_retried_job_is_handed_to_huey_after_the_commit(client, app, people, monkeypatch, api_auth):
     sent: list[tuple[str, str, float | None]] = []
-    monkeypatch.setattr(jobs_service, "_dispatcher", lambda job_id, task, delay: sent.append((job_id, task, delay)))
+    monkeypatch.setattr(
+        app.extensions[QUEUES_KEY], "dispatch", lambda job_id, task, delay: sent.append((job_id, task, delay))
+    )
     job_id = _make_job(app, JobStatus.failed)
-    response = client.post(f"/api/v1/admin/jobs/{job_id}/retry", headers=_headers(client, "admin@example.com"))
+    response = client.post(f"/api/v1/admin/jobs/{job_id}/retry", headers=api_auth.headers("admin@example.com"))
     assert response.status_code == 200
     assert response.json["status"] == "queued" and response.json["attempts"] == 0
     assert sent == [(job_id, "tasks.emails.send_email", None)]
 
 
-def test_revoking_a_queued_job_stops_it_and_is_audited(client, app, people):
+def test_revoking_a_queued_job_stops_it_and_is_audited(client, app, people, api_auth):
     job_id = _make_job(app, JobStatus.queued)
-    headers = _headers(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     response = client.post(f"/api/v1/admin/jobs/{job_id}/revoke", headers=headers)
     assert response.status_code == 200
     assert response.json["status"] == "revoked" and response.json["finished_at"] is not None

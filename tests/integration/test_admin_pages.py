@@ -15,46 +15,28 @@ from app.audit.models import AuditEvent
 from app.core.database import utcnow
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
+from app.jobs.queues import QUEUES_KEY
 from app.rbac.catalog import ROLES as CATALOG_ROLES
 from app.rbac.models import Role
 from app.uploads.models import Upload, UploadStatus
 from app.users.models import User
+from tests.conftest import ROLES
+from tests.support import csrf_token
 
-PASSWORD = "correct horse battery staple"
-ROLES = ("admin", "manager", "user", "viewer")
 BUILT_IN_GRID = sorted(f"{role}|{permission}" for role, (_, granted) in CATALOG_ROLES.items() for permission in granted)
-
-
-def _token(client, path="/auth/login") -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-
-
-def sign_in(client, email):
-    response = client.post("/auth/login", data={"csrf_token": _token(client), "email": email, "password": PASSWORD})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 def post(client, path, **data):
     """A form POST with a valid CSRF token, already confirmed, as a browser after the dialog."""
-    return client.post(path, data={"csrf_token": _token(client, "/"), "confirmed": "yes", **data})
+    return client.post(path, data={"csrf_token": csrf_token(client, "/"), "confirmed": "yes", **data})
 
 
 @pytest.fixture()
-def people(make_user):
-    return {
-        role: make_user(
-            email=f"{role}@example.com", display_name=role.title(), roles=(role,), email_verified_at=utcnow()
-        )
-        for role in ROLES
-    }
+def clients(app, people, auth):
+    """A new browser signed in as `people[role]`."""
 
-
-@pytest.fixture()
-def clients(app, people):
     def client_for(role):
-        return sign_in(app.test_client(), f"{role}@example.com")
+        return auth(app.test_client()).signed_in(f"{role}@example.com")
 
     return client_for
 
@@ -176,10 +158,11 @@ ACTIONS = [
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("path", "form", "allowed"), ACTIONS, ids=[f"{a[0]} {a[1]}" for a in ACTIONS])
 def test_each_action_is_allowed_or_refused_by_role(app, clients, make_user, monkeypatch, role, path, form, allowed):
-    from app.jobs import service as jobs_service
     from app.rbac import management as role_management
 
-    monkeypatch.setattr(jobs_service, "_dispatcher", lambda *args: None)  # nothing runs: only the action counts
+    monkeypatch.setattr(
+        app.extensions[QUEUES_KEY], "dispatch", lambda *args: None
+    )  # nothing runs: only the action counts
     ids = {
         "target": make_user(email="target@example.com", display_name="Target").id,
         "disabled": make_user(email="off@example.com", is_active_account=False).id,
@@ -247,7 +230,7 @@ def test_actions_refuse_a_missing_csrf_token(app, clients, make_user, path):
 def test_without_javascript_a_destructive_action_asks_first(app, clients, make_user):
     target = make_user(email="target@example.com")
     admin = clients("admin")
-    page = admin.post(f"/admin/users/{target.id}/disable", data={"csrf_token": _token(admin, "/")})
+    page = admin.post(f"/admin/users/{target.id}/disable", data={"csrf_token": csrf_token(admin, "/")})
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Are you sure?" in html and 'name="confirmed" value="yes"' in html
     assert _user(app, "target@example.com").is_active_account  # nothing happened yet
@@ -258,9 +241,9 @@ def test_without_javascript_a_destructive_action_asks_first(app, clients, make_u
 # What the actions do, and what they write to the audit trail ------------------------------
 
 
-def test_disabling_signs_the_user_out_and_audits_before_and_after(app, clients, make_user):
+def test_disabling_signs_the_user_out_and_audits_before_and_after(app, clients, make_user, auth):
     target = make_user(email="target@example.com")
-    victim = sign_in(app.test_client(), "target@example.com")
+    victim = auth(app.test_client()).signed_in("target@example.com")
     assert victim.get("/account/").status_code == 200
     post(clients("admin"), f"/admin/users/{target.id}/disable", next="/admin/users")
     assert victim.get("/account/").status_code == 302  # the session died
@@ -271,9 +254,9 @@ def test_disabling_signs_the_user_out_and_audits_before_and_after(app, clients, 
     assert event.request_id and event.ip == "127.0.0.1"
 
 
-def test_a_role_change_takes_effect_for_that_user(app, clients, make_user):
+def test_a_role_change_takes_effect_for_that_user(app, clients, make_user, auth):
     target = make_user(email="target@example.com")
-    them = sign_in(app.test_client(), "target@example.com")
+    them = auth(app.test_client()).signed_in("target@example.com")
     assert them.get("/admin/users").status_code == 403
     post(clients("admin"), f"/admin/users/{target.id}/roles", roles=["manager", "user"])
     assert them.get("/admin/users").status_code == 200
@@ -281,10 +264,10 @@ def test_a_role_change_takes_effect_for_that_user(app, clients, make_user):
     assert event.data == {"before": {"roles": ["user"]}, "after": {"roles": ["manager", "user"]}}
 
 
-def test_force_sign_out_ends_sessions_and_refresh_tokens(app, clients, make_user):
+def test_force_sign_out_ends_sessions_and_refresh_tokens(app, clients, make_user, auth, api_auth):
     target = make_user(email="target@example.com")
-    tokens = app.test_client().post("/api/v1/auth/token", json={"email": target.email, "password": PASSWORD}).json
-    them = sign_in(app.test_client(), "target@example.com")
+    tokens = api_auth.tokens(target)
+    them = auth(app.test_client()).signed_in("target@example.com")
     post(clients("manager"), f"/admin/users/{target.id}/sign-out")
     assert them.get("/account/").status_code == 302
     api = app.test_client()
@@ -346,9 +329,9 @@ def keeper(app, make_user):
     return make_user(email="keeper@example.com", roles=("keeper",))
 
 
-def test_the_last_admin_cannot_be_demoted_disabled_or_deleted(app, clients, people, keeper):
+def test_the_last_admin_cannot_be_demoted_disabled_or_deleted(app, clients, people, keeper, auth):
     admin = _user(app, "admin@example.com")
-    client = sign_in(app.test_client(), "keeper@example.com")
+    client = auth(app.test_client()).signed_in("keeper@example.com")
     for path, form in (
         (f"/admin/users/{admin.id}/roles", {"roles": ["user"]}),
         (f"/admin/users/{admin.id}/disable", {}),
@@ -362,10 +345,10 @@ def test_the_last_admin_cannot_be_demoted_disabled_or_deleted(app, clients, peop
     assert after.role_names == ["admin"] and after.is_active
 
 
-def test_with_a_second_admin_one_can_be_demoted(app, clients, people, keeper, make_user):
+def test_with_a_second_admin_one_can_be_demoted(app, clients, people, keeper, make_user, auth):
     make_user(email="admin2@example.com", roles=("admin",))
     admin = _user(app, "admin@example.com")
-    post(sign_in(app.test_client(), "keeper@example.com"), f"/admin/users/{admin.id}/roles", roles=["user"])
+    post(auth(app.test_client()).signed_in("keeper@example.com"), f"/admin/users/{admin.id}/roles", roles=["user"])
     assert _user(app, "admin@example.com").role_names == ["user"]
 
 
@@ -394,7 +377,7 @@ def test_the_admin_role_loses_no_permission_in_the_grid(app, clients, taken):
     assert _events(app, "role_updated") == []
 
 
-def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(app, people, make_user):
+def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(app, people, make_user, auth):
     """Finding 2 of issue 10, through /admin/roles: the grid save, and deleting a role."""
     from app.rbac import management as role_management
 
@@ -402,7 +385,7 @@ def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(a
         role_management.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage"])
         role_management.create_role(_user(app, "admin@example.com"), "reader", "", ["users:read"])
     make_user(email="gate@example.com", roles=("gatekeeper",))
-    client = sign_in(app.test_client(), "gate@example.com")
+    client = auth(app.test_client()).signed_in("gate@example.com")
     html = client.get("/admin/roles").get_data(as_text=True)
     # Roles holding permissions they lack are shown read-only, with no Delete button.
     for role in ("admin", "manager", "reader"):
@@ -425,7 +408,7 @@ def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(a
     assert _role_permissions(app, "manager") == set(CATALOG_ROLES["manager"][1])
     assert _role_permissions(app, "reader") == {"users:read"}
     assert _events(app, "role_updated") == [] and _events(app, "role_deleted") == []
-    assert sign_in(app.test_client(), "admin@example.com").get("/admin/audit").status_code == 200
+    assert auth(app.test_client()).signed_in("admin@example.com").get("/admin/audit").status_code == 200
 
     # The page as shown still saves what is theirs to change: the read-only ticks are no change.
     response = post(client, "/admin/roles/matrix", grant=[*_grid(html), "viewer|roles:manage"])
@@ -556,10 +539,9 @@ def test_upload_admin_lists_everyones_files_and_reprocesses(app, clients, make_u
     assert "ready.pdf" in html and "failed.pdf" in html
     assert "failed.pdf" not in client.get("/admin/uploads?status=ready").get_data(as_text=True)
     assert "Processing jobs" in client.get("/admin/uploads/up-failed").get_data(as_text=True)
-    from app.jobs import service as jobs_service
 
     calls = []
-    monkeypatch.setattr(jobs_service, "_dispatcher", lambda job_id, task, delay: calls.append(task))
+    monkeypatch.setattr(app.extensions[QUEUES_KEY], "dispatch", lambda job_id, task, delay: calls.append(task))
     post(client, "/admin/uploads/up-failed/reprocess")
     assert calls == ["tasks.uploads.process_upload"]
     with app.app_context():
@@ -604,15 +586,10 @@ def test_dashboard_counts(app, clients, make_user):
 
 @pytest.fixture()
 def real_queue(make_app, base_settings, smtp, tmp_path):
-    """An app whose jobs go to a real SQLite-backed huey instead of running inline; the
-    session's inline mode is restored afterwards."""
-    from tasks.queues import HUEYS
-
+    """An app whose jobs go to a real SQLite-backed huey of its own instead of running inline
+    (the session's app keeps its inline queues: queues are per app)."""
     queue_app = make_app(jobs_immediate=False, jobs_sqlite_dir=str(tmp_path / "huey"), smtp_url=smtp.url)
-    yield queue_app, HUEYS["emails"]
-    for huey in HUEYS.values():
-        huey.storage.flush_all()
-    make_app()
+    return queue_app, queue_app.extensions[QUEUES_KEY].hueys["emails"]
 
 
 def _run_next_message(app, huey) -> None:
@@ -622,12 +599,14 @@ def _run_next_message(app, huey) -> None:
         huey.execute(message)
 
 
-def test_retrying_a_failed_job_sends_it_to_huey_and_it_runs(app, real_queue, smtp, people):
+def test_retrying_a_failed_job_sends_it_to_huey_and_it_runs(app, real_queue, smtp, people, auth):
     queue_app, huey = real_queue
     job_id = _job(app)
-    client = sign_in(queue_app.test_client(), "admin@example.com")
+    client = auth(queue_app.test_client()).signed_in("admin@example.com")
     assert huey.pending_count() == 0
-    row = client.post(f"/admin/jobs/{job_id}/retry", headers={"HX-Request": "true", "X-CSRFToken": _token(client, "/")})
+    row = client.post(
+        f"/admin/jobs/{job_id}/retry", headers={"HX-Request": "true", "X-CSRFToken": csrf_token(client, "/")}
+    )
     assert row.status_code == 200 and f'data-job="{job_id}"' in row.get_data(as_text=True)
     assert 'data-status="queued"' in row.get_data(as_text=True)
     assert huey.pending_count() == 1
@@ -638,7 +617,7 @@ def test_retrying_a_failed_job_sends_it_to_huey_and_it_runs(app, real_queue, smt
     assert event.target == f"job:{job_id}" and event.data["before"] == {"status": "failed"}
 
 
-def test_a_revoked_job_is_never_run_by_huey(app, real_queue, smtp, people):
+def test_a_revoked_job_is_never_run_by_huey(app, real_queue, smtp, people, auth):
     queue_app, huey = real_queue
     from app.mail.service import queue_email
 
@@ -646,7 +625,7 @@ def test_a_revoked_job_is_never_run_by_huey(app, real_queue, smtp, people):
         job_id = queue_email("r@example.com", "test_message", {"address": "r@example.com"}).id
         db.session.commit()
     assert huey.pending_count() == 1
-    client = sign_in(queue_app.test_client(), "admin@example.com")
+    client = auth(queue_app.test_client()).signed_in("admin@example.com")
     response = post(client, f"/admin/jobs/{job_id}/revoke")
     assert response.status_code == 302 and _job_status(app, job_id) == JobStatus.revoked
     _run_next_message(queue_app, huey)  # huey still delivers the message...
@@ -681,7 +660,7 @@ def test_revoking_a_running_job_is_refused_in_the_row(app, clients):
     job_id = _job(app, status=JobStatus.running)
     client = clients("admin")
     row = client.post(
-        f"/admin/jobs/{job_id}/revoke", headers={"HX-Request": "true", "X-CSRFToken": _token(client, "/")}
+        f"/admin/jobs/{job_id}/revoke", headers={"HX-Request": "true", "X-CSRFToken": csrf_token(client, "/")}
     )
     assert row.status_code == 200 and "Only pending or scheduled jobs can be revoked" in row.get_data(as_text=True)
     assert _job_status(app, job_id) == JobStatus.running
@@ -703,14 +682,14 @@ def test_periodic_tasks_are_listed_and_run_now_records_the_run(app, clients):
 # Roles: no escalation, edits survive a sync, deleted holders --------------------------------
 
 
-def test_nobody_grants_a_permission_they_do_not_hold(app, people, make_user):
+def test_nobody_grants_a_permission_they_do_not_hold(app, people, make_user, auth):
     from app.rbac import management as role_management
 
     with app.app_context():
         role_management.create_role(_user(app, "admin@example.com"), "gatekeeper", "", ["roles:manage", "users:read"])
     make_user(email="gate@example.com", roles=("gatekeeper",))
     target = make_user(email="target@example.com")
-    client = sign_in(app.test_client(), "gate@example.com")
+    client = auth(app.test_client()).signed_in("gate@example.com")
     response = post(client, f"/admin/users/{target.id}/roles", roles=["admin", "user"])
     assert "would give permissions you do not hold" in client.get(response.headers["Location"]).get_data(as_text=True)
     assert _user(app, "target@example.com").role_names == ["user"]
@@ -769,3 +748,107 @@ def test_a_role_held_only_by_deleted_accounts_can_be_deleted(app, clients, make_
     assert "Role &#39;legacy&#39; deleted." in client.get(response.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(Role).where(Role.name == "legacy")) is None
+
+
+@pytest.mark.parametrize(
+    "back", ["/\\evil.example.com", "\\/evil.example.com", "/%2F/evil.example.com", "https://evil.example.com/admin/"]
+)
+def test_after_an_action_the_admin_never_goes_back_off_the_site(app, clients, make_user, back):
+    target = make_user(email="target@example.com")
+    admin = clients("admin")
+    response = post(admin, f"/admin/users/{target.id}/disable", next=back)
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
+    # the Referer is held to the same rule when no `next` is given
+    response = admin.post(
+        f"/admin/users/{target.id}/enable",
+        data={"csrf_token": csrf_token(admin, "/"), "confirmed": "yes"},
+        headers={"Referer": back},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
+
+
+def test_after_an_action_the_admin_goes_back_to_the_page_it_came_from(app, clients, make_user):
+    target = make_user(email="target@example.com")
+    admin = clients("admin")
+    response = post(admin, f"/admin/users/{target.id}/disable", next="/admin/users?page=2&sort=-email")
+    assert response.headers["Location"] == "/admin/users?page=2&sort=-email"
+    response = admin.post(
+        f"/admin/users/{target.id}/enable",
+        data={"csrf_token": csrf_token(admin, "/"), "confirmed": "yes"},
+        headers={"Referer": "http://localhost/admin/users?status=disabled"},
+    )
+    assert response.headers["Location"] == "/admin/users?status=disabled"
+
+
+# Which job actions a page offers: the service's rule, never a status list in a template ----
+
+
+def _job_buttons(client, job_id) -> dict[str, set[str]]:
+    """The action buttons of the job's detail page, its row in the list and its row alone."""
+    pages = {
+        "detail": client.get(f"/admin/jobs/{job_id}").get_data(as_text=True),
+        "list": client.get(f"/admin/jobs?q={job_id}").get_data(as_text=True),
+    }
+    buttons = {name: {label for label in ("Retry", "Revoke") if f">{label}<" in html} for name, html in pages.items()}
+    status = client.get(f"/admin/jobs/{job_id}?fragment=status").get_data(as_text=True)
+    buttons["polls"] = {"yes"} if 'hx-trigger="every 2s"' in status else set()
+    return buttons
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_a_job_offers_exactly_the_actions_its_status_allows(app, clients, status):
+    from app.jobs.management import RETRYABLE, REVOCABLE
+    from app.jobs.models import FINAL_STATUSES
+
+    job_id = _job(app, status=status)
+    expected = {"Retry"} if status in RETRYABLE else {"Revoke"} if status in REVOCABLE else set()
+    polls = set() if status in FINAL_STATUSES else {"yes"}
+    assert _job_buttons(clients("admin"), job_id) == {"detail": expected, "list": expected, "polls": polls}
+
+
+def test_the_job_buttons_follow_the_services_sets(app, clients, monkeypatch):
+    from app.jobs import management
+
+    monkeypatch.setattr(management, "RETRYABLE", frozenset({JobStatus.succeeded}))
+    monkeypatch.setattr(management, "REVOCABLE", frozenset({JobStatus.running}))
+    client = clients("admin")
+    succeeded, running = _job(app, status=JobStatus.succeeded), _job(app, status=JobStatus.running)
+    failed = _job(app, status=JobStatus.failed)
+    assert _job_buttons(client, succeeded) == {"detail": {"Retry"}, "list": {"Retry"}, "polls": set()}
+    assert _job_buttons(client, running) == {"detail": {"Revoke"}, "list": {"Revoke"}, "polls": {"yes"}}
+    assert _job_buttons(client, failed) == {"detail": set(), "list": set(), "polls": set()}
+    # the row an htmx action swaps in asks the same rule
+    row = client.post(
+        f"/admin/jobs/{failed}/retry", headers={"HX-Request": "true", "X-CSRFToken": csrf_token(client, "/")}
+    ).get_data(as_text=True)
+    assert "Only failed or revoked jobs can be retried" in row and ">Retry<" not in row
+
+
+def test_the_reprocess_button_follows_the_upload_services_rule(app, clients, make_user, monkeypatch):
+    from app.uploads import service as upload_service
+
+    owner = make_user(email="owner@example.com")
+    with app.app_context():
+        for status in UploadStatus:
+            db.session.add(
+                Upload(
+                    id=f"up-{status}",
+                    user_id=owner.id,
+                    kind="document",
+                    status=status,
+                    filename=f"{status}.pdf",
+                    content_type="application/pdf",
+                    declared_size=10,
+                    size=10,
+                    key=f"k/{status}",
+                )
+            )
+        db.session.commit()
+    client = clients("admin")
+
+    def offered() -> set[str]:
+        return {s for s in UploadStatus if ">Reprocess<" in client.get(f"/admin/uploads/up-{s}").get_data(as_text=True)}
+
+    assert offered() == upload_service.REPROCESSABLE
+    monkeypatch.setattr(upload_service, "REPROCESSABLE", frozenset({UploadStatus.pending}))
+    assert offered() == {UploadStatus.pending}

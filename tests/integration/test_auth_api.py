@@ -9,12 +9,7 @@ import pytest
 
 from app.extensions import db
 from app.users.models import User
-
-PASSWORD = "correct horse battery staple"
-
-
-def _token(client, email="api@example.com", password=PASSWORD):
-    return client.post("/api/v1/auth/token", json={"email": email, "password": password})
+from tests.support import PASSWORD
 
 
 def _me(client, access):
@@ -26,8 +21,8 @@ def api_user(make_user):
     return make_user(email="api@example.com", display_name="Integrator", roles=("manager",))
 
 
-def test_a_token_pair_is_issued_for_valid_credentials(client, api_user, app):
-    response = _token(client)
+def test_a_token_pair_is_issued_for_valid_credentials(client, api_user, app, api_auth):
+    response = api_auth.request_tokens("api@example.com")
     assert response.status_code == 200
     body = response.json
     assert body["token_type"] == "Bearer" and body["expires_in"] == 15 * 60
@@ -43,8 +38,8 @@ def test_a_token_pair_is_issued_for_valid_credentials(client, api_user, app):
     assert "users:read" in me.json["permissions"] and "users:delete" not in me.json["permissions"]
 
 
-def test_refresh_tokens_are_stored_only_as_hashes(client, api_user, app):
-    refresh = _token(client).json["refresh_token"]
+def test_refresh_tokens_are_stored_only_as_hashes(client, api_user, app, api_auth):
+    refresh = api_auth.request_tokens("api@example.com").json["refresh_token"]
     from app.auth.models import RefreshToken
 
     with app.app_context():
@@ -52,9 +47,9 @@ def test_refresh_tokens_are_stored_only_as_hashes(client, api_user, app):
     assert refresh not in stored and len(stored) == 1 and len(stored[0]) == 64
 
 
-def test_wrong_credentials_are_a_problem_401_with_www_authenticate(client, api_user):
+def test_wrong_credentials_are_a_problem_401_with_www_authenticate(client, api_user, api_auth):
     for email, password in (("api@example.com", "wrong password!"), ("nobody@example.com", PASSWORD)):
-        response = _token(client, email, password)
+        response = api_auth.request_tokens(email, password)
         assert response.status_code == 401
         assert response.mimetype == "application/problem+json"
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -66,8 +61,8 @@ def test_missing_fields_are_422(client):
     assert response.status_code == 422 and response.json["errors"][0]["field"] == "password"
 
 
-def test_refresh_rotates_and_reuse_revokes_the_family(client, api_user):
-    first = _token(client).json
+def test_refresh_rotates_and_reuse_revokes_the_family(client, api_user, api_auth):
+    first = api_auth.request_tokens("api@example.com").json
     second = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert second.status_code == 200
     rotated = second.json
@@ -78,8 +73,8 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client, api_user):
     assert client.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code == 401
 
 
-def test_logout_revokes_the_family(client, api_user):
-    pair = _token(client).json
+def test_logout_revokes_the_family(client, api_user, api_auth):
+    pair = api_auth.request_tokens("api@example.com").json
     assert client.post("/api/v1/auth/logout", json={"refresh_token": pair["refresh_token"]}).status_code == 204
     assert client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
 
@@ -89,15 +84,15 @@ def test_unknown_refresh_tokens_are_401(client):
     assert response.status_code == 401 and response.mimetype == "application/problem+json"
 
 
-def test_disabling_or_signing_out_everywhere_kills_unexpired_access_tokens(client, api_user, app):
+def test_disabling_or_signing_out_everywhere_kills_unexpired_access_tokens(client, api_user, app, api_auth):
     from app.auth.service import sign_out_everywhere
 
-    access = _token(client).json["access_token"]
+    access = api_auth.request_tokens("api@example.com").json["access_token"]
     assert _me(client, access).status_code == 200
     with app.app_context():
         sign_out_everywhere(db.session.get(User, api_user.id), reason="test")
     assert _me(client, access).status_code == 401
-    fresh = _token(client).json["access_token"]
+    fresh = api_auth.request_tokens("api@example.com").json["access_token"]
     with app.app_context():
         db.session.get(User, api_user.id).is_active_account = False
         db.session.commit()
@@ -123,7 +118,7 @@ def _forge(app, **overrides):
     )
 
 
-def test_alg_none_wrong_audience_wrong_key_and_expired_tokens_are_refused(client, api_user, app):
+def test_alg_none_wrong_audience_wrong_key_and_expired_tokens_are_refused(client, api_user, app, api_auth):
     import base64
     import json
 
@@ -132,7 +127,8 @@ def test_alg_none_wrong_audience_wrong_key_and_expired_tokens_are_refused(client
 
     now = int(time.time())
     # A live sign-in for the forged tokens: each refused one below fails for its own reason.
-    family = jwt.decode(_token(client).json["access_token"], options={"verify_signature": False})["fam"]
+    access = api_auth.tokens("api@example.com")["access_token"]
+    family = jwt.decode(access, options={"verify_signature": False})["fam"]
     live = {"sub": str(api_user.id), "fam": family}
     claims = {
         "iss": "hearth",
@@ -175,18 +171,14 @@ def test_alg_none_wrong_audience_wrong_key_and_expired_tokens_are_refused(client
         assert response.headers["WWW-Authenticate"] == "Bearer", label
 
 
-def test_the_api_never_accepts_the_session_cookie(client, api_user):
-    import re
-
-    html = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    client.post("/auth/login", data={"csrf_token": token, "email": "api@example.com", "password": PASSWORD})
+def test_the_api_never_accepts_the_session_cookie(client, api_user, auth):
+    auth.login("api@example.com")
     assert "Integrator" in client.get("/").get_data(as_text=True)  # signed in in the browser
     assert client.get("/api/v1/me").status_code == 401  # but the API wants a bearer token
 
 
-def test_the_token_endpoint_is_rate_limited_per_ip(client):
-    statuses = [_token(client, "x@example.com", "whatever!").status_code for _ in range(11)]
+def test_the_token_endpoint_is_rate_limited_per_ip(client, api_auth):
+    statuses = [api_auth.request_tokens("x@example.com", "whatever!").status_code for _ in range(11)]
     assert statuses[:10] == [401] * 10 and statuses[10] == 429
 
 
@@ -200,10 +192,10 @@ def test_auth_endpoints_are_documented_with_their_security(client):
     }
 
 
-def test_a_token_verified_before_is_still_refused_once_expired_or_altered(client, api_user, monkeypatch):
+def test_a_token_verified_before_is_still_refused_once_expired_or_altered(client, api_user, monkeypatch, api_auth):
     import app.auth.tokens as tokens
 
-    access = _token(client).json["access_token"]
+    access = api_auth.request_tokens("api@example.com").json["access_token"]
     assert _me(client, access).status_code == 200  # verified once, remembered by the app
     head, payload, signature = access.split(".")
     altered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BA'}"
@@ -218,7 +210,7 @@ def test_a_token_verified_before_is_still_refused_once_expired_or_altered(client
     assert _me(client, access).status_code == 401
 
 
-def test_an_api_sign_in_is_one_commit(client, api_user, app):
+def test_an_api_sign_in_is_one_commit(client, api_user, app, api_auth):
     from sqlalchemy import event
 
     with app.app_context():
@@ -230,7 +222,7 @@ def test_an_api_sign_in_is_one_commit(client, api_user, app):
 
     event.listen(engine, "commit", on_commit)
     try:
-        assert _token(client).status_code == 200
+        assert api_auth.request_tokens("api@example.com").status_code == 200
     finally:
         event.remove(engine, "commit", on_commit)
     assert len(commits) == 1  # last_login_at, the refresh token and both audit rows together

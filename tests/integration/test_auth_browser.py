@@ -4,29 +4,15 @@ copied-cookie revocation through the session epoch."""
 from __future__ import annotations
 
 import re
-import time
+from urllib.parse import quote
 
 import pytest
 
 from app.audit.models import AuditEvent
 from app.extensions import db
+from app.users import passwords
 from app.users.models import User
-
-PASSWORD = "correct horse battery staple"
-
-
-def _csrf(client, path="/auth/login") -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-
-
-def _login(client, email, password=PASSWORD, remember=False, next_url=None):
-    token = _csrf(client)
-    data = {"csrf_token": token, "email": email, "password": password}
-    if remember:
-        data["remember"] = "y"
-    url = "/auth/login" + (f"?next={next_url}" if next_url else "")
-    return client.post(url, data=data)
+from tests.support import PASSWORD, PRODUCTION_HASHING, csrf_token
 
 
 def _events(app, name):
@@ -39,17 +25,19 @@ def test_the_login_page_is_a_real_form(client):
     assert 'autocomplete="current-password"' in html and 'name="csrf_token"' in html
 
 
-def test_login_without_the_csrf_token_is_refused(client, make_user):
+def test_login_without_the_csrf_token_is_refused(client, make_user, app):
     make_user(email="a@example.com")
     response = client.post("/auth/login", data={"email": "a@example.com", "password": PASSWORD})
     assert response.status_code == 400
+    assert client.get("/account/").status_code == 302  # not signed in
+    assert not _events(app, "login_succeeded")
 
 
-def test_a_user_signs_in_and_the_session_changes(client, make_user, app):
+def test_a_user_signs_in_and_the_session_changes(client, auth, make_user, app):
     make_user(email="a@example.com", display_name="Ada")
     client.get("/auth/login")
     before = client.get_cookie("session")
-    response = _login(client, "A@Example.com")
+    response = auth.login("A@Example.com")
     assert response.status_code == 302 and response.headers["Location"] == "/"
     after = client.get_cookie("session")
     assert after is not None and (before is None or after.value != before.value)
@@ -57,7 +45,7 @@ def test_a_user_signs_in_and_the_session_changes(client, make_user, app):
     assert _events(app, "login_succeeded")
 
 
-def test_planted_session_data_does_not_survive_sign_in(make_app, make_user):
+def test_planted_session_data_does_not_survive_sign_in(make_app, make_user, auth):
     make_user(email="fix@example.com")
     app = make_app()
 
@@ -77,32 +65,44 @@ def test_planted_session_data_does_not_survive_sign_in(make_app, make_user):
     client = app.test_client()
     client.get("/_plant")
     assert client.get("/_read").get_data(as_text=True) == "attacker"
-    _login(client, "fix@example.com")
+    auth(client).login("fix@example.com")
     assert client.get("/_read").get_data(as_text=True) == "gone"
 
 
-def test_wrong_password_and_unknown_email_look_the_same(client, make_user):
+def test_wrong_password_and_unknown_email_look_the_same(app, auth, make_user, monkeypatch):
     make_user(email="known@example.com")
-    timings, bodies = {}, {}
+    with app.app_context():
+        app_hasher = passwords._app_hasher()
+    checked: list[str] = []  # the argon2 parameters of every hash verified
+
+    class Recording(type(app_hasher.hasher)):
+        def verify(self, digest, password):
+            checked.append(digest.split("$")[3])
+            return super().verify(digest, password)
+
+    real = app_hasher.hasher
+    monkeypatch.setattr(app_hasher, "hasher", Recording(real.time_cost, real.memory_cost, real.parallelism))
+    bodies, verified = {}, {}
     for label, email in (("known", "known@example.com"), ("unknown", "nobody@example.com")):
-        started = time.perf_counter()
-        response = _login(client, email, "not the right password")
-        timings[label] = time.perf_counter() - started
-        assert response.status_code == 401
+        checked.clear()
+        response = auth.login(email, "not the right password", expect=401)
+        verified[label] = list(checked)
         bodies[label] = re.sub(r'value="[^"]*"|[\w-]{16,}\.[\w-]{4,}\.[\w-]{16,}', "", response.get_data(as_text=True))
     assert "Invalid email or password." in bodies["known"]
     assert bodies["known"].replace("known@example.com", "X") == bodies["unknown"].replace("nobody@example.com", "X")
-    # both paths verify one argon2 hash: similar cost (generous bound for a shared machine)
-    assert 0.25 < timings["unknown"] / timings["known"] < 4
+    # Both paths verify exactly one argon2 hash with the app's parameters: the same cost, so
+    # the answer's timing does not tell whether the address has an account.
+    parameters = f"m={real.memory_cost},t={real.time_cost},p={real.parallelism}"
+    assert verified == {"known": [parameters], "unknown": [parameters]}
 
 
-def test_five_failures_lock_this_client_out_even_with_the_right_password(client, make_user, app):
+def test_five_failures_lock_this_client_out_even_with_the_right_password(auth, make_user, app):
     from app.auth.models import LoginFailures
 
     make_user(email="lock@example.com")
     for _ in range(5):
-        assert _login(client, "lock@example.com", "wrong password!!").status_code == 401
-    assert _login(client, "lock@example.com").status_code == 401  # locked: the right password fails
+        auth.login("lock@example.com", "wrong password!!", expect=401)
+    auth.login("lock@example.com", expect=401)  # locked: the right password fails
     with app.app_context():
         user = db.session.scalar(db.select(User).where(User.email == "lock@example.com"))
         pair = db.session.get(LoginFailures, (user.id, "127.0.0.1"))
@@ -117,48 +117,65 @@ def test_lockout_grows_exponentially():
     assert [lockout_seconds(n, 5) for n in (4, 5, 6, 7, 20)] == [0, 30, 60, 120, 3600]
 
 
-def test_the_per_ip_limit_answers_429(make_app, make_user):
+def test_the_per_ip_limit_answers_429(make_app, make_user, auth):
     client = make_app().test_client()
-    statuses = [_login(client, "nobody@example.com", "whatever password").status_code for _ in range(11)]
+    login = auth(client).login
+    statuses = [login("nobody@example.com", "whatever password", expect=None).status_code for _ in range(11)]
     assert statuses[:10] == [401] * 10 and statuses[10] == 429
 
 
 @pytest.mark.parametrize(
-    "target", ["https://evil.example.com/", "//evil.example.com", "/\\evil.example.com", "javascript:alert(1)"]
+    "target",
+    [
+        "https://evil.example.com/",
+        "//evil.example.com",
+        "/\\evil.example.com",
+        "\\/evil.example.com",
+        "https:evil.example.com",
+        "%2F%2Fevil.example.com",
+        "/%5Cevil.example.com",
+        "/\t/evil.example.com",
+        "/%09/evil.example.com",
+        "javascript:alert(1)",
+    ],
 )
-def test_next_redirects_stay_on_this_site(client, make_user, target):
+def test_next_redirects_stay_on_this_site(auth, make_user, target):
     make_user(email="n@example.com")
-    response = _login(client, "n@example.com", next_url=target)
+    response = auth.login("n@example.com", next_url=quote(target, safe=""))
     assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
-def test_next_redirects_to_a_local_path(client, make_user):
+@pytest.mark.parametrize("target", ["/api/docs", "/files/?kind=document&page=2"])
+def test_next_redirects_to_a_local_path(auth, make_user, target):
     make_user(email="n2@example.com")
-    assert _login(client, "n2@example.com", next_url="/api/docs").headers["Location"] == "/api/docs"
+    assert auth.login("n2@example.com", next_url=quote(target, safe="")).headers["Location"] == target
 
 
-def test_logout_is_post_only_and_needs_csrf(client, make_user):
+def test_logout_is_post_only_and_needs_csrf(client, auth, make_user):
     make_user(email="out@example.com")
-    _login(client, "out@example.com")
+    auth.login("out@example.com")
     assert client.get("/auth/logout").status_code == 405
     assert client.post("/auth/logout").status_code == 400
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
-    assert client.post("/auth/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/account/").status_code == 200  # still signed in
+    response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 302
     assert "Sign in" in client.get("/").get_data(as_text=True)
+    assert client.get("/account/").status_code == 302  # signed out
 
 
-def test_a_disabled_user_cannot_sign_in(client, make_user):
+def test_a_disabled_user_cannot_sign_in(client, auth, make_user):
     make_user(email="off@example.com", is_active_account=False)
-    assert _login(client, "off@example.com").status_code == 401
+    auth.login("off@example.com", expect=401)
+    assert client.get("/account/").status_code == 302
 
 
-def test_sign_out_everywhere_kills_copied_session_and_remember_cookies(make_app, make_user, app):
+def test_sign_out_everywhere_kills_copied_session_and_remember_cookies(make_app, make_user, app, auth):
     from app.auth.service import sign_out_everywhere
 
     make_user(email="copy@example.com", display_name="Copy")
     test_app = make_app()
     victim = test_app.test_client()
-    _login(victim, "copy@example.com", remember=True)
+    auth(victim).login("copy@example.com", remember=True)
     stolen_session = victim.get_cookie("session").value
     stolen_remember = victim.get_cookie("remember_token").value
     attacker = test_app.test_client()
@@ -173,10 +190,10 @@ def test_sign_out_everywhere_kills_copied_session_and_remember_cookies(make_app,
     assert "Copy" not in replay.get("/").get_data(as_text=True)
 
 
-def test_remember_cookie_is_httponly_lax_and_short_lived(make_user, make_app):
+def test_remember_cookie_is_httponly_lax_and_short_lived(make_user, make_app, auth):
     make_user(email="rem@example.com")
     client = make_app().test_client()
-    response = _login(client, "rem@example.com", remember=True)
+    response = auth(client).login("rem@example.com", remember=True)
     cookie = next(
         value for key, value in response.headers.items() if key == "Set-Cookie" and value.startswith("remember_token")
     )
@@ -205,49 +222,53 @@ def test_production_cookies_are_host_prefixed_secure_and_sessions_bounded(make_a
     assert app.config["WTF_CSRF_TIME_LIMIT"] is None  # CSRF tokens last as long as the session
 
 
-def test_a_hung_redis_never_turns_a_login_into_a_500(make_app, make_user, hung_redis_url):
+def test_a_hung_redis_never_turns_a_login_into_a_500(make_app, make_user, hung_redis_url, auth):
     make_user(email="redis@example.com")
-    client = make_app(redis_url=hung_redis_url, jobs_immediate=False).test_client()
-    assert _login(client, "redis@example.com", "wrong password!!").status_code == 401
-    assert _login(client, "redis@example.com").status_code == 302
+    browser = auth(make_app(redis_url=hung_redis_url, jobs_immediate=False).test_client())
+    browser.login("redis@example.com", "wrong password!!", expect=401)
+    browser.login("redis@example.com")
+    assert browser.client.get("/account/").status_code == 200
 
 
 @pytest.mark.parametrize(
     "path", ["/account/sessions/abc/revoke", "/account/api-sign-ins/abc/revoke", "/auth/reset/some-token"]
 )
-def test_more_unsafe_routes_refuse_a_missing_csrf_token(client, make_user, path):
+def test_more_unsafe_routes_refuse_a_missing_csrf_token(client, auth, make_user, path):
     make_user(email="c2@example.com")
-    _login(client, "c2@example.com")
+    auth.login("c2@example.com")
     assert client.post(path, data={"password": "x"}).status_code == 400
+    assert auth.is_signed_in_as("c2@example.com")  # nothing was revoked or reset
 
 
-def test_hashes_with_old_parameters_are_upgraded_at_login(client, make_user, app):
+def test_hashes_with_old_parameters_are_upgraded_at_login(make_app, make_user, app, auth):
+    """With the production parameters (the session's apps hash cheaply)."""
     from argon2 import PasswordHasher
 
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
-    user = make_user(email="old-hash@example.com")
-    with app.app_context():
-        db.session.get(User, user.id).password_hash = weak
-        db.session.commit()
-    assert _login(client, "old-hash@example.com").status_code == 302
+    user = make_user(email="old-hash@example.com", password_hash=weak)
+    browser = auth(make_app(**PRODUCTION_HASHING).test_client())
+    browser.login("old-hash@example.com")
     with app.app_context():
         upgraded = db.session.get(User, user.id).password_hash
-    assert upgraded != weak and "m=65536" in upgraded
+    assert upgraded != weak and upgraded.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    browser.logout()
+    browser.login("old-hash@example.com")  # the upgraded hash holds the same password
+    with app.app_context():
+        assert db.session.get(User, user.id).password_hash == upgraded  # and is not upgraded again
 
 
-def test_signing_out_also_ends_a_remember_me_sign_in(client, make_user):
+def test_signing_out_also_ends_a_remember_me_sign_in(client, auth, make_user):
     make_user(email="rm@example.com", display_name="Remembered")
-    _login(client, "rm@example.com", remember=True)
+    auth.login("rm@example.com", remember=True)
     assert client.get_cookie("remember_token") is not None
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
-    client.post("/auth/logout", data={"csrf_token": token})
+    assert auth.logout().status_code == 302
     assert client.get_cookie("remember_token") is None
     assert "Remembered" not in client.get("/").get_data(as_text=True)
 
 
-def test_audit_log_lines_carry_hashed_ids(client, make_user, captured_logs):
+def test_audit_log_lines_carry_hashed_ids(auth, make_user, captured_logs):
     user = make_user(email="audit@example.com")
-    _login(client, "audit@example.com")
+    auth.login("audit@example.com")
     [line] = [entry for entry in captured_logs.events("audit") if entry["audit_event"] == "login_succeeded"]
     assert line["actor"] and line["actor"] != user.id and str(user.id) != line["actor"]
     assert "actor_id" not in line

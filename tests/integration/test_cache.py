@@ -1,4 +1,4 @@
-"""Caching (seed §8): cache-aside hit and miss, the invalidator of every cached function on
+"""Caching (docs/architecture.md §8): cache-aside hit and miss, the invalidator of every cached function on
 the write paths that touch it, L1 invalidation across instances over Redis pub/sub,
 stampede protection, and a Redis killed mid-test with requests still answered."""
 
@@ -21,16 +21,9 @@ from app.jobs.models import Job, JobStatus
 from app.uploads.models import Upload
 from app.users.models import User
 from tests.conftest import SERVICES
-from tests.support import PROJECT_ROOT, free_port, wait_until, worker_env
+from tests.support import PROJECT_ROOT, FakeClock, free_port, wait_until, worker_env
 
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a different passphrase, 42 moons"
-
-
-def _bearer(client, email):
-    response = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.json
-    return {"Authorization": f"Bearer {response.json['access_token']}"}
 
 
 def _computing(counter: list, value):
@@ -86,15 +79,7 @@ def test_a_disabled_cache_always_computes(make_app):
 # Each cached function and the writes that invalidate it ------------------------------------
 
 
-@pytest.fixture()
-def people(make_user):
-    return {
-        role: make_user(email=f"{role}@example.com", display_name=role.title(), roles=(role,))
-        for role in ("admin", "user")
-    }
-
-
-def test_permission_sets_follow_role_grants_role_edits_and_role_deletion(app, client, people):
+def test_permission_sets_follow_role_grants_role_edits_and_role_deletion(app, client, people, api_auth):
     from app.rbac import management as role_management
     from app.rbac.service import permissions_of
     from app.users import management as user_management
@@ -118,7 +103,7 @@ def test_permission_sets_follow_role_grants_role_edits_and_role_deletion(app, cl
         role_management.delete_role(admin, role_management.get_role("extra"))
         assert permissions_of(user_id) == frozenset({"users:read"})
     # And over HTTP: the API sees the change on the next request.
-    headers = _bearer(client, "user@example.com")
+    headers = api_auth.headers("user@example.com")
     assert client.get("/api/v1/users", headers=headers).status_code == 200
     with app.app_context():
         admin = db.session.get(User, people["admin"].id)
@@ -126,30 +111,31 @@ def test_permission_sets_follow_role_grants_role_edits_and_role_deletion(app, cl
     assert client.get("/api/v1/users", headers=headers).status_code == 403
 
 
-def test_user_profile_follows_every_write_to_the_user(app, client, people):
-    headers = _bearer(client, "admin@example.com")
+def test_user_profile_follows_every_write_to_the_user(app, client, people, api_auth):
+    headers = api_auth.headers("admin@example.com")
     target = people["user"].id
     first = client.get(f"/api/v1/users/{target}", headers=headers).json
     assert client.get(f"/api/v1/users/{target}", headers=headers).json == first  # cached
     client.patch(f"/api/v1/users/{target}", json={"display_name": "Renamed"}, headers=headers)
     assert client.get(f"/api/v1/users/{target}", headers=headers).json["display_name"] == "Renamed"
-    _bearer(client, "user@example.com")  # signing in writes last_login_at
+    api_auth.headers("user@example.com")  # signing in writes last_login_at
     assert client.get(f"/api/v1/users/{target}", headers=headers).json["last_login_at"] is not None
-    own = _bearer(client, "user@example.com")
+    own = api_auth.headers("user@example.com")
     client.patch("/api/v1/me", json={"display_name": "Self-named"}, headers=own)
     assert client.get(f"/api/v1/users/{target}", headers=headers).json["display_name"] == "Self-named"
     client.delete(f"/api/v1/users/{target}", headers=headers)
     assert client.get(f"/api/v1/users/{target}", headers=headers).json["status"] == "deleted"
 
 
-def test_user_list_pages_follow_new_changed_and_deleted_users(app, client, people, make_user):
-    headers = _bearer(client, "admin@example.com")
+def test_user_list_pages_follow_new_changed_and_deleted_users(app, client, people, make_user, api_auth):
+    headers = api_auth.headers("admin@example.com")
 
     def emails(query=""):
         return [item["email"] for item in client.get(f"/api/v1/users?{query}", headers=headers).json["items"]]
 
-    assert emails() == ["admin@example.com", "user@example.com"]
-    assert emails() == ["admin@example.com", "user@example.com"]  # a hit
+    everyone = ["admin@example.com", "manager@example.com", "user@example.com", "viewer@example.com"]
+    assert emails() == everyone
+    assert emails() == everyone  # a hit
     make_user(email="new@example.com")
     assert "new@example.com" in emails()
     client.patch(f"/api/v1/users/{people['user'].id}", json={"is_active": False}, headers=headers)
@@ -248,10 +234,10 @@ def _flask_command(base_settings, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_password_set_by_the_cli_ends_the_web_processes_tokens_at_once(app, client, people, base_settings):
+def test_a_password_set_by_the_cli_ends_the_web_processes_tokens_at_once(app, client, people, base_settings, api_auth):
     """Finding 15 of issue 10: on the embedded profile the web process kept its cached
     sign-in state (so the old token worked) for up to 5 minutes after `flask users set-password`."""
-    headers = _bearer(client, "user@example.com")
+    headers = api_auth.headers("user@example.com")
     assert client.get("/api/v1/me", headers=headers).status_code == 200
     assert client.get("/api/v1/me", headers=headers).status_code == 200  # the token check is cached now
     result = _flask_command(base_settings, "users", "set-password", "user@example.com", "--password", NEW_PASSWORD)
@@ -259,14 +245,15 @@ def test_a_password_set_by_the_cli_ends_the_web_processes_tokens_at_once(app, cl
     assert client.get("/api/v1/me", headers=headers).status_code == 401
 
 
-def test_grants_restored_by_the_cli_apply_in_the_web_process_at_once(app, client, people, make_user, base_settings):
+def test_grants_restored_by_the_cli_apply_in_the_web_process_at_once(
+    app, client, people, make_user, base_settings, api_auth
+):
     from app.rbac import management as role_management
 
-    make_user(email="manager@example.com", roles=("manager",))
     with app.app_context():
         admin = db.session.get(User, people["admin"].id)
         role_management.update_role(admin, role_management.get_role("manager"), ["users:read", "users:write"])
-    headers = _bearer(client, "manager@example.com")
+    headers = api_auth.headers("manager@example.com")
     assert client.get("/api/v1/admin/jobs", headers=headers).status_code == 403
     assert client.get("/api/v1/admin/jobs", headers=headers).status_code == 403  # the permission set is cached now
     result = _flask_command(base_settings, "roles", "sync", "--restore")
@@ -335,8 +322,9 @@ def test_the_production_profile_writes_and_reads_no_generation_row(app, people):
 # Stampede protection --------------------------------------------------------------------------
 
 
-def _hammer(app, key: CacheKey, compute, threads: int = 16) -> list:
-    results: list = []
+def _hammer(app, key: CacheKey, compute, threads: int = 16, results: list | None = None) -> list:
+    """`threads` threads reading `key` at once; their answers, appended to `results` as they come."""
+    results = [] if results is None else results
     start = threading.Barrier(threads)
 
     def worker():
@@ -352,12 +340,23 @@ def _hammer(app, key: CacheKey, compute, threads: int = 16) -> list:
     return results
 
 
-def test_a_missing_hot_key_is_computed_once_while_the_others_wait(app):
+@pytest.fixture()
+def aside_clock(monkeypatch) -> FakeClock:
+    """app.cache.aside's clock, moved by the test (its waits yield without moving it)."""
+    from app.cache import aside
+
+    clock = FakeClock(sleep_advances=False)
+    monkeypatch.setattr(aside, "time", clock)
+    return clock
+
+
+def test_a_missing_hot_key_is_computed_once_while_the_others_wait(app, aside_clock):
     calls: list = []
 
     def slow():
         calls.append(1)
-        time.sleep(0.15)
+        # Computing until all 15 others are waiting for this result (polling the store).
+        wait_until(lambda: len(aside_clock.sleepers) == 15, 10, 0.001, "the other 15 to wait")
         return "fresh"
 
     results = _hammer(app, CacheKey("test", f"cold-{uuid.uuid4().hex}"), slow)
@@ -365,23 +364,47 @@ def test_a_missing_hot_key_is_computed_once_while_the_others_wait(app):
     assert len(calls) == 1
 
 
-def test_an_expired_hot_key_is_refreshed_once_while_the_others_get_the_stale_value(app):
+def test_a_waiter_computes_itself_once_the_miss_wait_is_over(app, monkeypatch):
+    from app.cache import aside
+
+    clock = FakeClock()  # each poll moves it by the poll interval: the wait ends on its own
+    monkeypatch.setattr(aside, "time", clock)
+    key = CacheKey("test", f"stuck-{uuid.uuid4().hex}")
+    release, computing = threading.Event(), threading.Event()
+
+    def stuck():
+        computing.set()
+        release.wait(10)
+        return "late"
+
+    holder = threading.Thread(target=lambda: _hammer(app, key, stuck, threads=1))
+    holder.start()
+    assert computing.wait(5)  # the lock holder never finishes while the other waits
+    started = clock.time()
+    with app.app_context():
+        assert cached(key, lambda: "own", timeout=60) == "own"
+    assert clock.time() - started == pytest.approx(aside.MISS_WAIT, abs=aside.MISS_POLL * 1.5)
+    release.set()
+    holder.join(5)
+
+
+def test_an_expired_hot_key_is_refreshed_once_while_the_others_get_the_stale_value(app, aside_clock):
     key = CacheKey("test", f"hot-{uuid.uuid4().hex}")
     with app.app_context():
         cached(key, lambda: "stale", timeout=1)
-    time.sleep(1.1)  # past its freshness, within its grace period
+    aside_clock.advance(1.1)  # past its freshness, within its grace period
     calls: list = []
+    results: list = []
 
     def slow():
         calls.append(1)
-        time.sleep(0.3)
+        # Refreshing until the 15 others have their answer: they never wait for this one.
+        wait_until(lambda: len(results) == 15, 10, 0.001, "the other 15 to be answered")
         return "fresh"
 
-    started = time.monotonic()
-    results = _hammer(app, key, slow)
+    _hammer(app, key, slow, results=results)
     assert len(calls) == 1
     assert results.count("stale") == 15 and results.count("fresh") == 1
-    assert time.monotonic() - started < 2
     with app.app_context():
         assert cached(key, slow, timeout=1) == "fresh"
     assert len(calls) == 1
@@ -433,8 +456,18 @@ def _pings(client) -> bool:
         return False
 
 
+@pytest.fixture()
+def circuit_clock(monkeypatch) -> FakeClock:
+    """The clock of the Redis cache's circuit breaker (app.cache.backend), moved by the test."""
+    from app.cache import backend
+
+    clock = FakeClock()
+    monkeypatch.setattr(backend, "time", clock)
+    return clock
+
+
 def test_with_redis_killed_requests_are_answered_from_the_database_and_caching_resumes(
-    make_app, app, people, private_redis, captured_logs
+    make_app, app, people, private_redis, captured_logs, api_auth, circuit_clock
 ):
     from flask import render_template_string
 
@@ -442,17 +475,18 @@ def test_with_redis_killed_requests_are_answered_from_the_database_and_caching_r
     from app.extensions import cache
 
     outage_app = make_app(redis_url=private_redis.url)
+    store = outage_app.extensions["cache"][cache]
     client = outage_app.test_client()
-    headers = _bearer(client, "admin@example.com")
+    headers = api_auth(client).headers("admin@example.com")
     assert client.get("/api/v1/users", headers=headers).status_code == 200  # cached in Redis now
 
     private_redis.kill()
-    started = time.monotonic()
     for _ in range(5):
         response = client.get("/api/v1/users", headers=headers)
-        assert response.status_code == 200 and len(response.json["items"]) == 2
+        assert response.status_code == 200 and len(response.json["items"]) == 4
     assert client.get(f"/api/v1/users/{people['user'].id}", headers=headers).status_code == 200
-    assert time.monotonic() - started < 5  # each request pays at most the client timeout, once per window
+    # One failed call opened the circuit: within its window no request asked Redis again.
+    assert store.circuit.failures == 1
 
     calls: list = []
 
@@ -470,7 +504,9 @@ def test_with_redis_killed_requests_are_answered_from_the_database_and_caching_r
     assert "database" in warnings[0]["detail"]
 
     private_redis.restart()
-    time.sleep(backend.RETRY_AFTER + 0.1)
+    with outage_app.test_request_context():
+        assert cache.get("after") is None and store.circuit.failures == 1  # the window is still open
+    circuit_clock.advance(backend.RETRY_AFTER + 0.1)
     with outage_app.test_request_context():
         assert cache.set("after", "back") in (True, None)
         assert cache.get("after") == "back"  # caching resumed by itself
@@ -478,18 +514,24 @@ def test_with_redis_killed_requests_are_answered_from_the_database_and_caching_r
     assert captured_logs.events("cache_recovered")
 
 
-def test_a_hung_redis_costs_at_most_the_client_timeout(make_app, hung_redis_url):
+class _Untouchable:
+    def __getattr__(self, name: str):
+        raise AssertionError(f"Redis was called ({name}) while the circuit is open")
+
+
+def test_a_hung_redis_costs_at_most_the_client_timeout(make_app, hung_redis_url, circuit_clock, monkeypatch):
     from app.extensions import cache
 
     hung_app = make_app(redis_url=hung_redis_url, redis_timeout_seconds=0.2)
+    store = hung_app.extensions["cache"][cache]
     with hung_app.test_request_context():
         started = time.monotonic()
         assert cache.get("x") is None
-        assert time.monotonic() - started < 1.0
-        started = time.monotonic()
-        for _ in range(20):  # the circuit is open: no more waiting
+        assert time.monotonic() - started < 1.0  # one client timeout (0.2 s), then the circuit opens
+        monkeypatch.setattr(store, "_read_client", _Untouchable())
+        for _ in range(20):  # the circuit is open: Redis is not asked again, so nothing waits
             assert cache.get("x") is None
-        assert time.monotonic() - started < 0.1
+    assert store.circuit.failures == 1
 
 
 def test_job_rows_are_counted_again_after_a_retry(app, people):
@@ -516,11 +558,11 @@ def test_job_rows_are_counted_again_after_a_retry(app, people):
         assert after["failed"] == 0 and after["succeeded"] == 1
 
 
-def test_a_cached_api_list_runs_no_sql_and_a_disabled_token_still_fails_at_once(app, client, people):
+def test_a_cached_api_list_runs_no_sql_and_a_disabled_token_still_fails_at_once(app, client, people, api_auth):
     from sqlalchemy import event
 
-    headers = _bearer(client, "admin@example.com")
-    user_headers = _bearer(client, "user@example.com")
+    headers = api_auth.headers("admin@example.com")
+    user_headers = api_auth.headers("user@example.com")
     assert client.get("/api/v1/users", headers=headers).status_code == 200
     assert client.get("/api/v1/users", headers=user_headers).status_code == 403
     with app.app_context():
@@ -560,10 +602,12 @@ def _sql_during(app, action) -> list[str]:
     return [s for s in statements if not s.strip().upper().startswith(("ROLLBACK", "BEGIN", "COMMIT"))]
 
 
-def test_a_cached_list_page_is_the_same_response_as_the_computed_one_byte_for_byte(app, client, people, make_user):
+def test_a_cached_list_page_is_the_same_response_as_the_computed_one_byte_for_byte(
+    app, client, people, make_user, api_auth
+):
     for n in range(4):
         make_user(email=f"page{n}@example.com")
-    headers = _bearer(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     url = "/api/v1/users?per_page=2&page=2&sort=-email"
     computed = client.get(url, headers=headers)
     responses: list = []
@@ -573,22 +617,22 @@ def test_a_cached_list_page_is_the_same_response_as_the_computed_one_byte_for_by
     assert cached_response.get_data() == computed.get_data()
     for header in ("ETag", "Link", "X-Total-Count", "Content-Type"):
         assert cached_response.headers[header] == computed.headers[header], header
-    assert computed.json["meta"] == {"page": 2, "per_page": 2, "total": 6, "pages": 3}
+    assert computed.json["meta"] == {"page": 2, "per_page": 2, "total": 8, "pages": 4}
     # The stored ETag still answers If-None-Match with a 304.
     etag = cached_response.headers["ETag"]
     assert client.get(url, headers={**headers, "If-None-Match": etag}).status_code == 304
 
 
-def test_a_sign_in_does_not_empty_the_cached_user_lists(app, client, people):
+def test_a_sign_in_does_not_empty_the_cached_user_lists(app, client, people, api_auth):
     from app.cache.aside import state
     from app.users.cache import USERS_NAMESPACE
 
-    headers = _bearer(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     assert client.get("/api/v1/users", headers=headers).status_code == 200  # computed and cached
     with app.app_context():
         version = cache.get(f"v:{USERS_NAMESPACE}")
         computed = state().computed
-    _bearer(client, "user@example.com")  # writes the user's last_login_at
+    api_auth.headers("user@example.com")  # writes the user's last_login_at
     with app.app_context():
         assert cache.get(f"v:{USERS_NAMESPACE}") == version
     assert _sql_during(app, lambda: client.get("/api/v1/users", headers=headers)) == []

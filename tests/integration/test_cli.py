@@ -54,7 +54,7 @@ def test_mail_test_command_queues_an_email_job(app):
     assert result.exit_code == 0 and "queued job" in result.output
 
 
-def test_the_seeded_admin_gets_an_api_token_with_every_permission(app, client, monkeypatch):
+def test_the_seeded_admin_gets_an_api_token_with_every_permission(app, client, monkeypatch, api_auth):
     from app.rbac.catalog import PERMISSIONS
 
     monkeypatch.delenv("ADMIN_EMAIL", raising=False)
@@ -62,7 +62,5 @@ def test_the_seeded_admin_gets_an_api_token_with_every_permission(app, client, m
     output = app.test_cli_runner().invoke(args=["seed-admin"]).output
     email = re.search(r"Admin account created: (\S+)", output).group(1)
     password = re.search(r"Generated password \(shown only now\): (\S+)", output).group(1)
-    tokens = client.post("/api/v1/auth/token", json={"email": email, "password": password})
-    assert tokens.status_code == 200
-    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens.json['access_token']}"}).json
+    me = client.get("/api/v1/me", headers=api_auth.headers(email, password)).json
     assert me["roles"] == ["admin"] and set(me["permissions"]) == set(PERMISSIONS) and me["email_verified"]

@@ -15,6 +15,7 @@ from app.core.database import utcnow
 from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import FINAL_STATUSES, Job, JobStatus, PeriodicRun
+from app.jobs.queues import QUEUES_KEY
 from app.rbac.models import Role
 from app.storage import get_storage
 from app.uploads.models import Upload, UploadStatus
@@ -175,7 +176,6 @@ def test_the_same_seed_gives_the_same_demo(demo_app, make_app, new_database, tmp
 def production_like(make_app, app):
     """Apps configured like production or staging, on services that do not exist: the refusal
     must come before anything connects."""
-    from tasks.queues import configure_queues
 
     def make(app_env: str):
         return make_app(
@@ -186,8 +186,7 @@ def production_like(make_app, app):
             public_url="https://hearth.example.com",
         )
 
-    yield make
-    configure_queues(app.extensions["hearth.settings"], app)  # the queues serve the session's app again
+    return make
 
 
 @pytest.mark.parametrize("app_env", ["production", "staging"])
@@ -207,7 +206,7 @@ def test_the_service_refuses_too(production_like):
 
 def test_no_demo_job_is_handed_to_huey(demo_app, monkeypatch):
     sent = []
-    monkeypatch.setattr(jobs_service, "_dispatcher", lambda job_id, task, delay: sent.append(job_id))
+    monkeypatch.setattr(demo_app.extensions[QUEUES_KEY], "dispatch", lambda job_id, task, delay: sent.append(job_id))
     seed(demo_app, "--users", "10")
     assert sent == []
     jobs = all_rows(demo_app, Job)

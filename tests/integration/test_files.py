@@ -7,19 +7,16 @@ import re
 
 import pytest
 
+from app.extensions import db
+from app.uploads.models import Upload
 from tests.integration.test_uploads import jpeg_with_exif
-
-PASSWORD = "correct horse battery staple"
+from tests.support import csrf_token
 
 
 @pytest.fixture()
-def browser(client, make_user):
-    make_user(email="files@example.com")
-    html = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    client.post("/auth/login", data={"csrf_token": token, "email": "files@example.com", "password": PASSWORD})
-    page = client.get("/files/").get_data(as_text=True)
-    client.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+def browser(auth, make_user):
+    client = auth.signed_in(make_user(email="files@example.com"))
+    client.csrf = csrf_token(client, "/files/")
     return client
 
 
@@ -67,14 +64,62 @@ def test_rows_still_processing_poll_and_final_rows_do_not(browser, app):
     assert 'hx-trigger="every 2s"' in browser.get(f"/files/{upload_id}/row").get_data(as_text=True)
 
 
-def test_widget_errors_are_clear_json(browser):
-    response = browser.post(
-        "/files/presign",
-        json={"filename": "x.svg", "content_type": "image/svg+xml", "size": 10, "kind": "avatar"},
-        headers={"X-CSRFToken": browser.csrf},
-    )
-    assert response.status_code == 422 and "not accepted" in response.json["error"]
-    assert browser.post("/files/presign", json={}).status_code == 400  # no CSRF token
+WIDGET_ACCEPT = "application/json, application/problem+json"  # what static/js/uploads.js sends
+
+
+def _presign(browser, accept=WIDGET_ACCEPT, **body):
+    headers = {"X-CSRFToken": browser.csrf} | ({"Accept": accept} if accept else {})
+    return browser.post("/files/presign", json=body, headers=headers)
+
+
+def test_widget_errors_are_problems_from_the_error_mapper(browser):
+    response = _presign(browser, filename="x.svg", content_type="image/svg+xml", size=10, kind="avatar")
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    problem = response.json
+    assert problem["type"].endswith("/validation-failed") and problem["instance"] == "/files/presign"
+    assert "not accepted" in problem["detail"] and problem["errors"][0]["field"] == "content_type"
+    assert "error" not in problem  # the old hand-made body is gone
+    # a CSRF refusal reaches the widget the same way
+    refused = browser.post("/files/presign", json={}, headers={"Accept": WIDGET_ACCEPT})
+    assert refused.status_code == 400 and refused.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("size", ["many", [1], {"n": 1}])
+def test_a_size_that_is_not_a_number_is_a_problem_about_the_size(browser, size):
+    response = _presign(browser, filename="a.jpg", content_type="image/jpeg", size=size, kind="avatar")
+    assert response.status_code == 422 and response.json["detail"] == "The size must be a number."
+    assert [error["field"] for error in response.json["errors"]] == ["size"]
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "text/html,application/xhtml+xml,*/*;q=0.8"])
+def test_a_client_that_does_not_ask_for_json_gets_the_error_page(browser, accept):
+    response = _presign(browser, accept, filename="x.svg", content_type="image/svg+xml", size=10, kind="avatar")
+    assert response.status_code == 422 and response.mimetype == "text/html"
+    assert "not accepted" in response.get_data(as_text=True)
+
+
+def test_only_the_owner_confirms_an_upload(browser, make_user, app):
+    other = make_user(email="files-other@example.com")
+    with app.app_context():
+        db.session.add(
+            Upload(
+                id="not-mine",
+                user_id=other.id,
+                kind="document",
+                status="pending",
+                filename="theirs.txt",
+                content_type="text/plain",
+                declared_size=5,
+                key="k/not-mine",
+            )
+        )
+        db.session.commit()
+    headers = {"X-CSRFToken": browser.csrf, "HX-Request": "true"}
+    for upload_id in ("not-mine", "no-such-upload"):
+        response = browser.post(f"/files/{upload_id}/confirm", headers=headers)
+        assert response.status_code == 404 and response.mimetype == "text/html"
+    with app.app_context():
+        assert db.session.get(Upload, "not-mine").status == "pending"
 
 
 def test_filters_and_delete(browser):

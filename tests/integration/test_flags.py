@@ -13,25 +13,19 @@ from sqlalchemy import event, select
 
 from app.audit.models import AuditEvent
 from app.cache.aside import state
-from app.core.database import utcnow
 from app.extensions import db
 from app.flags import service
 from app.flags.models import FeatureFlag
 from app.users.models import User
 from tests.conftest import SERVICES
-from tests.integration.test_admin_pages import _token, post, sign_in
-
-ROLES = ("admin", "manager", "user", "viewer")
-
-
-@pytest.fixture()
-def people(make_user):
-    return {role: make_user(email=f"{role}@example.com", roles=(role,), email_verified_at=utcnow()) for role in ROLES}
+from tests.integration.test_admin_pages import post
+from tests.support import csrf_token
 
 
 @pytest.fixture()
-def admin(app, people):
-    return sign_in(app.test_client(), "admin@example.com")
+def admin(app, people, auth):
+    """A browser signed in as admin@example.com."""
+    return auth(app.test_client()).signed_in("admin@example.com")
 
 
 def _actor(app) -> User:
@@ -95,15 +89,15 @@ def _statements(app) -> Iterator[list[str]]:
 # The page: who may use it -----------------------------------------------------------------
 
 
-def test_only_flags_manage_opens_the_page_and_sees_the_link(app, people):
+def test_only_flags_manage_opens_the_page_and_sees_the_link(app, people, auth):
     _flag(app)
     for role, status in {"admin": 200, "manager": 403, "user": 403, "viewer": 403}.items():
-        assert sign_in(app.test_client(), f"{role}@example.com").get("/admin/flags").status_code == status, role
+        assert auth(app.test_client()).signed_in(f"{role}@example.com").get("/admin/flags").status_code == status, role
     anonymous = app.test_client().get("/admin/flags")
     assert anonymous.status_code == 302 and "/auth/login" in anonymous.headers["Location"]
-    page = sign_in(app.test_client(), "admin@example.com").get("/admin/flags").get_data(as_text=True)
+    page = auth(app.test_client()).signed_in("admin@example.com").get("/admin/flags").get_data(as_text=True)
     assert 'href="/admin/flags"' in page and "new_dashboard" in page and "The redesigned dashboard" in page
-    manager_nav = sign_in(app.test_client(), "manager@example.com").get("/admin/").get_data(as_text=True)
+    manager_nav = auth(app.test_client()).signed_in("manager@example.com").get("/admin/").get_data(as_text=True)
     assert 'href="/admin/flags"' not in manager_nav
 
 
@@ -115,9 +109,9 @@ def test_only_flags_manage_opens_the_page_and_sees_the_link(app, people):
         ("/admin/flags/new_dashboard/delete", {}),
     ],
 )
-def test_a_manager_cannot_change_flags(app, people, path, form):
+def test_a_manager_cannot_change_flags(app, people, path, form, auth):
     _flag(app)
-    manager = sign_in(app.test_client(), "manager@example.com")
+    manager = auth(app.test_client()).signed_in("manager@example.com")
     assert post(manager, path, **form).status_code == 403
     assert _stored(app, "beta_reports") is None
     assert _stored(app, "new_dashboard") is not None and not _stored(app, "new_dashboard").enabled
@@ -174,7 +168,7 @@ def test_with_htmx_the_toggle_swaps_the_row(app, admin):
     _flag(app)
     response = admin.post(
         "/admin/flags/new_dashboard/toggle",
-        data={"csrf_token": _token(admin, "/"), "enabled": "1"},
+        data={"csrf_token": csrf_token(admin, "/"), "enabled": "1"},
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 200
@@ -186,7 +180,7 @@ def test_with_htmx_the_toggle_swaps_the_row(app, admin):
 
 def test_without_javascript_delete_asks_first(app, admin):
     _flag(app)
-    page = admin.post("/admin/flags/new_dashboard/delete", data={"csrf_token": _token(admin, "/")})
+    page = admin.post("/admin/flags/new_dashboard/delete", data={"csrf_token": csrf_token(admin, "/")})
     assert page.status_code == 200 and "Delete the flag &#39;new_dashboard&#39;?" in page.get_data(as_text=True)
     assert _stored(app, "new_dashboard") is not None
 
@@ -278,7 +272,7 @@ def _turn_off(client):
 def _turn_on_with_htmx(client):
     return client.post(
         "/admin/flags/new_dashboard/toggle",
-        data={"csrf_token": _token(client, "/"), "enabled": "1"},
+        data={"csrf_token": csrf_token(client, "/"), "enabled": "1"},
         headers={"HX-Request": "true"},
     )
 

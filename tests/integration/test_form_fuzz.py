@@ -33,9 +33,8 @@ from werkzeug.routing import Rule
 from app.core.input import MAX_ID
 from app.extensions import app_limiter
 from app.users.models import User
-from tests.support import PROJECT_ROOT
+from tests.support import PASSWORD, PROJECT_ROOT, BrowserAuth, csrf_token
 
-PASSWORD = "correct horse battery staple"
 MAX_EXAMPLES = 20
 SKIPPED_PREFIXES = ("/api/", "/static/")  # the API has its own run (test_api_fuzz.py)
 BOUNDARY = "hearth-form-fuzz-boundary"
@@ -183,27 +182,16 @@ class Browser:
         self.client = self.app.test_client()
         if self.admin:
             self.user = self.make_user(email=f"fuzz-{secrets.token_hex(6)}@example.com", roles=("admin",))
-            login = {"csrf_token": self._token("/auth/login"), "email": self.user.email, "password": PASSWORD}
-            response = self.client.post("/auth/login", data=login)
-            assert response.status_code == 302, response.get_data(as_text=True)[:300]
+            BrowserAuth(self.client).login(self.user)
 
     def csrf_token(self) -> str:
         """A token of the current session. Examples change the session (sign-out, a changed
         password), so each asks afresh; a signed-out administrator signs in again."""
         if not self.admin:
-            return self._token("/auth/login")
-        page = self.client.get("/account/")
-        if page.status_code != 200:
+            return csrf_token(self.client, "/auth/login")
+        if self.client.get("/account/").status_code != 200:
             self.reset()
-            page = self.client.get("/account/")
-        return self._match(page.get_data(as_text=True))
-
-    def _token(self, path: str) -> str:
-        return self._match(self.client.get(path).get_data(as_text=True))
-
-    @staticmethod
-    def _match(html: str) -> str:
-        return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+        return csrf_token(self.client, "/account/")
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Health probes (seed §13)."""
+"""Health probes (docs/architecture.md §13)."""
 
 from __future__ import annotations
 

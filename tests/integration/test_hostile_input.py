@@ -15,18 +15,15 @@ from typing import Any
 import pytest
 
 from app.core.input import MAX_ID, MAX_JSON_DEPTH
+from tests.support import PASSWORD, csrf_token
 
-PASSWORD = "correct horse battery staple"
 HUGE = 10**20  # beyond 64 bits
 JUST_ABOVE = MAX_ID + 1  # beyond PostgreSQL's int4
 
 
 @pytest.fixture()
-def admin_headers(client, make_user) -> dict[str, str]:
-    make_user(email="root@example.com", roles=("admin",))
-    response = client.post("/api/v1/auth/token", json={"email": "root@example.com", "password": PASSWORD})
-    assert response.status_code == 200, response.json
-    return {"Authorization": f"Bearer {response.json['access_token']}"}
+def admin_headers(api_auth, make_user) -> dict[str, str]:
+    return api_auth.headers(make_user(email="root@example.com", roles=("admin",)))
 
 
 def _problem(response, status: int) -> dict[str, Any]:
@@ -97,10 +94,8 @@ def test_huge_numbers_in_a_json_body_are_a_422_problem(client, admin_headers):
     assert _problem(response, 422)["errors"][0]["field"] == "size"
 
 
-def test_the_browser_json_endpoint_answers_hostile_json_with_a_422(client, make_user):
-    make_user(email="files@example.com")
-    login = {"csrf_token": _csrf(client, "/auth/login"), "email": "files@example.com", "password": PASSWORD}
-    assert client.post("/auth/login", data=login).status_code == 302
+def test_the_browser_json_endpoint_answers_hostile_json_with_a_422(client, make_user, auth):
+    auth.login(make_user(email="files@example.com"))
     page = client.get("/files/").get_data(as_text=True)
     headers = {"X-CSRFToken": re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)}
     for raw in ("[" * 100_000, '{"filename": "a\\u0000.png", "content_type": "image/png", "size": 5}'):
@@ -176,20 +171,9 @@ def test_nul_in_a_header_is_refused(client, make_user):
 # Pages ------------------------------------------------------------------------------------
 
 
-def _csrf(client, path: str) -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
-
-
 @pytest.fixture()
-def admin_browser(client, make_user):
-    make_user(email="root@example.com", roles=("admin",))
-    response = client.post(
-        "/auth/login",
-        data={"csrf_token": _csrf(client, "/auth/login"), "email": "root@example.com", "password": PASSWORD},
-    )
-    assert response.status_code == 302
-    return client
+def admin_browser(auth, make_user):
+    return auth.signed_in(make_user(email="root@example.com", roles=("admin",)))
 
 
 @pytest.mark.parametrize(
@@ -202,7 +186,7 @@ def admin_browser(client, make_user):
 )
 def test_nul_in_a_form_field_is_a_400_page(client, make_user, path, field):
     make_user(email="root@example.com")
-    response = client.post(path, data={"csrf_token": _csrf(client, path), **field})
+    response = client.post(path, data={"csrf_token": csrf_token(client, path), **field})
     assert response.status_code == 400
     assert response.mimetype == "text/html"
     assert "not allowed" in response.get_data(as_text=True)
@@ -234,7 +218,7 @@ def test_a_bulk_action_with_huge_ids_changes_nothing(admin_browser):
     response = admin_browser.post(
         "/admin/users/bulk",
         data={
-            "csrf_token": _csrf(admin_browser, "/admin/users"),
+            "csrf_token": csrf_token(admin_browser, "/admin/users"),
             "action": "disable",
             "user_ids": [str(HUGE), str(JUST_ABOVE)],
             "confirmed": "yes",

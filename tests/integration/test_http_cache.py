@@ -13,24 +13,10 @@ from app.core.assets import MANIFEST_KEY
 from app.extensions import db
 from app.uploads.models import Upload, UploadStatus
 
-PASSWORD = "correct horse battery staple"
 STATIC = Path(__file__).resolve().parents[2] / "static"
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 FINGERPRINTED = re.compile(r"^/static/(?P<dir>.*?)(?P<stem>[^/]+)\.(?P<hash>[0-9a-f]{12})(?P<suffix>\.[^./]+)?$")
 IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-def _bearer(client, email):
-    response = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.json
-    return {"Authorization": f"Bearer {response.json['access_token']}"}
-
-
-def _sign_in(client, email):
-    html = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    response = client.post("/auth/login", data={"csrf_token": token, "email": email, "password": PASSWORD})
-    assert response.status_code == 302
 
 
 def _static_urls(html: str) -> list[str]:
@@ -44,11 +30,6 @@ def _cache_control(response) -> set[str]:
 @pytest.fixture()
 def admin(make_user):
     return make_user(email="admin@example.com", display_name="Admin", roles=("admin",))
-
-
-@pytest.fixture()
-def target(make_user):
-    return make_user(email="target@example.com", display_name="Target")
 
 
 # Fingerprinted static assets -------------------------------------------------------------
@@ -78,8 +59,8 @@ def test_pages_link_every_local_asset_by_its_fingerprinted_name(app, client, pat
     assert not any(url.endswith(("/hearth.css", ".min.js", "/swagger-ui-bundle.js")) for url in urls)
 
 
-def test_signed_in_pages_link_their_scripts_fingerprinted(client, admin):
-    _sign_in(client, "admin@example.com")
+def test_signed_in_pages_link_their_scripts_fingerprinted(client, admin, auth):
+    auth.login("admin@example.com")
     for path, script in [("/files/", "js/uploads"), ("/admin/", "js/admin")]:
         urls = _static_urls(client.get(path).get_data(as_text=True))
         assert [url for url in urls if script in url], f"{path} does not load {script}"
@@ -122,8 +103,8 @@ def test_plain_static_names_still_work_but_are_cached_briefly(client):
 # ETag and If-None-Match ------------------------------------------------------------------
 
 
-def test_a_list_answers_if_none_match_with_304(client, admin, target):
-    headers = _bearer(client, "admin@example.com")
+def test_a_list_answers_if_none_match_with_304(client, admin, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     first = client.get("/api/v1/users", headers=headers)
     etag = first.headers["ETag"]
     assert re.fullmatch(r'"[0-9a-f]{32}"', etag), "a strong, quoted ETag"
@@ -140,8 +121,8 @@ def test_a_list_answers_if_none_match_with_304(client, admin, target):
     ["{etag}", "W/{etag}", '"stale", {etag}', "*"],
     ids=["exact", "weak-comparison", "in-a-list", "star"],
 )
-def test_if_none_match_uses_weak_comparison_lists_and_star(client, admin, target, if_none_match):
-    headers = _bearer(client, "admin@example.com")
+def test_if_none_match_uses_weak_comparison_lists_and_star(client, admin, target, if_none_match, api_auth):
+    headers = api_auth.headers("admin@example.com")
     etag = client.get(f"/api/v1/users/{target.id}", headers=headers).headers["ETag"]
     response = client.get(
         f"/api/v1/users/{target.id}", headers={**headers, "If-None-Match": if_none_match.format(etag=etag)}
@@ -149,8 +130,8 @@ def test_if_none_match_uses_weak_comparison_lists_and_star(client, admin, target
     assert response.status_code == 304
 
 
-def test_a_changed_resource_gets_a_new_etag_and_the_old_one_no_longer_matches(client, admin, target):
-    headers = _bearer(client, "admin@example.com")
+def test_a_changed_resource_gets_a_new_etag_and_the_old_one_no_longer_matches(client, admin, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     url = f"/api/v1/users/{target.id}"
     before = client.get(url, headers=headers).headers["ETag"]
     assert client.get(url, headers=headers).headers["ETag"] == before, "same representation, same ETag"
@@ -162,7 +143,7 @@ def test_a_changed_resource_gets_a_new_etag_and_the_old_one_no_longer_matches(cl
     assert patched.headers["ETag"] == after.headers["ETag"], "a PATCH answers with the ETag a GET then gives"
 
 
-def test_a_signed_link_is_not_part_of_an_uploads_etag_but_its_state_is(client, app, make_user, monkeypatch):
+def test_a_signed_link_is_not_part_of_an_uploads_etag_but_its_state_is(client, app, make_user, monkeypatch, api_auth):
     owner = make_user(email="owner@example.com")
     upload_id = str(uuid.uuid4())
     with app.app_context():
@@ -183,7 +164,7 @@ def test_a_signed_link_is_not_part_of_an_uploads_etag_but_its_state_is(client, a
         db.session.commit()
     links = iter(f"/signed-link-{n}" for n in range(100))
     monkeypatch.setattr("app.api.v1.uploads.service.thumbnail_url", lambda upload: next(links))
-    headers = _bearer(client, "owner@example.com")
+    headers = api_auth.headers("owner@example.com")
     url = f"/api/v1/uploads/{upload_id}"
     first, second = client.get(url, headers=headers), client.get(url, headers=headers)
     assert first.json["thumbnail_url"] != second.json["thumbnail_url"]
@@ -204,8 +185,8 @@ def test_a_signed_link_is_not_part_of_an_uploads_etag_but_its_state_is(client, a
 # If-Match: lost-update protection --------------------------------------------------------
 
 
-def test_a_patch_with_a_stale_if_match_is_refused_with_412_and_changes_nothing(client, admin, target):
-    headers = _bearer(client, "admin@example.com")
+def test_a_patch_with_a_stale_if_match_is_refused_with_412_and_changes_nothing(client, admin, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     url = f"/api/v1/users/{target.id}"
     stale = client.get(url, headers=headers).headers["ETag"]
     assert client.patch(url, json={"display_name": "First writer"}, headers=headers).status_code == 200
@@ -226,8 +207,8 @@ def test_a_patch_with_a_stale_if_match_is_refused_with_412_and_changes_nothing(c
     ],
     ids=["current", "in-a-list", "star", "compressed-variant"],
 )
-def test_a_patch_with_the_current_etag_or_star_succeeds(client, admin, target, if_match):
-    headers = _bearer(client, "admin@example.com")
+def test_a_patch_with_the_current_etag_or_star_succeeds(client, admin, target, if_match, api_auth):
+    headers = api_auth.headers("admin@example.com")
     url = f"/api/v1/users/{target.id}"
     etag = client.get(url, headers=headers).headers["ETag"]
     response = client.patch(url, json={"display_name": "Updated"}, headers={**headers, "If-Match": if_match(etag)})
@@ -235,15 +216,15 @@ def test_a_patch_with_the_current_etag_or_star_succeeds(client, admin, target, i
     assert response.json["display_name"] == "Updated"
 
 
-def test_a_weak_etag_never_satisfies_if_match(client, admin, target):
-    headers = _bearer(client, "admin@example.com")
+def test_a_weak_etag_never_satisfies_if_match(client, admin, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     url = f"/api/v1/users/{target.id}"
     weak = "W/" + client.get(url, headers=headers).headers["ETag"]
     assert client.patch(url, json={"display_name": "X"}, headers={**headers, "If-Match": weak}).status_code == 412
 
 
-def test_a_delete_honours_if_match(client, admin, target):
-    headers = _bearer(client, "admin@example.com")
+def test_a_delete_honours_if_match(client, admin, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     url = f"/api/v1/users/{target.id}"
     stale = client.get(url, headers=headers).headers["ETag"]
     client.patch(url, json={"display_name": "Changed meanwhile"}, headers=headers)
@@ -254,14 +235,14 @@ def test_a_delete_honours_if_match(client, admin, target):
     assert client.get(url, headers=headers).json["status"] == "deleted"
 
 
-def test_if_match_on_a_missing_resource_is_404_not_412(client, admin):
-    headers = _bearer(client, "admin@example.com")
+def test_if_match_on_a_missing_resource_is_404_not_412(client, admin, api_auth):
+    headers = api_auth.headers("admin@example.com")
     response = client.patch("/api/v1/users/999999", json={"display_name": "X"}, headers={**headers, "If-Match": "*"})
     assert response.status_code == 404
 
 
-def test_my_profile_and_roles_honour_if_match(client, admin):
-    headers = _bearer(client, "admin@example.com")
+def test_my_profile_and_roles_honour_if_match(client, admin, api_auth):
+    headers = api_auth.headers("admin@example.com")
     me = client.get("/api/v1/me", headers=headers)
     stale = me.headers["ETag"]
     updated = client.patch("/api/v1/me", json={"display_name": "New name"}, headers={**headers, "If-Match": stale})
@@ -281,8 +262,8 @@ def test_my_profile_and_roles_honour_if_match(client, admin):
     assert client.delete(role, headers={**headers, "If-Match": current}).status_code == 204
 
 
-def test_without_if_match_writes_stay_unconditional(client, admin, target):
-    headers = _bearer(client, "admin@example.com")
+def test_without_if_match_writes_stay_unconditional(client, admin, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     url = f"/api/v1/users/{target.id}"
     assert client.patch(url, json={"display_name": "A"}, headers=headers).status_code == 200
     assert client.patch(url, json={"display_name": "B"}, headers=headers).status_code == 200
@@ -313,8 +294,8 @@ def test_the_landing_page_is_public_for_anonymous_visitors(client):
     assert 'name="csrf-token"' not in response.get_data(as_text=True), "no per-visitor token in a shared page"
 
 
-def test_the_landing_page_is_private_for_a_signed_in_visitor(client, admin):
-    _sign_in(client, "admin@example.com")
+def test_the_landing_page_is_private_for_a_signed_in_visitor(client, admin, auth):
+    auth.login("admin@example.com")
     response = client.get("/")
     assert "Admin" in response.get_data(as_text=True)
     assert _cache_control(response) == {"private", "no-store"}
@@ -329,16 +310,16 @@ def test_the_landing_page_is_private_when_it_shows_a_flash_message(client):
     assert _cache_control(response) == {"private", "no-store"}
 
 
-def test_authenticated_html_pages_are_private_and_not_stored(client, admin):
-    _sign_in(client, "admin@example.com")
+def test_authenticated_html_pages_are_private_and_not_stored(client, admin, auth):
+    auth.login("admin@example.com")
     for path in ("/account/", "/files/", "/admin/"):
         response = client.get(path)
         assert response.status_code == 200, path
         assert _cache_control(response) == {"private", "no-store"}, path
 
 
-def test_authenticated_api_responses_are_private_and_not_stored(client, admin):
-    headers = _bearer(client, "admin@example.com")
+def test_authenticated_api_responses_are_private_and_not_stored(client, admin, api_auth):
+    headers = api_auth.headers("admin@example.com")
     for path in ("/api/v1/me", "/api/v1/users", "/api/v1/roles"):
         response = client.get(path, headers=headers)
         assert response.status_code == 200, path
@@ -352,12 +333,12 @@ def test_anonymous_forms_and_errors_are_private_too(client):
         assert _cache_control(client.get(path)) == {"private", "no-store"}, path
 
 
-def test_public_api_documents_are_cacheable_unless_credentials_are_sent(client, admin):
+def test_public_api_documents_are_cacheable_unless_credentials_are_sent(client, admin, api_auth):
     spec = client.get("/api/openapi.json")
     assert _cache_control(spec) == {"public", "max-age=300"}
     assert client.get("/api/openapi.json", headers={"If-None-Match": spec.headers["ETag"]}).status_code == 304
     assert _cache_control(client.get("/api/v1/status")) == {"public", "max-age=10"}
-    headers = _bearer(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     assert _cache_control(client.get("/api/v1/status", headers=headers)) == {"private", "no-store"}
 
 

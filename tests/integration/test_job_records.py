@@ -8,6 +8,7 @@ from app.extensions import db
 from app.jobs import periodic
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus, PeriodicRun
+from app.jobs.queues import QUEUES_KEY
 
 
 def _running_job(app, attempts: int) -> str:
@@ -60,7 +61,7 @@ def test_a_failed_attempt_keeps_its_traceback(app, attempts, status):
 def test_periodic_runs_are_recorded_with_their_outcome(app, monkeypatch):
     calls = []
     monkeypatch.setitem(
-        periodic.PERIODIC,
+        app.extensions[QUEUES_KEY].periodic,
         "flaky",
         periodic.PeriodicTask("flaky", "every minute", "", lambda: calls.append(1) or (len(calls) > 1 and 1 / 0)),
     )
@@ -73,8 +74,20 @@ def test_periodic_runs_are_recorded_with_their_outcome(app, monkeypatch):
         assert run.last_duration_ms is not None and run.last_finished_at >= run.last_started_at
 
 
-def test_the_built_in_periodic_tasks_are_registered_with_schedules():
-    import tasks  # noqa: F401
-
-    schedules = {name: task.schedule for name, task in periodic.PERIODIC.items()}
+def test_the_built_in_periodic_tasks_are_registered_with_schedules(app):
+    schedules = {name: task.schedule for name, task in app.extensions[QUEUES_KEY].periodic.items()}
     assert schedules.items() >= {("sweep_jobs", "every minute"), ("cleanup_pending_uploads", "every 10 minutes")}
+    registered = app.extensions[QUEUES_KEY].hueys["sync"]._registry._registry
+    assert {"tasks.maintenance.sweep_jobs", "tasks.maintenance.cleanup_pending_uploads"} <= set(registered)
+
+
+def test_every_task_a_service_queues_by_name_is_registered(app):
+    from app.jobs.periodic import RUN_PERIODIC_NOW_TASK
+    from app.mail.service import SEND_EMAIL_TASK
+    from app.uploads.service import PROCESS_UPLOAD_TASK
+
+    registered = app.extensions[QUEUES_KEY].tasks
+    for name in (SEND_EMAIL_TASK, PROCESS_UPLOAD_TASK, RUN_PERIODIC_NOW_TASK):
+        assert registered[name].name == name
+    with app.app_context(), pytest.raises(LookupError):
+        jobs_service.enqueue_task("tasks.nowhere.nothing")

@@ -13,6 +13,7 @@ from app.core.database import utcnow
 from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
+from app.jobs.queues import QUEUES_KEY
 from app.mail.service import queue_email
 from tests.support import Worker, pid_alive, wait_until, worker_env
 
@@ -52,10 +53,6 @@ def workers(queue_settings, tmp_path) -> Iterator[Any]:
     yield start
     for worker in started:
         worker.stop()
-    from tasks.queues import HUEYS
-
-    for huey in HUEYS.values():  # leave nothing queued for the next test
-        huey.storage.flush_all()
 
 
 def _queue_mail(app, to: str) -> str:
@@ -161,7 +158,7 @@ def test_a_live_worker_keeps_its_lease_with_heartbeats(queue_app, smtp, workers)
 
 def test_jobs_huey_never_received_are_resent_by_the_sweeper(queue_app, smtp, workers, monkeypatch):
     # The broker is down when the job is committed: the row stays, nothing is lost.
-    monkeypatch.setattr(jobs_service, "_dispatcher", _broken_dispatcher)
+    monkeypatch.setattr(queue_app.extensions[QUEUES_KEY], "dispatch", _broken_dispatcher)
     job_id = _queue_mail(queue_app, "later@example.com")
     monkeypatch.undo()
     assert _job(queue_app, job_id).status == JobStatus.queued

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
+from app.jobs.queues import QUEUES_KEY
 from app.mail.service import queue_email
 from app.users.models import User
 from tests.conftest import count_rows
@@ -21,7 +21,7 @@ def _recording_dispatcher(calls):
 
 def test_nothing_is_sent_before_commit_and_everything_after(app, monkeypatch):
     calls = []
-    monkeypatch.setattr(jobs_service, "_dispatcher", _recording_dispatcher(calls))
+    monkeypatch.setattr(app.extensions[QUEUES_KEY], "dispatch", _recording_dispatcher(calls))
     with app.app_context():
         job_id = queue_email("a@example.com", "test_message", {"address": "a@example.com"}).id
         db.session.flush()
@@ -32,7 +32,7 @@ def test_nothing_is_sent_before_commit_and_everything_after(app, monkeypatch):
 
 def test_a_rolled_back_unit_of_work_leaves_no_job_and_sends_nothing(app, monkeypatch):
     calls = []
-    monkeypatch.setattr(jobs_service, "_dispatcher", _recording_dispatcher(calls))
+    monkeypatch.setattr(app.extensions[QUEUES_KEY], "dispatch", _recording_dispatcher(calls))
     with app.app_context():
         db.session.add(User(email="r@example.com", display_name="R", password_hash="x"))
         queue_email("r@example.com", "test_message", {"address": "r@example.com"})
@@ -43,7 +43,7 @@ def test_a_rolled_back_unit_of_work_leaves_no_job_and_sends_nothing(app, monkeyp
 
 
 def test_the_job_row_is_written_in_the_same_transaction_as_the_change(app, monkeypatch):
-    monkeypatch.setattr(jobs_service, "_dispatcher", _recording_dispatcher([]))
+    monkeypatch.setattr(app.extensions[QUEUES_KEY], "dispatch", _recording_dispatcher([]))
     with app.app_context():
         db.session.add(User(email="t@example.com", display_name="T", password_hash="x"))
         queue_email("t@example.com", "test_message", {"address": "t@example.com"})

@@ -4,7 +4,6 @@ when the record's `last_seen_at` moves (bench/README.md, "Real pages")."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -14,16 +13,6 @@ from app.auth.models import UserSession
 from app.core.database import utcnow
 from app.extensions import db
 from app.uploads.models import Upload
-
-PASSWORD = "correct horse battery staple"
-
-
-def _sign_in(client, email: str) -> None:
-    html = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-    response = client.post("/auth/login", data={"csrf_token": token, "email": email, "password": PASSWORD})
-    assert response.status_code == 302
-    client.get("/")  # shows (and so consumes) the welcome flash
 
 
 def _statements(app, client, path: str) -> list[str]:
@@ -68,8 +57,9 @@ def admin(make_user):
     return make_user(email="admin@example.com", roles=("admin",))
 
 
-def test_the_files_page_runs_the_same_three_statements_for_three_rows_or_twenty(app, client, admin):
-    _sign_in(client, "admin@example.com")
+def test_the_files_page_runs_the_same_three_statements_for_three_rows_or_twenty(app, client, admin, auth):
+    auth.login("admin@example.com")
+    client.get("/")  # shows (and so consumes) the welcome flash
     _add_uploads(app, admin.id, 3)
     client.get("/files/")  # the permission set the layout asks for is cached from here on
     few = _statements(app, client, "/files/")
@@ -81,8 +71,11 @@ def test_the_files_page_runs_the_same_three_statements_for_three_rows_or_twenty(
     assert count.startswith("SELECT count(*)") and "FROM uploads" in rows
 
 
-def test_the_admin_users_page_runs_the_same_five_statements_for_any_number_of_users(app, client, admin, make_user):
-    _sign_in(client, "admin@example.com")
+def test_the_admin_users_page_runs_the_same_five_statements_for_any_number_of_users(
+    app, client, admin, make_user, auth
+):
+    auth.login("admin@example.com")
+    client.get("/")  # shows (and so consumes) the welcome flash
     for n in range(2):
         make_user(email=f"few{n}@example.com", roles=("user", "viewer"))
     client.get("/admin/users")
@@ -102,8 +95,9 @@ def _session_cookie(response) -> str | None:
     return next((h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")), None)
 
 
-def test_the_session_cookie_is_resent_only_when_the_session_record_is_touched(app, client, admin):
-    _sign_in(client, "admin@example.com")
+def test_the_session_cookie_is_resent_only_when_the_session_record_is_touched(app, client, admin, auth):
+    auth.login("admin@example.com")
+    client.get("/")  # shows (and so consumes) the welcome flash
     assert _session_cookie(client.get("/files/")) is None  # nothing changed: no new cookie
     with app.app_context():
         row = db.session.query(UserSession).one()
@@ -117,8 +111,9 @@ def test_the_session_cookie_is_resent_only_when_the_session_record_is_touched(ap
     assert _session_cookie(client.get("/files/")) is None
 
 
-def test_a_changed_session_is_still_saved_on_every_request(app, client, admin):
-    _sign_in(client, "admin@example.com")
+def test_a_changed_session_is_still_saved_on_every_request(app, client, admin, auth):
+    auth.login("admin@example.com")
+    client.get("/")  # shows (and so consumes) the welcome flash
     with client.session_transaction() as session:
         session["_flashes"] = [("info", "Saved")]
     response = client.get("/files/")

@@ -370,7 +370,6 @@ def test_behind_trusted_proxies_route_limits_are_per_real_client_too(make_app):
 def production_app(make_app, app):
     """An app configured as production behind one proxy, on services that do not exist
     (the requests below touch neither the database nor the cache)."""
-    from tasks.queues import configure_queues
 
     def make(**overrides):
         return make_app(
@@ -382,8 +381,7 @@ def production_app(make_app, app):
             **overrides,
         )
 
-    yield make
-    configure_queues(app.extensions["hearth.settings"], app)  # the queues serve the session's app again
+    return make
 
 
 def test_production_warns_once_when_requests_bypass_the_trusted_proxies(production_app, captured_logs):

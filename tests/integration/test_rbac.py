@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from flask import Blueprint
 
@@ -13,8 +11,6 @@ from app.extensions import db
 from app.rbac.catalog import PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role
 from app.rbac.service import permissions_of, sync_roles
-
-PASSWORD = "correct horse battery staple"
 
 
 def test_sync_is_idempotent_and_matches_the_catalog(app):
@@ -58,19 +54,6 @@ def guarded_app(make_app):
     return app
 
 
-def _bearer(client, email):
-    access = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD}).json["access_token"]
-    return {"Authorization": f"Bearer {access}"}
-
-
-def _browser_login(client, email):
-    html = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    assert (
-        client.post("/auth/login", data={"csrf_token": token, "email": email, "password": PASSWORD}).status_code == 302
-    )
-
-
 @pytest.mark.parametrize(
     ("role", "page_status", "api_status"),
     [
@@ -80,13 +63,15 @@ def _browser_login(client, email):
         ("viewer", 403, 403),
     ],
 )
-def test_each_role_against_guarded_browser_and_api_routes(guarded_app, make_user, role, page_status, api_status):
+def test_each_role_against_guarded_browser_and_api_routes(
+    guarded_app, make_user, role, page_status, api_status, api_auth, auth
+):
     make_user(email=f"{role}@example.com", roles=(role,))
     browser = guarded_app.test_client()
-    _browser_login(browser, f"{role}@example.com")
+    auth(browser).login(f"{role}@example.com")
     assert browser.get("/_users").status_code == page_status
     api = guarded_app.test_client()
-    response = api.delete("/api/test/users/1", headers=_bearer(api, f"{role}@example.com"))
+    response = api.delete("/api/test/users/1", headers=api_auth(api).headers(f"{role}@example.com"))
     assert response.status_code == api_status
     if api_status == 403:
         assert response.mimetype == "application/problem+json" and "users:delete" in response.json["detail"]
@@ -105,13 +90,13 @@ def test_auth_is_checked_before_input_validation(guarded_app):
     assert guarded_app.test_client().delete("/api/test/users/5").status_code == 401
 
 
-def test_a_role_change_takes_effect_on_the_next_request(guarded_app, make_user, app):
+def test_a_role_change_takes_effect_on_the_next_request(guarded_app, make_user, app, api_auth):
     from app.users.models import User
     from app.users.service import grant_role
 
     user = make_user(email="promote@example.com", roles=("user",))
     client = guarded_app.test_client()
-    headers = _bearer(client, "promote@example.com")
+    headers = api_auth(client).headers("promote@example.com")
     assert client.delete("/api/test/users/1", headers=headers).status_code == 403
     with app.app_context():
         grant_role(db.session.get(User, user.id), "admin")
@@ -157,7 +142,7 @@ def test_cli_create_admin(app):
         assert admin.role_names == ["admin"]
 
 
-def test_ownership_helper_allows_owners_and_permission_holders_and_hides_the_rest(make_app, make_user):
+def test_ownership_helper_allows_owners_and_permission_holders_and_hides_the_rest(make_app, make_user, api_auth):
     from app.auth.guards import ensure_owner_or
 
     app = make_app()
@@ -171,9 +156,10 @@ def test_ownership_helper_allows_owners_and_permission_holders_and_hides_the_res
     make_user(email="other@example.com", roles=("user",))
     make_user(email="boss@example.com", roles=("manager",))
     client = app.test_client()
-    assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "owner@example.com")).status_code == 200
-    assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "other@example.com")).status_code == 404
-    assert client.get(f"/api/test/things/{owner.id}", headers=_bearer(client, "boss@example.com")).status_code == 200
+    bearer = api_auth(client).headers
+    assert client.get(f"/api/test/things/{owner.id}", headers=bearer("owner@example.com")).status_code == 200
+    assert client.get(f"/api/test/things/{owner.id}", headers=bearer("other@example.com")).status_code == 404
+    assert client.get(f"/api/test/things/{owner.id}", headers=bearer("boss@example.com")).status_code == 200
     assert client.get(f"/api/test/things/{owner.id}").status_code == 401
 
 

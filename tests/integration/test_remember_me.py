@@ -15,23 +15,9 @@ from app.auth.models import RememberToken, UserSession
 from app.core.database import utcnow
 from app.extensions import db
 from app.users.models import User
+from tests.support import PASSWORD, csrf_token
 
-PASSWORD = "correct horse battery staple"
 REMEMBER = "remember_token"  # the test environment's name (`__Host-remember` in production)
-
-
-def _csrf(client, path: str) -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
-
-
-def _login(client, email: str, remember: bool = True):
-    data = {"csrf_token": _csrf(client, "/auth/login"), "email": email, "password": PASSWORD}
-    if remember:
-        data["remember"] = "y"
-    response = client.post("/auth/login", data=data)
-    assert response.status_code == 302
-    return response
 
 
 def _signed_in(client) -> bool:
@@ -60,11 +46,11 @@ def _sessions(app) -> list[UserSession]:
 
 
 @pytest.fixture()
-def browser(app, make_user):
+def browser(app, make_user, auth):
     """A browser signed in as rem@example.com with "Keep me signed in"."""
     make_user(email="rem@example.com", display_name="Remembered")
     client = app.test_client()
-    _login(client, "rem@example.com")
+    auth(client).login("rem@example.com", remember=True)
     return client
 
 
@@ -110,7 +96,7 @@ def test_after_the_idle_limit_the_cookie_starts_a_session_bounded_by_the_remembe
 
 def test_a_copied_cookie_dies_with_sign_out(app, browser):
     stolen = browser.get_cookie(REMEMBER).value
-    browser.post("/auth/logout", data={"csrf_token": _csrf(browser, "/")})
+    browser.post("/auth/logout", data={"csrf_token": csrf_token(browser, "/")})
     assert browser.get_cookie(REMEMBER) is None
     thief = _replay(app, stolen)
     assert not _signed_in(thief)
@@ -118,12 +104,12 @@ def test_a_copied_cookie_dies_with_sign_out(app, browser):
     assert all(token.revoked_at is not None for token in _tokens(app))
 
 
-def test_a_copied_cookie_dies_when_its_browser_is_revoked_on_the_account_page(app, browser):
+def test_a_copied_cookie_dies_when_its_browser_is_revoked_on_the_account_page(app, browser, auth):
     stolen = browser.get_cookie(REMEMBER).value
     [victim_session] = _sessions(app)
     laptop = app.test_client()
-    _login(laptop, "rem@example.com", remember=False)
-    token = _csrf(laptop, "/account/")
+    auth(laptop).login("rem@example.com")
+    token = csrf_token(laptop, "/account/")
     assert laptop.post(f"/account/sessions/{victim_session.id}/revoke", data={"csrf_token": token}).status_code == 302
     assert not _signed_in(_replay(app, stolen))
     assert not _signed_in(browser)  # the revoked browser itself is signed out, remember-me included
@@ -132,18 +118,18 @@ def test_a_copied_cookie_dies_when_its_browser_is_revoked_on_the_account_page(ap
 
 def test_a_copied_cookie_dies_with_sign_out_everywhere(app, browser):
     stolen = browser.get_cookie(REMEMBER).value
-    response = browser.post("/account/sign-out-everywhere", data={"csrf_token": _csrf(browser, "/account/")})
+    response = browser.post("/account/sign-out-everywhere", data={"csrf_token": csrf_token(browser, "/account/")})
     assert response.status_code == 302
     assert not _signed_in(_replay(app, stolen))
     assert _signed_in(browser)  # this browser continues with a new session
 
 
-def test_a_copied_cookie_dies_with_a_password_change_and_disabling(app, browser, make_user):
+def test_a_copied_cookie_dies_with_a_password_change_and_disabling(app, browser, make_user, auth):
     stolen = browser.get_cookie(REMEMBER).value
     response = browser.post(
         "/account/password",
         data={
-            "csrf_token": _csrf(browser, "/account/"),
+            "csrf_token": csrf_token(browser, "/account/"),
             "current_password": PASSWORD,
             "new_password": "another fine passphrase",
         },
@@ -153,7 +139,7 @@ def test_a_copied_cookie_dies_with_a_password_change_and_disabling(app, browser,
 
     make_user(email="off@example.com")
     other = app.test_client()
-    _login(other, "off@example.com")
+    auth(other).login("off@example.com", remember=True)
     copied = other.get_cookie(REMEMBER).value
     with app.app_context():
         db.session.scalar(db.select(User).where(User.email == "off@example.com")).is_active_account = False
@@ -230,10 +216,10 @@ def test_an_old_flask_login_remember_cookie_signs_nobody_in(app, make_user):
     assert _sessions(app) == []
 
 
-def test_signing_in_without_remember_me_sets_no_remember_cookie(app, make_user):
+def test_signing_in_without_remember_me_sets_no_remember_cookie(app, make_user, auth):
     make_user(email="plain@example.com")
     client = app.test_client()
-    _login(client, "plain@example.com", remember=False)
+    auth(client).login("plain@example.com")
     assert client.get_cookie(REMEMBER) is None and _tokens(app) == []
     client.delete_cookie("session")
     assert not _signed_in(client)
@@ -249,7 +235,7 @@ def test_resetting_the_password_from_the_emailed_link_deletes_this_browsers_reme
         raw = issue_token(user.id, RESET_PASSWORD)
         db.session.commit()
     path = f"/auth/reset/{raw}"
-    response = browser.post(path, data={"csrf_token": _csrf(browser, path), "password": "a brand new passphrase"})
+    response = browser.post(path, data={"csrf_token": csrf_token(browser, path), "password": "a brand new passphrase"})
     assert response.status_code == 302
     assert browser.get_cookie(REMEMBER) is None
     assert not _signed_in(browser)

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from app.extensions import db
-
-PASSWORD = "correct horse battery staple"
+from tests.support import ApiAuth
 
 
 @pytest.fixture()
@@ -22,9 +21,7 @@ def api_user(make_user):
 
 
 def _pair(client) -> dict:
-    response = client.post("/api/v1/auth/token", json={"email": "api@example.com", "password": PASSWORD})
-    assert response.status_code == 200
-    return response.json
+    return ApiAuth(client).tokens("api@example.com")
 
 
 def _me(client, access: str) -> int:
@@ -64,12 +61,10 @@ def test_refresh_token_reuse_revokes_every_access_token_of_the_sign_in(client, a
     assert _me(client, rotated["access_token"]) == 401
 
 
-def test_revoking_the_api_sign_in_on_the_account_page_revokes_its_access_token(client, api_user):
+def test_revoking_the_api_sign_in_on_the_account_page_revokes_its_access_token(client, api_user, auth):
     pair = _pair(client)
     assert _me(client, pair["access_token"]) == 200
-    html = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    client.post("/auth/login", data={"csrf_token": token, "email": "api@example.com", "password": PASSWORD})
+    auth.login("api@example.com")
     page = client.get("/account/").get_data(as_text=True)
     family = re.search(r"/account/api-sign-ins/([^/]+)/revoke", page).group(1)
     assert family == _claims(pair["access_token"])["fam"]

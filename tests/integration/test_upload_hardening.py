@@ -23,7 +23,6 @@ from PIL import Image
 from app.extensions import db
 from app.uploads.models import Upload
 from tests.integration.test_uploads import (  # noqa: F401  (shared fixtures and helpers)
-    _auth,
     _send,
     _start,
     _upload,
@@ -84,8 +83,8 @@ def _policy_token(post: dict) -> str:
 # 8. The presigned policy cannot change what is served ----------------------------------------
 
 
-def test_the_policy_allows_exactly_the_declared_size_at_a_staging_key(client, owner, backend, uploads_app):
-    headers = _auth(client)
+def test_the_policy_allows_exactly_the_declared_size_at_a_staging_key(client, owner, backend, uploads_app, api_auth):
+    headers = api_auth.headers("owner@example.com")
     started = _start(client, headers, small_png(), "image/png", "avatar", "cat.png").json
     post = started["upload"]
     with uploads_app.app_context():
@@ -105,8 +104,8 @@ def test_the_policy_allows_exactly_the_declared_size_at_a_staging_key(client, ow
     assert final_key != staging and not final_key.startswith("staging/")
 
 
-def test_a_post_replayed_after_confirm_never_changes_what_is_served(client, owner, backend, uploads_app):
-    headers = _auth(client)
+def test_a_post_replayed_after_confirm_never_changes_what_is_served(client, owner, backend, uploads_app, api_auth):
+    headers = api_auth.headers("owner@example.com")
     png = small_png()
     started = _start(client, headers, png, "image/png", "avatar", "cat.png").json
     assert _send(client, started["upload"], png, "cat.png") in (201, 204)
@@ -137,8 +136,8 @@ def test_a_post_replayed_after_confirm_never_changes_what_is_served(client, owne
     assert _served(client, headers, upload_id) == served
 
 
-def test_confirm_checks_the_moved_object_and_a_rejection_deletes_it(client, owner, uploads_app):
-    headers = _auth(client)
+def test_confirm_checks_the_moved_object_and_a_rejection_deletes_it(client, owner, uploads_app, api_auth):
+    headers = api_auth.headers("owner@example.com")
     html = b"<html><script>alert(1)</script></html>"
     upload_id, confirmed = _upload(client, headers, html, "image/png", "avatar", "cat.png")
     assert confirmed.json["status"] == "rejected" and "not image/png" in confirmed.json["error"]
@@ -149,8 +148,8 @@ def test_confirm_checks_the_moved_object_and_a_rejection_deletes_it(client, owne
         assert get_storage().head(key) is None and get_storage().head(f"staging/{upload_id}") is None
 
 
-def test_confirm_before_anything_arrived_keeps_the_upload_pending(client, owner):
-    headers = _auth(client)
+def test_confirm_before_anything_arrived_keeps_the_upload_pending(client, owner, api_auth):
+    headers = api_auth.headers("owner@example.com")
     started = _start(client, headers, b"hello\n", "text/plain", "document", "a.txt").json
     response = client.post(f"/api/v1/uploads/{started['upload_id']}/confirm", headers=headers)
     assert response.status_code == 409 and "Nothing has been uploaded" in response.json["detail"]
@@ -158,8 +157,8 @@ def test_confirm_before_anything_arrived_keeps_the_upload_pending(client, owner)
     assert client.post(f"/api/v1/uploads/{started['upload_id']}/confirm", headers=headers).json["status"] == "ready"
 
 
-def test_a_confirmation_interrupted_after_the_move_can_be_repeated(client, owner, uploads_app):
-    headers = _auth(client)
+def test_a_confirmation_interrupted_after_the_move_can_be_repeated(client, owner, uploads_app, api_auth):
+    headers = api_auth.headers("owner@example.com")
     started = _start(client, headers, b"notes\n", "text/plain", "document", "a.txt").json
     assert _send(client, started["upload"], b"notes\n", "a.txt") in (201, 204)
     with uploads_app.app_context():
@@ -172,11 +171,11 @@ def test_a_confirmation_interrupted_after_the_move_can_be_repeated(client, owner
     assert _served(client, headers, started["upload_id"]) == b"notes\n"
 
 
-def test_staging_objects_outliving_their_policy_are_purged(client, owner, backend, uploads_app):
+def test_staging_objects_outliving_their_policy_are_purged(client, owner, backend, uploads_app, api_auth):
     from app.storage import get_storage
     from app.uploads.service import STAGING_PREFIX, cleanup_pending
 
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     upload_id, _ = _upload(client, headers, b"notes\n", "text/plain", "document", "a.txt")
     started = _start(client, headers, b"notes\n", "text/plain", "document", "a.txt").json
     with uploads_app.app_context():
@@ -219,9 +218,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def test_a_decompression_bomb_is_rejected_from_its_header(client, owner, uploads_app, bomb):
+def test_a_decompression_bomb_is_rejected_from_its_header(client, owner, uploads_app, bomb, api_auth):
     assert len(bomb) < 500 * 1024  # ~410 KB on disk, 432 MB decoded
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     before = _peak_rss_mb()
     upload_id, _ = _upload(client, headers, bomb, "image/png", "avatar", "bomb.png")
     item = client.get(f"/api/v1/uploads/{upload_id}", headers=headers).json
@@ -238,10 +237,10 @@ def test_a_decompression_bomb_is_rejected_from_its_header(client, owner, uploads
         assert get_storage().head(db.session.get(Upload, upload_id).key) is None
 
 
-def test_decoding_memory_is_bounded_per_job(make_app, backend, owner, app, bomb):
+def test_decoding_memory_is_bounded_per_job(make_app, backend, owner, app, bomb, api_auth):
     # with the pixel cap lifted, the bomb reaches the decoder: the child's own limit stops it
     client = make_app(**backend, upload_image_max_pixels=200_000_000, upload_processing_memory_mb=256).test_client()
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     before = _peak_rss_mb()
     upload_id, _ = _upload(client, headers, bomb, "image/png", "avatar", "bomb.png")
     item = client.get(f"/api/v1/uploads/{upload_id}", headers=headers).json
@@ -250,9 +249,9 @@ def test_decoding_memory_is_bounded_per_job(make_app, backend, owner, app, bomb)
     assert _peak_rss_mb() - before < 200
 
 
-def test_an_image_within_the_limits_is_still_processed(make_app, backend, owner, app):
+def test_an_image_within_the_limits_is_still_processed(make_app, backend, owner, app, api_auth):
     client = make_app(**backend, upload_image_max_pixels=1_000_000).test_client()
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     image = Image.new("RGB", (1000, 1000), (10, 200, 30))
     out = io.BytesIO()
     image.save(out, format="PNG")
@@ -335,8 +334,8 @@ def test_an_expired_policy_is_refused_before_the_body_is_read(local_client, tmp_
     assert stream.read_bytes == 0 and response.status_code == 403
 
 
-def test_a_body_larger_than_its_policy_gets_413(local_client, owner, tmp_path):
-    headers = _auth(local_client)
+def test_a_body_larger_than_its_policy_gets_413(local_client, owner, tmp_path, api_auth):
+    headers = api_auth(local_client).headers("owner@example.com")
     started = _start(local_client, headers, b"x" * 1000, "text/plain", "document", "a.txt").json
     # declared too large: refused from Content-Length, unread
     response, stream = _post_stream(local_client, started["upload"]["url"], 300 * MB)
@@ -349,8 +348,8 @@ def test_a_body_larger_than_its_policy_gets_413(local_client, owner, tmp_path):
 # 11. Upload policies and download links are different tokens ---------------------------------
 
 
-def test_a_download_link_is_not_an_upload_policy(local_client, owner):
-    headers = _auth(local_client)
+def test_a_download_link_is_not_an_upload_policy(local_client, owner, api_auth):
+    headers = api_auth(local_client).headers("owner@example.com")
     upload_id, _ = _upload(local_client, headers, b"notes\n", "text/plain", "document", "a.txt")
     link = local_client.get(f"/api/v1/uploads/{upload_id}/download", headers=headers).json["url"]
     token = link.rsplit("/", 1)[1]
@@ -364,8 +363,8 @@ def test_a_download_link_is_not_an_upload_policy(local_client, owner):
     assert local_client.get(link).data == b"notes\n"
 
 
-def test_an_upload_policy_is_not_a_download_link(local_client, owner):
-    headers = _auth(local_client)
+def test_an_upload_policy_is_not_a_download_link(local_client, owner, api_auth):
+    headers = api_auth(local_client).headers("owner@example.com")
     started = _start(local_client, headers, b"notes\n", "text/plain", "document", "a.txt").json
     assert _send(local_client, started["upload"], b"notes\n", "a.txt") == 204  # the policy's key now exists
     token = _policy_token(started["upload"])

@@ -14,10 +14,10 @@ import pytest
 import urllib3
 from PIL import Image
 
+from app.errors import NotFound
 from app.extensions import db
+from app.uploads import service
 from app.uploads.models import Upload
-
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +58,6 @@ def client(uploads_app):
 @pytest.fixture()
 def owner(make_user):
     return make_user(email="owner@example.com")
-
-
-def _auth(client, email="owner@example.com"):
-    token = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD}).json["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _send(client, post: dict, data: bytes, filename="file.bin"):
@@ -118,8 +113,8 @@ def _upload(client, headers, data, content_type="image/jpeg", kind="avatar", fil
     return body["upload_id"], client.post(f"/api/v1/uploads/{body['upload_id']}/confirm", headers=headers)
 
 
-def test_an_image_goes_through_presign_upload_confirm_and_processing(client, owner, uploads_app):
-    headers = _auth(client)
+def test_an_image_goes_through_presign_upload_confirm_and_processing(client, owner, uploads_app, api_auth):
+    headers = api_auth.headers("owner@example.com")
     data = jpeg_with_exif()
     upload_id, confirmed = _upload(client, headers, data)
     assert confirmed.status_code == 200
@@ -137,8 +132,8 @@ def test_an_image_goes_through_presign_upload_confirm_and_processing(client, own
     assert max(thumb.size) == 256
 
 
-def test_the_presigned_post_is_bounded_by_size_type_and_time(client, owner, backend):
-    headers = _auth(client)
+def test_the_presigned_post_is_bounded_by_size_type_and_time(client, owner, backend, api_auth):
+    headers = api_auth.headers("owner@example.com")
     body = _start(client, headers, b"x" * 1000, "text/plain", "document", "notes.txt").json
     fields = body["upload"]["fields"]
     assert body["expires_in"] == 900
@@ -160,11 +155,11 @@ def test_the_presigned_post_is_bounded_by_size_type_and_time(client, owner, back
         assert _send(client, body["upload"], b"x" * 1000) == 204
 
 
-def test_an_expired_upload_url_is_refused(make_app, backend, owner, app):
+def test_an_expired_upload_url_is_refused(make_app, backend, owner, app, api_auth):
     if backend["storage_backend"] == "s3":
         pytest.skip("moto does not enforce the policy's expiration; the policy content is tested above")
     client = make_app(**backend, upload_url_ttl_seconds=60).test_client()
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     body = _start(client, headers, b"hello world", "text/plain", "document", "a.txt").json
     from app.storage.local import LocalStorage
 
@@ -187,21 +182,21 @@ def test_an_expired_upload_url_is_refused(make_app, backend, owner, app):
         ({"filename": "x.txt", "content_type": "text/plain", "size": 10, "kind": "music"}, "kind"),
     ],
 )
-def test_bad_requests_are_refused_before_any_byte_is_sent(client, owner, payload, field):
-    response = client.post("/api/v1/uploads/presigned", headers=_auth(client), json=payload)
+def test_bad_requests_are_refused_before_any_byte_is_sent(client, owner, payload, field, api_auth):
+    response = client.post("/api/v1/uploads/presigned", headers=api_auth.headers("owner@example.com"), json=payload)
     assert response.status_code == 422
     assert field in {error["field"] for error in response.json["errors"]}
 
 
-def test_the_quota_is_enforced_before_a_url_is_issued(make_app, backend, owner, app):
+def test_the_quota_is_enforced_before_a_url_is_issued(make_app, backend, owner, app, api_auth):
     client = make_app(**backend, upload_quota_mb=0.01).test_client()
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     response = _start(client, headers, b"x" * 20000, "text/plain", "document", "a.txt")
     assert response.status_code == 422 and "quota" in response.json["detail"]
 
 
-def test_a_size_mismatch_is_rejected_and_the_object_deleted(client, owner, uploads_app, backend):
-    headers = _auth(client)
+def test_a_size_mismatch_is_rejected_and_the_object_deleted(client, owner, uploads_app, backend, api_auth):
+    headers = api_auth.headers("owner@example.com")
     started = _start(client, headers, b"", "text/plain", "document", "n.txt", size=10).json
     sent = _send(client, started["upload"], b"twenty bytes of text")
     confirmed = client.post(f"/api/v1/uploads/{started['upload_id']}/confirm", headers=headers)
@@ -217,38 +212,61 @@ def test_a_size_mismatch_is_rejected_and_the_object_deleted(client, owner, uploa
         assert get_storage().head(db.session.get(Upload, started["upload_id"]).key) is None
 
 
-def test_content_that_is_not_the_declared_type_is_rejected(client, owner):
-    headers = _auth(client)
+def test_content_that_is_not_the_declared_type_is_rejected(client, owner, api_auth):
+    headers = api_auth.headers("owner@example.com")
     _upload_id, confirmed = _upload(
         client, headers, b"<html><script>alert(1)</script></html>", "image/png", "avatar", "cat.png"
     )
     assert confirmed.json["status"] == "rejected" and "not image/png" in confirmed.json["error"]
 
 
-def test_pdfs_get_their_page_count(client, owner):
-    headers = _auth(client)
+def test_pdfs_get_their_page_count(client, owner, api_auth):
+    headers = api_auth.headers("owner@example.com")
     upload_id, _ = _upload(client, headers, pdf_with_pages(3), "application/pdf", "document", "report.pdf")
     item = client.get(f"/api/v1/uploads/{upload_id}", headers=headers).json
     assert item["status"] == "ready" and item["details"]["pages"] == 3 and item["thumbnail_url"] is None
 
 
-def test_other_peoples_uploads_are_not_found_unless_permitted(client, owner, make_user):
+def test_other_peoples_uploads_are_not_found_unless_permitted(client, owner, make_user, api_auth):
     make_user(email="other@example.com")
     make_user(email="manager@example.com", roles=("manager",))
-    upload_id, _ = _upload(client, _auth(client), jpeg_with_exif((64, 64)))
-    other = _auth(client, "other@example.com")
+    upload_id, _ = _upload(client, api_auth.headers("owner@example.com"), jpeg_with_exif((64, 64)))
+    other = api_auth.headers("other@example.com")
     assert client.get(f"/api/v1/uploads/{upload_id}", headers=other).status_code == 404
     assert client.post(f"/api/v1/uploads/{upload_id}/confirm", headers=other).status_code == 404
     assert client.delete(f"/api/v1/uploads/{upload_id}", headers=other).status_code == 404
-    manager = _auth(client, "manager@example.com")
+    manager = api_auth.headers("manager@example.com")
     assert client.get(f"/api/v1/uploads/{upload_id}", headers=manager).status_code == 200
+    assert client.post(f"/api/v1/uploads/{upload_id}/confirm", headers=manager).status_code == 404  # owner only
     assert client.delete(f"/api/v1/uploads/{upload_id}", headers=manager).status_code == 404  # no delete_any
     assert client.get("/api/v1/uploads?all_users=true", headers=other).status_code == 403
     assert client.get("/api/v1/uploads?all_users=true", headers=manager).json["meta"]["total"] == 1
 
 
-def test_downloads_are_short_lived_attachments(client, owner):
-    headers = _auth(client)
+def test_get_owned_upload_finds_only_the_owners_upload(app, owner, make_user):
+    admin = make_user(email="admin@example.com", roles=("admin",))
+    with app.app_context():
+        db.session.add(
+            Upload(
+                id="owned",
+                user_id=owner.id,
+                kind="document",
+                status="pending",
+                filename="a.txt",
+                content_type="text/plain",
+                declared_size=1,
+                key="k/owned",
+            )
+        )
+        db.session.commit()
+        assert service.get_owned_upload(owner.id, "owned").id == "owned"
+        for user_id, upload_id in ((admin.id, "owned"), (owner.id, "missing")):
+            with pytest.raises(NotFound):  # someone else's upload looks exactly like a missing one
+                service.get_owned_upload(user_id, upload_id)
+
+
+def test_downloads_are_short_lived_attachments(client, owner, api_auth):
+    headers = api_auth.headers("owner@example.com")
     upload_id, _ = _upload(client, headers, b"plain text notes\n", "text/plain", "document", "Notes été.txt")
     link = client.get(f"/api/v1/uploads/{upload_id}/download", headers=headers).json
     assert link["expires_in"] == 300
@@ -264,8 +282,8 @@ def test_downloads_are_short_lived_attachments(client, owner):
     assert body == b"plain text notes\n"
 
 
-def test_deleting_removes_the_record_object_and_thumbnail(client, owner, uploads_app):
-    headers = _auth(client)
+def test_deleting_removes_the_record_object_and_thumbnail(client, owner, uploads_app, api_auth):
+    headers = api_auth.headers("owner@example.com")
     upload_id, _ = _upload(client, headers, jpeg_with_exif((100, 100)))
     with uploads_app.app_context():
         upload = db.session.get(Upload, upload_id)
@@ -278,10 +296,10 @@ def test_deleting_removes_the_record_object_and_thumbnail(client, owner, uploads
         assert db.session.get(Upload, upload_id) is None
 
 
-def test_pending_uploads_older_than_an_hour_are_cleaned_up(client, owner, uploads_app):
+def test_pending_uploads_older_than_an_hour_are_cleaned_up(client, owner, uploads_app, api_auth):
     from app.uploads.service import cleanup_pending
 
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     stale = _start(client, headers, b"hello there", "text/plain", "document", "old.txt").json
     _send(client, stale["upload"], b"hello there")
     fresh = _start(client, headers, b"hello again", "text/plain", "document", "new.txt").json
@@ -298,34 +316,34 @@ def test_pending_uploads_older_than_an_hour_are_cleaned_up(client, owner, upload
         assert db.session.get(Upload, fresh["upload_id"]) is not None
 
 
-def test_a_failing_processing_job_marks_the_upload_failed(client, owner, uploads_app, monkeypatch):
+def test_a_failing_processing_job_marks_the_upload_failed(client, owner, uploads_app, monkeypatch, api_auth):
     from app.uploads import service
 
     def broken(upload, data):
         raise OSError("decoder exploded")
 
     monkeypatch.setattr(service, "_image_details", broken)
-    headers = _auth(client)
+    headers = api_auth.headers("owner@example.com")
     upload_id, _confirmed = _upload(client, headers, jpeg_with_exif((32, 32)))
     # jobs run inline in tests: the first attempt failed; run the remaining attempts the queue allows
     with uploads_app.app_context():
         from app.jobs.models import Job
         from tasks.runtime import run_attempt
-        from tasks.uploads import _give_up, process_upload
+        from tasks.uploads import process_upload
 
         job = db.session.scalar(db.select(Job).where(Job.task == process_upload.name))
         for _ in range(job.max_attempts - 1):  # as if each backoff delay had passed
             db.session.execute(db.update(Job).where(Job.id == job.id).values(next_attempt_at=None))
             db.session.commit()
-            run_attempt(process_upload.name, job.id, process_upload.func, _give_up)
+            run_attempt(uploads_app, process_upload, job.id)
         db.session.expire_all()
         assert db.session.get(Job, job.id).status == "failed"
         upload = db.session.get(Upload, upload_id)
         assert upload.status == "failed" and "decoder exploded" in upload.error
 
 
-def test_uploads_are_listed_paginated_and_filtered(client, owner):
-    headers = _auth(client)
+def test_uploads_are_listed_paginated_and_filtered(client, owner, api_auth):
+    headers = api_auth.headers("owner@example.com")
     _upload(client, headers, b"one\n", "text/plain", "document", "1.txt")
     _upload(client, headers, jpeg_with_exif((20, 20)), "image/jpeg", "avatar", "a.jpg")
     everything = client.get("/api/v1/uploads", headers=headers).json

@@ -8,28 +8,7 @@ from sqlalchemy import event
 
 from app.extensions import db
 from app.users.models import User
-
-PASSWORD = "correct horse battery staple"
-
-
-def _headers(client, email):
-    response = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.json
-    return {"Authorization": f"Bearer {response.json['access_token']}"}
-
-
-@pytest.fixture()
-def people(make_user):
-    return {
-        role: make_user(email=f"{role}@example.com", display_name=role.title(), roles=(role,))
-        for role in ("admin", "manager", "user", "viewer")
-    }
-
-
-@pytest.fixture()
-def target(make_user):
-    return make_user(email="target@example.com", display_name="Target")
-
+from tests.support import PASSWORD
 
 # role × endpoint: expected status for each role
 MATRIX = [
@@ -57,17 +36,17 @@ MATRIX = [
 
 @pytest.mark.parametrize("role", ["admin", "manager", "user", "viewer", None])
 @pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX)
-def test_role_endpoint_matrix(client, people, target, role, method, path, body, expected):
-    headers = _headers(client, f"{role}@example.com") if role else {}
+def test_role_endpoint_matrix(client, people, target, role, method, path, body, expected, api_auth):
+    headers = api_auth.headers(f"{role}@example.com") if role else {}
     response = client.open(path.format(target=target.id), method=method, json=body, headers=headers)
     assert response.status_code == (expected[role] if role else 401), response.get_data(as_text=True)
     if response.status_code >= 400:
         assert response.mimetype == "application/problem+json"
 
 
-def test_list_filters_sorts_and_paginates(client, people, make_user):
+def test_list_filters_sorts_and_paginates(client, people, make_user, api_auth):
     make_user(email="zed@example.com", display_name="Zed", is_active_account=False)
-    headers = _headers(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     everyone = client.get("/api/v1/users?per_page=100", headers=headers).json
     assert everyone["meta"]["total"] == 5
     assert [u["email"] for u in everyone["items"]] == sorted(u["email"] for u in everyone["items"])
@@ -82,10 +61,10 @@ def test_list_filters_sorts_and_paginates(client, people, make_user):
     assert client.get("/api/v1/users?sort=password_hash", headers=headers).status_code == 422
 
 
-def test_listing_runs_the_same_number_of_queries_whatever_the_page_size(client, people, make_user, app):
+def test_listing_runs_the_same_number_of_queries_whatever_the_page_size(client, people, make_user, app, api_auth):
     for n in range(25):
         make_user(email=f"bulk{n:02d}@example.com", roles=("user", "viewer"))
-    headers = _headers(client, "admin@example.com")
+    headers = api_auth.headers("admin@example.com")
     client.get("/api/v1/users?per_page=1", headers=headers)  # the admin's permission set is cached now
     counts = {}
     with app.app_context():
@@ -107,14 +86,12 @@ def test_listing_runs_the_same_number_of_queries_whatever_the_page_size(client, 
     assert counts[2] == counts[25], counts
 
 
-def test_soft_delete_keeps_the_row_and_ends_access(client, people, target, app):
-    target_headers = _headers(client, "target@example.com")
-    admin_headers = _headers(client, "admin@example.com")
+def test_soft_delete_keeps_the_row_and_ends_access(client, people, target, app, api_auth):
+    target_headers = api_auth.headers("target@example.com")
+    admin_headers = api_auth.headers("admin@example.com")
     assert client.delete(f"/api/v1/users/{target.id}", headers=admin_headers).status_code == 204
     assert client.get("/api/v1/me", headers=target_headers).status_code == 401
-    assert (
-        client.post("/api/v1/auth/token", json={"email": "target@example.com", "password": PASSWORD}).status_code == 401
-    )
+    assert api_auth.request_tokens("target@example.com").status_code == 401
     deleted = client.get(f"/api/v1/users/{target.id}", headers=admin_headers).json
     assert deleted["status"] == "deleted"
     assert target.id not in [u["id"] for u in client.get("/api/v1/users", headers=admin_headers).json["items"]]
@@ -122,43 +99,43 @@ def test_soft_delete_keeps_the_row_and_ends_access(client, people, target, app):
         assert db.session.get(User, target.id).email == "target@example.com"
 
 
-def test_disabling_a_user_kills_their_tokens_at_once(client, people, target):
-    target_headers = _headers(client, "target@example.com")
-    admin_headers = _headers(client, "admin@example.com")
+def test_disabling_a_user_kills_their_tokens_at_once(client, people, target, api_auth):
+    target_headers = api_auth.headers("target@example.com")
+    admin_headers = api_auth.headers("admin@example.com")
     response = client.patch(f"/api/v1/users/{target.id}", json={"is_active": False}, headers=admin_headers)
     assert response.status_code == 200 and response.json["status"] == "disabled"
     assert client.get("/api/v1/me", headers=target_headers).status_code == 401
 
 
-def test_admins_cannot_lock_themselves_out(client, people):
-    headers = _headers(client, "admin@example.com")
+def test_admins_cannot_lock_themselves_out(client, people, api_auth):
+    headers = api_auth.headers("admin@example.com")
     admin_id = people["admin"].id
     assert client.delete(f"/api/v1/users/{admin_id}", headers=headers).status_code == 409
     assert client.patch(f"/api/v1/users/{admin_id}", json={"is_active": False}, headers=headers).status_code == 409
     assert client.patch(f"/api/v1/users/{admin_id}", json={"roles": ["user"]}, headers=headers).status_code == 409
 
 
-def test_unknown_roles_and_fields_are_422(client, people, target):
-    headers = _headers(client, "admin@example.com")
+def test_unknown_roles_and_fields_are_422(client, people, target, api_auth):
+    headers = api_auth.headers("admin@example.com")
     assert client.patch(f"/api/v1/users/{target.id}", json={"roles": ["wizard"]}, headers=headers).status_code == 422
     assert client.patch(f"/api/v1/users/{target.id}", json={"password_hash": "x"}, headers=headers).status_code == 422
 
 
-def test_unknown_users_are_404(client, people):
-    headers = _headers(client, "admin@example.com")
+def test_unknown_users_are_404(client, people, api_auth):
+    headers = api_auth.headers("admin@example.com")
     assert client.get("/api/v1/users/99999", headers=headers).status_code == 404
 
 
-def test_roles_are_listed_with_their_permissions(client, people):
-    items = client.get("/api/v1/roles", headers=_headers(client, "manager@example.com")).json["items"]
+def test_roles_are_listed_with_their_permissions(client, people, api_auth):
+    items = client.get("/api/v1/roles", headers=api_auth.headers("manager@example.com")).json["items"]
     roles = {item["name"]: item["permissions"] for item in items}
     assert set(roles) == {"admin", "manager", "user", "viewer"}
     assert "users:delete" in roles["admin"] and roles["user"] == []
 
 
-def test_patch_me_changes_the_name_and_asks_to_confirm_a_new_email(make_app, smtp, people):
+def test_patch_me_changes_the_name_and_asks_to_confirm_a_new_email(make_app, smtp, people, api_auth):
     client = make_app(smtp_url=smtp.url).test_client()
-    headers = _headers(client, "user@example.com")
+    headers = api_auth(client).headers("user@example.com")
     response = client.patch(
         "/api/v1/me",
         json={"display_name": "Renamed", "email": "elsewhere@example.com", "current_password": PASSWORD},
@@ -170,8 +147,8 @@ def test_patch_me_changes_the_name_and_asks_to_confirm_a_new_email(make_app, smt
     assert sorted(d.recipients[0] for d in smtp.deliveries) == ["elsewhere@example.com", "user@example.com"]
 
 
-def test_a_refused_patch_changes_nothing(client, people, target, app):
-    headers = _headers(client, "manager@example.com")  # users:write but not roles:manage
+def test_a_refused_patch_changes_nothing(client, people, target, app, api_auth):
+    headers = api_auth.headers("manager@example.com")  # users:write but not roles:manage
     response = client.patch(
         f"/api/v1/users/{target.id}", json={"is_active": False, "roles": ["admin"]}, headers=headers
     )
@@ -181,8 +158,8 @@ def test_a_refused_patch_changes_nothing(client, people, target, app):
         assert stored.is_active_account is True and stored.role_names == ["user"]
 
 
-def test_nobody_manages_an_account_with_more_permissions_than_their_own(client, people):
-    headers = _headers(client, "manager@example.com")
+def test_nobody_manages_an_account_with_more_permissions_than_their_own(client, people, api_auth):
+    headers = api_auth.headers("manager@example.com")
     admin_id = people["admin"].id
     assert client.patch(f"/api/v1/users/{admin_id}", json={"is_active": False}, headers=headers).status_code == 403
     assert client.patch(f"/api/v1/users/{admin_id}", json={"display_name": "x"}, headers=headers).status_code == 403

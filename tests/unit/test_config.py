@@ -149,3 +149,41 @@ def test_gunicorn_refuses_to_start_with_a_bad_configuration():
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_password_hashing_defaults_to_rfc_9106_low_memory_the_cost_dummy_hash_was_made_with():
+    from argon2.profiles import RFC_9106_LOW_MEMORY
+
+    from app.users.passwords import DUMMY_HASH
+
+    s = load_settings({"_env_file": None, "app_env": "test"})
+    configured = (s.password_hash_time_cost, s.password_hash_memory_kib, s.password_hash_parallelism)
+    profile = RFC_9106_LOW_MEMORY
+    assert configured == (profile.time_cost, profile.memory_cost, profile.parallelism) == (3, 65536, 4)
+    assert DUMMY_HASH.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_argon2_needs_eight_kib_per_lane():
+    problems = _problems(app_env="test", password_hash_parallelism=4, password_hash_memory_kib=16)
+    assert problems == {"PASSWORD_HASH_MEMORY_KIB": "argon2 needs at least 8 KiB per lane: 32 for 4 lanes"}
+    cheapest = {"app_env": "test", "password_hash_parallelism": 1, "password_hash_memory_kib": 8}
+    assert load_settings(cheapest).password_hash_memory_kib == 8
+
+
+@pytest.mark.parametrize(
+    ("time_cost", "memory_kib", "allowed"),
+    [(1, 47104, True), (1, 47103, False), (2, 19456, True), (2, 19455, False), (3, 12288, True), (5, 7168, True)],
+)
+def test_outside_development_and_test_hashing_is_at_least_owasps_minimum(time_cost, memory_kib, allowed):
+    values = {
+        **PRODUCTION_OK,
+        "password_hash_time_cost": time_cost,
+        "password_hash_parallelism": 1,
+        "password_hash_memory_kib": memory_kib,
+    }
+    if allowed:
+        assert load_settings(values).password_hash_memory_kib == memory_kib
+    else:
+        assert "below OWASP's minimum" in _problems(**values)["PASSWORD_HASH_MEMORY_KIB"]
+    test_values = {**values, "app_env": "test"}  # the test suite's own cheap cost is allowed there
+    assert load_settings({**test_values, "password_hash_memory_kib": 8}).password_hash_memory_kib == 8

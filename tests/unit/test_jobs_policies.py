@@ -1,10 +1,10 @@
-"""The four queues and their retry policies (seed §9)."""
+"""The four queues and their retry policies (docs/architecture.md §9)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.jobs.queues import QUEUES
+from app.jobs.queues import QUEUES, QUEUES_KEY
 
 
 def test_the_seed_queues_with_their_concurrency_and_retries():
@@ -30,8 +30,9 @@ def test_backoff_is_capped_and_flat_queues_stay_flat():
     assert QUEUES["uploads"].backoff_seconds(2, base=10, cap=300) == 10
 
 
-def test_every_queue_has_a_huey_instance_of_its_own():
-    from tasks.queues import HUEYS
+def test_every_queue_has_a_huey_instance_of_its_own_in_each_app():
+    from app import create_app
 
-    assert set(HUEYS) == set(QUEUES)
-    assert len({id(huey) for huey in HUEYS.values()}) == 4
+    first, second = (create_app().extensions[QUEUES_KEY].hueys for _ in range(2))
+    assert set(first) == set(second) == set(QUEUES)
+    assert len({id(huey) for huey in [*first.values(), *second.values()]}) == 8

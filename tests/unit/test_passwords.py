@@ -6,9 +6,19 @@ import os
 import time
 
 import pytest
+from flask import Flask
 
+from app.config import load_settings
 from app.errors import ValidationFailed
-from app.users.passwords import DUMMY_HASH, check_new_password, hash_password, password_problems, verify_password
+from app.users.passwords import (
+    DUMMY_HASH,
+    check_new_password,
+    hash_password,
+    needs_rehash,
+    password_problems,
+    verify_password,
+)
+from tests.support import CHEAP_HASHING
 
 
 def test_twelve_characters_minimum_and_no_composition_rules():
@@ -102,37 +112,34 @@ def test_argon2_runs_at_a_lower_cpu_priority_than_requests():
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller is untouched
 
 
+def _app(**settings) -> Flask:
+    """A bare Flask app carrying Hearth settings: all app.users.passwords looks at."""
+    flask_app = Flask(__name__)
+    flask_app.extensions["hearth.settings"] = load_settings({"_env_file": None, "app_env": "test", **settings})
+    return flask_app
+
+
 def test_in_an_app_passwords_are_hashed_and_verified_on_the_apps_pool(monkeypatch):
     import threading
 
-    from flask import Flask
+    from argon2 import PasswordHasher
 
     import app.users.passwords as passwords
 
-    flask_app = Flask(__name__)
-    flask_app.extensions["hearth.settings"] = type(
-        "S",
-        (),
-        {
-            "password_hash_concurrency": 1,
-            "web_concurrency": None,
-            "password_hash_niceness": 0,
-            "password_hash_queue": 1,
-        },
-    )()
     threads: list[str] = []
-    real = passwords._hasher
 
-    class Recording:
-        def hash(self, password: str) -> str:
+    class Recording(PasswordHasher):
+        def hash(self, password, *, salt=None) -> str:
             threads.append(threading.current_thread().name)
-            return real.hash(password)
+            return super().hash(password, salt=salt)
 
-        def verify(self, digest: str, password: str) -> bool:
+        def verify(self, digest, password) -> bool:
             threads.append(threading.current_thread().name)
-            return real.verify(digest, password)
+            return super().verify(digest, password)
 
-    monkeypatch.setattr(passwords, "_hasher", Recording())
+    flask_app = _app(password_hash_concurrency=1, password_hash_niceness=0, **CHEAP_HASHING)
+    flask_app.extensions[passwords.HASHER_KEY] = passwords.AppHasher(Recording(1, 8, 1))
+    monkeypatch.setattr(passwords, "DEFAULT_HASHER", Recording())
     with flask_app.app_context():
         assert verify_password(hash_password("a long enough passphrase"), "a long enough passphrase")
         assert not verify_password(DUMMY_HASH, "a long enough passphrase")
@@ -140,12 +147,38 @@ def test_in_an_app_passwords_are_hashed_and_verified_on_the_apps_pool(monkeypatc
     assert [name.startswith("hearth-argon2") for name in threads] == [True, True, True, False, False]
 
 
-def test_unknown_emails_are_verified_against_a_hash_with_todays_parameters():
-    from app.users.passwords import _hasher, dummy_hash
+def test_each_app_hashes_with_its_own_parameters_and_upgrades_the_others():
+    cheap, production = _app(**CHEAP_HASHING), _app()
+    with cheap.app_context():
+        cheap_hash = hash_password("correct horse battery staple")
+        assert not needs_rehash(cheap_hash)
+    with production.app_context():
+        assert verify_password(cheap_hash, "correct horse battery staple")  # the parameters travel with the hash
+        assert needs_rehash(cheap_hash)  # upgraded at the next sign-in
+        production_hash = hash_password("correct horse battery staple")
+        assert not needs_rehash(production_hash)
+    assert cheap_hash.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert production_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    with cheap.app_context():
+        assert needs_rehash(production_hash)
+    assert not needs_rehash(production_hash)  # outside an app: the default parameters
 
-    # Precomputed (not hashed at import): regenerate it if argon2's parameters ever change.
-    assert not _hasher.check_needs_rehash(DUMMY_HASH)
+
+def test_unknown_emails_are_verified_against_a_hash_with_the_apps_parameters():
+    from app.users.passwords import DEFAULT_HASHER, dummy_hash
+
+    # Precomputed for the default parameters (not hashed at import): regenerate it if they change.
+    assert not DEFAULT_HASHER.check_needs_rehash(DUMMY_HASH)
     assert dummy_hash() == DUMMY_HASH
+    with _app().app_context():
+        assert dummy_hash() == DUMMY_HASH
+    cheap, other = _app(**CHEAP_HASHING), _app(**CHEAP_HASHING)
+    with cheap.app_context():
+        made = dummy_hash()
+        assert made != DUMMY_HASH and not needs_rehash(made)  # costs what a real account's check costs
+        assert dummy_hash() is made  # made once per app
+    with other.app_context():
+        assert dummy_hash() != made  # and per app
 
 
 def test_a_full_line_refuses_at_once_and_the_next_computation_is_taken_again():

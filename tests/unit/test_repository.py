@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.repository import MAX_PAGE_SIZE, Page, clamp_page
+from app.core.pagination import MAX_PAGE_SIZE, Page, clamp_page
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,6 @@
 """Version 1 of the JSON API."""
 
-from flask import Blueprint
+from app.api.v1 import admin, auth, me, status, uploads, users  # noqa: F401  (routes register on import)
+from app.api.v1.blueprint import v1_bp
 
-v1_bp = Blueprint("v1", __name__, url_prefix="/v1")
-
-from app.api.v1 import admin, auth, me, status, uploads, users  # noqa: E402,F401  (routes register on import)
+__all__ = ["v1_bp"]

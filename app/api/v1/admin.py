@@ -11,7 +11,6 @@ from __future__ import annotations
 from flask import Response, after_this_request, url_for
 
 from app.api.openapi import api_operation
-from app.api.v1 import v1_bp
 from app.api.v1.admin_schemas import (
     AdminJobDetailOut,
     AdminJobOut,
@@ -26,9 +25,10 @@ from app.api.v1.admin_schemas import (
     AdminRolePatch,
     AdminUserRolesIn,
 )
+from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import UserOut
 from app.auth.guards import actor_permissions, current_actor
-from app.core.repository import Page
+from app.core.pagination import Page
 from app.errors import NotFound
 from app.jobs import management as job_management
 from app.rbac import management as role_management

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, request
 
 from app.api.openapi import api_operation
-from app.api.v1 import v1_bp
+from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import RefreshRequest, TokenPairOut, TokenRequest
 from app.auth import service
 from app.core.ratelimit import rate_limited

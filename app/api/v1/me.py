@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api.openapi import api_operation
-from app.api.v1 import v1_bp
+from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import MeOut, MePatch
 from app.auth import accounts
 from app.auth.guards import actor_permissions, current_actor

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api.openapi import api_operation
-from app.api.v1 import v1_bp
+from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import StatusOut
 from app.core.http_cache import publicly_cacheable
 from app.core.runtime import app_version, uptime_seconds

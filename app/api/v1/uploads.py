@@ -1,16 +1,15 @@
-"""`/api/v1/uploads`: presigned direct-to-storage uploads and the caller's files (seed §10)."""
+"""`/api/v1/uploads`: presigned direct-to-storage uploads and the caller's files (docs/architecture.md §10)."""
 
 from __future__ import annotations
 
 from flask import Response
 
 from app.api.openapi import api_operation
-from app.api.v1 import v1_bp
+from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import DownloadOut, PresignedPostOut, PresignOut, PresignRequest, UploadListQuery, UploadOut
 from app.auth.guards import actor_permissions, current_actor
-from app.core.repository import Page
-from app.errors import NotFound, PermissionDenied
-from app.extensions import db
+from app.core.pagination import Page
+from app.errors import PermissionDenied
 from app.uploads import service
 from app.uploads.models import Upload
 
@@ -69,10 +68,7 @@ def confirm_upload(upload_id: str) -> UploadOut:
     checks it there (exact size, magic bytes). A mismatch deletes it and answers the upload with
     status `rejected` and the reason; otherwise processing is queued. 409 while nothing has
     arrived, or once the upload is no longer pending."""
-    upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.user_id != current_actor().id:
-        raise NotFound()
-    return upload_out(service.confirm(upload))
+    return upload_out(service.confirm(service.get_owned_upload(current_actor().id, upload_id)))
 
 
 @api_operation(

@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from app.api.openapi import api_operation, render_page
 from app.api.pagination import RenderedPage
-from app.api.v1 import v1_bp
+from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import RoleList, RoleOut, UserListQuery, UserOut, UserPatch
 from app.auth.guards import actor_permissions, current_actor
-from app.core.repository import Page
+from app.core.pagination import Page
 from app.extensions import db
 from app.rbac.models import Role
 from app.users import management as user_management

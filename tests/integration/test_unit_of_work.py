@@ -1,0 +1,89 @@
+"""The one unit of work (app.core.unit_of_work): only the outermost level commits, any error
+rolls the whole unit back, and a change and its audit row commit together or not at all."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditEvent
+from app.audit.service import record
+from app.core.unit_of_work import UnitOfWorkFailed, in_unit_of_work, unit_of_work
+from app.extensions import db
+
+
+def _events(name: str) -> int:
+    db.session.rollback()  # read what is committed, not what this session holds
+    return db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == name))
+
+
+@pytest.fixture()
+def commits(app):
+    """How many times a session committed during the test."""
+    seen: list[int] = []
+
+    def count(_session) -> None:
+        seen.append(1)
+
+    event.listen(Session, "after_commit", count)
+    yield seen
+    event.remove(Session, "after_commit", count)
+
+
+def test_only_the_outermost_level_commits(app, commits):
+    with app.app_context():
+        with unit_of_work():
+            record("outer_change")
+            with unit_of_work():
+                record("inner_change")
+                assert in_unit_of_work()
+            assert commits == []  # the inner level ended without committing
+        assert len(commits) == 1
+        assert not in_unit_of_work()
+        assert _events("outer_change") == _events("inner_change") == 1
+
+
+def test_an_error_rolls_the_whole_unit_back_once(app, commits):
+    with app.app_context():
+        with pytest.raises(ValueError, match="boom"), unit_of_work():  # noqa: PT012  (the unit is the subject)
+            record("before_the_error")
+            with unit_of_work():
+                record("inner_before_the_error")
+                raise ValueError("boom")
+        assert commits == []
+        assert _events("before_the_error") == _events("inner_before_the_error") == 0
+        with unit_of_work():  # the session is usable again
+            record("after_the_error")
+        assert _events("after_the_error") == 1
+
+
+def test_a_failed_inner_level_is_never_committed_even_if_the_error_was_caught(app, commits):
+    with app.app_context():
+        with pytest.raises(UnitOfWorkFailed), unit_of_work():  # noqa: PT012  (the unit is the subject)
+            record("half_a_change")
+            try:
+                with unit_of_work():
+                    record("the_other_half")
+                    raise LookupError("inner failure")
+            except LookupError:
+                pass  # a caller that swallows it must not get half a change committed
+        assert commits == []
+        assert _events("half_a_change") == _events("the_other_half") == 0
+        with unit_of_work():  # and the next unit starts clean
+            record("next_unit")
+        assert _events("next_unit") == 1
+
+
+def test_a_change_and_its_audit_row_commit_together_or_not_at_all(app, make_user):
+    from app.users.models import User
+
+    user_id = make_user(email="pair@example.com").id
+    with app.app_context():
+        with pytest.raises(RuntimeError, match="mail server"), unit_of_work():  # noqa: PT012
+            db.session.get(User, user_id).display_name = "Renamed"
+            record("user_renamed", subject_id=user_id)
+            raise RuntimeError("the mail server is down")
+        db.session.expire_all()
+        assert db.session.get(User, user_id).display_name != "Renamed"
+        assert _events("user_renamed") == 0

@@ -179,7 +179,7 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
             CACHE_OPTIONS=timeouts,
         )
     else:
-        config.update(RATELIMIT_STORAGE_URI="memory://", CACHE_TYPE="app.cache.backend.ProcessSimpleCache")
+        config.update(RATELIMIT_STORAGE_URI="memory://", CACHE_TYPE="app.cache.backend.EmbeddedSimpleCache")
     return config
 
 

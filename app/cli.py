@@ -13,13 +13,12 @@ from app.auth.accounts import set_password
 from app.core.runtime import settle_after_startup
 from app.demo import DEFAULT_USERS, DEMO_DOMAIN, MAX_USERS
 from app.errors import DomainError
-from app.extensions import db
 from app.jobs.queues import QUEUES, QUEUES_KEY
 from app.jobs.service import sweep
 from app.logging import get_logger
-from app.mail.service import queue_email
+from app.mail.service import queue_test_email
 from app.rbac.service import sync_roles
-from app.users.service import checked_email, ensure_admin
+from app.users.service import ensure_admin
 
 log = get_logger("hearth.cli")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
@@ -78,8 +77,7 @@ def sweep_jobs() -> None:
 @click.argument("address")
 def send_test_mail(address: str) -> None:
     """Queue a test message to ADDRESS through the emails queue."""
-    job = queue_email(checked_email(address), "test_message", {"address": address})
-    db.session.commit()
+    job = queue_test_email(address)
     click.echo(f"queued job {job.id}")
 
 

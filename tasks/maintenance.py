@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.auth.lockout import prune_failures
-from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.periodic import PeriodicTask, run_recorded
 from app.uploads.service import cleanup_pending
@@ -46,4 +45,3 @@ def run_periodic_now(*, job_id: str, name: str) -> None:
 def prune_login_failures() -> None:
     """Forget per-client wrong-password counts nobody added to for a day."""
     prune_failures()
-    db.session.commit()

@@ -142,6 +142,8 @@ def _run_with_lease(
         heartbeat.stop()
         sentry_sdk.capture_exception(exc)  # a no-op unless SENTRY_DSN is configured
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        # A unit of work of its own: the body's units rolled its work back, the attempt's
+        # bookkeeping (attempt count, error, traceback, next try) persists regardless.
         outcome = jobs_service.record_failure(job, owner, exc, duration_ms)
         log.warning(
             "job_finished",

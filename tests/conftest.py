@@ -31,6 +31,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app import create_app
+from app.cache.aside import EXTENSION_KEY as CACHE_STATE_KEY
 from app.config import Settings
 from app.core.database import utcnow
 from app.extensions import db
@@ -47,8 +48,22 @@ for _field in Settings.model_fields:
     os.environ.pop(_field.upper(), None)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reverse-order",
+        action="store_true",
+        help="run the tests in reverse order (use with -p no:randomly): another check for order dependence",
+    )
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hearth test profile: {PROFILE}"
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle, when both are on
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--reverse-order"):
+        items.reverse()
 
 
 def _create_postgres_database(name: str) -> str:
@@ -183,9 +198,7 @@ def clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
             from app.extensions import cache as cache_ext
 
             cache_ext.clear()
-        from app.cache.local import clear_all_local_caches
-
-        clear_all_local_caches()
+        application.extensions[CACHE_STATE_KEY].local.clear()
 
 
 @pytest.fixture()

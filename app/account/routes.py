@@ -6,19 +6,16 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.account import service
 from app.account.forms import PasswordForm, ProfileForm
-from app.audit.service import record
 from app.auth import accounts
+from app.auth import service as auth_service
 from app.auth.guards import login_required
-from app.auth.service import sign_out_everywhere
 from app.auth.session_records import SESSION_KEY, active_sessions, begin_browser_sign_in, revoke_session
 from app.core.forms import apply_service_errors
 from app.core.net import client_address
 from app.core.ratelimit import rate_limited
 from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
-from app.extensions import db
 from app.uploads import service as uploads
 
 account_bp = Blueprint("account", __name__, url_prefix="/account")
@@ -34,7 +31,7 @@ def _page(profile: ProfileForm | None = None, password: PasswordForm | None = No
         password=password or PasswordForm(),
         sessions=active_sessions(user.id),
         current_sid=session.get(SESSION_KEY),
-        api_sign_ins=service.api_sign_ins(user.id),
+        api_sign_ins=auth_service.api_sign_ins(user.id),
         avatar_choices=choices,
         thumbnails={u.id: uploads.thumbnail_url(u) for u in choices},
     ), status
@@ -65,7 +62,6 @@ def update_profile():
         apply_service_errors(form, error)
         return _page(profile=form, status=429)
     except ValidationFailed as error:
-        db.session.rollback()
         apply_service_errors(form, error)
         return _page(profile=form, status=422)
     flash("Profile saved." + (" Confirm the new address with the link we sent to it." if pending else ""), "success")
@@ -103,7 +99,6 @@ def change_password():
         apply_service_errors(form, error)
         return _page(password=form, status=429)
     except ValidationFailed as error:
-        db.session.rollback()
         apply_service_errors(form, error)
         return _page(password=form, status=422)
     _continue_here()
@@ -116,8 +111,6 @@ def change_password():
 def revoke_browser_session(sid: str) -> Response | str:
     if not revoke_session(current_user.id, sid):
         abort(404)
-    record("session_revoked", actor_id=current_user.id, subject_id=current_user.id)
-    db.session.commit()
     if is_htmx_request():
         return ""
     flash("Session signed out.", "success")
@@ -127,7 +120,7 @@ def revoke_browser_session(sid: str) -> Response | str:
 @account_bp.post("/api-sign-ins/<family_id>/revoke")
 @login_required
 def revoke_api_sign_in(family_id: str) -> Response | str:
-    if not service.revoke_api_sign_in(current_user.id, family_id):
+    if not auth_service.revoke_api_sign_in(current_user.id, family_id):
         abort(404)
     if is_htmx_request():
         return ""
@@ -138,7 +131,7 @@ def revoke_api_sign_in(family_id: str) -> Response | str:
 @account_bp.post("/sign-out-everywhere")
 @login_required
 def sign_out_everywhere_view() -> Response:
-    sign_out_everywhere(current_user._get_current_object(), reason="user_request")
+    auth_service.sign_out_everywhere(current_user._get_current_object(), reason="user_request")
     _continue_here()
     flash("Every other session and API sign-in has been signed out.", "success")
     return redirect(url_for("account.index"))

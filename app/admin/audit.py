@@ -7,9 +7,8 @@ from datetime import date
 from flask import request
 
 from app.admin.common import admin_bp, render_list
-from app.audit.queries import AuditFilter, actions, audit_statement, emails_of
+from app.audit.service import AuditFilter, actions, emails_of, list_events
 from app.auth.guards import permission_required
-from app.core.pagination import paginate
 
 PAGE_SIZE = 50
 
@@ -34,7 +33,7 @@ def audit() -> str:
         request_id=(args.get("request_id") or "").strip()[:128] or None,
     )
     bad_dates = [name for name in ("since", "until") if args.get(name) and _day(args.get(name)) is None]
-    page = paginate(audit_statement(filters), args.get("page", 1, type=int), PAGE_SIZE)
+    page = list_events(filters, args.get("page", 1, type=int), PAGE_SIZE)
     return render_list(
         "admin/audit/index.html",
         "admin/audit/_list.html",

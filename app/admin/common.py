@@ -15,7 +15,6 @@ from app.auth.guards import actor_permissions, require_actor
 from app.core.redirects import safe_next
 from app.core.templating import is_htmx_request
 from app.errors import DomainError, PermissionDenied
-from app.extensions import db
 from app.rbac.catalog import PERMISSIONS
 from app.users.models import User
 
@@ -104,11 +103,11 @@ def ask_confirmation(question: str, action_label: str, *, danger: bool = True) -
 
 
 def run_action(change: Callable[[], str], fallback: str) -> Response:
-    """Run an admin action, flash its outcome (or the rule that refused it), and go back."""
+    """Run an admin action, flash its outcome (or the rule that refused it), and go back. The
+    service's unit of work already rolled a refused change back: nothing to undo here."""
     try:
         message = change()
     except DomainError as error:
-        db.session.rollback()
         flash(error.detail, "error")
     else:
         flash(message, "success")

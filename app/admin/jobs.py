@@ -9,16 +9,14 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, query_args, render_list, run_action
-from app.audit.queries import AuditFilter, emails_of, recent
+from app.audit.service import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
 from app.core.templating import is_htmx_request
 from app.errors import DomainError
-from app.extensions import db
 from app.jobs import management as job_management
 from app.jobs.management import STATUS_LABELS, JobFilter
 from app.jobs.models import FINAL_STATUSES, Job
 from app.jobs.queues import QUEUES
-from app.users.models import User
 
 PAGE_SIZE = 25
 
@@ -91,7 +89,7 @@ def job_detail(job_id: str) -> str:
     return render_template(
         "admin/jobs/detail.html",
         job=job,
-        user=db.session.get(User, job.user_id) if job.user_id else None,
+        user=job_management.caused_by(job),
         events=events,
         emails=emails_of({e.actor_user_id for e in events}),
         status_labels=STATUS_LABELS,
@@ -106,8 +104,7 @@ def _job_action(job_id: str, change, message: str) -> Response | str:
     if is_htmx_request():
         try:
             change(job)
-        except DomainError as error:
-            db.session.rollback()
+        except DomainError as error:  # the service's unit of work rolled the change back
             return render_template("admin/jobs/_row.html", **_row_context(job_management.get_job(job_id), error.detail))
         return render_template("admin/jobs/_row.html", **_row_context(job_management.get_job(job_id)))
 

@@ -5,25 +5,14 @@ from __future__ import annotations
 from flask import Response, render_template, request, url_for
 
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, render_list, run_action
-from app.audit.queries import emails_of
+from app.audit.service import emails_of
 from app.auth.guards import permission_required
-from app.core.repository import Repository
-from app.errors import NotFound
-from app.extensions import db
 from app.jobs import management as job_management
 from app.jobs.management import STATUS_LABELS, JobFilter
 from app.uploads import service
-from app.uploads.models import Upload, UploadStatus
-from app.users.models import User
+from app.uploads.models import UploadStatus
 
 PAGE_SIZE = 25
-
-
-def _get(upload_id: str) -> Upload:
-    upload = db.session.get(Upload, upload_id)
-    if upload is None:
-        raise NotFound(f"No upload with id {upload_id}.")
-    return upload
 
 
 @admin_bp.get("/uploads")
@@ -35,7 +24,9 @@ def uploads() -> str:
         "status": args.get("status") if args.get("status") in UploadStatus.__members__ else None,
         "owner": (args.get("owner") or "").strip()[:100] or None,
     }
-    page = Repository().paginate(service.upload_list_statement(**filters), args.get("page", 1, type=int), PAGE_SIZE)
+    page = service.list_uploads(
+        None, filters["kind"], filters["status"], args.get("page", 1, type=int), PAGE_SIZE, owner=filters["owner"]
+    )
     owners = emails_of({upload.user_id for upload in page.items})
     return render_list(
         "admin/uploads/index.html",
@@ -52,11 +43,11 @@ def uploads() -> str:
 @admin_bp.get("/uploads/<upload_id>")
 @permission_required("uploads:read_any")
 def upload_detail(upload_id: str) -> str:
-    upload = _get(upload_id)
+    upload = service.get_upload(upload_id)
     return render_template(
         "admin/uploads/detail.html",
         upload=upload,
-        owner=db.session.get(User, upload.user_id),
+        owner=service.owner_of(upload),
         thumbnail=service.thumbnail_url(upload),
         jobs=job_management.list_jobs(JobFilter(q=upload.id), 1, 10).items,
         status_labels=STATUS_LABELS,
@@ -67,7 +58,7 @@ def upload_detail(upload_id: str) -> str:
 @admin_bp.post("/uploads/<upload_id>/delete")
 @permission_required("uploads:delete_any")
 def delete_upload(upload_id: str) -> Response | str:
-    upload = _get(upload_id)
+    upload = service.get_upload(upload_id)
     if not confirmed():
         return ask_confirmation(f"Delete {upload.filename}? The file is removed from storage.", "Delete")
 
@@ -84,7 +75,7 @@ def delete_upload(upload_id: str) -> Response | str:
 @admin_bp.post("/uploads/<upload_id>/reprocess")
 @permission_required("jobs:manage")
 def reprocess_upload(upload_id: str) -> Response:
-    upload = _get(upload_id)
+    upload = service.get_upload(upload_id)
 
     def apply() -> str:
         job = service.reprocess(actor().id, upload)

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, render_template, request, stream_with_context, url_for
-from sqlalchemy import Select, select
+from flask import Response, render_template, request, stream_with_context, url_for
 
 from app.admin.common import actor, admin_bp, ask_confirmation, can, confirmed, permissions, render_list, run_action
-from app.audit.queries import AuditFilter, emails_of, recent
+from app.audit.service import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
 from app.core.database import utcnow
-from app.core.pagination import paginate
 from app.errors import PermissionDenied, ValidationFailed
-from app.extensions import db
 from app.jobs import management as job_management
 from app.jobs.management import STATUS_LABELS, JobFilter
-from app.rbac.models import Role
 from app.uploads import service as uploads
-from app.uploads.models import Upload
 from app.users import management as user_management
-from app.users.repository import SORTABLE, user_list_statement
 
 PAGE_SIZE = 25
-STATUSES = ("active", "disabled", "deleted", "all")
-LIST_STATEMENTS = "hearth.admin_user_list_statements"  # app.extensions: filters → statement
-ROLE_NAMES = select(Role.name).order_by(Role.name)
+RECENT_UPLOADS = 10
 
 
 def _filters() -> dict:
@@ -33,43 +25,24 @@ def _filters() -> dict:
     return {
         "q": (args.get("q") or "").strip()[:100] or None,
         "role": args.get("role") or None,
-        "status": args.get("status") if args.get("status") in STATUSES else None,
+        "status": args.get("status") if args.get("status") in user_management.STATUSES else None,
         "verified": verified,
-        "sort": sort if sort.lstrip("-") in SORTABLE else "email",
+        "sort": sort if sort.lstrip("-") in user_management.SORTABLE else "email",
     }
-
-
-def _role_names() -> list[str]:
-    return list(db.session.scalars(ROLE_NAMES))
-
-
-def _list_statement(filters: dict) -> Select:
-    """`user_list_statement(**filters)`, built once per app for each combination of the
-    validated filters (status, verified, sort: about a hundred): building it costs more than
-    running it from SQLAlchemy's compiled cache, and statements are immutable, so one serves
-    every request. A search or a role (free text from the query string) is built each time."""
-    if filters["q"] is not None or filters["role"] is not None:
-        return user_list_statement(**filters)
-    built = current_app.extensions.setdefault(LIST_STATEMENTS, {})
-    key = tuple(sorted(filters.items()))
-    statement = built.get(key)
-    if statement is None:
-        statement = built[key] = user_list_statement(**filters)
-    return statement
 
 
 @admin_bp.get("/users")
 @permission_required("users:read")
 def users() -> str:
     filters = _filters()
-    page = paginate(_list_statement(filters), request.args.get("page", 1, type=int), PAGE_SIZE)
+    page = user_management.list_users(filters, request.args.get("page", 1, type=int), PAGE_SIZE)
     return render_list(
         "admin/users/index.html",
         "admin/users/_list.html",
         page=page,
         filters=filters,
         verified=request.args.get("verified", ""),
-        roles=_role_names(),
+        roles=user_management.role_names(),
     )
 
 
@@ -78,7 +51,7 @@ def users() -> str:
 def export_users() -> Response:
     """The filtered list as CSV, streamed in batches (see app.users.management.export_csv)."""
     filters = _filters()
-    rows = user_management.export_csv(user_list_statement(**filters))
+    rows = user_management.export_csv(filters)
     filename = f"hearth-users-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(
         stream_with_context(rows),
@@ -119,13 +92,11 @@ def bulk_users() -> Response | str:
 def user_detail(user_id: int) -> str:
     user = user_management.get_user(user_id, include_deleted=True)
     events = recent(AuditFilter(user_id=user.id), limit=20)
-    user_uploads = list(
-        db.session.scalars(select(Upload).where(Upload.user_id == user.id).order_by(Upload.created_at.desc()).limit(10))
-    )
+    user_uploads = uploads.list_uploads(user.id, None, None, 1, RECENT_UPLOADS).items
     return render_template(
         "admin/users/detail.html",
         user=user,
-        roles=_role_names(),
+        roles=user_management.role_names(),
         uploads=user_uploads if can("uploads:read_any") else None,
         thumbnails={u.id: uploads.thumbnail_url(u) for u in user_uploads},
         jobs=job_management.list_jobs(JobFilter(user_id=user.id), 1, 10).items if can("jobs:read") else None,

@@ -22,11 +22,11 @@ from app.auth.emailed_tokens import (
     issue_token,
     revoke_pending_tokens,
 )
-from app.auth.service import sign_out_everywhere
+from app.auth.service import committed_before_raising, sign_out_everywhere
 from app.core.database import utcnow
 from app.core.hosts import public_url_for
+from app.core.unit_of_work import unit_of_work
 from app.errors import DomainError, NotFound, Unauthorized, ValidationFailed
-from app.extensions import db
 from app.mail.service import queue_email
 from app.rbac.catalog import DEFAULT_ROLE
 from app.users.models import User
@@ -72,19 +72,20 @@ def check_current_password(user: User, password: str, channel: str) -> None:
     """Confirm the signed-in user's password before a sensitive change.
 
     Wrong answers count toward the lockout like wrong sign-ins (app.auth.lockout), so a
-    stolen session cannot guess the password; the failure is committed before raising.
+    stolen session cannot guess the password. A refusal commits what it records in a unit of
+    work of its own before raising (`committed_before_raising`), so callers check before they
+    open the unit of their change.
     """
     client = lockout.client_key()
     if lockout.locked_until(user, client) is not None:
-        record("password_check_refused_locked", actor_id=user.id, subject_id=user.id, channel=channel)
-        db.session.commit()
+        with committed_before_raising():
+            record("password_check_refused_locked", actor_id=user.id, subject_id=user.id, channel=channel)
         raise TooManyPasswordAttempts()
     if not password:  # not a guess: nothing to count
         raise CurrentPasswordInvalid("Enter your current password to make this change.")
     if not verify_password(user.password_hash, password):
-        # Callers check before they change anything, so this commit carries only the count.
-        lockout.register_failure(user, channel, client)
-        db.session.commit()
+        with committed_before_raising():
+            lockout.register_failure(user, channel, client)
         raise CurrentPasswordInvalid()
 
 
@@ -119,26 +120,25 @@ def sign_up(email: str, display_name: str, password: str) -> None:
     # Hash in both branches: skipping it for a taken address would tell, by the answer's
     # timing alone, which addresses have accounts.
     password_hash = hash_password(password)
-    if existing is not None:
-        queue_email(
-            address,
-            "account_exists",
-            {
-                "name": existing.display_name,
-                "login": public_url_for("auth.login"),
-                "reset": public_url_for("auth.reset_request"),
-            },
-            user_id=existing.id,
-        )
-        record("signup_for_existing_email", subject_id=existing.id)
-        db.session.commit()
-        return
-    user = users.add(User(email=address, display_name=name, password_hash=password_hash))
-    db.session.flush()
-    grant_role(user, DEFAULT_ROLE)
-    _send_verification(user, address)
-    record("signup", actor_id=user.id, subject_id=user.id)
-    db.session.commit()
+    with unit_of_work() as session:
+        if existing is not None:
+            queue_email(
+                address,
+                "account_exists",
+                {
+                    "name": existing.display_name,
+                    "login": public_url_for("auth.login"),
+                    "reset": public_url_for("auth.reset_request"),
+                },
+                user_id=existing.id,
+            )
+            record("signup_for_existing_email", subject_id=existing.id)
+            return
+        user = users.add(User(email=address, display_name=name, password_hash=password_hash))
+        session.flush()  # the new id, for the role, the token and the audit row
+        grant_role(user, DEFAULT_ROLE)
+        _send_verification(user, address)
+        record("signup", actor_id=user.id, subject_id=user.id)
 
 
 def verify_email(raw: str) -> User:
@@ -147,26 +147,25 @@ def verify_email(raw: str) -> User:
     Taking a new address ends every other pending link of the account (older changes,
     verifications and resets), so no old link can take the account anywhere else.
     """
-    token = consume_token(raw, VERIFY_EMAIL)
-    user = db.session.get(User, token.user_id)
-    if token.email and token.email != user.email:
-        if users.find_by_email(token.email) is not None:
-            db.session.rollback()
-            raise InvalidAccountToken()
-        record("email_changed", actor_id=user.id, subject_id=user.id)
-        user.email = token.email
-        revoke_pending_tokens(user.id)
-    user.email_verified_at = utcnow()
-    record("email_verified", actor_id=user.id, subject_id=user.id)
-    db.session.commit()
+    with unit_of_work():
+        token = consume_token(raw, VERIFY_EMAIL)
+        user = users.get(token.user_id)
+        if token.email and token.email != user.email:
+            if users.find_by_email(token.email) is not None:
+                raise InvalidAccountToken()  # the unit rolls back: the token stays unused
+            record("email_changed", actor_id=user.id, subject_id=user.id)
+            user.email = token.email
+            revoke_pending_tokens(user.id)
+        user.email_verified_at = utcnow()
+        record("email_verified", actor_id=user.id, subject_id=user.id)
     return user
 
 
 def resend_verification(user: User) -> None:
     if user.email_verified_at is None:
-        _send_verification(user, user.email)
-        record("verification_resent", actor_id=user.id, subject_id=user.id)
-        db.session.commit()
+        with unit_of_work():
+            _send_verification(user, user.email)
+            record("verification_resent", actor_id=user.id, subject_id=user.id)
 
 
 def request_password_reset(email: str) -> None:
@@ -176,24 +175,24 @@ def request_password_reset(email: str) -> None:
     except ValidationFailed:
         return
     user = users.find_by_email(address)
-    if user is None or not user.is_active:
-        record("password_reset_requested", reason="no_account")
-        db.session.commit()
-        return
-    send_password_reset_link(user)
-    record("password_reset_requested", subject_id=user.id)
-    db.session.commit()
+    with unit_of_work():
+        if user is None or not user.is_active:
+            record("password_reset_requested", reason="no_account")
+            return
+        send_password_reset_link(user)
+        record("password_reset_requested", subject_id=user.id)
 
 
 def send_password_reset_link(user: User) -> None:
-    """Queue the reset email in the caller's unit of work (the caller records and commits)."""
-    raw = issue_token(user.id, RESET_PASSWORD)
-    queue_email(
-        user.email,
-        "password_reset",
-        {"name": user.display_name, "link": public_url_for("auth.reset_password", token=raw)},
-        user_id=user.id,
-    )
+    """Queue the reset email in the caller's unit of work (the caller records it)."""
+    with unit_of_work():
+        raw = issue_token(user.id, RESET_PASSWORD)
+        queue_email(
+            user.email,
+            "password_reset",
+            {"name": user.display_name, "link": public_url_for("auth.reset_password", token=raw)},
+            user_id=user.id,
+        )
 
 
 def check_reset_token(raw: str) -> None:
@@ -203,24 +202,28 @@ def check_reset_token(raw: str) -> None:
 
 def reset_password(raw: str, new_password: str) -> User:
     """Set a new password from a reset link; every session and API token of the user ends,
-    and every lock of the account too (the owner proved control of the mailbox)."""
-    token = consume_token(raw, RESET_PASSWORD)
-    user = db.session.get(User, token.user_id)
-    check_new_password(new_password, user.email)
-    user.password_hash = hash_password(new_password)
-    lockout.unlock_account(user)
-    record("password_reset", actor_id=user.id, subject_id=user.id)
-    sign_out_everywhere(user, reason="password_reset")
+    and every lock of the account too (the owner proved control of the mailbox). A refused
+    password rolls the unit back: the link stays usable."""
+    with unit_of_work():
+        token = consume_token(raw, RESET_PASSWORD)
+        user = users.get(token.user_id)
+        check_new_password(new_password, user.email)
+        user.password_hash = hash_password(new_password)
+        lockout.unlock_account(user)
+        record("password_reset", actor_id=user.id, subject_id=user.id)
+        sign_out_everywhere(user, reason="password_reset")
     return user
 
 
 def change_password(user: User, current: str, new_password: str) -> None:
     """Change a password knowing the current one; every other session and token ends."""
+    # Before the change's unit: a wrong guess is committed (its own unit) although this raises.
     check_current_password(user, current, channel="account")
-    check_new_password(new_password, user.email, field="new_password")
-    user.password_hash = hash_password(new_password)
-    record("password_changed", actor_id=user.id, subject_id=user.id)
-    sign_out_everywhere(user, reason="password_changed")
+    with unit_of_work():
+        check_new_password(new_password, user.email, field="new_password")
+        user.password_hash = hash_password(new_password)
+        record("password_changed", actor_id=user.id, subject_id=user.id)
+        sign_out_everywhere(user, reason="password_changed")
 
 
 def update_profile(user: User, display_name: str, email: str, current_password: str | None = None) -> bool:
@@ -236,26 +239,27 @@ def update_profile(user: User, display_name: str, email: str, current_password: 
     address = checked_email(email)
     pending = address != user.email
     if pending:
+        # Before the change's unit: a wrong guess is committed (its own unit) although this raises.
         check_current_password(user, current_password or "", channel="email_change")
-    user.display_name = name
-    if pending:
-        revoke_pending_tokens(user.id, purposes=(VERIFY_EMAIL,))
-        if users.find_by_email(address) is None:
-            _send_verification(user, address)
-        undo = issue_token(user.id, UNDO_EMAIL_CHANGE, email=user.email)
-        queue_email(
-            user.email,
-            "email_change_requested",
-            {
-                "name": user.display_name,
-                "new_address": address,
-                "undo": public_url_for("auth.undo_email_change", token=undo),
-            },
-            user_id=user.id,
-        )
-        record("email_change_requested", actor_id=user.id, subject_id=user.id)
-    record("profile_updated", actor_id=user.id, subject_id=user.id)
-    db.session.commit()
+    with unit_of_work():
+        user.display_name = name
+        if pending:
+            revoke_pending_tokens(user.id, purposes=(VERIFY_EMAIL,))
+            if users.find_by_email(address) is None:
+                _send_verification(user, address)
+            undo = issue_token(user.id, UNDO_EMAIL_CHANGE, email=user.email)
+            queue_email(
+                user.email,
+                "email_change_requested",
+                {
+                    "name": user.display_name,
+                    "new_address": address,
+                    "undo": public_url_for("auth.undo_email_change", token=undo),
+                },
+                user_id=user.id,
+            )
+            record("email_change_requested", actor_id=user.id, subject_id=user.id)
+        record("profile_updated", actor_id=user.id, subject_id=user.id)
     return pending
 
 
@@ -267,19 +271,21 @@ def address_to_restore(raw: str) -> str:
 def undo_email_change(raw: str) -> str:
     """The owner, from the old mailbox: put the old address back, end every session, token
     and pending link, and return a fresh password-reset token to secure the account."""
-    token = consume_token(raw, UNDO_EMAIL_CHANGE)
-    user = db.session.get(User, token.user_id)
-    restored = token.email or user.email
-    holder = users.find_by_email(restored)
-    if holder is None or holder.id == user.id:
-        user.email = restored
-        user.email_verified_at = utcnow()
-    revoke_pending_tokens(user.id, purposes=(UNDO_EMAIL_CHANGE,))
-    sign_out_everywhere(user, reason="email_change_undone", commit=False)
-    lockout.unlock_account(user)
-    record("email_change_undone", actor_id=user.id, subject_id=user.id, restored=holder is None or holder.id == user.id)
-    reset = issue_token(user.id, RESET_PASSWORD)
-    db.session.commit()
+    with unit_of_work():
+        token = consume_token(raw, UNDO_EMAIL_CHANGE)
+        user = users.get(token.user_id)
+        restored = token.email or user.email
+        holder = users.find_by_email(restored)
+        if holder is None or holder.id == user.id:
+            user.email = restored
+            user.email_verified_at = utcnow()
+        revoke_pending_tokens(user.id, purposes=(UNDO_EMAIL_CHANGE,))
+        sign_out_everywhere(user, reason="email_change_undone")
+        lockout.unlock_account(user)
+        record(
+            "email_change_undone", actor_id=user.id, subject_id=user.id, restored=holder is None or holder.id == user.id
+        )
+        reset = issue_token(user.id, RESET_PASSWORD)
     return reset
 
 
@@ -289,11 +295,11 @@ def check_unlock_token(raw: str) -> None:
 
 def unlock_account(raw: str) -> User:
     """The emailed unlock link: every lock of the account ends (the owner reads its mail)."""
-    token = consume_token(raw, UNLOCK_ACCOUNT)
-    user = db.session.get(User, token.user_id)
-    lockout.unlock_account(user)
-    record("account_unlocked", actor_id=user.id, subject_id=user.id)
-    db.session.commit()
+    with unit_of_work():
+        token = consume_token(raw, UNLOCK_ACCOUNT)
+        user = users.get(token.user_id)
+        lockout.unlock_account(user)
+        record("account_unlocked", actor_id=user.id, subject_id=user.id)
     return user
 
 
@@ -308,9 +314,10 @@ def set_password(email: str, password: str) -> User:
     if user is None:
         raise NotFound(f"No user with email {email!r}.")
     check_new_password(password, user.email)
-    user.password_hash = hash_password(password)
-    user.failed_login_count = 0
-    user.locked_until = None
-    record("password_changed", subject_id=user.id, by="cli")
-    sign_out_everywhere(user, reason="password_changed")
+    with unit_of_work():
+        user.password_hash = hash_password(password)
+        user.failed_login_count = 0
+        user.locked_until = None
+        record("password_changed", subject_id=user.id, by="cli")
+        sign_out_everywhere(user, reason="password_changed")
     return user

@@ -11,15 +11,14 @@ database query on the API's hot path.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from app.auth.models import RefreshToken
+from app.auth.repository import RefreshTokenRepository
 from app.cache import CacheKey, cached, invalidate
-from app.extensions import db
 
 FAMILY_STATE = "token-family"
 FAMILY_TTL = 300
 FAMILY_ID_LENGTH = 36  # a UUID4, as app.auth.service makes them
+
+refresh_tokens = RefreshTokenRepository()
 
 
 def family_accepted(family_id: object, user_id: int) -> bool:
@@ -38,11 +37,7 @@ def _live_family_owner(family_id: str) -> int | None:
     # A family is live while one member is unrevoked: rotation revokes the presented token and
     # adds its successor in one commit, and revoking a family revokes every member. Expiry needs
     # no check: each access token is issued with a refresh token that outlives it by far.
-    return db.session.scalar(
-        select(RefreshToken.user_id)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .limit(1)
-    )
+    return refresh_tokens.live_family_owner(family_id)
 
 
 def forget_family(family_id: str) -> None:

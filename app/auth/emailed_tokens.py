@@ -12,12 +12,11 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select, update
-
 from app.auth.models import AccountToken
+from app.auth.repository import AccountTokenRepository
 from app.core.database import utcnow
+from app.core.unit_of_work import unit_of_work
 from app.errors import ValidationFailed
-from app.extensions import db
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"  # noqa: S105  (a token purpose, not a secret)
@@ -33,6 +32,8 @@ TOKEN_LIFETIMES = {
 # The owner's way back after a takeover: a password change by the intruder must not kill it.
 SURVIVES_REVOCATION = (UNDO_EMAIL_CHANGE,)
 
+account_tokens = AccountTokenRepository()
+
 
 class InvalidAccountToken(ValidationFailed):
     def __init__(self) -> None:
@@ -45,46 +46,40 @@ def token_hash(token: str) -> str:
 
 
 def issue_token(user_id: int, purpose: str, email: str | None = None) -> str:
-    """A new token in the caller's unit of work; returns the raw value for the link."""
+    """A new token, written in the caller's unit of work; returns the raw value for the link."""
     raw = secrets.token_urlsafe(32)
-    db.session.add(
-        AccountToken(
-            user_id=user_id,
-            purpose=purpose,
-            token_hash=token_hash(raw),
-            email=email,
-            expires_at=utcnow() + TOKEN_LIFETIMES[purpose],
+    with unit_of_work():
+        account_tokens.add(
+            AccountToken(
+                user_id=user_id,
+                purpose=purpose,
+                token_hash=token_hash(raw),
+                email=email,
+                expires_at=utcnow() + TOKEN_LIFETIMES[purpose],
+            )
         )
-    )
     return raw
 
 
 def find_live_token(raw: str, purpose: str) -> AccountToken:
     """The unused, unexpired token for `raw`, or `InvalidAccountToken` (nothing consumed)."""
-    token = db.session.scalar(
-        select(AccountToken).where(AccountToken.token_hash == token_hash(raw), AccountToken.purpose == purpose)
-    )
+    token = account_tokens.find(token_hash(raw), purpose)
     if token is None or token.used_at is not None or token.expires_at <= utcnow():
         raise InvalidAccountToken()
     return token
 
 
 def consume_token(raw: str, purpose: str) -> AccountToken:
-    """Mark the token used (compare-and-set, so it works once) and return it."""
+    """Mark the token used (compare-and-set, so it works once) and return it; part of the
+    caller's unit of work, so a change that then fails leaves the token unused."""
     token = find_live_token(raw, purpose)
-    used = db.session.execute(
-        update(AccountToken).where(AccountToken.id == token.id, AccountToken.used_at.is_(None)).values(used_at=utcnow())
-    ).rowcount
-    if used != 1:
-        raise InvalidAccountToken()
+    with unit_of_work():
+        if not account_tokens.mark_used(token.id, utcnow()):
+            raise InvalidAccountToken()
     return token
 
 
 def revoke_pending_tokens(user_id: int, purposes: tuple[str, ...] | None = None) -> None:
     """End the user's unused tokens (of `purposes`, or all but the undo-email-change ones)."""
-    statement = update(AccountToken).where(AccountToken.user_id == user_id, AccountToken.used_at.is_(None))
-    if purposes is None:
-        statement = statement.where(AccountToken.purpose.not_in(SURVIVES_REVOCATION))
-    else:
-        statement = statement.where(AccountToken.purpose.in_(purposes))
-    db.session.execute(statement.values(used_at=utcnow()))
+    with unit_of_work():
+        account_tokens.end_pending(user_id, utcnow(), purposes=purposes, sparing=SURVIVES_REVOCATION)

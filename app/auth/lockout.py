@@ -16,21 +16,23 @@ import ipaddress
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete
 
 from app.audit.service import record
 from app.auth.emailed_tokens import UNLOCK_ACCOUNT, issue_token
 from app.auth.models import LoginFailures
+from app.auth.repository import LoginFailuresRepository
 from app.core.database import utcnow
 from app.core.hosts import public_url_for
 from app.core.net import client_address
-from app.extensions import db
+from app.core.unit_of_work import unit_of_work
 from app.mail.service import queue_email
 from app.users.models import User
 
 LOCKOUT_BASE_SECONDS = 30
 LOCKOUT_MAX_SECONDS = 3600
 NOTIFY_AT_MOST_EVERY = timedelta(hours=1)
+
+login_failures = LoginFailuresRepository()
 
 
 def lockout_seconds(failures: int, threshold: int) -> int:
@@ -54,45 +56,42 @@ def client_key(address: str | None = None) -> str:
     return str(ip)
 
 
-def _pair(user_id: int, client: str) -> LoginFailures | None:
-    return db.session.get(LoginFailures, (user_id, client))
-
-
 def locked_until(user: User, client: str | None = None, now: datetime | None = None) -> datetime | None:
     """When this client may try this account's password again (None: it may now)."""
     now = now or utcnow()
-    pair = _pair(user.id, client or client_key())
+    pair = login_failures.of(user.id, client or client_key())
     ends = [t for t in (user.locked_until, pair.locked_until if pair else None) if t is not None and t > now]
     return max(ends) if ends else None
 
 
 def register_failure(user: User, channel: str, client: str | None = None) -> None:
     """Count one wrong password from this client, locking the pair (and, under a distributed
-    attack, the account) when a threshold is reached. The caller commits."""
+    attack, the account) when a threshold is reached, in the caller's unit of work (callers
+    that then refuse the password give it one of its own, committed before they raise)."""
     settings = current_app.extensions["hearth.settings"]
     client = client or client_key()
     now = utcnow()
-    pair = _pair(user.id, client)
-    if pair is None:
-        pair = LoginFailures(user_id=user.id, client=client, failures=0)
-        db.session.add(pair)
-    pair.failures += 1
-    pair.last_failed_at = now
-    user.failed_login_count += 1
-    record("login_failed", subject_id=user.id, channel=channel, reason="bad_password")
-    newly_locked = False
-    pair_seconds = lockout_seconds(pair.failures, settings.login_lockout_threshold)
-    if pair_seconds:
-        pair.locked_until = now + timedelta(seconds=pair_seconds)
-        record("client_locked_out", subject_id=user.id, seconds=pair_seconds, failures=pair.failures)
-        newly_locked = True
-    account_seconds = lockout_seconds(user.failed_login_count, settings.login_account_lockout_threshold)
-    if account_seconds:
-        user.locked_until = now + timedelta(seconds=account_seconds)
-        record("account_locked", subject_id=user.id, seconds=account_seconds, failures=user.failed_login_count)
-        newly_locked = True
-    if newly_locked:
-        _notify_owner(user, now)
+    with unit_of_work():
+        pair = login_failures.of(user.id, client)
+        if pair is None:
+            pair = login_failures.add(LoginFailures(user_id=user.id, client=client, failures=0))
+        pair.failures += 1
+        pair.last_failed_at = now
+        user.failed_login_count += 1
+        record("login_failed", subject_id=user.id, channel=channel, reason="bad_password")
+        newly_locked = False
+        pair_seconds = lockout_seconds(pair.failures, settings.login_lockout_threshold)
+        if pair_seconds:
+            pair.locked_until = now + timedelta(seconds=pair_seconds)
+            record("client_locked_out", subject_id=user.id, seconds=pair_seconds, failures=pair.failures)
+            newly_locked = True
+        account_seconds = lockout_seconds(user.failed_login_count, settings.login_account_lockout_threshold)
+        if account_seconds:
+            user.locked_until = now + timedelta(seconds=account_seconds)
+            record("account_locked", subject_id=user.id, seconds=account_seconds, failures=user.failed_login_count)
+            newly_locked = True
+        if newly_locked:
+            _notify_owner(user, now)
 
 
 def _notify_owner(user: User, now: datetime) -> None:
@@ -116,21 +115,21 @@ def _notify_owner(user: User, now: datetime) -> None:
 
 def clear_client(user: User, client: str | None = None) -> None:
     """A correct password from this client: forget its failures and the account-wide count."""
-    db.session.execute(
-        delete(LoginFailures).where(LoginFailures.user_id == user.id, LoginFailures.client == (client or client_key()))
-    )
-    user.failed_login_count = 0
+    with unit_of_work():
+        login_failures.forget_client(user.id, client or client_key())
+        user.failed_login_count = 0
 
 
 def unlock_account(user: User) -> None:
     """The owner proved control of the mailbox (unlock link, password reset): every lock of
-    the account ends. The caller records and commits."""
-    db.session.execute(delete(LoginFailures).where(LoginFailures.user_id == user.id))
-    user.failed_login_count = 0
-    user.locked_until = None
+    the account ends, in the caller's unit of work (the caller records it)."""
+    with unit_of_work():
+        login_failures.forget_account(user.id)
+        user.failed_login_count = 0
+        user.locked_until = None
 
 
 def prune_failures(older_than: timedelta = timedelta(days=1)) -> int:
     """Forget failure counts nobody added to for a day (run by the maintenance task)."""
-    result = db.session.execute(delete(LoginFailures).where(LoginFailures.last_failed_at < utcnow() - older_than))
-    return result.rowcount or 0
+    with unit_of_work():
+        return login_failures.forget_older_than(utcnow() - older_than)

@@ -6,7 +6,6 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.audit.service import record
 from app.auth import accounts
 from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupForm
 from app.auth.guards import login_required
@@ -16,7 +15,6 @@ from app.core.forms import apply_service_errors
 from app.core.ratelimit import rate_limited
 from app.core.redirects import safe_next
 from app.errors import ValidationFailed
-from app.extensions import db
 from app.users.passwords import PasswordHashingBusy
 
 auth_bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -53,9 +51,7 @@ def login() -> str | Response:
 @auth_bp.post("/logout")
 def logout() -> Response:
     if current_user.is_authenticated:
-        record("logout", actor_id=current_user.id, subject_id=current_user.id)
-        end_session()
-        db.session.commit()
+        end_session(current_user.id)
     sign_browser_out()
     flash("You have been signed out.", "success")
     return redirect(url_for("main.index"))
@@ -121,7 +117,6 @@ def reset_password(token: str) -> str | Response:
         except accounts.InvalidAccountToken as error:
             return render_template("auth/link_invalid.html", detail=error.detail), 400
         except ValidationFailed as error:
-            db.session.rollback()
             apply_service_errors(form, error)
             return render_template("auth/reset_password.html", form=form, token=token), 422
         sign_browser_out()

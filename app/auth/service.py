@@ -5,27 +5,30 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
 
 from app.audit.service import record
 from app.auth import lockout
 from app.auth.cache import forget_family
 from app.auth.emailed_tokens import revoke_pending_tokens, token_hash
 from app.auth.models import RefreshToken
+from app.auth.repository import RefreshTokenRepository
 from app.auth.session_records import revoke_all_sessions
 from app.auth.tokens import issue_access_token
-from app.core.database import utcnow
+from app.core.database import UTCDateTime, utcnow
+from app.core.unit_of_work import in_unit_of_work, unit_of_work
 from app.errors import DomainError, Unauthorized
-from app.extensions import db
 from app.users.models import User
 from app.users.passwords import dummy_hash, hash_password, needs_rehash, refuse_when_busy, verify_password
 from app.users.repository import UserRepository, normalise_email
 
 users = UserRepository()
+refresh_tokens = RefreshTokenRepository()
 
 GENERIC_FAILURE = "Invalid email or password."
 
@@ -45,58 +48,85 @@ def _settings():
     return current_app.extensions["hearth.settings"]
 
 
-def authenticate(email: str, password: str, channel: str, commit: bool = True) -> User:
-    """The user for these credentials, or `InvalidCredentials`.
+@contextmanager
+def committed_before_raising() -> Iterator[None]:
+    """An outermost unit of work of its own, for what a refusal records and must keep although
+    the caller raises right after (a failed sign-in, a wrong password counted toward the
+    lockout, a replayed token's revoked sign-in): it commits when the block ends.
 
-    Unknown emails cost one argon2 verification too (against a dummy hash), and every
-    failure answers the same message, so neither timing nor wording reveals accounts.
-    Wrong passwords lock this client out of this account first (app.auth.lockout).
-    A failure always commits what it records; `commit=False` leaves a success (last_login_at,
-    its audit row) to the caller's commit, so the sign-in and what it issues commit together.
-    During a storm of sign-ins, `PasswordHashingBusy` (503) comes before any database work.
+    Refused inside a caller's unit: that unit would roll the record back with the error."""
+    if in_unit_of_work():
+        raise RuntimeError("a refusal's record must commit before the error: check before opening a unit of work")
+    with unit_of_work():
+        yield
+
+
+def _checked_credentials(email: str, password: str, channel: str) -> tuple[User, str]:
+    """The user for these credentials and the client's lockout key, or `InvalidCredentials`.
+
+    Writes nothing on success. A failure is recorded (and counted toward the lockout) in its
+    own unit of work, committed before `InvalidCredentials` is raised: the count must persist
+    although the sign-in fails. So this runs before, never inside, the sign-in's unit.
     """
     refuse_when_busy()
     user = users.find_by_email(normalise_email(email)) if email else None
     if user is None:
         verify_password(dummy_hash(), password)
-        record("login_failed", channel=channel, reason="unknown_email")
-        db.session.commit()
+        with committed_before_raising():
+            record("login_failed", channel=channel, reason="unknown_email")
         raise InvalidCredentials()
     password_ok = verify_password(user.password_hash, password)
     client = lockout.client_key()
     if lockout.locked_until(user, client) is not None:
-        record("login_refused_locked", subject_id=user.id, channel=channel)
-        db.session.commit()
+        with committed_before_raising():
+            record("login_refused_locked", subject_id=user.id, channel=channel)
         raise InvalidCredentials()
     if not password_ok:
-        lockout.register_failure(user, channel, client)
-        db.session.commit()
+        with committed_before_raising():
+            lockout.register_failure(user, channel, client)
         raise InvalidCredentials()
     if not user.is_active:
-        record("login_refused_disabled", subject_id=user.id, channel=channel)
-        db.session.commit()
+        with committed_before_raising():
+            record("login_refused_disabled", subject_id=user.id, channel=channel)
         raise InvalidCredentials()
-    lockout.clear_client(user, client)
-    user.last_login_at = utcnow()
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel)
-    if commit:
-        db.session.commit()
+    return user, client
+
+
+def _record_sign_in(user: User, client: str, password: str, channel: str) -> None:
+    """A successful sign-in, in the caller's unit of work: this client's failures forgotten,
+    `last_login_at`, a rehash if the hashing costs changed, and its audit row."""
+    with unit_of_work():
+        lockout.clear_client(user, client)
+        user.last_login_at = utcnow()
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel)
+
+
+def authenticate(email: str, password: str, channel: str) -> User:
+    """The user for these credentials, or `InvalidCredentials`.
+
+    Unknown emails cost one argon2 verification too (against a dummy hash), and every
+    failure answers the same message, so neither timing nor wording reveals accounts.
+    Wrong passwords lock this client out of this account first (app.auth.lockout).
+    A failure commits what it records before raising; a success commits in one unit of work.
+    During a storm of sign-ins, `PasswordHashingBusy` (503) comes before any database work.
+    """
+    user, client = _checked_credentials(email, password, channel)
+    _record_sign_in(user, client, password, channel)
     return user
 
 
-def sign_out_everywhere(user: User, reason: str, commit: bool = True, actor_id: int | None = None) -> None:
-    """Kill every session cookie and access token (epoch bump) and every refresh token.
-    `actor_id` is who did it when it is not the user themself (an admin)."""
-    user.session_epoch += 1
-    revoke_all_refresh_tokens(user.id)
-    revoke_all_sessions(user.id)
-    # A link in an old email (verify, reset, unlock) must not outlive the sign-out.
-    revoke_pending_tokens(user.id)
-    record("signed_out_everywhere", actor_id=actor_id or user.id, subject_id=user.id, reason=reason)
-    if commit:
-        db.session.commit()
+def sign_out_everywhere(user: User, reason: str, actor_id: int | None = None) -> None:
+    """Kill every session cookie and access token (epoch bump) and every refresh token, in the
+    caller's unit of work. `actor_id` is who did it when it is not the user themself (an admin)."""
+    with unit_of_work():
+        user.session_epoch += 1
+        revoke_all_refresh_tokens(user.id)
+        revoke_all_sessions(user.id)
+        # A link in an old email (verify, reset, unlock) must not outlive the sign-out.
+        revoke_pending_tokens(user.id)
+        record("signed_out_everywhere", actor_id=actor_id or user.id, subject_id=user.id, reason=reason)
 
 
 # API tokens ------------------------------------------------------------------------------
@@ -112,7 +142,7 @@ class TokenPair:
 
 def _new_refresh(user: User, family_id: str, user_agent: str | None) -> str:
     raw = secrets.token_urlsafe(32)  # 256 bits
-    db.session.add(
+    refresh_tokens.add(
         RefreshToken(
             user_id=user.id,
             family_id=family_id,
@@ -131,78 +161,104 @@ def _pair(user: User, family_id: str, user_agent: str | None) -> TokenPair:
 
 
 def issue_tokens(user: User, user_agent: str | None) -> TokenPair:
-    """A new token family for a fresh login."""
-    pair = _pair(user, str(uuid.uuid4()), user_agent)
-    record("api_tokens_issued", actor_id=user.id, subject_id=user.id)
-    db.session.commit()
+    """A new token family for a fresh login, in the caller's unit of work."""
+    with unit_of_work():
+        pair = _pair(user, str(uuid.uuid4()), user_agent)
+        record("api_tokens_issued", actor_id=user.id, subject_id=user.id)
     return pair
 
 
 def sign_in_for_tokens(email: str, password: str, user_agent: str | None) -> TokenPair:
-    """API sign-in: the credentials checked, then a new token family, in one commit (the user's
-    `last_login_at`, the refresh token and both audit rows); a failure raises `InvalidCredentials`."""
-    user = authenticate(email, password, channel="api", commit=False)
-    return issue_tokens(user, user_agent)
+    """API sign-in: the credentials checked, then a new token family, in one unit of work (the
+    user's `last_login_at`, the refresh token and both audit rows); a failure raises
+    `InvalidCredentials` after committing what it records (`_checked_credentials`)."""
+    user, client = _checked_credentials(email, password, channel="api")
+    with unit_of_work():
+        _record_sign_in(user, client, password, channel="api")
+        return issue_tokens(user, user_agent)
 
 
 def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:
     """Exchange a refresh token for a new pair; the presented one is revoked.
 
     A token that was already rotated or revoked means it leaked (or the client is replaying):
-    the whole family is revoked and the call fails.
+    the whole family is revoked, committed before the call fails.
     """
-    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(raw)))
+    token = refresh_tokens.find_by_hash(token_hash(raw))
     now = utcnow()
     if token is None:
         raise InvalidRefreshToken("The refresh token is not valid.")
     if token.revoked_at is not None:
-        revoke_family(token.family_id)
-        record("refresh_token_reused", subject_id=token.user_id, family=token.family_id)
-        db.session.commit()
+        with committed_before_raising():
+            revoke_family(token.family_id)
+            record("refresh_token_reused", subject_id=token.user_id, family=token.family_id)
         raise InvalidRefreshToken("The refresh token was already used; every token of this sign-in is revoked.")
-    user = db.session.get(User, token.user_id)
+    user = users.get(token.user_id)
     if token.expires_at <= now or user is None or not user.is_active:
         raise InvalidRefreshToken("The refresh token has expired or the account is disabled.")
-    # Compare-and-set: two concurrent refreshes with the same token cannot both win.
-    claimed = db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == token.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now, last_used_at=now)
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        revoke_family(token.family_id)
-        db.session.commit()
+    # Compare-and-set: two concurrent refreshes with the same token cannot both win. The loser
+    # is a replay: its unit revokes the whole family instead, and commits that before raising.
+    with committed_before_raising():
+        won = refresh_tokens.claim(token.id, now)
+        if won:
+            pair = _pair(user, token.family_id, user_agent)
+        else:
+            revoke_family(token.family_id)
+    if not won:
         raise InvalidRefreshToken("The refresh token was already used; every token of this sign-in is revoked.")
-    pair = _pair(user, token.family_id, user_agent)
-    db.session.commit()
     return pair
 
 
 def revoke_family(family_id: str, user_id: int | None = None) -> int:
-    """Revoke one sign-in (of `user_id`, when given): every refresh token of the family and,
-    once committed, its access tokens too (app.auth.cache). Returns how many were still live."""
-    statement = update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-    if user_id is not None:
-        statement = statement.where(RefreshToken.user_id == user_id)
-    revoked = db.session.execute(statement.values(revoked_at=utcnow())).rowcount
-    forget_family(family_id)
+    """Revoke one sign-in (of `user_id`, when given) in the caller's unit of work: every refresh
+    token of the family and, once committed, its access tokens too (app.auth.cache). Returns
+    how many were still live."""
+    with unit_of_work():
+        revoked = refresh_tokens.revoke_family(family_id, utcnow(), user_id=user_id)
+        forget_family(family_id)
     return revoked
 
 
 def revoke_all_refresh_tokens(user_id: int) -> None:
     """Every API sign-in of the user, refresh and access tokens alike."""
-    live = (RefreshToken.user_id == user_id) & RefreshToken.revoked_at.is_(None)
-    families = db.session.scalars(select(RefreshToken.family_id).where(live).distinct()).all()
-    db.session.execute(update(RefreshToken).where(live).values(revoked_at=utcnow()))
-    for family_id in families:
-        forget_family(family_id)
+    with unit_of_work():
+        for family_id in refresh_tokens.revoke_all_of(user_id, utcnow()):
+            forget_family(family_id)
 
 
 def logout_refresh_token(raw: str) -> None:
     """Revoke the family of the presented refresh token (API logout); unknown tokens are ignored."""
-    token = db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash(raw)))
-    if token is not None:
-        revoke_family(token.family_id)
-        record("api_logout", actor_id=token.user_id, subject_id=token.user_id)
-    db.session.commit()
+    with unit_of_work():
+        token = refresh_tokens.find_by_hash(token_hash(raw))
+        if token is not None:
+            revoke_family(token.family_id)
+            record("api_logout", actor_id=token.user_id, subject_id=token.user_id)
+
+
+# API sign-ins on the account page ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiSignIn:
+    family_id: str
+    user_agent: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+def api_sign_ins(user_id: int) -> list[ApiSignIn]:
+    """The user's live API sign-ins (refresh-token families), newest first."""
+    as_utc = UTCDateTime().process_result_value
+    return [
+        ApiSignIn(family, agent, as_utc(created, None), as_utc(used, None))
+        for family, agent, created, used in refresh_tokens.live_sign_ins(user_id, utcnow())
+    ]
+
+
+def revoke_api_sign_in(user_id: int, family_id: str) -> bool:
+    """Revoke one of the user's API sign-ins: its refresh tokens and its access tokens."""
+    with unit_of_work():
+        revoked = revoke_family(family_id, user_id=user_id)
+        if revoked:
+            record("api_sign_in_revoked", actor_id=user_id, subject_id=user_id)
+    return bool(revoked)

@@ -23,17 +23,17 @@ from datetime import datetime, timedelta
 
 from flask import Flask, current_app, flash, g, request, session
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.orm import lazyload
 from werkzeug.wrappers import Response
 
 from app.audit.service import record
 from app.auth.emailed_tokens import token_hash
 from app.auth.models import RememberToken, UserSession
+from app.auth.repository import RememberTokenRepository, UserSessionRepository
 from app.core.cookie_session import refresh_session_cookie
 from app.core.database import utcnow
 from app.core.net import client_address
-from app.extensions import db, login_manager
+from app.core.unit_of_work import unit_of_work
+from app.extensions import login_manager
 from app.pipeline import add_browser_hooks
 from app.users.models import User
 from app.users.service import load_principal, load_user
@@ -51,6 +51,9 @@ REMEMBER_TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsaf
 PENDING_COOKIE = "hearth_remember_cookie"  # `g` attribute: what to send back for the cookie
 CLEAR = "clear"
 LOADED_RECORD = "hearth_session_record"  # `g` attribute: this request's (UserSession, User) row
+
+sessions = UserSessionRepository()
+remember_tokens = RememberTokenRepository()
 
 
 def _settings():
@@ -73,8 +76,7 @@ def _new_session_row(user_id: int, bound: datetime | None = None) -> UserSession
         last_seen_at=now,
         expires_at=min(expires_at, bound) if bound is not None else expires_at,
     )
-    db.session.add(row)
-    return row
+    return sessions.add(row)
 
 
 def _bind(row: UserSession) -> None:
@@ -83,8 +85,10 @@ def _bind(row: UserSession) -> None:
 
 
 def start_session(user_id: int) -> UserSession:
-    """Record a new signed-in browser for `user_id` and bind it to the cookie session."""
-    row = _new_session_row(user_id)
+    """Record a new signed-in browser for `user_id` (in the caller's unit of work) and bind it
+    to the cookie session."""
+    with unit_of_work():
+        row = _new_session_row(user_id)
     _bind(row)
     return row
 
@@ -95,81 +99,68 @@ def begin_browser_sign_in(user: User, remember: bool = False) -> None:
 
     Clearing first means nothing from before (an attacker-planted session) survives.
     """
-    session.clear()
-    login_user(user)  # never remember=True: Flask-Login's own cookie is not used (module docstring)
-    row = start_session(user.id)
-    if remember:
-        _issue_remember_token(user.id, row)
-    elif _presented_remember_token() is not None:
-        _forget_remember_cookie()  # whatever this browser still carries belongs to an ended sign-in
-    db.session.commit()
+    with unit_of_work():
+        session.clear()
+        login_user(user)  # never remember=True: Flask-Login's own cookie is not used (module docstring)
+        row = start_session(user.id)
+        if remember:
+            _issue_remember_token(user.id, row)
+        elif _presented_remember_token() is not None:
+            _forget_remember_cookie()  # whatever this browser still carries belongs to an ended sign-in
 
 
 def _issue_remember_token(user_id: int, row: UserSession) -> None:
     raw = secrets.token_urlsafe(32)  # 256 bits
     now = utcnow()
-    db.session.flush()  # the session row first: no relationship() tells the flush that order
-    token = RememberToken(
-        user_id=user_id,
-        session_id=row.id,
-        token_hash=token_hash(raw),
-        created_at=now,
-        expires_at=now + current_app.config["REMEMBER_COOKIE_DURATION"],
-    )
-    db.session.add(token)
+    with unit_of_work() as orm_session:
+        orm_session.flush()  # the session row first: no relationship() tells the flush that order
+        token = remember_tokens.add(
+            RememberToken(
+                user_id=user_id,
+                session_id=row.id,
+                token_hash=token_hash(raw),
+                created_at=now,
+                expires_at=now + current_app.config["REMEMBER_COOKIE_DURATION"],
+            )
+        )
     _send_remember_cookie(raw, token.expires_at)
 
 
-def end_session() -> None:
-    """Sign-out: revoke this browser's session record and remember-me token, drop the cookie."""
+def end_session(user_id: int) -> None:
+    """Sign-out of `user_id`: audited, this browser's session record and remember-me token
+    revoked (one unit of work), and the remember-me cookie dropped."""
     sid = session.get(SESSION_KEY)
-    if sid:
-        now = utcnow()
-        db.session.execute(update(UserSession).where(UserSession.id == sid).values(revoked_at=now))
-        _revoke_remember_tokens(RememberToken.session_id == sid, now)
+    with unit_of_work():
+        record("logout", actor_id=user_id, subject_id=user_id)
+        if sid:
+            now = utcnow()
+            sessions.end(sid, now)
+            remember_tokens.revoke_of_session(sid, now)
     _forget_remember_cookie()
 
 
 def revoke_session(user_id: int, sid: str) -> bool:
-    """Sign one of the user's browsers out (the account page): its session and remember-me."""
+    """Sign one of the user's browsers out (the account page): its session and remember-me,
+    audited. False when `sid` is not a live session of the user."""
     now = utcnow()
-    result = db.session.execute(
-        update(UserSession)
-        .where(UserSession.id == sid, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    if result.rowcount != 1:
-        return False
-    _revoke_remember_tokens(RememberToken.session_id == sid, now)
+    with unit_of_work():
+        if not sessions.revoke_live(sid, now, user_id=user_id):
+            return False
+        remember_tokens.revoke_of_session(sid, now)
+        record("session_revoked", actor_id=user_id, subject_id=user_id)
     return True
 
 
 def revoke_all_sessions(user_id: int) -> None:
     """Every browser session and remember-me token of the user (sign out everywhere)."""
     now = utcnow()
-    db.session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    _revoke_remember_tokens(RememberToken.user_id == user_id, now)
-
-
-def _revoke_remember_tokens(condition: ColumnElement[bool], now: datetime) -> None:
-    db.session.execute(
-        update(RememberToken).where(condition, RememberToken.revoked_at.is_(None)).values(revoked_at=now)
-    )
+    with unit_of_work():
+        sessions.revoke_all_of(user_id, now)
+        remember_tokens.revoke_all_of(user_id, now)
 
 
 def active_sessions(user_id: int) -> list[UserSession]:
-    now = utcnow()
-    return list(
-        db.session.scalars(
-            select(UserSession)
-            .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None), UserSession.expires_at > now)
-            .order_by(UserSession.last_seen_at.desc())
-        )
-    )
+    return sessions.live_of(user_id, utcnow())
 
 
 def reached_absolute_limit(row: UserSession, now: datetime, idle_limit: timedelta) -> bool:
@@ -178,10 +169,6 @@ def reached_absolute_limit(row: UserSession, now: datetime, idle_limit: timedelt
 
 
 # Each browser request ------------------------------------------------------------------------
-
-
-# One row: the session record and its user (roles only if a view reads them, as load_principal).
-_SESSION_WITH_USER = select(UserSession, User).join(User, User.id == UserSession.user_id).options(lazyload(User.roles))
 
 
 def load_session_user(user_id: str) -> User | None:
@@ -198,7 +185,7 @@ def load_session_user(user_id: str) -> User | None:
     sid = session.get(SESSION_KEY)
     if not sid:
         return None
-    setattr(g, LOADED_RECORD, db.session.execute(_SESSION_WITH_USER.where(UserSession.id == sid)).first())
+    setattr(g, LOADED_RECORD, sessions.with_user(sid))
     return load_user(user_id)
 
 
@@ -220,7 +207,7 @@ def _enforce() -> None:
 
 
 def _session_is_live() -> bool:
-    row = db.session.get(UserSession, session.get(SESSION_KEY) or "")
+    row = sessions.get(session.get(SESSION_KEY) or "")
     now = utcnow()
     idle_limit = _idle_limit()
     if (
@@ -231,17 +218,17 @@ def _session_is_live() -> bool:
         and now - row.last_seen_at <= idle_limit
     ):
         if now - row.last_seen_at > TOUCH_EVERY:
-            row.last_seen_at = now
-            db.session.commit()
+            with unit_of_work():
+                row.last_seen_at = now
             # The cookie's expiry moves with the record's (app.core.cookie_session).
             refresh_session_cookie()
         return True
     if row is not None and row.revoked_at is None:
-        row.revoked_at = now
-        if reached_absolute_limit(row, now, idle_limit):
-            # The absolute limit ends remember-me too; only an idle end lets it start anew.
-            _revoke_remember_tokens(RememberToken.session_id == row.id, now)
-        db.session.commit()
+        with unit_of_work():
+            row.revoked_at = now
+            if reached_absolute_limit(row, now, idle_limit):
+                # The absolute limit ends remember-me too; only an idle end lets it start anew.
+                remember_tokens.revoke_of_session(row.id, now)
     _sign_browser_out()
     return False
 
@@ -262,17 +249,21 @@ def sign_browser_out() -> None:
     _forget_remember_cookie()
 
 
+class _RotatedElsewhere(Exception):
+    """Another request of this browser rotated the remember-me token first."""
+
+
 def _resume_from_remember_token(raw: str) -> bool:
     """Sign the browser in from its remember-me token: a new recorded session, the token rotated.
     A revoked, expired or unknown token is anonymous, and its cookie is cleared."""
     now = utcnow()
     digest = token_hash(raw)
-    token = db.session.scalar(select(RememberToken).where(RememberToken.token_hash == digest))
+    token = remember_tokens.find_by_hash(digest)
     if token is None:
         _refuse_unknown_token(digest, now)
         return False
     user = load_principal(token.user_id)
-    previous = db.session.get(UserSession, token.session_id)
+    previous = sessions.get(token.session_id)
     if (
         token.revoked_at is not None
         or token.expires_at <= now
@@ -281,48 +272,41 @@ def _resume_from_remember_token(raw: str) -> bool:
         or (previous is not None and reached_absolute_limit(previous, now, _idle_limit()))
     ):
         if token.revoked_at is None:
-            token.revoked_at = now
-            db.session.commit()
+            with unit_of_work():
+                token.revoked_at = now
         _forget_remember_cookie()
         return False
-    row = _new_session_row(user.id, bound=token.expires_at)
-    db.session.flush()
     fresh = secrets.token_urlsafe(32)
-    # Compare-and-set: of two requests racing with one token, only one starts a session.
-    rotated = db.session.execute(
-        update(RememberToken)
-        .where(RememberToken.id == token.id, RememberToken.token_hash == digest, RememberToken.revoked_at.is_(None))
-        .values(token_hash=token_hash(fresh), previous_hash=digest, rotated_at=now, session_id=row.id)
-    ).rowcount
-    if rotated != 1:
-        db.session.rollback()
-        return False
-    if previous is not None and previous.revoked_at is None:
-        previous.revoked_at = now  # it ended when it went idle; this one replaces it
-    record("signed_in_remembered", actor_id=user.id, subject_id=user.id)
-    session.clear()
-    login_user(user, fresh=False)
-    _bind(row)
-    db.session.commit()
+    try:
+        with unit_of_work() as orm_session:
+            row = _new_session_row(user.id, bound=token.expires_at)
+            orm_session.flush()  # the row the token is bound to, before the update names it
+            # Compare-and-set: of two requests racing with one token, only one starts a session.
+            if not remember_tokens.rotate(token.id, digest, token_hash(fresh), row.id, now):
+                raise _RotatedElsewhere()
+            if previous is not None and previous.revoked_at is None:
+                previous.revoked_at = now  # it ended when it went idle; this one replaces it
+            record("signed_in_remembered", actor_id=user.id, subject_id=user.id)
+            session.clear()
+            login_user(user, fresh=False)
+            _bind(row)
+    except _RotatedElsewhere:
+        return False  # the unit rolled this request's session row back
     _send_remember_cookie(fresh, token.expires_at)
     return True
 
 
 def _refuse_unknown_token(digest: str, now: datetime) -> None:
-    stale = db.session.scalar(select(RememberToken).where(RememberToken.previous_hash == digest))
+    stale = remember_tokens.find_rotated_from(digest)
     if stale is not None and stale.revoked_at is None:
         if stale.rotated_at is not None and now - stale.rotated_at <= ROTATION_GRACE:
             return  # the browser's own racing request: anonymous, but the cookie it now has stays
         # A token rotated away long ago came back, so two copies exist and one is a thief's:
         # end that browser's remember-me and session (as reuse of a refresh token does).
-        stale.revoked_at = now
-        db.session.execute(
-            update(UserSession)
-            .where(UserSession.id == stale.session_id, UserSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        record("remember_token_reused", subject_id=stale.user_id)
-        db.session.commit()
+        with unit_of_work():
+            stale.revoked_at = now
+            sessions.revoke_live(stale.session_id, now)
+            record("remember_token_reused", subject_id=stale.user_id)
     _forget_remember_cookie()
 
 

@@ -73,7 +73,7 @@ class CacheState:
 def init_caching(app: Flask) -> None:
     settings = app.extensions["hearth.settings"]
     ttl = settings.cache_local_ttl_seconds
-    local = LocalCache(ttl) if settings.redis_url else LocalCache.for_process(settings.redis_prefix, ttl)
+    local = LocalCache(ttl)  # per app: without Redis, the generation row keeps apps and processes coherent
     bus = InvalidationBus(
         local,
         settings.redis_url,

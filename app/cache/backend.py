@@ -104,20 +104,15 @@ class ResilientRedisCache(RedisCache):
     inc = _guarded("inc", None)
     dec = _guarded("dec", None)
     clear = _guarded("clear", False)
+    unlink = _guarded("unlink", lambda *keys: [])
 
 
-class ProcessSimpleCache(SimpleCache):
-    """The embedded profile's L2: one in-process store per process (per key prefix), shared
-    by every app the process builds, as one process is all the embedded profile runs."""
-
-    _stores: dict[str, ProcessSimpleCache] = {}
-    _lock = threading.Lock()
+class EmbeddedSimpleCache(SimpleCache):
+    """The embedded profile's L2: an in-process store of this app's own. Other apps and
+    processes on the same database learn of its invalidations through the generation row
+    (app.cache.generation), as they do of each other's."""
 
     @classmethod
-    def factory(cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> ProcessSimpleCache:
-        prefix = config.get("CACHE_KEY_PREFIX") or ""
-        with cls._lock:
-            if prefix not in cls._stores:
-                kwargs.update(threshold=max(config.get("CACHE_THRESHOLD") or 0, 5000))
-                cls._stores[prefix] = cls(*args, **kwargs)
-            return cls._stores[prefix]
+    def factory(cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> EmbeddedSimpleCache:
+        kwargs.update(threshold=max(config.get("CACHE_THRESHOLD") or 0, 5000))
+        return cls(*args, **kwargs)

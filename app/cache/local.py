@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from typing import Any
 
 from cachetools import TTLCache
@@ -27,10 +26,6 @@ log = get_logger("hearth.cache")
 MISSING = object()
 SEPARATOR = "\x1f"
 ALL_KEYS = "*"
-
-
-_instances: weakref.WeakSet[LocalCache] = weakref.WeakSet()
-_process_locals: dict[str, LocalCache] = {}
 
 
 def _weight(value: Any) -> int:
@@ -47,12 +42,6 @@ class LocalCache:
     def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
         self._data: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl, getsizeof=_weight)
         self._lock = threading.Lock()
-        _instances.add(self)
-
-    @classmethod
-    def for_process(cls, name: str, ttl: float) -> LocalCache:
-        """Without Redis there is no bus: every app of the process shares one L1."""
-        return _process_locals.setdefault(name, cls(ttl))
 
     def get(self, namespace: str, key: str) -> Any:
         with self._lock:
@@ -79,12 +68,6 @@ class LocalCache:
 
     def __len__(self) -> int:
         return len(self._data)
-
-
-def clear_all_local_caches() -> None:
-    """Empty every L1 of this process (tests reset state between tests with it)."""
-    for local in list(_instances):
-        local.clear()
 
 
 class InvalidationBus:

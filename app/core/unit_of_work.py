@@ -51,7 +51,11 @@ def unit_of_work() -> Iterator[Session]:
     if info.pop(FAILED_KEY, False):
         session.rollback()
         raise UnitOfWorkFailed("a nested unit of work failed; nothing was committed")
-    session.commit()
+    try:
+        session.commit()
+    except BaseException:  # the last flush failed (a constraint, a lost connection): same one path
+        session.rollback()
+        raise
 
 
 def in_unit_of_work() -> bool:

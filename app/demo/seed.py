@@ -9,7 +9,8 @@ trail and periodic runs, so each admin page has something to show on a fresh dat
   worker's sweeper may still send (queued, running, retrying) carry payloads that run
   harmlessly: a test message to a demo address, or processing of a demo upload whose file is
   in storage. Succeeded jobs keep no payload, as real ones don't.
-- One unit of work: the files are stored first, then one commit writes every row.
+- One unit of work (app.core.unit_of_work): the files are stored first, then one commit writes
+  every row; the rows themselves go in as bulk inserts, one statement per table.
 """
 
 from __future__ import annotations
@@ -24,21 +25,22 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.auth.lockout import lockout_seconds
 from app.config import Settings
 from app.core.database import utcnow
+from app.core.unit_of_work import unit_of_work
 from app.demo import DEFAULT_USERS, DEMO_DOMAIN, MAX_USERS, content, failures
 from app.errors import Conflict, ValidationFailed
-from app.extensions import db
 from app.jobs.models import Job, JobStatus, PeriodicRun
-from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, scheduled_tasks
+from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, last_runs, scheduled_tasks
 from app.jobs.queues import QUEUES, app_queues
 from app.logging import get_logger
 from app.mail.service import SEND_EMAIL_TASK
-from app.rbac.models import Permission, Role, user_roles
-from app.rbac.service import role_named, sync_roles
+from app.rbac.models import Role, user_roles
+from app.rbac.service import permission_repository, role_named, role_repository, sync_roles
 from app.storage import get_storage
 from app.storage.names import key_segment
 from app.uploads.models import Upload, UploadStatus
@@ -117,42 +119,42 @@ class DemoSummary:
 
 
 def seed_demo(users: int = DEFAULT_USERS, *, seed: int = DEFAULT_SEED) -> DemoSummary:
-    """Top the demo accounts up to `users` and give the new ones a history; one commit."""
+    """Top the demo accounts up to `users` and give the new ones a history: one unit of work."""
     settings: Settings = current_app.extensions["hearth.settings"]
     ensure_demo_allowed(settings)
     if not 1 <= users <= MAX_USERS:
         raise ValidationFailed(f"Ask for between 1 and {MAX_USERS} demo users.")
     now = utcnow()
-    sync_roles(commit=False)
-    existing = _demo_users()
-    batch = _Batch(seed, len(existing), now, settings)
-    password = None
-    support_created = False
-    if users > len(existing):
-        support, support_created = _support_role()
-        password_hash, password = _demo_password(existing)
-        people = batch.add_people(existing, users - len(existing), password_hash, support)
-        admins = [p for p in people if p.role == "admin"] or [
-            _Person(user, "admin", "198.51.100.10", now) for user in existing if "admin" in user.role_names
-        ]
-        batch.history(people, admins, support if support_created else None)
-        _store(batch.files)
-        _insert(batch)
-    periodic_runs = _periodic_runs(now, settings)
-    db.session.commit()
-    summary = DemoSummary(
-        users_created=len(batch.people),
-        demo_users=len(existing) + len(batch.people),
-        members=_members(),
-        uploads=dict(Counter(row["status"] for row in batch.uploads)),
-        jobs=dict(Counter(row["status"] for row in batch.jobs)),
-        audit_events=len(batch.events),
-        periodic_runs=periodic_runs,
-        files_stored=len(batch.files),
-        support_role_created=support_created,
-        password=password,
-        sign_in=_sign_in_accounts(now),
-    )
+    with unit_of_work() as session:
+        sync_roles()
+        existing = _demo_users(session)
+        batch = _Batch(seed, len(existing), now, settings)
+        password = None
+        support_created = False
+        if users > len(existing):
+            support, support_created = _support_role()
+            password_hash, password = _demo_password(existing)
+            people = batch.add_people(session, existing, users - len(existing), password_hash, support)
+            admins = [p for p in people if p.role == "admin"] or [
+                _Person(user, "admin", "198.51.100.10", now) for user in existing if "admin" in user.role_names
+            ]
+            batch.history(people, admins, support if support_created else None)
+            _store(batch.files)
+            _insert(session, batch)
+        periodic_runs = _periodic_runs(session, now, settings)
+        summary = DemoSummary(
+            users_created=len(batch.people),
+            demo_users=len(existing) + len(batch.people),
+            members=_members(session),
+            uploads=dict(Counter(row["status"] for row in batch.uploads)),
+            jobs=dict(Counter(row["status"] for row in batch.jobs)),
+            audit_events=len(batch.events),
+            periodic_runs=periodic_runs,
+            files_stored=len(batch.files),
+            support_role_created=support_created,
+            password=password,
+            sign_in=_sign_in_accounts(session, now),
+        )
     log.info(
         "demo_seeded",
         users_created=summary.users_created,
@@ -166,19 +168,18 @@ def seed_demo(users: int = DEFAULT_USERS, *, seed: int = DEFAULT_SEED) -> DemoSu
 # Accounts and roles ------------------------------------------------------------------------
 
 
-def _demo_users() -> list[User]:
-    return list(db.session.scalars(select(User).where(User.email.like(f"%@{DEMO_DOMAIN}")).order_by(User.id)))
+def _demo_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).where(User.email.like(f"%@{DEMO_DOMAIN}")).order_by(User.id)))
 
 
 def _support_role() -> tuple[Role, bool]:
     """The custom role the demo shows next to the built-in ones (made if it is missing)."""
-    role = db.session.scalar(select(Role).where(Role.name == SUPPORT_ROLE))
+    role = role_repository.find_by_name(SUPPORT_ROLE)
     if role is not None:
         return role, False
-    permissions = list(db.session.scalars(select(Permission).where(Permission.name.in_(SUPPORT_PERMISSIONS))))
+    permissions = permission_repository.named(SUPPORT_PERMISSIONS)
     role = Role(name=SUPPORT_ROLE, description="Helps customers: sees accounts and jobs", permissions=permissions)
-    db.session.add(role)
-    return role, True
+    return role_repository.add(role), True
 
 
 def _demo_password(existing: list[User]) -> tuple[str, str | None]:
@@ -189,8 +190,8 @@ def _demo_password(existing: list[User]) -> tuple[str, str | None]:
     return hash_password(password), password
 
 
-def _members() -> dict[str, int]:
-    rows = db.session.execute(
+def _members(session: Session) -> dict[str, int]:
+    rows = session.execute(
         select(Role.name, func.count())
         .join(user_roles, user_roles.c.role_id == Role.id)
         .join(User, User.id == user_roles.c.user_id)
@@ -200,10 +201,10 @@ def _members() -> dict[str, int]:
     return dict(sorted((name, count) for name, count in rows))
 
 
-def _sign_in_accounts(now: datetime) -> dict[str, str]:
+def _sign_in_accounts(session: Session, now: datetime) -> dict[str, str]:
     """For each role, the first demo account holding it that can sign in right now."""
     accounts: dict[str, str] = {}
-    for user in _demo_users():
+    for user in _demo_users(session):
         locked = user.locked_until is not None and user.locked_until > now
         if not user.is_active or user.email_verified_at is None or locked:
             continue
@@ -293,7 +294,9 @@ class _Batch:
 
     # accounts
 
-    def add_people(self, existing: list[User], count: int, password_hash: str, support: Role) -> list[_Person]:
+    def add_people(
+        self, session: Session, existing: list[User], count: int, password_hash: str, support: Role
+    ) -> list[_Person]:
         roles = {name: role_named(name) for name in ("admin", "manager", "user", "viewer")} | {SUPPORT_ROLE: support}
         taken = {user.email for user in existing}
         names = [(first, last) for first in content.FIRST_NAMES for last in content.LAST_NAMES]
@@ -307,7 +310,7 @@ class _Batch:
         lockable = [p for p in self.people if p.role == "user" and p.state == "active" and p.user.email_verified_at]
         if len(lockable) > 3:
             self._lock(self.rng.choice(lockable[1:]))
-        db.session.flush()  # ids for the rows that follow
+        session.flush()  # ids for the rows that follow
         return self.people
 
     def _person(
@@ -715,17 +718,17 @@ def _store(files: list[tuple[str, bytes, str]]) -> None:
         storage.put(key, data, content_type)
 
 
-def _insert(batch: _Batch) -> None:
+def _insert(session: Session, batch: _Batch) -> None:
     """Bulk inserts (one statement per table), then each avatar owner points at their image."""
     for model, rows in ((Upload, batch.uploads), (Job, batch.jobs), (AuditEvent, batch.events)):
         if rows:
-            db.session.execute(insert(model), rows)
+            session.execute(insert(model), rows)
     for person in batch.people:
         if person.user.id in batch.avatars:
             person.user.avatar_upload_id = batch.avatars[person.user.id]
 
 
-def _periodic_runs(now: datetime, settings: Settings) -> int:
+def _periodic_runs(session: Session, now: datetime, settings: Settings) -> int:
     """A last run for each periodic task that has none yet (real runs are never overwritten)."""
     if settings.storage_backend == "local":
         path = settings.local_storage_root / "users" / "12" / "document" / "invoice-2024-0117.pdf"
@@ -751,7 +754,7 @@ def _periodic_runs(now: datetime, settings: Settings) -> int:
             last_duration_ms=183.9,
         ),
     }
-    have = set(db.session.scalars(select(PeriodicRun.name)))
+    have = last_runs()
     missing = [run for name, run in runs.items() if name not in have]
-    db.session.add_all(missing)
+    session.add_all(missing)
     return len(missing)

@@ -2,9 +2,10 @@
 
 Reads go through one cached dict of every flag (`CacheKey("flags", "all")`): L1 for 30 s,
 L2 for 5 minutes, so `feature_enabled` costs one in-process lookup and templates may call it
-freely. Every write below goes through `forget_flags()` in its unit of work; the cache layer
-runs it after the commit, dropping L2 and, through the Redis bus, every instance's L1.
-Write flags only through these functions.
+freely. Every write below is one unit of work (app.core.unit_of_work) with its audit row and
+goes through `forget_flags()` in it; the cache layer runs that after the commit, dropping L2
+and, through the Redis bus, every instance's L1. Write flags only through these functions;
+the queries are app/flags/repository.py.
 """
 
 from __future__ import annotations
@@ -12,20 +13,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit.service import record
 from app.cache import CacheKey, cached, invalidate
+from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.extensions import db
 from app.flags.models import FeatureFlag
+from app.flags.repository import FeatureFlagRepository
 from app.users.models import User
 
 FLAG_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 DESCRIPTION_MAX = 200
 FLAGS_KEY = CacheKey("flags", "all")
 FLAGS_TTL = 300
+
+flags = FeatureFlagRepository()
 
 
 # Reading (cached) ---------------------------------------------------------------------------
@@ -52,7 +55,7 @@ def _cached_states() -> dict[str, bool]:
 
 
 def _load_states() -> dict[str, bool]:
-    return {name: enabled for name, enabled in db.session.execute(select(FeatureFlag.name, FeatureFlag.enabled))}
+    return flags.states()
 
 
 # The admin page (always from the database) ------------------------------------------------
@@ -66,16 +69,11 @@ class FlagRow:
 
 def list_flags() -> list[FlagRow]:
     """Every flag by name, with who last changed it: one query."""
-    rows = db.session.execute(
-        select(FeatureFlag, User.email)
-        .outerjoin(User, User.id == FeatureFlag.updated_by_user_id)
-        .order_by(FeatureFlag.name)
-    ).all()
-    return [FlagRow(flag, email) for flag, email in rows]
+    return [FlagRow(flag, email) for flag, email in flags.with_editors()]
 
 
 def get_flag(name: str) -> FeatureFlag:
-    flag = db.session.scalar(select(FeatureFlag).where(FeatureFlag.name == name))
+    flag = flags.find_by_name(name)
     if flag is None:
         raise NotFound(f"No feature flag named {name!r}.")
     return flag
@@ -84,8 +82,7 @@ def get_flag(name: str) -> FeatureFlag:
 def get_row(name: str) -> FlagRow:
     """One flag as `list_flags` shows it (the htmx row after a toggle)."""
     flag = get_flag(name)
-    updated_by = db.session.get(User, flag.updated_by_user_id) if flag.updated_by_user_id else None
-    return FlagRow(flag, updated_by.email if updated_by else None)
+    return FlagRow(flag, flags.editor_email(flag))
 
 
 # Changing (audited, invalidated) -----------------------------------------------------------
@@ -109,13 +106,18 @@ def create_flag(actor: User, name: str, description: str = "", enabled: bool = F
     description = (description or "").strip()
     if len(description) > DESCRIPTION_MAX:
         raise _field_error("description", f"At most {DESCRIPTION_MAX} characters.")
-    if db.session.scalar(select(FeatureFlag.id).where(FeatureFlag.name == name)) is not None:
+    if flags.name_taken(name):
         raise _field_error("name", f"A flag named {name!r} already exists.")
-    flag = FeatureFlag(name=name, description=description, enabled=bool(enabled), updated_by_user_id=actor.id)
-    db.session.add(flag)
-    record("flag_created", actor_id=actor.id, target=f"flag:{name}", after=_state(flag))
-    forget_flags()
-    _commit(f"A flag named {name!r} was just created by someone else.")
+    with unit_of_work() as session:
+        flag = flags.add(
+            FeatureFlag(name=name, description=description, enabled=bool(enabled), updated_by_user_id=actor.id)
+        )
+        try:
+            session.flush()  # the unique name: a race with another admin fails here, not at the commit
+        except IntegrityError:
+            raise Conflict(f"A flag named {name!r} was just created by someone else.") from None
+        record("flag_created", actor_id=actor.id, target=f"flag:{name}", after=_state(flag))
+        forget_flags()
     return flag
 
 
@@ -124,28 +126,20 @@ def set_flag(actor: User, name: str, enabled: bool) -> FeatureFlag:
     flag = get_flag(name)
     if flag.enabled == bool(enabled):
         return flag
-    before = {"enabled": flag.enabled}
-    flag.enabled = bool(enabled)
-    flag.updated_by_user_id = actor.id
-    record("flag_updated", actor_id=actor.id, target=f"flag:{name}", before=before, after={"enabled": flag.enabled})
-    forget_flags()
-    db.session.commit()
+    with unit_of_work():
+        before = {"enabled": flag.enabled}
+        flag.enabled = bool(enabled)
+        flag.updated_by_user_id = actor.id
+        record("flag_updated", actor_id=actor.id, target=f"flag:{name}", before=before, after={"enabled": flag.enabled})
+        forget_flags()
     return flag
 
 
 def delete_flag(actor: User, name: str) -> None:
     """Remove a flag: `feature_enabled(name)` is False from then on."""
     flag = get_flag(name)
-    before = _state(flag)
-    db.session.delete(flag)
-    record("flag_deleted", actor_id=actor.id, target=f"flag:{name}", before=before)
-    forget_flags()
-    db.session.commit()
-
-
-def _commit(conflict: str) -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict(conflict) from None
+    with unit_of_work():
+        before = _state(flag)
+        flags.delete(flag)
+        record("flag_deleted", actor_id=actor.id, target=f"flag:{name}", before=before)
+        forget_flags()

@@ -4,7 +4,9 @@ and /api/v1/admin/jobs.
 The `jobs` table is the truth, so everything here is SQL: counts per queue and status, a
 list searchable by job id, task, user and arguments (which a Redis-only dashboard cannot
 do), and actions that change what huey runs: a retried job is re-sent to huey after the
-commit; a revoked one is refused by the worker's claim, so its task body never runs.
+commit; a revoked one is refused by the worker's claim, so its task body never runs. Each
+action is one unit of work (app.core.unit_of_work) with its audit row; the queries are
+app/jobs/repository.py.
 """
 
 from __future__ import annotations
@@ -12,24 +14,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Select, String, and_, cast, delete, func, or_, select
+from sqlalchemy import Select
 
 from app.audit.service import record
 from app.cache import CacheKey, cached
 from app.core.database import utcnow
-from app.core.pagination import Page
+from app.core.pagination import Page, paginate
+from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.extensions import db
 from app.jobs import service
 from app.jobs.models import Job, JobStatus, PeriodicRun
 from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, PeriodicTask, get_periodic, last_runs, scheduled_tasks
 from app.jobs.queues import QUEUES
-from app.jobs.repository import JobRepository
+from app.jobs.repository import JobRepository, job_list_statement
 from app.logging import get_logger
 from app.users.models import User
+from app.users.repository import UserRepository
 
 log = get_logger("hearth.jobs")
 jobs = JobRepository()
+users = UserRepository()
 
 # Bull Board's words for our statuses: a `retrying` job waits for its next attempt.
 STATUS_LABELS: dict[str, str] = {
@@ -64,32 +68,12 @@ def _invalid(name: str, message: str) -> ValidationFailed:
 
 
 def list_statement(filters: JobFilter) -> Select:
-    """Jobs matching the filters, newest first. `q` matches a job id (or its start), the task
-    name, the causing user's email, or any text in the arguments summary."""
-    statement = select(Job)
-    if filters.queue:
-        statement = statement.where(Job.queue == filters.queue)
-    if filters.status:
-        statement = statement.where(Job.status == filters.status)
-    if filters.user_id is not None:
-        statement = statement.where(Job.user_id == filters.user_id)
-    if filters.q:
-        term = filters.q.strip().lower()
-        pattern = f"%{term}%"
-        by_user = select(User.id).where(User.email.like(pattern))
-        statement = statement.where(
-            or_(
-                Job.id.like(f"{term}%"),
-                func.lower(Job.task).like(pattern),
-                Job.user_id.in_(by_user),
-                func.lower(cast(Job.args_summary, String)).like(pattern),
-            )
-        )
-    return statement.order_by(Job.created_at.desc(), Job.id)
+    """Jobs matching the filters, newest first (app.jobs.repository.job_list_statement)."""
+    return job_list_statement(queue=filters.queue, status=filters.status, q=filters.q, user_id=filters.user_id)
 
 
 def list_jobs(filters: JobFilter, page: int = 1, per_page: int = 25) -> Page[Job]:
-    return jobs.paginate(list_statement(filters), page, per_page)
+    return paginate(list_statement(filters), page, per_page)
 
 
 def get_job(job_id: str) -> Job:
@@ -97,6 +81,11 @@ def get_job(job_id: str) -> Job:
     if job is None:
         raise NotFound(f"No job with id {job_id}.")
     return job
+
+
+def caused_by(job: Job) -> User | None:
+    """The account whose request queued the job; None for the system (or a removed account)."""
+    return users.get(job.user_id) if job.user_id else None
 
 
 @dataclass
@@ -130,11 +119,8 @@ def overview() -> list[QueueOverview]:
 
 
 def latest_failures(limit: int = 5) -> list[Job]:
-    return list(
-        db.session.scalars(
-            select(Job).where(Job.status == JobStatus.failed).order_by(Job.finished_at.desc()).limit(limit)
-        )
-    )
+    """The jobs that failed most recently."""
+    return jobs.latest_failed(limit)
 
 
 # Actions -----------------------------------------------------------------------------------
@@ -145,20 +131,23 @@ def retry(actor: User, job: Job) -> Job:
     if job.status not in RETRYABLE:
         raise Conflict(f"Only failed or revoked jobs can be retried; this one is {STATUS_LABELS[job.status]}.")
     before = job.status
-    if not _requeue(job.id, job.task, before, utcnow()):
-        db.session.rollback()
-        raise Conflict("The job changed meanwhile; reload and try again.")
-    record(
-        "job_retried", actor_id=actor.id, target=f"job:{job.id}", before={"status": before}, after={"status": "queued"}
-    )
-    service.forget_job_counts()
-    db.session.commit()
-    db.session.refresh(job)
-    return job
+    with unit_of_work():
+        if not _requeue(job.id, job.task, before, utcnow()):
+            raise Conflict("The job changed meanwhile; reload and try again.")
+        record(
+            "job_retried",
+            actor_id=actor.id,
+            target=f"job:{job.id}",
+            before={"status": before},
+            after={"status": "queued"},
+        )
+        service.forget_job_counts()
+    return jobs.reload(job)
 
 
 def _requeue(job_id: str, task: str, from_status: str, now) -> bool:
-    """Back to `queued` from attempt 1, handed to huey after the commit; False if it changed."""
+    """Back to `queued` from attempt 1, handed to huey after the unit of work commits; False
+    if it changed meanwhile. Call it inside a unit."""
     requeued = jobs.transition(
         job_id,
         from_status,
@@ -185,37 +174,37 @@ def revoke(actor: User, job: Job) -> Job:
         raise Conflict(f"Only pending or scheduled jobs can be revoked; this one is {STATUS_LABELS[job.status]}.")
     before = job.status
     now = utcnow()
-    if not jobs.transition(
-        job.id, before, status=JobStatus.revoked, finished_at=now, next_attempt_at=None, updated_at=now
-    ):
-        db.session.rollback()
-        raise Conflict("The job started or changed meanwhile; reload and try again.")
-    record(
-        "job_revoked", actor_id=actor.id, target=f"job:{job.id}", before={"status": before}, after={"status": "revoked"}
-    )
-    service.forget_job_counts()
-    db.session.commit()
-    db.session.refresh(job)
-    return job
+    with unit_of_work():
+        if not jobs.transition(
+            job.id, before, status=JobStatus.revoked, finished_at=now, next_attempt_at=None, updated_at=now
+        ):
+            raise Conflict("The job started or changed meanwhile; reload and try again.")
+        record(
+            "job_revoked",
+            actor_id=actor.id,
+            target=f"job:{job.id}",
+            before={"status": before},
+            after={"status": "revoked"},
+        )
+        service.forget_job_counts()
+    return jobs.reload(job)
 
 
 def retry_all_failed(actor: User, filters: JobFilter) -> int:
     """Retry every failed job in the filtered set (up to BULK_RETRY_LIMIT per call)."""
     failed = JobFilter(queue=filters.queue, status=JobStatus.failed, q=filters.q, user_id=filters.user_id)
-    candidates = db.session.execute(
-        list_statement(failed).with_only_columns(Job.id, Job.task).limit(BULK_RETRY_LIMIT)
-    ).all()
-    now = utcnow()
-    retried = sum(_requeue(job_id, task, JobStatus.failed, now) for job_id, task in candidates)
-    record(
-        "jobs_retried",
-        actor_id=actor.id,
-        target=f"queue:{filters.queue}" if filters.queue else "jobs",
-        count=retried,
-        filters={"queue": filters.queue, "q": filters.q, "user_id": filters.user_id},
-    )
-    service.forget_job_counts()
-    db.session.commit()
+    with unit_of_work():
+        candidates = jobs.ids_and_tasks(list_statement(failed), BULK_RETRY_LIMIT)
+        now = utcnow()
+        retried = sum(_requeue(job_id, task, JobStatus.failed, now) for job_id, task in candidates)
+        record(
+            "jobs_retried",
+            actor_id=actor.id,
+            target=f"queue:{filters.queue}" if filters.queue else "jobs",
+            count=retried,
+            filters={"queue": filters.queue, "q": filters.q, "user_id": filters.user_id},
+        )
+        service.forget_job_counts()
     return retried
 
 
@@ -226,20 +215,16 @@ def purge_succeeded(actor: User, older_than_days: int, queue: str | None = None)
             "Days must be between 0 and 3650.", errors=[{"field": "days", "message": "Between 0 and 3650."}]
         )
     JobFilter(queue=queue)  # validates the queue name
-    cutoff = utcnow() - timedelta(days=older_than_days)
-    condition = and_(Job.status == JobStatus.succeeded, Job.finished_at < cutoff)
-    if queue:
-        condition = and_(condition, Job.queue == queue)
-    purged = db.session.execute(delete(Job).where(condition).execution_options(synchronize_session=False)).rowcount
-    record(
-        "jobs_purged",
-        actor_id=actor.id,
-        target=f"queue:{queue}" if queue else "jobs",
-        count=purged,
-        older_than_days=older_than_days,
-    )
-    service.forget_job_counts()
-    db.session.commit()
+    with unit_of_work():
+        purged = jobs.purge_succeeded(utcnow() - timedelta(days=older_than_days), queue)
+        record(
+            "jobs_purged",
+            actor_id=actor.id,
+            target=f"queue:{queue}" if queue else "jobs",
+            count=purged,
+            older_than_days=older_than_days,
+        )
+        service.forget_job_counts()
     return purged
 
 
@@ -257,7 +242,7 @@ def periodic_tasks() -> list[tuple[PeriodicTask, PeriodicRun]]:
 def run_periodic_now(actor: User, name: str) -> Job:
     """Queue one run of a periodic task as an ordinary job (so its outcome is visible)."""
     get_periodic(name)
-    job = service.enqueue_task(RUN_PERIODIC_NOW_TASK, name=name)
-    record("periodic_task_run", actor_id=actor.id, target=f"periodic:{name}", job=job.id)
-    db.session.commit()
+    with unit_of_work():
+        job = service.enqueue_task(RUN_PERIODIC_NOW_TASK, name=name)
+        record("periodic_task_run", actor_id=actor.id, target=f"periodic:{name}", job=job.id)
     return job

@@ -12,16 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from app.core.database import utcnow
+from app.core.unit_of_work import unit_of_work
 from app.errors import NotFound
-from app.extensions import db
 from app.jobs.models import PeriodicRun
 from app.jobs.queues import app_queues
+from app.jobs.repository import PeriodicRunRepository
 from app.logging import get_logger
 
 log = get_logger("hearth.jobs")
+runs = PeriodicRunRepository()
 
 RUN_PERIODIC_NOW_TASK = "tasks.maintenance.run_periodic_now"  # an admin's "run now" (by name: no import of tasks)
 
@@ -48,31 +48,36 @@ def get_periodic(name: str) -> PeriodicTask:
 
 
 def run_recorded(name: str) -> None:
-    """Run the periodic task `name` now, recording start, outcome and duration; re-raises."""
+    """Run the periodic task `name` now, recording start, outcome and duration; re-raises.
+
+    Three outermost units of work, on purpose: the start is committed before the task runs
+    (so it shows, and stays, even if the task fails or the process dies); the task is one
+    unit, so a failure rolls back everything it changed; the outcome is committed after it,
+    failed or not. Call it outside any unit (a worker or the scheduler does)."""
     task = get_periodic(name)
-    run = db.session.get(PeriodicRun, name) or PeriodicRun(name=name, runs=0)
-    run.last_started_at = utcnow()
-    db.session.add(run)
-    db.session.commit()
+    with unit_of_work():
+        run = runs.get(name) or runs.add(PeriodicRun(name=name, runs=0))
+        run.last_started_at = utcnow()
     started = time.perf_counter()
     try:
-        task.func()
+        with unit_of_work():
+            task.func()
     except Exception as error:
-        db.session.rollback()
         _finish(name, "failed", f"{type(error).__name__}: {error}"[:2000], started)
         raise
     _finish(name, "succeeded", None, started)
 
 
 def _finish(name: str, status: str, error: str | None, started: float) -> None:
-    run = db.session.get(PeriodicRun, name)
-    run.runs = (run.runs or 0) + 1
-    run.last_finished_at = utcnow()
-    run.last_status = status
-    run.last_error = error
-    run.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    db.session.commit()
+    with unit_of_work():
+        run = runs.get(name)
+        run.runs = (run.runs or 0) + 1
+        run.last_finished_at = utcnow()
+        run.last_status = status
+        run.last_error = error
+        run.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
 
 
 def last_runs() -> dict[str, PeriodicRun]:
-    return {run.name: run for run in db.session.scalars(select(PeriodicRun))}
+    """Every periodic task's last run, by name."""
+    return runs.by_name()

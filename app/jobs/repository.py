@@ -1,15 +1,53 @@
-"""Queries over jobs. Every state change is a compare-and-set UPDATE, so two workers or two
-sweepers racing for the same row can never both win."""
+"""Queries over jobs and periodic runs. Every state change is a compare-and-set UPDATE, so two
+workers or two sweepers racing for the same row can never both win. Nothing here commits: the
+jobs services' units of work do (app.core.unit_of_work)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, String, Update, and_, cast, delete, func, or_, select, update
 
 from app.core.repository import Repository
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import Job, JobStatus, PeriodicRun
+from app.users.models import User
+
+
+def job_list_statement(
+    *, queue: str | None = None, status: str | None = None, q: str | None = None, user_id: int | None = None
+) -> Select:
+    """Jobs matching the filters, newest first. `q` matches a job id (or its start), the task
+    name, the causing user's email, or any text in the arguments summary."""
+    statement = select(Job)
+    if queue:
+        statement = statement.where(Job.queue == queue)
+    if status:
+        statement = statement.where(Job.status == status)
+    if user_id is not None:
+        statement = statement.where(Job.user_id == user_id)
+    if q:
+        term = q.strip().lower()
+        pattern = f"%{term}%"
+        by_user = select(User.id).where(User.email.like(pattern))
+        statement = statement.where(
+            or_(
+                Job.id.like(f"{term}%"),
+                func.lower(Job.task).like(pattern),
+                Job.user_id.in_(by_user),
+                func.lower(cast(Job.args_summary, String)).like(pattern),
+            )
+        )
+    return statement.order_by(Job.created_at.desc(), Job.id)
+
+
+def progress_statement(job_id: str, percent: int, message: str | None) -> Update:
+    """Record how far a running job is (0–100, the message cut to 200 characters)."""
+    return (
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .values(progress=max(0, min(100, int(percent))), progress_message=(message or None) and message[:200])
+    )
 
 
 class JobRepository(Repository[Job]):
@@ -94,6 +132,38 @@ class JobRepository(Repository[Job]):
         )
         return self.session.scalars(statement).all()
 
+    def reload(self, job: Job) -> Job:
+        """Read the row again (after a compare-and-set UPDATE, which leaves loaded jobs as they were)."""
+        self.session.refresh(job)
+        return job
+
+    def ids_and_tasks(self, statement: Select, limit: int) -> list[tuple[str, str]]:
+        """(id, task) of the first `limit` jobs `statement` selects."""
+        rows = self.session.execute(statement.with_only_columns(Job.id, Job.task).limit(limit)).all()
+        return [(job_id, task) for job_id, task in rows]
+
+    def latest_failed(self, limit: int) -> list[Job]:
+        return list(
+            self.session.scalars(
+                select(Job).where(Job.status == JobStatus.failed).order_by(Job.finished_at.desc()).limit(limit)
+            )
+        )
+
+    def purge_succeeded(self, finished_before: datetime, queue: str | None = None) -> int:
+        """Delete succeeded jobs that finished before `finished_before` (in `queue`, or any); how many."""
+        condition = and_(Job.status == JobStatus.succeeded, Job.finished_at < finished_before)
+        if queue:
+            condition = and_(condition, Job.queue == queue)
+        return self.session.execute(delete(Job).where(condition).execution_options(synchronize_session=False)).rowcount
+
     def counts_by_queue_and_status(self) -> list[tuple[str, str, int]]:
         rows = self.session.execute(select(Job.queue, Job.status, func.count()).group_by(Job.queue, Job.status)).all()
         return [(queue, status, count) for queue, status, count in rows]
+
+
+class PeriodicRunRepository(Repository[PeriodicRun]):
+    model = PeriodicRun
+
+    def by_name(self) -> dict[str, PeriodicRun]:
+        """Every periodic task's last run, by task name."""
+        return {run.name: run for run in self.session.scalars(select(PeriodicRun))}

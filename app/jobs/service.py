@@ -12,6 +12,10 @@ acknowledgement. So the `jobs` row is the truth and huey only carries "run job <
    `running` rows whose lease expired (the worker died), and long-overdue retries.
 
 Delivery is at-least-once, so tasks must be idempotent.
+
+`enqueue` joins the caller's unit of work (app.core.unit_of_work); each worker-side step
+(`start_attempt`, `heartbeat`, `record_success`, `record_failure`, `sweep`) is a unit of its
+own, so the attempt's bookkeeping persists whatever the task body does.
 """
 
 from __future__ import annotations
@@ -23,16 +27,17 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import event, update
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.cache import bump
 from app.core.api_paths import is_api_request
 from app.core.database import utcnow
+from app.core.unit_of_work import unit_of_work
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
 from app.jobs.queues import QUEUES, app_queues
-from app.jobs.repository import JobRepository
+from app.jobs.repository import JobRepository, progress_statement
 from app.logging import current_request_id, get_logger
 
 log = get_logger("hearth.jobs")
@@ -65,7 +70,8 @@ def enqueue(
     summary: dict[str, Any] | None = None,
     user_id: int | None = None,
 ) -> Job:
-    """Add a job to the current unit of work; it is sent to huey once that commits.
+    """Add a job to the caller's unit of work; it is sent to huey once that commits (nothing
+    is sent if it rolls back).
 
     `user_id` is who caused it; by default the signed-in user of the current request."""
     spec = QUEUES[queue]
@@ -106,7 +112,7 @@ def forget_job_counts() -> None:
 
 def send_after_commit(job_id: str, task_name: str, delay: float | None = None) -> None:
     """Hand the job to huey once the current unit of work commits (nothing on rollback)."""
-    db.session.info.setdefault(OUTBOX_KEY, []).append((job_id, task_name, delay))
+    jobs.session.info.setdefault(OUTBOX_KEY, []).append((job_id, task_name, delay))
 
 
 def dispatch(job_id: str, task_name: str, delay: float | None = None) -> None:
@@ -138,17 +144,20 @@ def lease_duration() -> timedelta:
 
 
 def start_attempt(job_id: str, owner: str) -> Job | None:
-    """Claim the job for `owner`; None when it is done, held by a live worker, or not due."""
-    claimed = jobs.claim(job_id, owner, utcnow(), lease_duration())
-    forget_job_counts()
-    db.session.commit()
+    """Claim the job for `owner`; None when it is done, held by a live worker, or not due.
+
+    A unit of its own, committed before the task body runs: other workers and the sweeper see
+    the lease at once, and the attempt stays counted whatever the body does."""
+    with unit_of_work():
+        claimed = jobs.claim(job_id, owner, utcnow(), lease_duration())
+        forget_job_counts()
     return jobs.get(job_id) if claimed else None
 
 
 def heartbeat(job_id: str, owner: str) -> bool:
-    alive = jobs.extend_lease(job_id, owner, utcnow() + lease_duration())
-    db.session.commit()
-    return alive
+    """Extend the lease `owner` holds (a unit of its own, on the heartbeat thread's session)."""
+    with unit_of_work():
+        return jobs.extend_lease(job_id, owner, utcnow() + lease_duration())
 
 
 @dataclass
@@ -160,71 +169,71 @@ class AttemptOutcome:
 
 
 def record_success(job: Job, owner: str, duration_ms: float) -> AttemptOutcome:
-    # The payload may hold links with tokens; once delivered nothing needs it again.
-    recorded = jobs.finish(
-        job.id,
-        owner,
-        payload={},
-        status=JobStatus.succeeded,
-        error=None,
-        finished_at=utcnow(),
-        duration_ms=duration_ms,
-        updated_at=utcnow(),
-    )
-    forget_job_counts()
-    db.session.commit()
+    """End the attempt as `succeeded` (a unit of its own, after the task body's)."""
+    with unit_of_work():
+        # The payload may hold links with tokens; once delivered nothing needs it again.
+        recorded = jobs.finish(
+            job.id,
+            owner,
+            payload={},
+            status=JobStatus.succeeded,
+            error=None,
+            finished_at=utcnow(),
+            duration_ms=duration_ms,
+            updated_at=utcnow(),
+        )
+        forget_job_counts()
     return AttemptOutcome(JobStatus.succeeded, recorded=recorded)
 
 
 def report_progress(job_id: str, percent: int, message: str | None = None) -> None:
-    """A running task tells the admin how far it is (0–100). Written on its own connection,
-    so it never commits the task's unfinished unit of work."""
+    """A running task tells the admin how far it is (0–100). Deliberately outside any unit of
+    work: written and committed at once on a connection of its own, so the admin sees it while
+    the task runs, and it never commits (or waits for) the task's unfinished unit of work."""
     with db.engine.begin() as connection:
-        connection.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.running)
-            .values(progress=max(0, min(100, int(percent))), progress_message=(message or None) and message[:200])
-        )
+        connection.execute(progress_statement(job_id, percent, message))
 
 
 def record_failure(job: Job, owner: str, error: BaseException, duration_ms: float) -> AttemptOutcome:
-    """Schedule the next attempt with the queue's backoff, or fail the job for good."""
+    """Schedule the next attempt with the queue's backoff, or fail the job for good.
+
+    A unit of its own, after the failed body's units rolled back: the failure, its traceback
+    and the attempt count persist although the task's work did not."""
     settings = _settings()
     message = f"{type(error).__name__}: {error}"[:ERROR_MAX_LENGTH]
     trace = "".join(tracebacks.format_exception(error))[-TRACEBACK_MAX_LENGTH:]
     now = utcnow()
-    if job.attempts >= job.max_attempts:
+    with unit_of_work():
+        if job.attempts >= job.max_attempts:
+            recorded = jobs.finish(
+                job.id,
+                owner,
+                status=JobStatus.failed,
+                error=message,
+                traceback=trace,
+                finished_at=now,
+                duration_ms=duration_ms,
+                updated_at=now,
+            )
+            forget_job_counts()
+            return AttemptOutcome(JobStatus.failed, recorded=recorded)
+        delay = QUEUES[job.queue].backoff_seconds(
+            job.attempts, settings.jobs_backoff_base_seconds, settings.jobs_backoff_max_seconds
+        )
         recorded = jobs.finish(
             job.id,
             owner,
-            status=JobStatus.failed,
+            status=JobStatus.retrying,
             error=message,
             traceback=trace,
-            finished_at=now,
+            next_attempt_at=now + timedelta(seconds=delay),
+            enqueued_at=now,
             duration_ms=duration_ms,
             updated_at=now,
         )
+        if recorded:
+            send_after_commit(job.id, job.task, delay)
         forget_job_counts()
-        db.session.commit()
-        return AttemptOutcome(JobStatus.failed, recorded=recorded)
-    delay = QUEUES[job.queue].backoff_seconds(
-        job.attempts, settings.jobs_backoff_base_seconds, settings.jobs_backoff_max_seconds
-    )
-    recorded = jobs.finish(
-        job.id,
-        owner,
-        status=JobStatus.retrying,
-        error=message,
-        traceback=trace,
-        next_attempt_at=now + timedelta(seconds=delay),
-        enqueued_at=now,
-        duration_ms=duration_ms,
-        updated_at=now,
-    )
-    if recorded:
-        send_after_commit(job.id, job.task, delay)
-    forget_job_counts()
-    db.session.commit()
     return AttemptOutcome(JobStatus.retrying, retry_in=delay, recorded=recorded)
 
 
@@ -242,32 +251,32 @@ def sweep() -> SweepReport:
     settings = _settings()
     now = utcnow()
     report = SweepReport()
-    for job in jobs.stranded(now, timedelta(seconds=settings.jobs_queued_grace_seconds)):
-        if job.status == JobStatus.running and job.attempts >= job.max_attempts:
-            if jobs.mark_redispatched(
-                job,
-                now,
-                status=JobStatus.failed,
-                finished_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                error="worker lost during the last allowed attempt",
-            ):
-                report.failed.append(job.id)
-            continue
-        values: dict[str, Any] = {}
-        if job.status == JobStatus.running:
-            values = {
-                "status": JobStatus.queued,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "error": "worker lost (lease expired); re-queued",
-            }
-        if jobs.mark_redispatched(job, now, **values):
-            send_after_commit(job.id, job.task)
-            report.requeued.append(job.id)
-    forget_job_counts()
-    db.session.commit()
+    with unit_of_work():
+        for job in jobs.stranded(now, timedelta(seconds=settings.jobs_queued_grace_seconds)):
+            if job.status == JobStatus.running and job.attempts >= job.max_attempts:
+                if jobs.mark_redispatched(
+                    job,
+                    now,
+                    status=JobStatus.failed,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error="worker lost during the last allowed attempt",
+                ):
+                    report.failed.append(job.id)
+                continue
+            values: dict[str, Any] = {}
+            if job.status == JobStatus.running:
+                values = {
+                    "status": JobStatus.queued,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "error": "worker lost (lease expired); re-queued",
+                }
+            if jobs.mark_redispatched(job, now, **values):
+                send_after_commit(job.id, job.task)
+                report.requeued.append(job.id)
+        forget_job_counts()
     if report.requeued or report.failed:
         log.warning("jobs_swept", requeued=len(report.requeued), failed=len(report.failed))
     return report

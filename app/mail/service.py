@@ -15,8 +15,10 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app, render_template
 
 from app.config import INSTANCE_PATH
+from app.core.unit_of_work import unit_of_work
 from app.jobs.service import enqueue_task
 from app.logging import get_logger
+from app.users.service import checked_email
 
 log = get_logger("hearth.mail")
 SMTP_TIMEOUT_SECONDS = 10
@@ -103,3 +105,9 @@ def queue_email(to: str, template: str, context: dict[str, Any] | None = None, u
     """Queue an email in the current unit of work; it is sent once that commits.
     `user_id` is the account it is for (shown on the admin's jobs page)."""
     return enqueue_task(SEND_EMAIL_TASK, caused_by=user_id, to=to, template=template, context=context or {})
+
+
+def queue_test_email(address: str):
+    """Queue a test message to `address` (`flask mail test`), in a unit of work of its own."""
+    with unit_of_work():
+        return queue_email(checked_email(address), "test_message", {"address": address})

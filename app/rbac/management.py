@@ -8,6 +8,9 @@ One set of rules for the /admin/roles pages (the grid included) and the admin AP
   --restore` on the server writes built-in grants), so holding `roles:manage` alone can
   never disarm the administrators;
 - built-in roles cannot be deleted.
+
+Each change is one unit of work (app.core.unit_of_work) with its audit rows; the queries are
+app/rbac/repository.py.
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
-
 from app.audit.service import record
+from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from app.extensions import db
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS, ROLES
-from app.rbac.models import Permission, Role, user_roles
+from app.rbac.models import Permission, Role
+from app.rbac.repository import PermissionRepository, RoleRepository
 from app.rbac.service import permissions_of, sync_roles
 from app.users.models import User
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+
+permission_repository = PermissionRepository()
+role_repository = RoleRepository()
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ def _field_error(field: str, message: str) -> ValidationFailed:
 
 
 def get_role(name: str) -> Role:
-    role = db.session.scalar(select(Role).where(Role.name == name))
+    role = role_repository.find_by_name(name)
     if role is None:
         raise NotFound(f"No role named {name!r}.")
     return role
@@ -55,15 +60,7 @@ def get_role(name: str) -> Role:
 def member_count(role: Role) -> int:
     """Accounts holding the role, deleted ones left out (as in the list): deleting the role
     takes it from them too."""
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(user_roles)
-            .join(User, User.id == user_roles.c.user_id)
-            .where(user_roles.c.role_id == role.id, User.deleted_at.is_(None))
-        )
-        or 0
-    )
+    return role_repository.member_count(role.id)
 
 
 def can_edit(actor_permissions: frozenset[str], role: Role) -> bool:
@@ -89,27 +86,27 @@ def _check_grantable(actor_permissions: frozenset[str], permissions: Iterable[st
 
 def list_roles() -> list[RoleSummary]:
     """Every role with its member count: two queries whatever the number of roles."""
-    sync_roles(commit=False)  # built-in roles always show, even on a fresh database
-    counts = dict(
-        db.session.execute(
-            select(user_roles.c.role_id, func.count())
-            .join(User, User.id == user_roles.c.user_id)
-            .where(User.deleted_at.is_(None))
-            .group_by(user_roles.c.role_id)
-        ).all()
-    )
-    roles = db.session.scalars(select(Role).order_by(Role.name)).all()
-    db.session.commit()
-    return [RoleSummary(role, counts.get(role.id, 0)) for role in roles]
+    sync_roles()  # built-in roles always show, even on a fresh database
+    counts = role_repository.member_counts()
+    return [RoleSummary(role, counts.get(role.id, 0)) for role in role_repository.all()]
+
+
+def role_summary(name: str) -> RoleSummary:
+    """One role with the same member count as `list_roles` shows; NotFound if there is none."""
+    for summary in list_roles():
+        if summary.role.name == name:
+            return summary
+    raise NotFound(f"No role named {name!r}.")
 
 
 def _permissions(names: Iterable[str]) -> list[Permission]:
+    """The permissions named (the catalog's written first, in the caller's unit of work)."""
     wanted = sorted(set(names))
     unknown = [name for name in wanted if name not in PERMISSIONS]
     if unknown:
         raise _field_error("permissions", f"Unknown permission(s): {', '.join(unknown)}.")
-    sync_roles(commit=False)
-    found = {p.name: p for p in db.session.scalars(select(Permission).where(Permission.name.in_(wanted)))}
+    sync_roles()
+    found = {p.name: p for p in permission_repository.named(wanted)}
     return [found[name] for name in wanted]
 
 
@@ -117,19 +114,18 @@ def create_role(actor: User, name: str, description: str, permissions: Iterable[
     name = (name or "").strip().lower()
     if not ROLE_NAME.match(name):
         raise _field_error("name", "2–64 characters: lower-case letters, digits, '-' and '_', starting with a letter.")
-    if db.session.scalar(select(Role.id).where(Role.name == name)) is not None:
+    if role_repository.name_taken(name):
         raise _field_error("name", f"A role named {name!r} already exists.")
-    granted = _permissions(permissions)
-    _check_grantable(permissions_of(actor.id), (p.name for p in granted))
-    role = Role(name=name, description=(description or "").strip()[:200], permissions=granted)
-    db.session.add(role)
-    record(
-        "role_created",
-        actor_id=actor.id,
-        target=f"role:{name}",
-        after={"permissions": sorted(p.name for p in role.permissions), "description": role.description},
-    )
-    db.session.commit()
+    with unit_of_work():
+        granted = _permissions(permissions)
+        _check_grantable(permissions_of(actor.id), (p.name for p in granted))
+        role = role_repository.add(Role(name=name, description=(description or "").strip()[:200], permissions=granted))
+        record(
+            "role_created",
+            actor_id=actor.id,
+            target=f"role:{name}",
+            after={"permissions": sorted(p.name for p in role.permissions), "description": role.description},
+        )
     return role
 
 
@@ -139,43 +135,42 @@ def update_role(
     permissions: Iterable[str],
     description: str | None = None,
     *,
-    commit: bool = True,
     actor_permissions: frozenset[str] | None = None,
 ) -> Role:
-    """Replace the role's permissions (the checkbox grid) and, optionally, its description.
+    """Replace the role's permissions (the checkbox grid) and, optionally, its description:
+    one unit of work with its audit row (part of the caller's, as in `update_grid`).
 
     PermissionDenied when the role holds a permission the actor lacks; ValidationFailed for an
     unknown permission, a grant beyond the actor's own, or any reduction of the admin role."""
-    held = actor_permissions if actor_permissions is not None else permissions_of(actor.id)
-    _check_can_edit(held, role)
-    new_permissions = _permissions(permissions)
-    new_names = [p.name for p in new_permissions]
-    current = {p.name for p in role.permissions}
-    _check_grantable(held, set(new_names) - current)
-    removed = current - set(new_names)
-    if role.name == ADMIN_ROLE and removed:
-        raise _field_error(
-            "permissions",
-            "The built-in admin role always keeps every permission it has "
-            f"(not removed: {', '.join(sorted(removed))}).",
-        )
-    before = {"permissions": sorted(p.name for p in role.permissions), "description": role.description}
-    role.permissions = new_permissions
-    if description is not None:
-        role.description = description.strip()[:200]
-    after = {"permissions": new_names, "description": role.description}
-    changed = sorted(key for key in after if after[key] != before[key])
-    if changed:
-        record(
-            "role_updated",
-            actor_id=actor.id,
-            target=f"role:{role.name}",
-            before={key: before[key] for key in changed},
-            after={key: after[key] for key in changed},
-        )
-    if commit:
-        db.session.commit()
-    return role
+    with unit_of_work():
+        held = actor_permissions if actor_permissions is not None else permissions_of(actor.id)
+        _check_can_edit(held, role)
+        new_permissions = _permissions(permissions)
+        new_names = [p.name for p in new_permissions]
+        current = {p.name for p in role.permissions}
+        _check_grantable(held, set(new_names) - current)
+        removed = current - set(new_names)
+        if role.name == ADMIN_ROLE and removed:
+            raise _field_error(
+                "permissions",
+                "The built-in admin role always keeps every permission it has "
+                f"(not removed: {', '.join(sorted(removed))}).",
+            )
+        before = {"permissions": sorted(p.name for p in role.permissions), "description": role.description}
+        role.permissions = new_permissions
+        if description is not None:
+            role.description = description.strip()[:200]
+        after = {"permissions": new_names, "description": role.description}
+        changed = sorted(key for key in after if after[key] != before[key])
+        if changed:
+            record(
+                "role_updated",
+                actor_id=actor.id,
+                target=f"role:{role.name}",
+                before={key: before[key] for key in changed},
+                after={key: after[key] for key in changed},
+            )
+        return role
 
 
 def update_grid(actor: User, grants: dict[str, set[str]]) -> list[str]:
@@ -183,13 +178,13 @@ def update_grid(actor: User, grants: dict[str, set[str]]) -> list[str]:
     change is refused. Returns the names of the roles that changed."""
     held = permissions_of(actor.id)  # what the actor held before this save, not midway through it
     changed = []
-    for summary in list_roles():
-        role = summary.role
-        wanted = grants.get(role.name, set())
-        if wanted != {p.name for p in role.permissions}:
-            update_role(actor, role, wanted, commit=False, actor_permissions=held)
-            changed.append(role.name)
-    db.session.commit()
+    with unit_of_work():
+        for summary in list_roles():
+            role = summary.role
+            wanted = grants.get(role.name, set())
+            if wanted != {p.name for p in role.permissions}:
+                update_role(actor, role, wanted, actor_permissions=held)
+                changed.append(role.name)
     return changed
 
 
@@ -202,12 +197,12 @@ def delete_role(actor: User, role: Role, actor_permissions: frozenset[str] | Non
     members = member_count(role)
     if members:
         raise Conflict(f"{role.name!r} is held by {members} account(s): take it away from them first.")
-    record(
-        "role_deleted",
-        actor_id=actor.id,
-        target=f"role:{role.name}",
-        before={"permissions": sorted(p.name for p in role.permissions), "description": role.description},
-    )
-    db.session.execute(delete(user_roles).where(user_roles.c.role_id == role.id))  # deleted accounts' grants
-    db.session.delete(role)
-    db.session.commit()
+    with unit_of_work():
+        record(
+            "role_deleted",
+            actor_id=actor.id,
+            target=f"role:{role.name}",
+            before={"permissions": sorted(p.name for p in role.permissions), "description": role.description},
+        )
+        role_repository.remove_grants(role.id)  # deleted accounts' grants
+        role_repository.delete(role)

@@ -1,55 +1,57 @@
-"""Role sync, grants and permission checks."""
+"""Role sync, grants and permission checks. The queries are app/rbac/repository.py."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from app.cache import CacheKey, bump, cached, invalidate
+from app.core.unit_of_work import unit_of_work
 from app.errors import NotFound
-from app.extensions import db
 from app.rbac.catalog import PERMISSIONS, ROLES
-from app.rbac.models import Permission, Role, role_permissions, user_roles
+from app.rbac.models import Permission, Role
+from app.rbac.repository import PermissionRepository, RoleRepository
 from app.users.models import User
 
+permission_repository = PermissionRepository()
+role_repository = RoleRepository()
 
-def sync_roles(commit: bool = True, restore_grants: bool = False) -> None:
+
+def sync_roles(restore_grants: bool = False) -> None:
     """Write the catalog's permissions and built-in roles; idempotent, never removes anything.
+    A unit of work: inside a caller's unit it is part of it (flushed, so the rows have ids).
 
     Missing built-in roles are created with their catalog grants. An existing built-in role
     keeps what admins made of it, and only gains permissions new to the database (so a
     release that adds a permission grants it to `admin` without undoing anyone's edits).
     `restore_grants=True` (`flask roles sync --restore`) re-adds every catalog grant."""
-    permissions = {p.name: p for p in db.session.scalars(select(Permission))}
-    new_permissions = set()
-    for name, description in PERMISSIONS.items():
-        if name not in permissions:
-            permissions[name] = Permission(name=name, description=description)
-            db.session.add(permissions[name])
-            new_permissions.add(name)
-    roles = {r.name: r for r in db.session.scalars(select(Role))}
-    for name, (description, granted) in ROLES.items():
-        role = roles.get(name)
-        if role is None:
-            role = Role(name=name, description=description)
-            db.session.add(role)
-            to_grant = granted
-        else:
-            to_grant = granted if restore_grants else granted & new_permissions
-        have = {p.name for p in role.permissions}
-        role.permissions.extend(permissions[p] for p in sorted(to_grant - have))
-    if commit:
-        db.session.commit()
-    else:
-        db.session.flush()
+    with unit_of_work() as session:
+        by_name = {p.name: p for p in permission_repository.all()}
+        new_permissions = set()
+        for name, description in PERMISSIONS.items():
+            if name not in by_name:
+                by_name[name] = permission_repository.add(Permission(name=name, description=description))
+                new_permissions.add(name)
+        existing = {r.name: r for r in role_repository.all()}
+        for name, (description, granted) in ROLES.items():
+            role = existing.get(name)
+            if role is None:
+                role = role_repository.add(Role(name=name, description=description))
+                to_grant = granted
+            else:
+                to_grant = granted if restore_grants else granted & new_permissions
+            have = {p.name for p in role.permissions}
+            role.permissions.extend(by_name[p] for p in sorted(to_grant - have))
+        session.flush()
 
 
 def role_named(name: str) -> Role:
-    """The role called `name`; built-in roles are written on first use if they are missing."""
-    role = db.session.scalar(select(Role).where(Role.name == name))
+    """The role called `name`; built-in roles are written on first use if they are missing
+    (in the caller's unit of work, if it has one)."""
+    role = role_repository.find_by_name(name)
     if role is None and name in ROLES:
-        sync_roles(commit=False)  # part of the caller's unit of work
-        role = db.session.scalar(select(Role).where(Role.name == name))
+        sync_roles()
+        role = role_repository.find_by_name(name)
     if role is None:
         raise NotFound(f"No role named {name!r}.")
     return role
@@ -81,24 +83,12 @@ def forget_all_permissions() -> None:
 
 
 def _query_permissions(user_id: int) -> frozenset[str]:
-    rows = db.session.scalars(
-        select(Permission.name)
-        .join(role_permissions, role_permissions.c.permission_id == Permission.id)
-        .join(user_roles, user_roles.c.role_id == role_permissions.c.role_id)
-        .where(user_roles.c.user_id == user_id)
-    )
-    return frozenset(rows)
+    return permission_repository.names_held_by(user_id)
 
 
 def role_names_of(user_id: int) -> list[str]:
-    return list(
-        db.session.scalars(
-            select(Role.name)
-            .join(user_roles, user_roles.c.role_id == Role.id)
-            .where(user_roles.c.user_id == user_id)
-            .order_by(Role.name)
-        )
-    )
+    """The names of the user's roles, sorted."""
+    return role_repository.names_held_by(user_id)
 
 
 @event.listens_for(Session, "before_flush")

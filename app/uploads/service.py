@@ -23,23 +23,25 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.auth.guards import ensure_owner_or
 from app.cache import CacheKey, bump, cached
 from app.core.database import utcnow
-from app.core.repository import Page, Repository
+from app.core.pagination import Page, paginate
+from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.extensions import db
 from app.jobs.service import enqueue_task
 from app.storage import PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
 from app.uploads import sandbox
 from app.uploads.models import Upload, UploadStatus
+from app.uploads.repository import UploadRepository, upload_list_statement
 from app.uploads.sniff import SNIFF_BYTES, matches
 from app.users.models import User
+from app.users.repository import UserRepository
 
 if TYPE_CHECKING:
     from app.jobs.models import Job
@@ -51,6 +53,9 @@ THUMBNAIL_SIZE = sandbox.THUMBNAIL_SIZE
 MB = 1024 * 1024
 
 PROCESS_UPLOAD_TASK = "tasks.uploads.process_upload"  # queued by name: tasks.uploads imports this module
+
+uploads = UploadRepository()
+users = UserRepository()
 
 
 def _settings():
@@ -70,15 +75,8 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 
 def used_bytes(user_id: int) -> int:
-    live = (UploadStatus.pending, UploadStatus.uploaded, UploadStatus.processing, UploadStatus.ready)
-    return (
-        db.session.scalar(
-            select(func.coalesce(func.sum(func.coalesce(Upload.size, Upload.declared_size)), 0)).where(
-                Upload.user_id == user_id, Upload.status.in_(live)
-            )
-        )
-        or 0
-    )
+    """What counts against the user's quota, in bytes."""
+    return uploads.used_bytes(user_id)
 
 
 def staging_key(upload: Upload) -> str:
@@ -124,38 +122,32 @@ def request_upload(user_id: int, filename: str, content_type: str, size: int, ki
         key=f"users/{user_id}/{kind}/{upload_id}/{key_segment(name)}",
         details={},
     )
-    db.session.add(upload)
     expires_in = _settings().upload_url_ttl_seconds
-    post = get_storage().presign_upload(staging_key(upload), content_type, size, expires_in)
-    record("upload_requested", actor_id=user_id, subject_id=user_id, upload=upload_id, kind=kind)
-    db.session.commit()
+    with unit_of_work():
+        uploads.add(upload)
+        post = get_storage().presign_upload(staging_key(upload), content_type, size, expires_in)
+        record("upload_requested", actor_id=user_id, subject_id=user_id, upload=upload_id, kind=kind)
     return UploadTicket(upload, post, expires_in)
 
 
 def _reject(upload: Upload, reason: str) -> Upload:
-    get_storage().delete(upload.key)
-    if upload.thumbnail_key:
-        get_storage().delete(upload.thumbnail_key)
-        upload.thumbnail_key = None
-    upload.status = UploadStatus.rejected
-    upload.error = reason
-    record("upload_rejected", subject_id=upload.user_id, upload=upload.id, reason=reason)
-    db.session.commit()
+    """Delete the file (and any thumbnail) and mark the upload `rejected` with the reason."""
+    with unit_of_work():
+        get_storage().delete(upload.key)
+        if upload.thumbnail_key:
+            get_storage().delete(upload.thumbnail_key)
+            upload.thumbnail_key = None
+        upload.status = UploadStatus.rejected
+        upload.error = reason
+        record("upload_rejected", subject_id=upload.user_id, upload=upload.id, reason=reason)
     return upload
 
 
 def _claim_pending(upload: Upload) -> None:
-    """Hold the upload for this confirmation until it commits: a write to the row, only while
-    it is `pending`, locks it (row lock on PostgreSQL, the write lock on SQLite), so a second
-    confirmation waits and then finds it no longer pending."""
-    claimed = db.session.execute(
-        update(Upload)
-        .where(Upload.id == upload.id, Upload.status == UploadStatus.pending)
-        .values(updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
-        db.session.rollback()
+    """Hold the upload for this confirmation until its unit of work ends: a write to the row,
+    only while it is `pending`, locks it (row lock on PostgreSQL, the write lock on SQLite), so
+    a second confirmation waits and then finds it no longer pending. Call it inside a unit."""
+    if not uploads.claim_pending(upload.id):
         raise Conflict("This upload is no longer pending.")
 
 
@@ -163,28 +155,27 @@ def confirm(upload: Upload) -> Upload:
     """Move what arrived to the final key and check it there; queue processing, or reject and delete it."""
     if upload.status != UploadStatus.pending:
         raise Conflict(f"This upload is already {upload.status}.")
-    _claim_pending(upload)
-    storage = get_storage()
-    # Checked and served from a key no presigned POST can write. Without a staging object, a
-    # final object is one an interrupted confirmation already moved (or an upload presigned
-    # before staging keys existed).
-    storage.move(staging_key(upload), upload.key)
-    info = storage.head(upload.key)
-    if info is None:
-        db.session.rollback()
-        raise Conflict("Nothing has been uploaded for this upload yet.")
-    max_bytes, _ = limits(upload.kind)
-    if info.size > max_bytes:
-        return _reject(upload, f"The file is larger than {max_bytes // MB} MB.")
-    if info.size != upload.declared_size:
-        return _reject(upload, f"The file has {info.size} bytes, not the {upload.declared_size} declared.")
-    if not matches(upload.content_type, storage.read(upload.key, SNIFF_BYTES)):
-        return _reject(upload, f"The file's content is not {upload.content_type}.")
-    upload.size = info.size
-    upload.status = UploadStatus.uploaded
-    enqueue_task(PROCESS_UPLOAD_TASK, caused_by=upload.user_id, upload_id=upload.id)
-    record("upload_confirmed", subject_id=upload.user_id, upload=upload.id)
-    db.session.commit()
+    with unit_of_work():
+        _claim_pending(upload)
+        storage = get_storage()
+        # Checked and served from a key no presigned POST can write. Without a staging object, a
+        # final object is one an interrupted confirmation already moved (or an upload presigned
+        # before staging keys existed).
+        storage.move(staging_key(upload), upload.key)
+        info = storage.head(upload.key)
+        if info is None:
+            raise Conflict("Nothing has been uploaded for this upload yet.")
+        max_bytes, _ = limits(upload.kind)
+        if info.size > max_bytes:
+            return _reject(upload, f"The file is larger than {max_bytes // MB} MB.")
+        if info.size != upload.declared_size:
+            return _reject(upload, f"The file has {info.size} bytes, not the {upload.declared_size} declared.")
+        if not matches(upload.content_type, storage.read(upload.key, SNIFF_BYTES)):
+            return _reject(upload, f"The file's content is not {upload.content_type}.")
+        upload.size = info.size
+        upload.status = UploadStatus.uploaded
+        enqueue_task(PROCESS_UPLOAD_TASK, caused_by=upload.user_id, upload_id=upload.id)
+        record("upload_confirmed", subject_id=upload.user_id, upload=upload.id)
     return upload
 
 
@@ -216,40 +207,43 @@ def process(upload_id: str, progress: Callable[[int, str], None] | None = None) 
     """Extract metadata (and thumbnails for images); idempotent, so a re-run is harmless.
     `progress(percent, message)` hears how far it got."""
     report = progress or (lambda percent, message: None)
-    upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.status in (UploadStatus.ready, UploadStatus.rejected):
-        return
-    upload.status = UploadStatus.processing
-    db.session.commit()
+    # A unit of its own, committed before the slow part: the admin sees `processing` while it
+    # runs, and it stays recorded when processing fails (the retry, or `mark_failed` once the
+    # job gives up, takes it from there).
+    with unit_of_work():
+        upload = uploads.get(upload_id)
+        if upload is None or upload.status in (UploadStatus.ready, UploadStatus.rejected):
+            return
+        upload.status = UploadStatus.processing
     report(10, "reading the file")
     details: dict[str, Any] = {"content_type": upload.content_type, "size": upload.size}
-    try:
-        if upload.kind == "avatar" or upload.content_type.startswith("image/"):
-            data = get_storage().read(upload.key)
-            report(40, "stripping metadata and making the thumbnail")
-            details |= _image_details(upload, data)
-        elif upload.content_type == "application/pdf":
-            data = get_storage().read(upload.key)
-            report(40, "counting pages")
-            details |= _pdf_details(data)
-    except sandbox.Refused as refusal:
-        # Final, not retried: the same file would be refused again.
-        _reject(upload, str(refusal))
-        return
-    report(90, "saving")
-    upload.details = details
-    upload.status = UploadStatus.ready
-    upload.error = None
-    db.session.commit()
+    with unit_of_work():
+        try:
+            if upload.kind == "avatar" or upload.content_type.startswith("image/"):
+                data = get_storage().read(upload.key)
+                report(40, "stripping metadata and making the thumbnail")
+                details |= _image_details(upload, data)
+            elif upload.content_type == "application/pdf":
+                data = get_storage().read(upload.key)
+                report(40, "counting pages")
+                details |= _pdf_details(data)
+        except sandbox.Refused as refusal:
+            # Final, not retried: the same file would be refused again.
+            _reject(upload, str(refusal))
+            return
+        report(90, "saving")
+        upload.details = details
+        upload.status = UploadStatus.ready
+        upload.error = None
 
 
 def mark_failed(upload_id: str, reason: str) -> None:
     """Called when the processing job gives up: never leave an upload stuck in `processing`."""
-    upload = db.session.get(Upload, upload_id)
-    if upload is not None and upload.status in (UploadStatus.uploaded, UploadStatus.processing):
-        upload.status = UploadStatus.failed
-        upload.error = reason[:500]
-        db.session.commit()
+    with unit_of_work():
+        upload = uploads.get(upload_id)
+        if upload is not None and upload.status in (UploadStatus.uploaded, UploadStatus.processing):
+            upload.status = UploadStatus.failed
+            upload.error = reason[:500]
 
 
 REPROCESSABLE = frozenset({UploadStatus.failed, UploadStatus.ready, UploadStatus.uploaded, UploadStatus.processing})
@@ -259,20 +253,20 @@ def reprocess(actor_id: int, upload: Upload) -> Job:
     """Run processing again (after a fix, or to rebuild thumbnails); audited."""
     if upload.status not in REPROCESSABLE:
         raise Conflict(f"A {upload.status} upload has no confirmed file to process.")
-    before = upload.status
-    upload.status = UploadStatus.uploaded
-    upload.error = None
-    job = enqueue_task(PROCESS_UPLOAD_TASK, caused_by=upload.user_id, upload_id=upload.id)
-    record(
-        "upload_reprocessed",
-        actor_id=actor_id,
-        subject_id=upload.user_id,
-        target=f"upload:{upload.id}",
-        before={"status": before},
-        after={"status": UploadStatus.uploaded.value},
-        job=job.id,
-    )
-    db.session.commit()
+    with unit_of_work():
+        before = upload.status
+        upload.status = UploadStatus.uploaded
+        upload.error = None
+        job = enqueue_task(PROCESS_UPLOAD_TASK, caused_by=upload.user_id, upload_id=upload.id)
+        record(
+            "upload_reprocessed",
+            actor_id=actor_id,
+            subject_id=upload.user_id,
+            target=f"upload:{upload.id}",
+            before={"status": before},
+            after={"status": UploadStatus.uploaded.value},
+            job=job.id,
+        )
     return job
 
 
@@ -283,7 +277,7 @@ def get_owned_upload(owner_id: int, upload_id: str) -> Upload:
     """The upload if `owner_id` owns it, whatever anyone's permissions: only the owner confirms
     an upload or makes it an avatar. NotFound otherwise, the same for someone else's upload as
     for a missing one (ids can't be probed)."""
-    upload = db.session.get(Upload, upload_id)
+    upload = uploads.get(upload_id)
     if upload is None or upload.user_id != owner_id:
         raise NotFound()
     return upload
@@ -291,34 +285,32 @@ def get_owned_upload(owner_id: int, upload_id: str) -> Upload:
 
 def load_upload(upload_id: str, permission: str) -> Upload:
     """The upload if the actor owns it or holds `permission`; 404 otherwise (ids can't be probed)."""
-    upload = db.session.get(Upload, upload_id)
+    upload = uploads.get(upload_id)
     if upload is None:
         raise NotFound()
     ensure_owner_or(permission, upload.user_id)
     return upload
 
 
-def list_uploads(user_id: int | None, kind: str | None, status: str | None, page: int, per_page: int) -> Page:
-    return Repository().paginate(upload_list_statement(kind, status, user_id=user_id), page, per_page)
+def get_upload(upload_id: str) -> Upload:
+    """Any upload by id, for the admin pages (whose route checks the permission); NotFound if missing."""
+    upload = uploads.get(upload_id)
+    if upload is None:
+        raise NotFound(f"No upload with id {upload_id}.")
+    return upload
 
 
-def upload_list_statement(
-    kind: str | None, status: str | None, *, user_id: int | None = None, owner: str | None = None
-):
-    """Uploads newest first, by kind and status; `user_id` keeps one owner's, `owner` matches
-    the owner's email (or part of it) for the admin."""
-    statement = select(Upload)
-    if user_id is not None:
-        statement = statement.where(Upload.user_id == user_id)
-    if kind:
-        statement = statement.where(Upload.kind == kind)
-    if status:
-        statement = statement.where(Upload.status == status)
-    if owner:
-        statement = statement.where(
-            Upload.user_id.in_(select(User.id).where(User.email.like(f"%{owner.strip().lower()}%")))
-        )
-    return statement.order_by(Upload.created_at.desc(), Upload.id)
+def owner_of(upload: Upload) -> User | None:
+    """The account the upload belongs to."""
+    return users.get(upload.user_id)
+
+
+def list_uploads(
+    user_id: int | None, kind: str | None, status: str | None, page: int, per_page: int, *, owner: str | None = None
+) -> Page[Upload]:
+    """One page of uploads, newest first, by kind and status; `user_id` keeps one owner's,
+    `owner` matches the owner's email (or part of it) for the admin."""
+    return paginate(upload_list_statement(kind, status, user_id=user_id, owner=owner), page, per_page)
 
 
 UPLOAD_TOTALS = "uploads"
@@ -344,13 +336,10 @@ def _forget_changed_uploads(session: Session, flush_context, instances) -> None:
 def _count_totals() -> tuple[dict[str, int], int]:
     counts = dict.fromkeys(UploadStatus.__members__, 0)
     stored = 0
-    rows = db.session.execute(
-        select(Upload.status, func.count(), func.coalesce(func.sum(Upload.size), 0)).group_by(Upload.status)
-    ).all()
-    for status, count, size in rows:
+    for status, count, size in uploads.count_and_size_by_status():
         counts[status] = count
         if status != UploadStatus.rejected:
-            stored += int(size or 0)
+            stored += size
     return counts, stored
 
 
@@ -367,20 +356,21 @@ def thumbnail_url(upload: Upload) -> str | None:
 
 
 def delete_upload(actor_id: int, upload: Upload) -> None:
+    """Remove the upload's objects, then its row (audited)."""
     storage = get_storage()
     storage.delete(staging_key(upload))
     storage.delete(upload.key)
     if upload.thumbnail_key:
         storage.delete(upload.thumbnail_key)
-    record(
-        "upload_deleted",
-        actor_id=actor_id,
-        subject_id=upload.user_id,
-        target=f"upload:{upload.id}",
-        before={"filename": upload.filename, "status": upload.status, "size": upload.size},
-    )
-    db.session.delete(upload)
-    db.session.commit()
+    with unit_of_work():
+        record(
+            "upload_deleted",
+            actor_id=actor_id,
+            subject_id=upload.user_id,
+            target=f"upload:{upload.id}",
+            before={"filename": upload.filename, "status": upload.status, "size": upload.size},
+        )
+        uploads.delete(upload)
 
 
 def cleanup_pending() -> int:
@@ -388,15 +378,13 @@ def cleanup_pending() -> int:
     every staging object older than that (its policy has expired: a POST replayed after
     confirmation, or sent for an upload since deleted, lands there and is never served)."""
     cutoff = utcnow() - PENDING_MAX_AGE
-    stale = db.session.scalars(
-        select(Upload).where(Upload.status == UploadStatus.pending, Upload.created_at < cutoff).limit(500)
-    ).all()
     storage = get_storage()
-    for upload in stale:
-        storage.delete(staging_key(upload))
-        storage.delete(upload.key)
-        db.session.delete(upload)
-    db.session.commit()
+    with unit_of_work():
+        stale = uploads.stale_pending(cutoff, limit=500)
+        for upload in stale:
+            storage.delete(staging_key(upload))
+            storage.delete(upload.key)
+            uploads.delete(upload)
     storage.purge(STAGING_PREFIX, cutoff)
     return len(stale)
 
@@ -410,25 +398,19 @@ def set_avatar(user, upload_id: str | None) -> None:
             raise _invalid("upload_id", "Choose one of your own images.") from None
         if upload.status != UploadStatus.ready or not upload.thumbnail_key:
             raise _invalid("upload_id", "Only a processed image can be an avatar.")
-    user.avatar_upload_id = upload_id
-    record("avatar_changed", actor_id=user.id, subject_id=user.id)
-    db.session.commit()
+    with unit_of_work():
+        user.avatar_upload_id = upload_id
+        record("avatar_changed", actor_id=user.id, subject_id=user.id)
 
 
 def avatar_url(user) -> str | None:
     """A short-lived URL of the user's avatar thumbnail, or None."""
     if not getattr(user, "avatar_upload_id", None):
         return None
-    upload = db.session.get(Upload, user.avatar_upload_id)
+    upload = uploads.get(user.avatar_upload_id)
     return thumbnail_url(upload) if upload is not None else None
 
 
 def avatar_choices(user_id: int) -> list[Upload]:
-    return list(
-        db.session.scalars(
-            select(Upload)
-            .where(Upload.user_id == user_id, Upload.status == UploadStatus.ready, Upload.thumbnail_key.is_not(None))
-            .order_by(Upload.created_at.desc())
-            .limit(50)
-        )
-    )
+    """The user's processed images, newest first (50 at most): what can be an avatar."""
+    return uploads.avatar_choices(user_id, limit=50)

@@ -23,14 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from app.cache import CacheKey, bump, cached, invalidate
 from app.core.pagination import Page, paginate
-from app.extensions import db
 from app.users.models import User
-from app.users.repository import user_list_statement
+from app.users.repository import UserRepository, user_list_statement
 
 T = TypeVar("T")
 
@@ -55,6 +54,8 @@ NOT_LISTED = frozenset(
 )
 # What `token_accepted` caches.
 SIGN_IN_COLUMNS = frozenset({"is_active_account", "deleted_at", "session_epoch"})
+
+users = UserRepository()
 
 
 def user_profile(user_id: int, serialize: Callable[[User], Any], load: Callable[[int], User]) -> Any:
@@ -91,9 +92,7 @@ def token_accepted(user_id: int, epoch: object) -> bool:
 
 
 def _token_state(user_id: int) -> tuple[bool, int] | None:
-    row = db.session.execute(
-        select(User.is_active_account, User.deleted_at, User.session_epoch).where(User.id == user_id)
-    ).first()
+    row = users.sign_in_state(user_id)
     if row is None:
         return None
     return (bool(row.is_active_account) and row.deleted_at is None, row.session_epoch)

@@ -12,25 +12,33 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from flask import current_app
+from sqlalchemy import Select
 
 from app.audit.service import record
 from app.auth.accounts import send_password_reset_link
 from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
+from app.core.pagination import Page, paginate
+from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
-from app.extensions import db
 from app.rbac.catalog import ADMIN_ROLE
-from app.rbac.models import Role, user_roles
+from app.rbac.models import Role
 from app.rbac.service import permissions_of, role_named
 from app.users.cache import dashboard_counts
 from app.users.models import User
+from app.users.repository import SORTABLE, UserRepository, user_list_statement
+
+users = UserRepository()
+STATUSES = ("active", "disabled", "deleted", "all")
+LIST_STATEMENTS = "hearth.user_list_statements"  # app.extensions: filters → statement
 
 
 def get_user(user_id: int, include_deleted: bool = False) -> User:
-    user = db.session.get(User, user_id)
+    user = users.get(user_id)
     if user is None or (user.deleted_at is not None and not include_deleted):
         raise NotFound(f"No user with id {user_id}.")
     return user
@@ -47,14 +55,7 @@ def _check_can_manage(actor_permissions: frozenset[str], user: User) -> None:
 
 def active_admin_ids() -> set[int]:
     """Accounts that can still administer the site: active, not deleted, holding the admin role."""
-    return set(
-        db.session.scalars(
-            select(User.id)
-            .join(user_roles, user_roles.c.user_id == User.id)
-            .join(Role, Role.id == user_roles.c.role_id)
-            .where(Role.name == ADMIN_ROLE, User.is_active_account.is_(True), User.deleted_at.is_(None))
-        )
-    )
+    return users.active_admin_ids()
 
 
 def _keep_an_admin(user: User, change: str) -> None:
@@ -92,58 +93,63 @@ def update_user(
     roles: list[str] | None = None,
     email_verified: bool | None = None,
 ) -> User:
-    """Apply every change or none: all checks run before anything is written."""
-    _check_can_manage(actor_permissions, user)
-    before = _snapshot(user)
-    new_roles = None
-    if roles is not None:
-        if "roles:manage" not in actor_permissions:
-            raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
-        new_roles = _roles_named(roles)
-        added = {role.name for role in new_roles} - set(user.role_names)
-        beyond = {p.name for role in new_roles if role.name in added for p in role.permissions} - actor_permissions
-        if beyond:
-            raise PermissionDenied(
-                f"Granting that role would give permissions you do not hold: {', '.join(sorted(beyond))}."
+    """Apply every change or none, in one unit of work: all checks run before anything is written."""
+    with unit_of_work():
+        _check_can_manage(actor_permissions, user)
+        before = _snapshot(user)
+        new_roles = None
+        if roles is not None:
+            if "roles:manage" not in actor_permissions:
+                raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
+            new_roles = _roles_named(roles)
+            added = {role.name for role in new_roles} - set(user.role_names)
+            beyond = {p.name for role in new_roles if role.name in added for p in role.permissions} - actor_permissions
+            if beyond:
+                raise PermissionDenied(
+                    f"Granting that role would give permissions you do not hold: {', '.join(sorted(beyond))}."
+                )
+            losing_admin = ADMIN_ROLE in user.role_names and ADMIN_ROLE not in {role.name for role in new_roles}
+            if losing_admin and user.id == actor.id:
+                raise Conflict("You cannot remove your own admin role.")
+            if losing_admin:
+                _keep_an_admin(user, "removing their admin role")
+        if is_active is False and user.is_active_account:
+            if user.id == actor.id:
+                raise Conflict("You cannot disable your own account.")
+            _keep_an_admin(user, "disabling them")
+        if display_name is not None:
+            if not display_name.strip():
+                raise ValidationFailed(
+                    "The display name cannot be empty.",
+                    errors=[
+                        {
+                            "field": "display_name",
+                            "location": "body",
+                            "message": "Cannot be empty.",
+                            "type": "value_error",
+                        }
+                    ],
+                )
+            user.display_name = display_name.strip()
+        if new_roles is not None:
+            user.roles = new_roles
+        if email_verified is not None and email_verified != (user.email_verified_at is not None):
+            user.email_verified_at = utcnow() if email_verified else None
+        if is_active is not None and is_active != user.is_active_account:
+            user.is_active_account = is_active
+            if not is_active:
+                sign_out_everywhere(user, reason="disabled", actor_id=actor.id)
+        after = _snapshot(user)
+        changed = {key for key in after if after[key] != before[key]}
+        if changed:
+            event = _event_for(changed, after)
+            record(
+                event,
+                actor_id=actor.id,
+                subject_id=user.id,
+                before={key: before[key] for key in sorted(changed)},
+                after={key: after[key] for key in sorted(changed)},
             )
-        losing_admin = ADMIN_ROLE in user.role_names and ADMIN_ROLE not in {role.name for role in new_roles}
-        if losing_admin and user.id == actor.id:
-            raise Conflict("You cannot remove your own admin role.")
-        if losing_admin:
-            _keep_an_admin(user, "removing their admin role")
-    if is_active is False and user.is_active_account:
-        if user.id == actor.id:
-            raise Conflict("You cannot disable your own account.")
-        _keep_an_admin(user, "disabling them")
-    if display_name is not None:
-        if not display_name.strip():
-            raise ValidationFailed(
-                "The display name cannot be empty.",
-                errors=[
-                    {"field": "display_name", "location": "body", "message": "Cannot be empty.", "type": "value_error"}
-                ],
-            )
-        user.display_name = display_name.strip()
-    if new_roles is not None:
-        user.roles = new_roles
-    if email_verified is not None and email_verified != (user.email_verified_at is not None):
-        user.email_verified_at = utcnow() if email_verified else None
-    if is_active is not None and is_active != user.is_active_account:
-        user.is_active_account = is_active
-        if not is_active:
-            sign_out_everywhere(user, reason="disabled", commit=False, actor_id=actor.id)
-    after = _snapshot(user)
-    changed = {key for key in after if after[key] != before[key]}
-    if changed:
-        event = _event_for(changed, after)
-        record(
-            event,
-            actor_id=actor.id,
-            subject_id=user.id,
-            before={key: before[key] for key in sorted(changed)},
-            after={key: after[key] for key in sorted(changed)},
-        )
-    db.session.commit()
     return user
 
 
@@ -160,40 +166,76 @@ def _event_for(changed: set[str], after: dict[str, Any]) -> str:
 
 def delete_user(actor: User, actor_permissions: frozenset[str], user: User) -> None:
     """Soft delete: the row stays for the audit trail; sign-in, sessions and tokens end."""
-    _check_can_manage(actor_permissions, user)
-    if user.id == actor.id:
-        raise Conflict("You cannot delete your own account here.")
-    _keep_an_admin(user, "deleting them")
-    user.deleted_at = utcnow()
-    user.is_active_account = False
-    record("user_deleted", actor_id=actor.id, subject_id=user.id, before={"email": user.email})
-    sign_out_everywhere(user, reason="deleted", commit=False, actor_id=actor.id)
-    db.session.commit()
+    with unit_of_work():
+        _check_can_manage(actor_permissions, user)
+        if user.id == actor.id:
+            raise Conflict("You cannot delete your own account here.")
+        _keep_an_admin(user, "deleting them")
+        user.deleted_at = utcnow()
+        user.is_active_account = False
+        record("user_deleted", actor_id=actor.id, subject_id=user.id, before={"email": user.email})
+        sign_out_everywhere(user, reason="deleted", actor_id=actor.id)
 
 
 def force_sign_out(actor: User, actor_permissions: frozenset[str], user: User) -> None:
     """End every browser session and revoke every access and refresh token the user holds."""
-    _check_can_manage(actor_permissions, user)
-    before = user.session_epoch
-    sign_out_everywhere(user, reason="admin", commit=False, actor_id=actor.id)
-    record(
-        "user_signed_out_by_admin",
-        actor_id=actor.id,
-        subject_id=user.id,
-        before={"session_epoch": before},
-        after={"session_epoch": user.session_epoch},
-    )
-    db.session.commit()
+    with unit_of_work():
+        _check_can_manage(actor_permissions, user)
+        before = user.session_epoch
+        sign_out_everywhere(user, reason="admin", actor_id=actor.id)
+        record(
+            "user_signed_out_by_admin",
+            actor_id=actor.id,
+            subject_id=user.id,
+            before={"session_epoch": before},
+            after={"session_epoch": user.session_epoch},
+        )
 
 
 def send_password_reset(actor: User, actor_permissions: frozenset[str], user: User) -> None:
     """Email the user a reset link (the admin never sees or sets the password)."""
-    _check_can_manage(actor_permissions, user)
-    if not user.is_active:
-        raise Conflict("The account is disabled: enable it before sending a reset link.")
-    send_password_reset_link(user)
-    record("password_reset_sent_by_admin", actor_id=actor.id, subject_id=user.id)
-    db.session.commit()
+    with unit_of_work():
+        _check_can_manage(actor_permissions, user)
+        if not user.is_active:
+            raise Conflict("The account is disabled: enable it before sending a reset link.")
+        send_password_reset_link(user)
+        record("password_reset_sent_by_admin", actor_id=actor.id, subject_id=user.id)
+
+
+# Lists -------------------------------------------------------------------------------------
+
+
+def _list_statement(filters: dict[str, Any]) -> Select:
+    """`user_list_statement(**filters)`, built once per app for each combination of the
+    validated filters (status, verified, sort: about a hundred): building it costs more than
+    running it from SQLAlchemy's compiled cache, and statements are immutable, so one serves
+    every request. A search or a role (free text from the query string) is built each time."""
+    if filters["sort"].lstrip("-") not in SORTABLE:
+        raise ValidationFailed(f"Users cannot be sorted by {filters['sort']!r}.")
+    if filters["q"] is not None or filters["role"] is not None:
+        return user_list_statement(**filters)
+    built = current_app.extensions.setdefault(LIST_STATEMENTS, {})
+    key = tuple(sorted(filters.items()))
+    statement = built.get(key)
+    if statement is None:
+        statement = built[key] = user_list_statement(**filters)
+    return statement
+
+
+def list_users(filters: dict[str, Any], page: int, per_page: int) -> Page[User]:
+    """One page of the users matching `filters` (q, role, status, verified, sort: the
+    arguments of app.users.repository.user_list_statement)."""
+    return paginate(_list_statement(filters), page, per_page)
+
+
+def role_names() -> list[str]:
+    """Every role's name, sorted (for filters and role pickers)."""
+    return users.role_names()
+
+
+def list_roles() -> list[Role]:
+    """Every role with its permissions, by name."""
+    return users.roles()
 
 
 # Bulk actions ------------------------------------------------------------------------------
@@ -218,17 +260,17 @@ def _users_by_ids(user_ids: Iterable[int]) -> list[User]:
     ids = sorted({int(user_id) for user_id in user_ids})
     if not ids:
         raise ValidationFailed("Select at least one user.")
-    return list(db.session.scalars(select(User).where(User.id.in_(ids), User.deleted_at.is_(None)).order_by(User.id)))
+    return users.live_by_ids(ids)
 
 
-def _bulk(users: list[User], change) -> BulkOutcome:
-    """Each user in its own unit of work: one refusal does not undo the others."""
+def _bulk(selected: list[User], change) -> BulkOutcome:
+    """Each user in its own unit of work (`change` opens it, and this runs in none): a refusal
+    rolls back only that user's change, never the others'."""
     outcome = BulkOutcome()
-    for user in users:
+    for user in selected:
         try:
             change(user)
         except DomainError as error:
-            db.session.rollback()
             outcome.skipped.append((user, error.detail))
         else:
             outcome.changed.append(user)
@@ -236,8 +278,8 @@ def _bulk(users: list[User], change) -> BulkOutcome:
 
 
 def bulk_disable(actor: User, actor_permissions: frozenset[str], user_ids: Iterable[int]) -> BulkOutcome:
-    users = [user for user in _users_by_ids(user_ids) if user.is_active_account]
-    return _bulk(users, lambda user: update_user(actor, actor_permissions, user, is_active=False))
+    selected = [user for user in _users_by_ids(user_ids) if user.is_active_account]
+    return _bulk(selected, lambda user: update_user(actor, actor_permissions, user, is_active=False))
 
 
 def bulk_assign_role(
@@ -248,8 +290,10 @@ def bulk_assign_role(
     if not role_name:
         raise ValidationFailed("Choose a role to assign.")
     _roles_named([role_name])  # a clear error before touching anyone
-    users = [user for user in _users_by_ids(user_ids) if role_name not in user.role_names]
-    return _bulk(users, lambda user: update_user(actor, actor_permissions, user, roles=[*user.role_names, role_name]))
+    selected = [user for user in _users_by_ids(user_ids) if role_name not in user.role_names]
+    return _bulk(
+        selected, lambda user: update_user(actor, actor_permissions, user, roles=[*user.role_names, role_name])
+    )
 
 
 # Export ------------------------------------------------------------------------------------
@@ -258,15 +302,15 @@ EXPORT_COLUMNS = ("id", "email", "display_name", "status", "roles", "email_verif
 EXPORT_BATCH = 500
 
 
-def export_csv(statement: Select) -> Iterator[str]:
-    """The filtered user list as CSV, streamed: rows are fetched in batches of EXPORT_BATCH
-    from a server-side cursor and written out one chunk per batch, never all in memory."""
+def export_csv(filters: dict[str, Any]) -> Iterator[str]:
+    """The user list for `filters` (as `list_users`) as CSV, streamed: rows are fetched in
+    batches of EXPORT_BATCH from a server-side cursor and written out one chunk per batch,
+    never all in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
     yield buffer.getvalue()
-    result = db.session.execute(statement.execution_options(yield_per=EXPORT_BATCH))
-    for batch in result.scalars().partitions():
+    for batch in users.stream(_list_statement(filters), EXPORT_BATCH):
         buffer.seek(0)
         buffer.truncate()
         for user in batch:
@@ -300,27 +344,14 @@ def counts_by_status() -> dict[str, int]:
 
 
 def _count_by_status() -> dict[str, int]:
-    from sqlalchemy import case, func
-
-    status = case(
-        (User.deleted_at.is_not(None), "deleted"), (User.is_active_account.is_(False), "disabled"), else_="active"
-    )
     counts = dict.fromkeys(("active", "disabled", "deleted"), 0)
-    for name, count in db.session.execute(select(status, func.count()).group_by(status)).all():
-        counts[name] = count
-    counts["unverified"] = (
-        db.session.scalar(select(func.count()).where(User.email_verified_at.is_(None), User.deleted_at.is_(None))) or 0
-    )
+    counts.update(users.count_by_status())
+    counts["unverified"] = users.count_unverified()
     return counts
 
 
 def signups_since(days: int) -> int:
-    from datetime import timedelta
-
-    from sqlalchemy import func
-
     def count() -> dict[str, int]:
-        since = utcnow() - timedelta(days=days)
-        return {"count": db.session.scalar(select(func.count()).where(User.created_at >= since)) or 0}
+        return {"count": users.count_created_since(utcnow() - timedelta(days=days))}
 
     return dashboard_counts(count, f"signups:{days}")["count"]

@@ -6,14 +6,12 @@ import secrets
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
 
 from app.core.database import utcnow
+from app.core.unit_of_work import unit_of_work
 from app.errors import ValidationFailed
-from app.extensions import db
 from app.logging import get_logger
 from app.rbac.catalog import ADMIN_ROLE
-from app.rbac.models import Role, user_roles
 from app.rbac.service import role_named, sync_roles
 from app.users.models import User
 from app.users.passwords import check_new_password, hash_password
@@ -34,9 +32,7 @@ class AdminAccount:
 def load_principal(user_id: int) -> User | None:
     """The signed-in user of a request, in one query: roles load only if a view reads them
     (permission checks use the cached permission set instead)."""
-    from sqlalchemy.orm import lazyload
-
-    return db.session.get(User, user_id, options=[lazyload(User.roles)])
+    return users.get_principal(user_id)
 
 
 def load_user(session_user_id: str) -> User | None:
@@ -66,22 +62,12 @@ def checked_email(email: str) -> str:
         ) from None
 
 
-def _admins() -> list[User]:
-    return list(
-        db.session.scalars(
-            select(User)
-            .join(user_roles, user_roles.c.user_id == User.id)
-            .join(Role, Role.id == user_roles.c.role_id)
-            .where(Role.name == ADMIN_ROLE)
-            .order_by(User.id)
-        )
-    )
-
-
 def grant_role(user: User, role_name: str) -> None:
-    role = role_named(role_name)
-    if role not in user.roles:
-        user.roles.append(role)
+    """Give `user` the role (idempotent), in the caller's unit of work."""
+    with unit_of_work():
+        role = role_named(role_name)
+        if role not in user.roles:
+            user.roles.append(role)
 
 
 def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
@@ -89,9 +75,10 @@ def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
 
     With no password given, one is generated and returned once, for the caller to show once.
     """
+    # The catalog's roles are written (and committed) first, whatever follows: its own unit.
     sync_roles()
     if email is None:
-        admins = _admins()
+        admins = users.admins()
         if admins:
             return AdminAccount(admins[0], created=False, generated_password=None)
     address = checked_email(email or DEFAULT_ADMIN_EMAIL)
@@ -99,22 +86,21 @@ def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
     if existing is not None:
         if ADMIN_ROLE not in existing.role_names:
             grant_role(existing, ADMIN_ROLE)
-            db.session.commit()
         return AdminAccount(existing, created=False, generated_password=None)
     generated = None
     if not password:
         generated = password = secrets.token_urlsafe(18)
     else:
         check_new_password(password, address, field="ADMIN_PASSWORD")
-    admin = users.add(
-        User(
-            email=address,
-            display_name="Administrator",
-            password_hash=hash_password(password),
-            email_verified_at=utcnow(),
+    with unit_of_work():
+        admin = users.add(
+            User(
+                email=address,
+                display_name="Administrator",
+                password_hash=hash_password(password),
+                email_verified_at=utcnow(),
+            )
         )
-    )
-    grant_role(admin, ADMIN_ROLE)
-    db.session.commit()
+        grant_role(admin, ADMIN_ROLE)
     log.info("admin_created", user_id=admin.id)
     return AdminAccount(admin, created=True, generated_password=generated)

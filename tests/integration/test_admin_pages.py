@@ -377,6 +377,17 @@ def test_the_admin_role_loses_no_permission_in_the_grid(app, clients, taken):
     assert _events(app, "role_updated") == []
 
 
+def test_the_grid_saves_every_changed_role_or_none(app, clients):
+    client = clients("admin")
+    grid = _grid(client.get("/admin/roles").get_data(as_text=True))
+    # "manager" is saved before "viewer" is refused: one unit of work, so neither change is kept.
+    response = post(client, "/admin/roles/matrix", grant=[*grid, "manager|audit:read", "viewer|no:such"])
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Unknown permission(s): no:such." in page and "flash-error" in page
+    assert "audit:read" not in _role_permissions(app, "manager")
+    assert _events(app, "role_updated") == []
+
+
 def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(app, people, make_user, auth):
     """Finding 2 of issue 10, through /admin/roles: the grid save, and deleting a role."""
     from app.rbac import management as role_management

@@ -56,6 +56,21 @@ def test_wrong_credentials_are_a_problem_401_with_www_authenticate(client, api_u
         assert response.json["detail"] == "Invalid email or password."
 
 
+def test_a_refused_api_sign_in_still_counts_toward_the_lockout(client, api_user, app, api_auth):
+    """The failure is committed in a unit of its own before the 401, not rolled back with it."""
+    from app.audit.models import AuditEvent
+    from app.auth.models import LoginFailures
+
+    assert api_auth.request_tokens("api@example.com", "wrong password!").status_code == 401
+    assert api_auth.request_tokens("nobody@example.com", PASSWORD).status_code == 401
+    with app.app_context():
+        [pair] = db.session.scalars(db.select(LoginFailures)).all()
+        assert pair.user_id == api_user.id and pair.failures == 1
+        assert db.session.get(User, api_user.id).failed_login_count == 1
+        failed = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "login_failed")).all()
+        assert sorted(e.data.get("reason") for e in failed) == ["bad_password", "unknown_email"]
+
+
 def test_missing_fields_are_422(client):
     response = client.post("/api/v1/auth/token", json={"email": "x@example.com"})
     assert response.status_code == 422 and response.json["errors"][0]["field"] == "password"

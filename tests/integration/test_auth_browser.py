@@ -111,6 +111,21 @@ def test_five_failures_lock_this_client_out_even_with_the_right_password(auth, m
     assert _events(app, "client_locked_out") and _events(app, "login_refused_locked")
 
 
+def test_a_refused_sign_in_will_not_record_inside_a_callers_unit_of_work(app, make_user):
+    """What a refusal records must commit although the sign-in raises: inside a caller's unit
+    the caller's rollback would undo it, so the check refuses to run there at all."""
+    from app.auth.models import LoginFailures
+    from app.auth.service import authenticate
+    from app.core.unit_of_work import unit_of_work
+
+    make_user(email="nested@example.com")
+    with app.test_request_context("/auth/login", method="POST"):
+        with pytest.raises(RuntimeError, match="must commit before the error"), unit_of_work():
+            authenticate("nested@example.com", "wrong password!!", channel="browser")
+        assert db.session.scalars(db.select(LoginFailures)).all() == []
+    assert _events(app, "login_failed") == []
+
+
 def test_lockout_grows_exponentially():
     from app.auth.lockout import lockout_seconds
 

@@ -6,13 +6,12 @@ import re
 
 from app.users.models import User
 from app.users.passwords import verify_password
+from app.users.repository import UserRepository
 
 
 def _admins(app) -> list[User]:
     with app.app_context():
-        from app.users.service import _admins
-
-        return _admins()
+        return UserRepository().admins()
 
 
 def test_seed_admin_generates_a_password_once_and_prints_it_once(app, monkeypatch):

@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 
 from app.audit.models import AuditEvent
 from app.cache.aside import state
+from app.errors import Conflict
 from app.extensions import db
 from app.flags import service
 from app.flags.models import FeatureFlag
@@ -205,6 +206,18 @@ def test_invalid_flags_are_refused_with_a_clear_message(app, admin, form, messag
     assert [e.event for e in _events(app, "flag:new_dashboard")] == ["flag_created"]
 
 
+def test_a_flag_just_created_by_someone_else_is_a_conflict_and_nothing_of_it_is_kept(app, people, monkeypatch):
+    _flag(app)
+    monkeypatch.setattr(service.flags, "name_taken", lambda name: False)  # their commit landed after our check
+    with app.app_context():
+        with pytest.raises(Conflict, match="just created by someone else"):
+            service.create_flag(_actor(app), "new_dashboard", "Mine")
+        service.create_flag(_actor(app), "beta_reports")  # the session is usable again
+    assert _stored(app, "new_dashboard").description == "The redesigned dashboard"
+    assert [e.event for e in _events(app, "flag:new_dashboard")] == ["flag_created"]
+    assert _stored(app, "beta_reports") is not None
+
+
 def test_toggling_or_deleting_an_unknown_flag_is_not_found(app, admin):
     assert post(admin, "/admin/flags/nope/toggle", enabled="1").status_code == 404
     assert post(admin, "/admin/flags/nope/delete").status_code == 404
@@ -304,9 +317,11 @@ def test_every_write_is_seen_at_once_by_feature_enabled(app, admin, write, befor
     assert _enabled(app) is after
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def other_instance(make_app):
-    """A second app on the same database and Redis: another web process, as far as caching goes."""
+    """A second app on the same database and Redis: another web process, as far as caching goes.
+    One per test: its L1 must not carry a previous test's flags (rows deleted between tests by
+    SQL publish no invalidation)."""
     other = make_app()
     yield other
     with other.app_context():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from app.audit.service import record
 from app.extensions import db
 from app.jobs import periodic
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus, PeriodicRun
 from app.jobs.queues import QUEUES_KEY
+from tests.conftest import count_rows
 
 
 def _running_job(app, attempts: int) -> str:
@@ -72,6 +74,22 @@ def test_periodic_runs_are_recorded_with_their_outcome(app, monkeypatch):
         run = db.session.get(PeriodicRun, "flaky")
         assert run.runs == 2 and run.last_status == "failed" and "ZeroDivisionError" in run.last_error
         assert run.last_duration_ms is not None and run.last_finished_at >= run.last_started_at
+
+
+def test_a_failing_periodic_task_keeps_nothing_it_changed_but_its_run_is_recorded(app, monkeypatch):
+    def half_done() -> None:
+        record("half_done")
+        raise RuntimeError("storage went away")
+
+    monkeypatch.setitem(
+        app.extensions[QUEUES_KEY].periodic, "half", periodic.PeriodicTask("half", "every minute", "", half_done)
+    )
+    with app.app_context(), pytest.raises(RuntimeError, match="storage went away"):
+        periodic.run_recorded("half")
+    assert count_rows(app, "audit_events") == 0
+    with app.app_context():
+        run = db.session.get(PeriodicRun, "half")
+        assert (run.runs, run.last_status, run.last_error) == (1, "failed", "RuntimeError: storage went away")
 
 
 def test_the_built_in_periodic_tasks_are_registered_with_schedules(app):

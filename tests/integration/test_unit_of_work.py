@@ -87,3 +87,20 @@ def test_a_change_and_its_audit_row_commit_together_or_not_at_all(app, make_user
         db.session.expire_all()
         assert db.session.get(User, user_id).display_name != "Renamed"
         assert _events("user_renamed") == 0
+
+
+def test_a_commit_that_fails_is_rolled_back_and_the_session_stays_usable(app, make_user):
+    from sqlalchemy.exc import IntegrityError
+
+    from app.users.models import User
+
+    make_user(email="taken@example.com")
+    with app.app_context():
+        with pytest.raises(IntegrityError), unit_of_work() as session:  # noqa: PT012  (the commit is the subject)
+            # No flush inside the unit: the unique email fails only at the final commit.
+            session.add(User(email="taken@example.com", display_name="Twin", password_hash="x"))
+            record("twin_added")
+        with unit_of_work():  # no PendingRollbackError: the failed commit was rolled back
+            record("after_a_failed_commit")
+        assert _events("after_a_failed_commit") == 1
+        assert _events("twin_added") == 0

@@ -342,6 +342,25 @@ def test_a_failing_processing_job_marks_the_upload_failed(client, owner, uploads
         assert upload.status == "failed" and "decoder exploded" in upload.error
 
 
+def test_a_failed_processing_attempt_keeps_processing_but_nothing_half_done(
+    client, owner, uploads_app, monkeypatch, api_auth
+):
+    from app.jobs.models import Job
+
+    def half_done(upload, data):
+        upload.thumbnail_key = upload.key + ".half-made-thumbnail"
+        raise OSError("decoder exploded")
+
+    monkeypatch.setattr(service, "_image_details", half_done)
+    upload_id, _confirmed = _upload(client, api_auth.headers("owner@example.com"), jpeg_with_exif((32, 32)))
+    with uploads_app.app_context():
+        upload = db.session.get(Upload, upload_id)
+        job = db.session.scalar(db.select(Job))
+        # `processing` was its own unit of work; the attempt's own bookkeeping too; the failed part rolled back.
+        assert (upload.status, upload.thumbnail_key) == ("processing", None)
+        assert (job.status, job.attempts) == ("retrying", 1) and "decoder exploded" in job.error
+
+
 def test_uploads_are_listed_paginated_and_filtered(client, owner, api_auth):
     headers = api_auth.headers("owner@example.com")
     _upload(client, headers, b"one\n", "text/plain", "document", "1.txt")

@@ -29,7 +29,6 @@ from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import UserOut
 from app.auth.guards import actor_permissions, current_actor
 from app.core.pagination import Page
-from app.errors import NotFound
 from app.jobs import management as job_management
 from app.rbac import management as role_management
 from app.rbac.catalog import PERMISSIONS
@@ -141,14 +140,6 @@ def _role_out(summary: RoleSummary) -> AdminRoleOut:
     )
 
 
-def _role_summary(name: str) -> RoleSummary:
-    """One role with the same member count as the list shows."""
-    for summary in role_management.list_roles():
-        if summary.role.name == name:
-            return summary
-    raise NotFound(f"No role named {name!r}.")
-
-
 @api_operation(
     v1_bp,
     "/admin/permissions",
@@ -182,7 +173,7 @@ def admin_list_roles() -> AdminRoleList:
     errors=(404,),
 )
 def admin_get_role(name: str) -> AdminRoleOut:
-    return _role_out(_role_summary(name))
+    return _role_out(role_management.role_summary(name))
 
 
 @api_operation(
@@ -231,7 +222,7 @@ def admin_update_role(name: str, body: AdminRolePatch) -> AdminRoleOut:
     role_management.update_role(
         actor, role, permissions, description=body.description, actor_permissions=actor_permissions(actor)
     )
-    return _role_out(_role_summary(name))
+    return _role_out(role_management.role_summary(name))
 
 
 @api_operation(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Response
-from sqlalchemy import select
 
 from app.api.openapi import api_operation, render_page
 from app.api.pagination import RenderedPage
@@ -11,8 +10,6 @@ from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import RoleList, RoleOut, UserListQuery, UserOut, UserPatch
 from app.auth.guards import actor_permissions, current_actor
 from app.core.pagination import Page
-from app.extensions import db
-from app.rbac.models import Role
 from app.users import management as user_management
 from app.users.cache import user_page, user_profile
 
@@ -93,10 +90,9 @@ def delete_user(user_id: int) -> Response:
 
 @api_operation(v1_bp, "/roles", summary="List roles", tags=("roles",), response=RoleList, permission="users:read")
 def list_roles() -> RoleList:
-    roles = db.session.scalars(select(Role).order_by(Role.name))
     return RoleList(
         items=[
             RoleOut(name=role.name, description=role.description, permissions=sorted(p.name for p in role.permissions))
-            for role in roles
+            for role in user_management.list_roles()
         ]
     )

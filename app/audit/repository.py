@@ -1,5 +1,5 @@
-"""Reading the audit trail: the admin's filters, shared by /admin/audit and the user and job
-detail pages."""
+"""Queries over the audit trail: the admin's filters (shared by /admin/audit and the user and
+job detail pages) and the named finders the audit service calls. Nothing here commits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Select, or_, select
 
 from app.audit.models import AuditEvent
-from app.extensions import db
+from app.core.repository import Repository
 from app.users.models import User
 
 
@@ -29,6 +29,7 @@ def _day_start(day: date) -> datetime:
 
 
 def audit_statement(filters: AuditFilter) -> Select:
+    """Events matching the filters, newest first."""
     statement = select(AuditEvent)
     if filters.actor:
         term = filters.actor.strip().lower()
@@ -58,18 +59,16 @@ def audit_statement(filters: AuditFilter) -> Select:
     return statement.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
 
 
-def recent(filters: AuditFilter, limit: int = 20) -> list[AuditEvent]:
-    return list(db.session.scalars(audit_statement(filters).limit(limit)))
+class AuditEventRepository(Repository[AuditEvent]):
+    model = AuditEvent
 
+    def recent(self, filters: AuditFilter, limit: int) -> list[AuditEvent]:
+        return list(self.session.scalars(audit_statement(filters).limit(limit)))
 
-def actions() -> list[str]:
-    """Every event name recorded so far, for the filter's choices."""
-    return list(db.session.scalars(select(AuditEvent.event).distinct().order_by(AuditEvent.event)))
+    def event_names(self) -> list[str]:
+        """Every event name recorded so far."""
+        return list(self.session.scalars(select(AuditEvent.event).distinct().order_by(AuditEvent.event)))
 
-
-def emails_of(user_ids: set[int | None]) -> dict[int, str]:
-    """Actor and subject emails for a page of events: one query, not one per row."""
-    ids = {user_id for user_id in user_ids if user_id is not None}
-    if not ids:
-        return {}
-    return dict(db.session.execute(select(User.id, User.email).where(User.id.in_(ids))).all())
+    def emails_of(self, user_ids: set[int]) -> dict[int, str]:
+        """Emails of the given users (actors and subjects of a page of events): one query."""
+        return dict(self.session.execute(select(User.id, User.email).where(User.id.in_(user_ids))).all())

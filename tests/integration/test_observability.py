@@ -36,6 +36,14 @@ def test_metrics_count_requests_by_endpoint_and_status_and_jobs_by_queue(make_ap
     assert 'hearth_jobs{queue="emails",status="succeeded"} 1.0' in text
 
 
+def _forget_sentry(client) -> None:
+    """Sentry's SDK is one client per process: put back the inactive one, or this test's client
+    (and the integrations it switched on, e.g. the patched subprocess) outlives the test."""
+    client.close(timeout=0)
+    sentry_sdk.get_global_scope().set_client(None)
+    assert not sentry_sdk.get_client().is_active()
+
+
 def test_sentry_is_initialised_only_when_a_dsn_is_configured(make_app):
     make_app()
     assert not sentry_sdk.get_client().is_active()
@@ -47,8 +55,7 @@ def test_sentry_is_initialised_only_when_a_dsn_is_configured(make_app):
         assert client.options["data_collection"]["stack_frame_variables"] is False
         assert client.options["environment"] == "test"
     finally:
-        client.close(timeout=0)
-        sentry_sdk.init(dsn=None)
+        _forget_sentry(client)
 
 
 def test_sentry_events_carry_no_token_from_the_url(make_app):
@@ -67,5 +74,4 @@ def test_sentry_events_carry_no_token_from_the_url(make_app):
             )
         assert token not in str(event) and event["request"]["url"] == "/auth/reset/<redacted>"
     finally:
-        client.close(timeout=0)
-        sentry_sdk.init(dsn=None)
+        _forget_sentry(client)

@@ -169,6 +169,9 @@ def _flush_redis(application: Flask) -> None:
 def reset_rate_limits(application: Flask) -> None:
     """Forget every rate-limit counter of `application` (memory or this run's Redis keys)."""
     settings = application.extensions["hearth.settings"]
+    # The app-wide budget also remembers, in-process, the counts Redis last returned (it syncs
+    # every RATE_LIMIT_SYNC_MS): forget those too, or a deleted key still looks full.
+    application.extensions["hearth.rate_limit"].reset()
     if settings.redis_url:
         from redis import Redis
 
@@ -177,7 +180,6 @@ def reset_rate_limits(application: Flask) -> None:
             client.delete(key)
     else:
         application.extensions["hearth.limiter"].reset()
-        application.extensions["hearth.rate_limit"].reset()
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from app.audit.models import AuditEvent
 from app.audit.repository import AuditEventRepository, AuditFilter, audit_statement
 from app.core.net import client_address
 from app.core.pagination import Page, paginate
+from app.core.unit_of_work import require_unit_of_work
 from app.logging import current_request_id, get_logger, hash_identifier
 
 __all__ = ["AuditFilter", "actions", "emails_of", "list_events", "recent", "record"]
@@ -31,6 +32,7 @@ def record(
 
     `target` names what the event is about ("role:editor", "job:<id>"); it defaults to the
     subject user. Changes carry `before` and `after` in `data`."""
+    require_unit_of_work("an audit event")
     entry = events.add(
         AuditEvent(
             event=event,

@@ -58,6 +58,17 @@ def unit_of_work() -> Iterator[Session]:
         raise
 
 
+class OutsideUnitOfWork(RuntimeError):
+    """A write that only makes sense as part of a caller's unit (an audit row, a queued job)
+    was made outside any: nothing would ever commit it."""
+
+
+def require_unit_of_work(what: str) -> None:
+    """Refuse `what` outside `unit_of_work()`, rather than let it vanish at teardown."""
+    if not in_unit_of_work():
+        raise OutsideUnitOfWork(f"{what} must be added inside unit_of_work(): outside one nothing commits it")
+
+
 def in_unit_of_work() -> bool:
     """True inside `unit_of_work()` (for helpers that must not be called outside one)."""
     return db.session().info.get(DEPTH_KEY, 0) > 0

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from app.cache import bump
 from app.core.api_paths import is_api_request
 from app.core.database import utcnow
-from app.core.unit_of_work import unit_of_work
+from app.core.unit_of_work import require_unit_of_work, unit_of_work
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
 from app.jobs.queues import QUEUES, app_queues
@@ -74,6 +74,7 @@ def enqueue(
     is sent if it rolls back).
 
     `user_id` is who caused it; by default the signed-in user of the current request."""
+    require_unit_of_work("a job")
     spec = QUEUES[queue]
     job = Job(
         id=str(uuid.uuid4()),

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.core.database import utcnow
+from app.core.unit_of_work import unit_of_work
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
 from app.jobs.queues import QUEUES_KEY
@@ -600,7 +601,9 @@ def real_queue(make_app, base_settings, smtp, tmp_path):
     """An app whose jobs go to a real SQLite-backed huey of its own instead of running inline
     (the session's app keeps its inline queues: queues are per app)."""
     queue_app = make_app(jobs_immediate=False, jobs_sqlite_dir=str(tmp_path / "huey"), smtp_url=smtp.url)
-    return queue_app, queue_app.extensions[QUEUES_KEY].hueys["emails"]
+    yield queue_app, queue_app.extensions[QUEUES_KEY].hueys["emails"]
+    for huey in queue_app.extensions[QUEUES_KEY].hueys.values():  # Redis queues outlive the app
+        huey.storage.flush_all()
 
 
 def _run_next_message(app, huey) -> None:
@@ -632,9 +635,8 @@ def test_a_revoked_job_is_never_run_by_huey(app, real_queue, smtp, people, auth)
     queue_app, huey = real_queue
     from app.mail.service import queue_email
 
-    with queue_app.app_context():
+    with queue_app.app_context(), unit_of_work():
         job_id = queue_email("r@example.com", "test_message", {"address": "r@example.com"}).id
-        db.session.commit()
     assert huey.pending_count() == 1
     client = auth(queue_app.test_client()).signed_in("admin@example.com")
     response = post(client, f"/admin/jobs/{job_id}/revoke")

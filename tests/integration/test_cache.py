@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.cache import CacheKey, bump, cached, invalidate
 from app.cache.aside import state
 from app.cache.models import CacheGeneration
+from app.core.unit_of_work import unit_of_work
 from app.extensions import cache, db
 from app.jobs.models import Job, JobStatus
 from app.uploads.models import Upload
@@ -184,8 +185,8 @@ def test_dashboard_counts_follow_user_upload_and_job_writes(app, people, make_us
         assert emails.counts["succeeded"] == 0
         from app.mail.service import queue_email
 
-        queue_email("x@example.com", "test_message", {"address": "x@example.com"})
-        db.session.commit()  # runs inline in tests: queued, then running, then succeeded
+        with unit_of_work():  # runs inline in tests at its commit: queued, then running, then succeeded
+            queue_email("x@example.com", "test_message", {"address": "x@example.com"})
         emails = {queue.name: queue for queue in overview()}["emails"]
         assert emails.counts["succeeded"] == 1
 

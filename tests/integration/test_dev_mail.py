@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.extensions import db
+from app.core.unit_of_work import unit_of_work
 from app.mail import service as mail_service
 
 
@@ -10,9 +10,8 @@ def test_dev_mail_lists_and_shows_messages_sent_in_development(make_app, app, tm
     monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
     monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
     dev_app = make_app(app_env="development")
-    with dev_app.app_context():
+    with dev_app.app_context(), unit_of_work():
         mail_service.queue_email("dev@example.com", "test_message", {"address": "dev@example.com"})
-        db.session.commit()
     client = dev_app.test_client()
     inbox = client.get("/dev/mail/")
     assert inbox.status_code == 200

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.core.database import utcnow
+from app.core.unit_of_work import unit_of_work
 from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
@@ -57,8 +58,8 @@ def workers(queue_settings, tmp_path) -> Iterator[Any]:
 
 def _queue_mail(app, to: str) -> str:
     with app.app_context():
-        job = queue_email(to, "test_message", {"address": to})
-        db.session.commit()
+        with unit_of_work():
+            job = queue_email(to, "test_message", {"address": to})
         return job.id
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sentry_sdk
 
+from app.core.unit_of_work import unit_of_work
+from app.mail.service import queue_email
+
 TOKEN = "metrics-token-0123456789"
 
 
@@ -18,17 +21,13 @@ def test_metrics_need_the_bearer_token(make_app):
 
 
 def test_metrics_count_requests_by_endpoint_and_status_and_jobs_by_queue(make_app, app):
-    from app.extensions import db
-    from app.mail.service import queue_email
-
     metrics_app = make_app(metrics_token=TOKEN)
     client = metrics_app.test_client()
     client.get("/api/v1/status")
     client.get("/api/v1/status")
     client.get("/api/nowhere")
-    with metrics_app.app_context():
+    with metrics_app.app_context(), unit_of_work():
         queue_email("m@example.com", "test_message", {"address": "m@example.com"})
-        db.session.commit()
     text = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
     assert 'hearth_http_request_duration_seconds_count{endpoint="/api/v1/status",method="GET",status="200"} 2.0' in text
     assert 'hearth_http_request_duration_seconds_count{endpoint="unmatched",method="GET",status="404"} 1.0' in text

@@ -172,6 +172,11 @@ def reset_rate_limits(application: Flask) -> None:
     # The app-wide budget also remembers, in-process, the counts Redis last returned (it syncs
     # every RATE_LIMIT_SYNC_MS): forget those too, or a deleted key still looks full.
     application.extensions["hearth.rate_limit"].reset()
+    # Flask-Limiter counts in memory while it thinks Redis is down (a test that hung Redis
+    # leaves it so for a while): forget those counts too.
+    fallback = getattr(application.extensions["hearth.limiter"], "_fallback_storage", None)
+    if fallback is not None:
+        fallback.reset()
     if settings.redis_url:
         from redis import Redis
 

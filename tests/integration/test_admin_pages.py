@@ -601,8 +601,11 @@ def real_queue(make_app, base_settings, smtp, tmp_path):
     """An app whose jobs go to a real SQLite-backed huey of its own instead of running inline
     (the session's app keeps its inline queues: queues are per app)."""
     queue_app = make_app(jobs_immediate=False, jobs_sqlite_dir=str(tmp_path / "huey"), smtp_url=smtp.url)
+    hueys = queue_app.extensions[QUEUES_KEY].hueys.values()
+    for huey in hueys:  # on Redis the queues outlive any app: start from empty ones, leave them so
+        huey.storage.flush_all()
     yield queue_app, queue_app.extensions[QUEUES_KEY].hueys["emails"]
-    for huey in queue_app.extensions[QUEUES_KEY].hueys.values():  # Redis queues outlive the app
+    for huey in hueys:
         huey.storage.flush_all()
 
 

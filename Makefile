@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 export FLASK_APP := wsgi
 
-.PHONY: run install test test-unit test-integration test-e2e test-services browser lint format bench migrate seed clean
+.PHONY: run install test test-unit test-integration test-e2e test-services browser lint format bench migrate seed clean messages
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -21,20 +21,31 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## run: install, migrate, make sure an admin exists (DEMO=1: and demo data), then serve web + workers (Ctrl-C stops all)
+## run: install, migrate, make sure an admin exists (DEMO=1: and demo data), then serve web + workers;
+## once they are up, a box says where Hearth is and the first run's admin sign-in (also in
+## instance/admin-credentials.txt, mode 0600). Ctrl-C stops everything and exits 0 (scripts/run.py).
 run: install
 	@mkdir -p instance
 	$(FLASK) db upgrade
-	$(FLASK) seed-admin
+	$(FLASK) seed-admin --credentials-file instance/admin-credentials.txt
 	@if [ "$(DEMO)" = 1 ]; then $(FLASK) demo seed; fi
-	@echo "Hearth on http://127.0.0.1:$(PORT)  (Ctrl-C stops the web server and every worker)"
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
+	@PORT=$(PORT) $(BIN)/python scripts/run.py --port $(PORT) --credentials instance/admin-credentials.txt
 
 migrate: install
 	$(FLASK) db upgrade
 
 seed: install
 	$(FLASK) seed-admin
+
+## messages: extract every marked string (babel.cfg) into translations/messages.pot, merge it into each
+## language's translations/<lang>/LC_MESSAGES/messages.po, compile the .mo files. Commit the .po and .mo
+## (a fresh clone serves translated pages with no build step); tests/unit/test_i18n.py fails when they lag.
+## Idempotent: run again with no string changed, it changes no file. New language: see docs/architecture.md.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_ngettext:1,2 \
+	  --add-location=file --sort-output --omit-header --no-wrap -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --ignore-pot-creation-date --no-fuzzy-matching --ignore-obsolete --no-wrap
+	$(BIN)/pybabel compile -d translations --statistics
 
 ## browser: Debian's Chromium for the Playwright tests (never a downloaded browser)
 browser:

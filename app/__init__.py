@@ -26,11 +26,13 @@ from app.core.input import init_input_validation
 from app.core.migrations import init_migrations
 from app.core.ratelimit import init_rate_limiting, install_route_limits
 from app.core.templating import init_templating
+from app.core.toasts import init_toasts
 from app.errors import register_error_handlers
 from app.extensions import app_limiter, cache, csrf, db, login_manager
 from app.files.routes import files_bp
 from app.flags import init_flags
 from app.health.routes import health_bp
+from app.i18n import init_i18n
 from app.logging import configure_logging, redacted_path
 from app.mail.routes import dev_mail_bp
 from app.main.routes import main_bp
@@ -261,6 +263,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     login_manager.login_message_category = "info"
     cache.init_app(app)
     init_caching(app)
+    init_i18n(app)
 
     # The user loader, the session-record check and the remember-me cookie.
     init_session_tracking(app)
@@ -290,4 +293,5 @@ def register_commands(app: Flask) -> None:
 
 def register_template_helpers(app: Flask) -> None:
     init_templating(app)
+    init_toasts(app)
     init_flags(app)

@@ -1,9 +1,13 @@
-"""`flask` commands: seed-admin, worker, jobs sweep, mail test, roles, users, demo seed."""
+"""`flask` commands: seed-admin, worker, jobs sweep, mail test, roles, users, demo seed; and the
+first-run credentials file `make run` writes and shows (scripts/run.py)."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -18,6 +22,7 @@ from app.jobs.service import sweep
 from app.logging import get_logger
 from app.mail.service import queue_test_email
 from app.rbac.service import sync_roles
+from app.users.passwords import verify_password
 from app.users.service import ensure_admin
 
 log = get_logger("hearth.cli")
@@ -25,9 +30,81 @@ jobs_cli = AppGroup("jobs", help="Background jobs.")
 mail_cli = AppGroup("mail", help="Outgoing email.")
 
 
+# The first run's credentials --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminCredentials:
+    email: str
+    password: str
+
+
+def write_admin_credentials(path: Path, credentials: AdminCredentials) -> None:
+    """Write the generated admin sign-in to `path`, readable by its owner only (0600 from
+    the moment it exists: never briefly open to others, whatever the umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that already existed keeps its mode through O_CREAT
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(
+            f"# Hearth's first administrator, created by `flask seed-admin` on {stamp}.\n"
+            "# Only you can read this file. Sign in, change the password on /account/, then delete\n"
+            "# this file: it is not updated when the password changes.\n"
+            f"email: {credentials.email}\n"
+            f"password: {credentials.password}\n"
+        )
+
+
+def read_admin_credentials(path: Path) -> AdminCredentials | None:
+    """What `write_admin_credentials` wrote to `path`, or None (no file, or not that format)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    fields = dict(line.split(": ", 1) for line in lines if ": " in line and not line.startswith("#"))
+    if not fields.get("email") or not fields.get("password"):
+        return None
+    return AdminCredentials(fields["email"], fields["password"])
+
+
+def credentials_box(url: str, credentials: AdminCredentials | None, path: Path | str, dev_mail: bool = True) -> str:
+    """What `make run` prints once everything is up: where Hearth is, and the admin's sign-in
+    while the first run's credentials file exists."""
+    lines = [f"Hearth is running at {url}", ""]
+    if credentials:
+        lines += [
+            f"Admin email     {credentials.email}",
+            f"Admin password  {credentials.password}",
+            "",
+            f"Also in {path} (only you can read it).",
+            f"Sign in at {url}/auth/login, change the password",
+            "on /account/, then delete that file.",
+        ]
+    else:
+        lines += [
+            "Sign in with the administrator made on the first run",
+            "(lost its password? flask --app wsgi users set-password EMAIL).",
+        ]
+    lines.append("")
+    if dev_mail:
+        lines.append(f"Emails sent in development: {url}/dev/mail/")
+    lines.append("Ctrl-C stops the web server and every worker.")
+    width = max(len(line) for line in lines)
+    rule = "─" * (width + 4)
+    return "\n".join([f"╭{rule}╮", *(f"│  {line.ljust(width)}  │" for line in lines), f"╰{rule}╯"])
+
+
 @click.command("seed-admin")
+@click.option(
+    "--credentials-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a generated password to this file (mode 0600) instead of the terminal "
+    "(`make run` shows it once everything is up); a file whose password no longer signs the admin in is removed.",
+)
 @with_appcontext
-def seed_admin() -> None:
+def seed_admin(credentials_file: Path | None) -> None:
     """Make sure an administrator exists (ADMIN_EMAIL / ADMIN_PASSWORD, or generated once)."""
     try:
         account = ensure_admin(os.environ.get("ADMIN_EMAIL") or None, os.environ.get("ADMIN_PASSWORD") or None)
@@ -35,11 +112,28 @@ def seed_admin() -> None:
         raise click.ClickException(error.detail) from None
     if not account.created:
         click.echo(f"Admin account: {account.user.email} (already exists)")
+        if credentials_file is not None:
+            _forget_stale_credentials(credentials_file, account.user)
         return
     click.echo(f"Admin account created: {account.user.email}")
-    if account.generated_password:
-        # Shown once, on the terminal only: it is never logged and cannot be shown again.
-        click.echo(f"Generated password (shown only now): {account.generated_password}")
+    if not account.generated_password:
+        return
+    if credentials_file is not None:
+        write_admin_credentials(credentials_file, AdminCredentials(account.user.email, account.generated_password))
+        click.echo(f"Generated password saved to {credentials_file} (mode 0600: only you can read it).")
+        return
+    # Shown once, on the terminal only: it is never logged and cannot be shown again.
+    click.echo(f"Generated password (shown only now): {account.generated_password}")
+
+
+def _forget_stale_credentials(path: Path, admin) -> None:
+    """Remove the first run's credentials file once its password no longer signs that admin in."""
+    credentials = read_admin_credentials(path)
+    if credentials is None or credentials.email != admin.email:
+        return
+    if not verify_password(admin.password_hash, credentials.password):
+        path.unlink(missing_ok=True)
+        click.echo(f"Removed {path}: its password is no longer {admin.email}'s.")
 
 
 @click.command("worker")

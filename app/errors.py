@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response, current_app, g, render_template, request
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.api_paths import is_api_request
@@ -104,26 +105,58 @@ def problem_response(
     return response
 
 
-def _html_response(status: int, title: str, detail: str, headers: Any = None) -> Response:
-    html = render_template("errors/error.html", status=status, title=title, detail=detail)
+def _html_response(status: int, title: str, detail: str | None, headers: Any = None) -> Response:
+    """The error page in the site's layout (templates/errors/error.html words each status for
+    people); `detail` only when it says something specific. Should the layout itself fail
+    (a broken template context, the database gone while loading the user), a standalone page
+    without it, so an error never turns into a bare 500."""
+    try:
+        html = render_template("errors/error.html", status=status, title=title, detail=detail)
+    except Exception:  # the last resort: logged, then the plain page below
+        log.exception("error_page_failed", status=status, route=request_route(), path=redacted_path())
+        html = _fallback_page(status, title)
     response = Response(html, status=status, mimetype="text/html")
     if headers:
         response.headers.extend(headers)
     return response
 
 
+def _fallback_page(status: int, title: str) -> str:
+    """An error page that needs no template, user, session or database."""
+    home = escape(request.script_root + "/")
+    heading = escape(title)
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{status} {heading} · Hearth</title></head><body><main>"
+        f"<p>Error {status}</p><h1>{heading}</h1>"
+        "<p>Something went wrong on our side. Please try again in a moment.</p>"
+        f'<p><a href="{home}">Back to the home page</a></p></main></body></html>'
+    )
+
+
 def _respond(
-    status: int, title: str, detail: str, slug: str | None = None, headers: Any = None, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    slug: str | None = None,
+    headers: Any = None,
+    page_detail: str | None = None,
+    **extra: Any,
 ) -> Response:
+    """problem+json with `detail`, or the HTML page, which shows `page_detail` (if any) under
+    its own words for the status."""
     if status == 401 and wants_problem_json():
         headers = [*(headers or []), ("WWW-Authenticate", "Bearer")]
     if _answers_problem_json():
         return problem_response(status, title, detail, slug, headers, **extra)
-    return _html_response(status, title, detail, headers)
+    return _html_response(status, title, page_detail, headers)
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    return _respond(error.status, error.title, error.detail, error.slug, **error.extra)
+    # A domain error's detail is written for people (a service's message), unless it is only the title.
+    page_detail = error.detail if error.detail != error.title else None
+    return _respond(error.status, error.title, error.detail, error.slug, page_detail=page_detail, **error.extra)
 
 
 def handle_http_exception(error: HTTPException) -> Response:
@@ -137,19 +170,25 @@ def handle_http_exception(error: HTTPException) -> Response:
     dropped = ("content-type", "retry-after") if status == 429 else ("content-type",)
     headers = [(k, v) for k, v in error.get_headers() if k.lower() not in dropped]
     detail = error.description or error.name
+    # Werkzeug's stock description ("The requested URL was not found on the server…") never
+    # reaches a page; one given to abort() does.
+    page_detail = detail if error.description and error.description != type(error).description else None
     if status == 429:
         headers += breached_limit_headers(error)
         detail = "Too many requests. Wait for the time given in Retry-After, then try again."
-    return _respond(status, error.name, detail, slug=error.name.lower().replace(" ", "-"), headers=headers)
+        page_detail = None
+    slug = error.name.lower().replace(" ", "-")
+    return _respond(status, error.name, detail, slug=slug, headers=headers, page_detail=page_detail)
 
 
 def handle_unexpected(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
     log.error("unhandled_exception", exc_info=original, route=request_route(), path=redacted_path())
     detail = "Something went wrong on our side. The error has been logged."
+    page_detail = None
     if current_app.debug:
-        detail = f"{type(original).__name__}: {original}"
-    return _respond(500, "Internal server error", detail, slug="internal-server-error")
+        detail = page_detail = f"{type(original).__name__}: {original}"
+    return _respond(500, "Internal server error", detail, slug="internal-server-error", page_detail=page_detail)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,6 +1,7 @@
 """Every Flask extension, created unbound; `create_app` binds them with `init_app`."""
 
 from flask import Flask, current_app
+from flask_babel import Babel
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_login import LoginManager
@@ -27,6 +28,9 @@ db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 cache = Cache()
+# Its only state is the translation catalogues it has loaded, keyed by locale: the same files
+# (translations/) for every app. app.i18n.init_i18n binds it with the locale selector.
+babel = Babel()
 
 
 # Flask-Limiter keeps its settings on the instance, not per app, so each app gets its own

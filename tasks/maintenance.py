@@ -12,11 +12,12 @@ from app.uploads.service import cleanup_pending
 from tasks.runtime import durable_task
 
 
-def periodic(schedule: str, **cron: str) -> Callable[[Callable[[], None]], PeriodicTask]:
+def periodic(schedule: str, **cron: str) -> Callable[[Callable[[], object]], PeriodicTask]:
     """Declare the function a periodic task run on `cron` (huey's crontab), listed with
-    `schedule` in the admin; each app's queues register it on their `sync` huey."""
+    `schedule` in the admin; each app's queues register it on their `sync` huey. It returns
+    what it did (a dict of counts): a run that did nothing is logged at DEBUG only."""
 
-    def decorator(func: Callable[[], None]) -> PeriodicTask:
+    def decorator(func: Callable[[], object]) -> PeriodicTask:
         description = (func.__doc__ or "").strip()
         return PeriodicTask(func.__name__, schedule, description, func, tuple(sorted(cron.items())))
 
@@ -24,15 +25,16 @@ def periodic(schedule: str, **cron: str) -> Callable[[Callable[[], None]], Perio
 
 
 @periodic("every minute", minute="*")
-def sweep_jobs() -> None:
+def sweep_jobs() -> dict[str, int]:
     """Re-send jobs huey lost (worker killed, broker hiccup); fail those out of attempts."""
-    jobs_service.sweep()
+    report = jobs_service.sweep()
+    return {"requeued": len(report.requeued), "failed": len(report.failed)}
 
 
 @periodic("every 10 minutes", minute="*/10")
-def cleanup_pending_uploads() -> None:
+def cleanup_pending_uploads() -> dict[str, int]:
     """Remove uploads left pending for over an hour, and their objects."""
-    cleanup_pending()
+    return {"removed": cleanup_pending()}
 
 
 @durable_task("sync", summarize=lambda payload: {"periodic_task": payload["name"]})
@@ -42,6 +44,6 @@ def run_periodic_now(*, job_id: str, name: str) -> None:
 
 
 @periodic("hourly", minute="7")
-def prune_login_failures() -> None:
+def prune_login_failures() -> dict[str, int]:
     """Forget per-client wrong-password counts nobody added to for a day."""
-    prune_failures()
+    return {"forgotten": prune_failures()}

@@ -8,6 +8,7 @@ have their own instances, bound to their own settings and app: nothing here is p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,39 @@ def _scheduled(app: Flask, schedule: PeriodicTask):
     return run_on_schedule
 
 
+# huey's INFO lines for every task it runs or schedules and every periodic task it enqueues.
+# Hearth's own lines say the same with more (`job_started` / `job_finished` per attempt,
+# `periodic_task_finished` when a periodic run did something), so at INFO a sweep every minute
+# that finds nothing writes nothing; LOG_LEVEL=DEBUG shows them again.
+ROUTINE_HUEY_MESSAGES = frozenset(
+    {"Executing %s", "%s executed in %0.3fs", "Enqueueing periodic task %s.", "Added task %s to schedule, eta %s"}
+)
+HUEY_TASK_LOGGERS = ("huey", "huey.consumer.Scheduler")
+
+
+class RoutineHueyLines(logging.Filter):
+    """Lowers huey's routine per-task lines (ROUTINE_HUEY_MESSAGES) from INFO to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.msg in ROUTINE_HUEY_MESSAGES:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_ROUTINE_HUEY_LINES = RoutineHueyLines()  # stateless; one instance, so adding it again is a no-op
+
+
+def quiet_routine_huey_lines() -> None:
+    """Install RoutineHueyLines on huey's loggers (idempotent: the same filter object)."""
+    for name in HUEY_TASK_LOGGERS:
+        logging.getLogger(name).addFilter(_ROUTINE_HUEY_LINES)
+
+
 def init_app(app: Flask, settings: Settings) -> AppQueues:
-    """Build this app's queues (opens no connection: huey connects on first use)."""
+    """Build this app's queues (opens no connection: huey connects on first use) and lower
+    huey's routine per-task log lines to DEBUG."""
+    quiet_routine_huey_lines()
     queues = AppQueues(app, settings)
     app.extensions[QUEUES_KEY] = queues
     return queues

@@ -60,7 +60,8 @@ def durable_task(
     on_final_failure: Callable[..., None] | None = None,
 ) -> Callable[[Callable[..., None]], DurableTask]:
     """Declare `func` a durable task on `queue`; `summarize` picks what the UI may show;
-    `on_final_failure(error=..., **payload)` runs once the retries are spent."""
+    `on_final_failure(error=..., **payload)` runs once the retries are spent, `error` being the
+    failure in words for people (app.jobs.service.failure_message)."""
 
     def decorator(func: Callable[..., None]) -> DurableTask:
         name = f"{func.__module__}.{func.__name__}"
@@ -149,12 +150,14 @@ def _run_with_lease(
             "job_finished",
             outcome=outcome.status.value,
             duration_ms=duration_ms,
-            error=f"{type(exc).__name__}: {exc}",
+            error=f"{type(exc).__name__}: {exc}",  # the technical text: the log is for operators
             retry_in=outcome.retry_in,
             recorded=outcome.recorded,
         )
         if outcome.status == JobStatus.failed and outcome.recorded and on_final_failure is not None:
-            on_final_failure(error=f"{type(exc).__name__}: {exc}", **job.payload)
+            # The sentence the job records (never the exception's own text, which may hold
+            # paths or reprs): what a task shows its users about the failure.
+            on_final_failure(error=jobs_service.failure_message(exc), **job.payload)
         return
     heartbeat.stop()
     duration_ms = round((time.perf_counter() - started) * 1000, 2)

@@ -10,6 +10,8 @@ from tasks.runtime import durable_task
 
 
 def _give_up(*, error: str, upload_id: str, **_: Any) -> None:
+    # `error` is the job's sentence for people ("The file could not be read as an image."):
+    # the owner sees it on /files; the exception stays on the job's admin page.
     uploads.mark_failed(upload_id, f"Processing failed: {error}")
 
 

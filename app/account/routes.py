@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.account.forms import PasswordForm, ProfileForm
+from app.account.forms import LanguageForm, PasswordForm, ProfileForm
 from app.auth import accounts
 from app.auth import service as auth_service
 from app.auth.guards import login_required
@@ -16,12 +16,19 @@ from app.core.net import client_address
 from app.core.ratelimit import rate_limited
 from app.core.templating import is_htmx_request
 from app.errors import ValidationFailed
+from app.i18n import _, refresh_locale
 from app.uploads import service as uploads
+from app.users import service as users_service
 
 account_bp = Blueprint("account", __name__, url_prefix="/account")
 
 
-def _page(profile: ProfileForm | None = None, password: PasswordForm | None = None, status: int = 200):
+def _page(
+    profile: ProfileForm | None = None,
+    password: PasswordForm | None = None,
+    language: LanguageForm | None = None,
+    status: int = 200,
+):
     user = current_user
     choices = uploads.avatar_choices(user.id)
     profile = profile or ProfileForm(data={"display_name": user.display_name, "email": user.email})
@@ -29,6 +36,7 @@ def _page(profile: ProfileForm | None = None, password: PasswordForm | None = No
         "account/index.html",
         profile=profile,
         password=password or PasswordForm(),
+        language=language or LanguageForm(data={"locale": user.locale or ""}),
         sessions=active_sessions(user.id),
         current_sid=session.get(SESSION_KEY),
         api_sign_ins=auth_service.api_sign_ins(user.id),
@@ -64,7 +72,26 @@ def update_profile():
     except ValidationFailed as error:
         apply_service_errors(form, error)
         return _page(profile=form, status=422)
-    flash("Profile saved." + (" Confirm the new address with the link we sent to it." if pending else ""), "success")
+    if pending:
+        flash(_("Profile saved. Confirm the new address with the link we sent to it."), "success")
+    else:
+        flash(_("Profile saved."), "success")
+    return redirect(url_for("account.index"))
+
+
+@account_bp.post("/language")
+@login_required
+def update_language():
+    form = LanguageForm()
+    if not form.validate_on_submit():
+        return _page(language=form, status=422)
+    try:
+        users_service.set_preferred_locale(current_user._get_current_object(), form.preferred_locale())
+    except ValidationFailed as error:
+        apply_service_errors(form, error)
+        return _page(language=form, status=422)
+    refresh_locale()  # the confirmation below, and the next page, in the language just chosen
+    flash(_("Language saved."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -77,7 +104,7 @@ def update_avatar() -> Response:
     except ValidationFailed as error:
         flash(error.detail, "error")
     else:
-        flash("Avatar updated." if choice else "Avatar removed.", "success")
+        flash(_("Avatar updated.") if choice else _("Avatar removed."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -102,7 +129,7 @@ def change_password():
         apply_service_errors(form, error)
         return _page(password=form, status=422)
     _continue_here()
-    flash("Password changed. Every other session and API sign-in has been signed out.", "success")
+    flash(_("Password changed. Every other session and API sign-in has been signed out."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -113,7 +140,7 @@ def revoke_browser_session(sid: str) -> Response | str:
         abort(404)
     if is_htmx_request():
         return ""
-    flash("Session signed out.", "success")
+    flash(_("Session signed out."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -124,7 +151,7 @@ def revoke_api_sign_in(family_id: str) -> Response | str:
         abort(404)
     if is_htmx_request():
         return ""
-    flash("API sign-in revoked.", "success")
+    flash(_("API sign-in revoked."), "success")
     return redirect(url_for("account.index"))
 
 
@@ -133,5 +160,5 @@ def revoke_api_sign_in(family_id: str) -> Response | str:
 def sign_out_everywhere_view() -> Response:
     auth_service.sign_out_everywhere(current_user._get_current_object(), reason="user_request")
     _continue_here()
-    flash("Every other session and API sign-in has been signed out.", "success")
+    flash(_("Every other session and API sign-in has been signed out."), "success")
     return redirect(url_for("account.index"))

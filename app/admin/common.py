@@ -3,19 +3,26 @@ full-page rendering, confirmation of destructive actions, and post-action redire
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request
+from flask import Blueprint, g, redirect, render_template, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.auth.guards import actor_permissions, require_actor
 from app.core.redirects import safe_next
 from app.core.templating import is_htmx_request
+from app.core.toasts import toast
 from app.errors import DomainError, PermissionDenied
+from app.i18n import _
+from app.jobs.management import JobState, job_state
+from app.jobs.models import Job
 from app.rbac.catalog import PERMISSIONS
+from app.uploads import service as upload_service
+from app.uploads.models import KIND_LABELS, UploadStatus
+from app.uploads.models import STATUS_LABELS as UPLOAD_STATUS_LABELS
 from app.users.models import User
 
 admin_bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -49,7 +56,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         user = require_actor()
         if not actor_permissions(user) & ADMIN_PERMISSIONS:
-            raise PermissionDenied("The admin area needs an administrative permission.")
+            raise PermissionDenied(_("The admin area needs an administrative permission."))
         return view(*args, **kwargs)
 
     return guarded
@@ -69,9 +76,24 @@ def _held_permissions() -> frozenset[str]:
     return held
 
 
+def upload_kinds() -> dict[str, str]:
+    """Every upload kind (the uploads service's list) with its name for people, translated
+    now: a table looks its rows' words up here rather than translating them row by row."""
+    return {kind: str(KIND_LABELS.get(kind, kind.capitalize())) for kind in upload_service.KINDS}
+
+
+def upload_statuses() -> dict[str, str]:
+    """Every upload status (the model's enum) with its name for people, translated now."""
+    return {str(status): str(UPLOAD_STATUS_LABELS[status]) for status in UploadStatus}
+
+
 # Template globals rather than a context processor, which Flask would call on every render.
+# Site-wide: the layout asks `is_admin`, and every page that filters uploads (here and /files)
+# builds its choices from the uploads domain's own lists and words, never from a template's.
 admin_bp.add_app_template_global(can)
 admin_bp.add_app_template_global(is_admin)
+admin_bp.add_app_template_global(upload_kinds)
+admin_bp.add_app_template_global(upload_statuses)
 
 
 def render_list(page_template: str, partial_template: str, **context: Any) -> str:
@@ -103,14 +125,14 @@ def ask_confirmation(question: str, action_label: str, *, danger: bool = True) -
 
 
 def run_action(change: Callable[[], str], fallback: str) -> Response:
-    """Run an admin action, flash its outcome (or the rule that refused it), and go back. The
-    service's unit of work already rolled a refused change back: nothing to undo here."""
+    """Run an admin action, tell its outcome (or the rule that refused it) as a toast, and go
+    back. The service's unit of work already rolled a refused change back: nothing to undo."""
     try:
         message = change()
     except DomainError as error:
-        flash(error.detail, "error")
+        toast(error.detail, "error")
     else:
-        flash(message, "success")
+        toast(message, "success")
     return redirect(safe_next(request.form.get("next") or request.referrer, fallback))
 
 
@@ -124,3 +146,15 @@ def query_args(**overrides: Any) -> dict[str, Any]:
         else:
             args[key] = value
     return args
+
+
+def job_rows(jobs: Iterable[Job]) -> list[tuple[Job, JobState]]:
+    """Each job with its one display state (app.jobs.management.job_state), for a table: every
+    page that lists jobs shows them the same way."""
+    return [(job, job_state(job)) for job in jobs]
+
+
+def user_status_labels() -> dict[str, str]:
+    """The words for an account's status (app.users.management.STATUSES), for filters, badges
+    and counts alike."""
+    return {"active": _("Active"), "disabled": _("Disabled"), "deleted": _("Deleted"), "all": _("All")}

@@ -7,17 +7,37 @@ from flask import Response, render_template, request, url_for
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, run_action
 from app.auth.guards import permission_required
 from app.core.templating import is_htmx_request
-from app.errors import ValidationFailed
+from app.core.toasts import toast
+from app.errors import DomainError, ValidationFailed
 from app.flags import service
+from app.i18n import _
 
 # What the toggle form posts as `enabled`.
 STATES = {"1": True, "0": False}
 
 
+def _labels() -> dict[str, str]:
+    """The flag table's words, translated once per table."""
+    return {
+        "description": _("Description"),
+        "state": _("State"),
+        "changed": _("Last changed"),
+        "on": _("On"),
+        "off": _("Off"),
+        "turn_on": _("Turn on"),
+        "turn_off": _("Turn off"),
+        "actions": _("Actions"),
+        "actions_for": _("Actions for"),
+        "delete": _("Delete"),
+        # `format` fills in the flag's name.
+        "delete_question": _("Delete the flag %s? Code asking for it will see it off."),
+    }
+
+
 @admin_bp.get("/flags")
 @permission_required("flags:manage")
 def flags() -> str:
-    return render_template("admin/flags/index.html", rows=service.list_flags())
+    return render_template("admin/flags/index.html", rows=service.list_flags(), L=_labels())
 
 
 @admin_bp.post("/flags")
@@ -30,7 +50,9 @@ def create_flag() -> Response:
             request.form.get("description", ""),
             enabled=request.form.get("enabled") == "1",
         )
-        return f"Flag {flag.name!r} created ({'on' if flag.enabled else 'off'})."
+        if flag.enabled:
+            return _("Flag %(name)s created (on).", name=repr(flag.name))
+        return _("Flag %(name)s created (off).", name=repr(flag.name))
 
     return run_action(apply, url_for("admin.flags"))
 
@@ -45,13 +67,20 @@ def toggle_flag(name: str) -> Response | str:
     def apply() -> str:
         wanted = STATES.get(request.form.get("enabled", ""))
         if wanted is None:
-            raise ValidationFailed("Say whether the flag should be on (enabled=1) or off (enabled=0).")
+            raise ValidationFailed(_("Say whether the flag should be on (enabled=1) or off (enabled=0)."))
         flag = service.set_flag(actor(), name, wanted)
-        return f"Flag {flag.name!r} is {'on' if flag.enabled else 'off'}."
+        if flag.enabled:
+            return _("Flag %(name)s is on.", name=repr(flag.name))
+        return _("Flag %(name)s is off.", name=repr(flag.name))
 
     if is_htmx_request():
-        apply()
-        return render_template("admin/flags/_row.html", row=service.get_row(name))
+        # Only the row is swapped: the outcome is a toast (HX-Trigger), never a flash that
+        # would surface, stale, on the next full page.
+        try:
+            toast(apply(), "success")
+        except DomainError as error:
+            toast(error.detail, "error")
+        return render_template("admin/flags/_row.html", row=service.get_row(name), L=_labels())
     return run_action(apply, url_for("admin.flags"))
 
 
@@ -60,10 +89,12 @@ def toggle_flag(name: str) -> Response | str:
 def delete_flag(name: str) -> Response | str:
     flag = service.get_flag(name)
     if not confirmed():
-        return ask_confirmation(f"Delete the flag {flag.name!r}? Code asking for it will see it off.", "Delete flag")
+        return ask_confirmation(
+            _("Delete the flag %(name)s? Code asking for it will see it off.", name=repr(flag.name)), _("Delete flag")
+        )
 
     def apply() -> str:
         service.delete_flag(actor(), name)
-        return f"Flag {name!r} deleted."
+        return _("Flag %(name)s deleted.", name=repr(name))
 
     return run_action(apply, url_for("admin.flags"))

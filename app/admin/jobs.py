@@ -6,16 +6,18 @@ the filters; retry and revoke swap the row in place and the row keeps polling un
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, redirect, render_template, request, url_for
 
-from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, query_args, render_list, run_action
+from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, job_rows, query_args, run_action
 from app.audit.service import AuditFilter, emails_of, recent
 from app.auth.guards import permission_required
-from app.core.templating import is_htmx_request
+from app.core.templating import UrlPattern, is_htmx_request, url_pattern
+from app.core.toasts import toast
 from app.errors import DomainError
+from app.i18n import _
 from app.jobs import management as job_management
-from app.jobs.management import STATUS_LABELS, JobFilter
-from app.jobs.models import FINAL_STATUSES, Job
+from app.jobs.management import STATUS_LABELS, JobFilter, format_duration, job_state
+from app.jobs.models import Job
 from app.jobs.queues import QUEUES
 
 PAGE_SIZE = 25
@@ -35,22 +37,45 @@ def _emails(jobs: list[Job]) -> dict[int, str]:
     return emails_of({job.user_id for job in jobs})
 
 
-def _actions(job: Job) -> dict[str, bool]:
-    """Which actions the job's status allows, by the service's own rule (templates list no statuses)."""
+def _labels() -> dict[str, str]:
+    """The job table's words, translated once per table (not once per row)."""
     return {
-        "final": job.status in FINAL_STATUSES,
-        "retryable": job.status in job_management.RETRYABLE,
-        "revocable": job.status in job_management.REVOCABLE,
+        "job": _("Job"),
+        "task": _("Task"),
+        "queue": _("Queue"),
+        "status": _("Status"),
+        "attempt": _("Attempts"),
+        "progress": _("Progress"),
+        "user": _("User"),
+        "system": _("system"),
+        "created": _("Created"),
+        "duration": _("Duration"),
+        "actions": _("Actions"),
+        "actions_for": _("Actions for job"),
+        "open": _("Open"),
+        "retry": _("Retry"),
+        "revoke": _("Revoke"),
+        "revoke_question": _("Revoke this job? It will not run."),
+    }
+
+
+def _row_urls() -> dict[str, UrlPattern]:
+    """What a job row links to, built once for a whole table (templates/admin/jobs/_row.html)."""
+    return {
+        "detail": url_pattern("admin.job_detail", "job_id"),
+        "retry": url_pattern("admin.retry_job", "job_id"),
+        "revoke": url_pattern("admin.revoke_job", "job_id"),
     }
 
 
 def _row_context(job: Job, error: str | None = None) -> dict:
     return {
         "job": job,
+        "state": job_state(job),
         "emails": _emails([job]),
-        "status_labels": STATUS_LABELS,
+        "urls": _row_urls(),
+        "L": _labels(),
         "row_error": error,
-        **_actions(job),
     }
 
 
@@ -62,21 +87,27 @@ def jobs() -> str:
     page = job_management.list_jobs(filters, request.args.get("page", 1, type=int), PAGE_SIZE)
     context = {
         "page": page,
+        "rows": job_rows(page.items),
         "filters": filters,
         "emails": _emails(list(page.items)),
         "status_labels": STATUS_LABELS,
-        "queues": job_management.overview(),
-        "queue_names": list(QUEUES),
-        "final_statuses": FINAL_STATUSES,
-        "retryable_statuses": job_management.RETRYABLE,
-        "revocable_statuses": job_management.REVOCABLE,
-        "periodic": job_management.periodic_tasks(),
+        "urls": _row_urls(),
+        "L": _labels(),
         "poll_url": url_for("admin.jobs", **query_args(fragment="rows")),
         "page_args": query_args(),
     }
     if fragment == "rows":
         return render_template("admin/jobs/_table.html", **context)
-    return render_list("admin/jobs/index.html", "admin/jobs/_list.html", **context)
+    context |= {"queue_names": list(QUEUES)}
+    if is_htmx_request():
+        return render_template("admin/jobs/_list.html", **context)
+    return render_template(
+        "admin/jobs/index.html",
+        queues=job_management.overview(),
+        periodic=job_management.periodic_tasks(),
+        format_duration=format_duration,
+        **context,
+    )
 
 
 @admin_bp.get("/jobs/<job_id>")
@@ -84,33 +115,34 @@ def jobs() -> str:
 def job_detail(job_id: str) -> str:
     job = job_management.get_job(job_id)
     if request.args.get("fragment") == "status":
-        return render_template("admin/jobs/_status.html", job=job, status_labels=STATUS_LABELS, **_actions(job))
+        return render_template("admin/jobs/_status.html", job=job, state=job_state(job))
     events = recent(AuditFilter(target=f"job:{job.id}"), limit=20)
     return render_template(
         "admin/jobs/detail.html",
         job=job,
+        state=job_state(job),
         user=job_management.caused_by(job),
         events=events,
         emails=emails_of({e.actor_user_id for e in events}),
-        status_labels=STATUS_LABELS,
         spec=QUEUES.get(job.queue),
-        **_actions(job),
     )
 
 
 def _job_action(job_id: str, change, message: str) -> Response | str:
-    """htmx: swap the job's row in place (errors shown in it); otherwise flash and go back."""
+    """htmx: swap the job's row in place (a refusal shown in it), the outcome as a toast;
+    otherwise a toast on the page it goes back to."""
     job = job_management.get_job(job_id)
     if is_htmx_request():
         try:
             change(job)
         except DomainError as error:  # the service's unit of work rolled the change back
             return render_template("admin/jobs/_row.html", **_row_context(job_management.get_job(job_id), error.detail))
+        toast(message % {"id": job.id[:8]}, "success")
         return render_template("admin/jobs/_row.html", **_row_context(job_management.get_job(job_id)))
 
     def apply() -> str:
         change(job)
-        return message.format(id=job.id[:8])
+        return message % {"id": job.id[:8]}
 
     return run_action(apply, url_for("admin.job_detail", job_id=job_id))
 
@@ -118,15 +150,17 @@ def _job_action(job_id: str, change, message: str) -> Response | str:
 @admin_bp.post("/jobs/<job_id>/retry")
 @permission_required("jobs:manage")
 def retry_job(job_id: str) -> Response | str:
-    return _job_action(job_id, lambda job: job_management.retry(actor(), job), "Job {id} is queued again.")
+    return _job_action(job_id, lambda job: job_management.retry(actor(), job), _("Job %(id)s is queued again."))
 
 
 @admin_bp.post("/jobs/<job_id>/revoke")
 @permission_required("jobs:manage")
 def revoke_job(job_id: str) -> Response | str:
     if not confirmed() and not is_htmx_request():
-        return ask_confirmation("Revoke this job? It will not run.", "Revoke")
-    return _job_action(job_id, lambda job: job_management.revoke(actor(), job), "Job {id} is revoked; it will not run.")
+        return ask_confirmation(_("Revoke this job? It will not run."), _("Revoke"))
+    return _job_action(
+        job_id, lambda job: job_management.revoke(actor(), job), _("Job %(id)s is revoked; it will not run.")
+    )
 
 
 @admin_bp.post("/jobs/retry-failed")
@@ -137,11 +171,22 @@ def retry_failed() -> Response | str:
         q=(request.form.get("q") or "").strip() or None,
         user_id=request.form.get("user", type=int),
     )
-    where = f" in the {filters.queue} queue" if filters.queue else ""
     if not confirmed():
-        return ask_confirmation(f"Retry every failed job{where} matching the filters?", "Retry all", danger=False)
+        question = (
+            _("Retry every failed job in the %(queue)s queue matching the filters?", queue=filters.queue)
+            if filters.queue
+            else _("Retry every failed job matching the filters?")
+        )
+        return ask_confirmation(question, _("Retry all"), danger=False)
+
+    def retried() -> str:
+        count = job_management.retry_all_failed(actor(), filters)
+        if filters.queue:
+            return _("%(count)s failed job(s) in the %(queue)s queue queued again.", count=count, queue=filters.queue)
+        return _("%(count)s failed job(s) queued again.", count=count)
+
     return run_action(
-        lambda: f"{job_management.retry_all_failed(actor(), filters)} failed job(s){where} queued again.",
+        retried,
         url_for("admin.jobs", status="failed", queue=filters.queue),
     )
 
@@ -152,12 +197,12 @@ def purge_jobs() -> Response | str:
     days = request.form.get("days", type=int)
     queue = request.form.get("queue") or None
     if days is None:
-        flash("Give the number of days as a whole number.", "error")
+        toast(_("Give the number of days as a whole number."), "error")
         return redirect(url_for("admin.jobs"))
     if not confirmed():
-        return ask_confirmation(f"Delete succeeded jobs older than {days} day(s)?", "Purge")
+        return ask_confirmation(_("Delete succeeded jobs older than %(days)s day(s)?", days=days), _("Purge"))
     return run_action(
-        lambda: f"Purged {job_management.purge_succeeded(actor(), days, queue)} succeeded job(s).",
+        lambda: _("Purged %(count)s succeeded job(s).", count=job_management.purge_succeeded(actor(), days, queue)),
         url_for("admin.jobs"),
     )
 
@@ -166,6 +211,10 @@ def purge_jobs() -> Response | str:
 @permission_required("jobs:manage")
 def run_periodic(name: str) -> Response:
     return run_action(
-        lambda: f"{name} is queued to run now (job {job_management.run_periodic_now(actor(), name).id[:8]}).",
+        lambda: _(
+            "%(name)s is queued to run now (job %(job)s).",
+            name=name,
+            job=job_management.run_periodic_now(actor(), name).id[:8],
+        ),
         url_for("admin.jobs"),
     )

@@ -6,6 +6,7 @@ from flask import Response, render_template, request, url_for
 
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, permissions, run_action
 from app.auth.guards import permission_required
+from app.i18n import _
 from app.rbac import management as role_management
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS
 
@@ -33,12 +34,12 @@ def save_matrix() -> Response:
     hidden fields); all changed roles are saved (and each audited) together, or none."""
     granted: dict[str, set[str]] = {}
     for value in request.form.getlist("grant"):
-        role_name, _, permission = value.partition("|")
+        role_name, _sep, permission = value.partition("|")
         granted.setdefault(role_name, set()).add(permission)
 
     def apply() -> str:
         changed = role_management.update_grid(actor(), granted)
-        return f"Saved permissions for {', '.join(changed)}." if changed else "Nothing changed."
+        return _("Saved permissions for %(roles)s.", roles=", ".join(changed)) if changed else _("Nothing changed.")
 
     return run_action(apply, url_for("admin.roles"))
 
@@ -50,7 +51,7 @@ def create_role() -> Response:
         role = role_management.create_role(
             actor(), request.form.get("name", ""), request.form.get("description", ""), request.form.getlist("grant")
         )
-        return f"Role {role.name!r} created; tick its permissions in the grid."
+        return _("Role %(name)s created; tick its permissions in the grid.", name=repr(role.name))
 
     return run_action(apply, url_for("admin.roles"))
 
@@ -60,10 +61,10 @@ def create_role() -> Response:
 def delete_role(name: str) -> Response | str:
     role = role_management.get_role(name)
     if not confirmed():
-        return ask_confirmation(f"Delete the role {role.name!r}?", "Delete role")
+        return ask_confirmation(_("Delete the role %(name)s?", name=repr(role.name)), _("Delete role"))
 
     def apply() -> str:
         role_management.delete_role(actor(), role, permissions())
-        return f"Role {name!r} deleted."
+        return _("Role %(name)s deleted.", name=repr(name))
 
     return run_action(apply, url_for("admin.roles"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Response, render_template, request, url_for
 
-from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, render_list, run_action
+from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, job_rows, render_list, run_action
 from app.audit.service import emails_of
 from app.auth.guards import permission_required
+from app.i18n import _
 from app.jobs import management as job_management
-from app.jobs.management import STATUS_LABELS, JobFilter
+from app.jobs.management import JobFilter
 from app.uploads import service
 from app.uploads.models import UploadStatus
 
@@ -35,8 +36,6 @@ def uploads() -> str:
         filters=filters,
         owners=owners,
         thumbnails={u.id: service.thumbnail_url(u) for u in page.items},
-        kinds=service.KINDS,
-        statuses=list(UploadStatus.__members__),
     )
 
 
@@ -49,8 +48,7 @@ def upload_detail(upload_id: str) -> str:
         upload=upload,
         owner=service.owner_of(upload),
         thumbnail=service.thumbnail_url(upload),
-        jobs=job_management.list_jobs(JobFilter(q=upload.id), 1, 10).items,
-        status_labels=STATUS_LABELS,
+        jobs=job_rows(job_management.list_jobs(JobFilter(q=upload.id), 1, 10).items),
         reprocessable=upload.status in service.REPROCESSABLE,
     )
 
@@ -60,11 +58,13 @@ def upload_detail(upload_id: str) -> str:
 def delete_upload(upload_id: str) -> Response | str:
     upload = service.get_upload(upload_id)
     if not confirmed():
-        return ask_confirmation(f"Delete {upload.filename}? The file is removed from storage.", "Delete")
+        return ask_confirmation(
+            _("Delete %(name)s? The file is removed from storage.", name=upload.filename), _("Delete")
+        )
 
     def apply() -> str:
         service.delete_upload(actor().id, upload)
-        return f"{upload.filename} is deleted."
+        return _("%(name)s is deleted.", name=upload.filename)
 
     response = run_action(apply, url_for("admin.uploads"))
     if response.location and response.location.startswith(url_for("admin.upload_detail", upload_id=upload_id)):
@@ -79,6 +79,6 @@ def reprocess_upload(upload_id: str) -> Response:
 
     def apply() -> str:
         job = service.reprocess(actor().id, upload)
-        return f"{upload.filename} is queued for processing again (job {job.id[:8]})."
+        return _("%(name)s is queued for processing again (job %(job)s).", name=upload.filename, job=job.id[:8])
 
     return run_action(apply, url_for("admin.upload_detail", upload_id=upload_id))

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from flask import Response, render_template, request, stream_with_context, url_for
 
-from app.admin.common import actor, admin_bp, ask_confirmation, can, confirmed, permissions, render_list, run_action
+from app.admin.common import (
+    actor,
+    admin_bp,
+    ask_confirmation,
+    can,
+    confirmed,
+    job_rows,
+    permissions,
+    render_list,
+    run_action,
+    user_status_labels,
+)
 from app.audit.service import AuditFilter, emails_of, recent
+from app.auth import service as auth_service
+from app.auth import session_records
 from app.auth.guards import permission_required
 from app.core.database import utcnow
 from app.errors import PermissionDenied, ValidationFailed
+from app.i18n import _
 from app.jobs import management as job_management
-from app.jobs.management import STATUS_LABELS, JobFilter
+from app.jobs.management import JobFilter
 from app.uploads import service as uploads
 from app.users import management as user_management
 
@@ -43,6 +57,8 @@ def users() -> str:
         filters=filters,
         verified=request.args.get("verified", ""),
         roles=user_management.role_names(),
+        statuses=user_management.STATUSES,
+        status_words=user_status_labels(),
     )
 
 
@@ -68,22 +84,28 @@ def bulk_users() -> Response | str:
     ids = request.form.getlist("user_ids", type=int)
     back = url_for("admin.users")
 
+    role = request.form.get("role", "").strip()
+
     def apply() -> str:
         if not ids:
-            raise ValidationFailed("Select at least one user.")
+            raise ValidationFailed(_("Select at least one user."))
         if action == "disable":
             return user_management.bulk_disable(actor(), permissions(), ids).summary("Disabled")
         if action == "assign_role":
-            role = request.form.get("role", "")
+            # Never a default: the form's role picker starts on "Choose a role…" (no value).
+            if not role:
+                raise ValidationFailed(_("Choose a role to assign."))
             return user_management.bulk_assign_role(actor(), permissions(), ids, role).summary(
                 f"Gave the {role!r} role to"
             )
-        raise ValidationFailed("Choose an action.")
+        raise ValidationFailed(_("Choose an action."))
 
     if action == "assign_role" and not can("roles:manage"):
-        raise PermissionDenied("Assigning roles needs the 'roles:manage' permission.")
+        raise PermissionDenied(_("Assigning roles needs the 'roles:manage' permission."))
     if action == "disable" and ids and not confirmed():
-        return ask_confirmation(f"Disable {len(ids)} selected user(s)? They are signed out everywhere.", "Disable")
+        return ask_confirmation(
+            _("Disable %(count)s selected user(s)? They are signed out everywhere.", count=len(ids)), _("Disable")
+        )
     return run_action(apply, back)
 
 
@@ -92,16 +114,19 @@ def bulk_users() -> Response | str:
 def user_detail(user_id: int) -> str:
     user = user_management.get_user(user_id, include_deleted=True)
     events = recent(AuditFilter(user_id=user.id), limit=20)
-    user_uploads = uploads.list_uploads(user.id, None, None, 1, RECENT_UPLOADS).items
+    user_uploads = uploads.list_uploads(user.id, None, None, 1, RECENT_UPLOADS).items if can("uploads:read_any") else []
+    user_jobs = job_management.list_jobs(JobFilter(user_id=user.id), 1, 10).items if can("jobs:read") else None
     return render_template(
         "admin/users/detail.html",
         user=user,
         roles=user_management.role_names(),
         uploads=user_uploads if can("uploads:read_any") else None,
         thumbnails={u.id: uploads.thumbnail_url(u) for u in user_uploads},
-        jobs=job_management.list_jobs(JobFilter(user_id=user.id), 1, 10).items if can("jobs:read") else None,
-        status_labels=STATUS_LABELS,
+        jobs=job_rows(user_jobs) if user_jobs is not None else None,
+        sessions=session_records.active_sessions(user.id) if user.status != "deleted" else None,
+        api_sign_ins=auth_service.api_sign_ins(user.id) if user.status != "deleted" else [],
         events=events if can("audit:read") else None,
+        status_words=user_status_labels(),
         emails=emails_of({e.actor_user_id for e in events} | {e.subject_user_id for e in events}),
         is_self=user.id == actor().id,
     )
@@ -119,7 +144,7 @@ def set_roles(user_id: int) -> Response:
 
     def apply() -> str:
         user_management.update_user(actor(), permissions(), user, roles=wanted)
-        return f"{user.email} now has: {', '.join(user.role_names) or 'no roles'}."
+        return _("%(email)s now has: %(roles)s.", email=user.email, roles=", ".join(user.role_names) or _("no roles"))
 
     return run_action(apply, _detail(user_id))
 
@@ -129,11 +154,13 @@ def set_roles(user_id: int) -> Response:
 def disable_user(user_id: int) -> Response | str:
     user = user_management.get_user(user_id)
     if not confirmed():
-        return ask_confirmation(f"Disable {user.email}? They are signed out everywhere at once.", "Disable")
+        return ask_confirmation(
+            _("Disable %(email)s? They are signed out everywhere at once.", email=user.email), _("Disable")
+        )
 
     def apply() -> str:
         user_management.update_user(actor(), permissions(), user, is_active=False)
-        return f"{user.email} is disabled and signed out everywhere."
+        return _("%(email)s is disabled and signed out everywhere.", email=user.email)
 
     return run_action(apply, _detail(user_id))
 
@@ -145,7 +172,7 @@ def enable_user(user_id: int) -> Response:
 
     def apply() -> str:
         user_management.update_user(actor(), permissions(), user, is_active=True)
-        return f"{user.email} is enabled again."
+        return _("%(email)s is enabled again.", email=user.email)
 
     return run_action(apply, _detail(user_id))
 
@@ -157,7 +184,7 @@ def verify_user(user_id: int) -> Response:
 
     def apply() -> str:
         user_management.update_user(actor(), permissions(), user, email_verified=True)
-        return f"{user.email} is marked verified."
+        return _("%(email)s is marked verified.", email=user.email)
 
     return run_action(apply, _detail(user_id))
 
@@ -169,7 +196,7 @@ def reset_user_password(user_id: int) -> Response:
 
     def apply() -> str:
         user_management.send_password_reset(actor(), permissions(), user)
-        return f"A password reset link is on its way to {user.email}."
+        return _("A password reset link is on its way to %(email)s.", email=user.email)
 
     return run_action(apply, _detail(user_id))
 
@@ -180,13 +207,16 @@ def sign_out_user(user_id: int) -> Response | str:
     user = user_management.get_user(user_id)
     if not confirmed():
         return ask_confirmation(
-            f"Sign {user.email} out everywhere? Every browser session ends and every API token is revoked.",
-            "Sign out everywhere",
+            _(
+                "Sign %(email)s out everywhere? Every browser session ends and every API token is revoked.",
+                email=user.email,
+            ),
+            _("Sign out everywhere"),
         )
 
     def apply() -> str:
         user_management.force_sign_out(actor(), permissions(), user)
-        return f"{user.email} is signed out everywhere; their API tokens are revoked."
+        return _("%(email)s is signed out everywhere; their API tokens are revoked.", email=user.email)
 
     return run_action(apply, _detail(user_id))
 
@@ -197,11 +227,12 @@ def delete_user(user_id: int) -> Response | str:
     user = user_management.get_user(user_id)
     if not confirmed():
         return ask_confirmation(
-            f"Delete {user.email}? The account can no longer be used; its audit trail stays.", "Delete"
+            _("Delete %(email)s? The account can no longer be used; its audit trail stays.", email=user.email),
+            _("Delete"),
         )
 
     def apply() -> str:
         user_management.delete_user(actor(), permissions(), user)
-        return f"{user.email} is deleted."
+        return _("%(email)s is deleted.", email=user.email)
 
     return run_action(apply, _detail(user_id))

@@ -14,6 +14,18 @@ api_bp = Blueprint("api", __name__, url_prefix="/api")
 api_bp.register_blueprint(v1_bp)
 
 SPEC_CACHE_KEY = "hearth.openapi"
+# The sections of the API reference: signing in first, then the signed-in account, then the
+# rest alphabetically (app.api.openapi.ordered_tags).
+FIRST_TAGS = ("auth", "me")
+TAG_DESCRIPTIONS = {
+    "auth": "Bearer tokens: sign in for an access and a refresh token, refresh them, sign out.",
+    "me": "The signed-in account: its profile, roles and permissions.",
+    "admin": "The admin area's operations: users, roles, jobs and queues (admin permissions).",
+    "meta": "The service itself.",
+    "roles": "The roles accounts can hold.",
+    "uploads": "Files: presigned uploads straight to storage, confirmation, processing and downloads.",
+    "users": "Accounts, for those allowed to manage them.",
+}
 
 
 @api_bp.get("/openapi.json")
@@ -22,7 +34,14 @@ def openapi_document() -> Response:
     """The generated OpenAPI document, built once per process from the registered schemas."""
     cached = current_app.extensions.get(SPEC_CACHE_KEY)
     if cached is None:
-        document = orjson.dumps(build_spec(current_app, title="Hearth API", version=__version__))
+        spec = build_spec(
+            current_app,
+            title="Hearth API",
+            version=__version__,
+            first_tags=FIRST_TAGS,
+            tag_descriptions=TAG_DESCRIPTIONS,
+        )
+        document = orjson.dumps(spec)
         cached = current_app.extensions[SPEC_CACHE_KEY] = (document, strong_etag(document))
     document, etag = cached
     response = Response(document, mimetype="application/json")
@@ -33,5 +52,6 @@ def openapi_document() -> Response:
 @api_bp.get("/docs")
 @publicly_cacheable(max_age=60)
 def api_docs() -> str:
-    """Interactive API documentation (Swagger UI, vendored under static/)."""
+    """Interactive API documentation: Swagger UI (vendored under static/), in a shadow root of
+    its own (static/js/api-docs.js), themed light and dark by static/css/api-docs.css."""
     return render_template("api/docs.html")

@@ -382,8 +382,26 @@ def _validator_headers(operation: Operation) -> dict[str, Any]:
     return headers
 
 
-def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for every operation registered with `api_operation`."""
+def ordered_tags(
+    used: set[str], first: tuple[str, ...] = (), descriptions: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """The document's `tags` (renderers list the sections in this order): `first` as given,
+    then the others alphabetically; only tags some operation carries, each with its description."""
+    names = [name for name in first if name in used] + sorted(used - set(first))
+    descriptions = descriptions or {}
+    return [{"name": name, **({"description": descriptions[name]} if name in descriptions else {})} for name in names]
+
+
+def build_spec(
+    app: Flask,
+    title: str,
+    version: str,
+    *,
+    first_tags: tuple[str, ...] = (),
+    tag_descriptions: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for every operation registered with `api_operation`; its tags
+    in the order of `ordered_tags`."""
     schemas: dict[str, Any] = {}
     problem_ref = _collect(schemas, ProblemDetails)
     validation_ref = _collect(schemas, ValidationProblem)
@@ -394,6 +412,7 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
         if (operation := getattr(app.view_functions.get(rule.endpoint), OPERATION_ATTR, None)) is not None
     ]
     readable = {rule.rule for rule, operation in operations if operation.method == "GET" and operation.status != 204}
+    used_tags = {tag for _, operation in operations for tag in operation.tags}
     for rule, operation in operations:
         path, parameters = _openapi_path(rule)
         if operation.query is not None:
@@ -467,6 +486,7 @@ def build_spec(app: Flask, title: str, version: str) -> dict[str, Any]:
             "description": "Hearth's versioned JSON API. Errors are RFC 9457 problem+json documents.",
         },
         "servers": [{"url": "/"}],
+        "tags": ordered_tags(used_tags, first_tags, tag_descriptions),
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -27,6 +27,7 @@ from app.core.database import utcnow
 from app.core.hosts import public_url_for
 from app.core.unit_of_work import unit_of_work
 from app.errors import DomainError, NotFound, Unauthorized, ValidationFailed
+from app.i18n import _, locale_of
 from app.mail.service import queue_email
 from app.rbac.catalog import DEFAULT_ROLE
 from app.users.models import User
@@ -42,7 +43,8 @@ class CurrentPasswordInvalid(ValidationFailed):
 
     slug = "current-password-invalid"
 
-    def __init__(self, detail: str = "The current password is not correct.") -> None:
+    def __init__(self, detail: str | None = None) -> None:
+        detail = detail or _("The current password is not correct.")
         super().__init__(
             detail,
             errors=[{"field": "current_password", "location": "body", "message": detail, "type": "value_error"}],
@@ -56,12 +58,12 @@ class TooManyPasswordAttempts(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "Too many wrong passwords. Try again later, or reset your password to unlock the account.",
+            _("Too many wrong passwords. Try again later, or reset your password to unlock the account."),
             errors=[
                 {
                     "field": "current_password",
                     "location": "body",
-                    "message": "Too many wrong passwords. Try again later.",
+                    "message": _("Too many wrong passwords. Try again later."),
                     "type": "locked",
                 }
             ],
@@ -82,7 +84,7 @@ def check_current_password(user: User, password: str, channel: str) -> None:
             record("password_check_refused_locked", actor_id=user.id, subject_id=user.id, channel=channel)
         raise TooManyPasswordAttempts()
     if not password:  # not a guess: nothing to count
-        raise CurrentPasswordInvalid("Enter your current password to make this change.")
+        raise CurrentPasswordInvalid(_("Enter your current password to make this change."))
     if not verify_password(user.password_hash, password):
         with committed_before_raising():
             lockout.register_failure(user, channel, client)
@@ -94,7 +96,7 @@ def _send_verification(user: User, address: str) -> None:
     queue_email(
         address,
         "verify_email",
-        {"name": user.display_name, "link": public_url_for("auth.verify_email", token=raw)},
+        {"name": user.display_name, "link": public_url_for("auth.verify_email", token=raw), "locale": locale_of(user)},
         user_id=user.id,
     )
 
@@ -106,12 +108,12 @@ def sign_up(email: str, display_name: str, password: str) -> None:
     name = display_name.strip()
     if not 1 <= len(name) <= 120:
         raise ValidationFailed(
-            "Enter a display name of 1 to 120 characters.",
+            _("Enter a display name of 1 to 120 characters."),
             errors=[
                 {
                     "field": "display_name",
                     "location": "body",
-                    "message": "Enter 1 to 120 characters.",
+                    "message": _("Enter 1 to 120 characters."),
                     "type": "value_error",
                 }
             ],
@@ -129,6 +131,7 @@ def sign_up(email: str, display_name: str, password: str) -> None:
                     "name": existing.display_name,
                     "login": public_url_for("auth.login"),
                     "reset": public_url_for("auth.reset_request"),
+                    "locale": locale_of(existing),
                 },
                 user_id=existing.id,
             )
@@ -161,6 +164,14 @@ def verify_email(raw: str) -> User:
     return user
 
 
+def record_email_link_sign_in(user: User) -> None:
+    """The verification link signed its account in on a browser (app.auth.routes
+    `verify_email`): audited like any sign-in, with the link as its channel."""
+    with unit_of_work():
+        user.last_login_at = utcnow()
+        record("login_succeeded", actor_id=user.id, subject_id=user.id, channel="email_link")
+
+
 def resend_verification(user: User) -> None:
     if user.email_verified_at is None:
         with unit_of_work():
@@ -190,7 +201,11 @@ def send_password_reset_link(user: User) -> None:
         queue_email(
             user.email,
             "password_reset",
-            {"name": user.display_name, "link": public_url_for("auth.reset_password", token=raw)},
+            {
+                "name": user.display_name,
+                "link": public_url_for("auth.reset_password", token=raw),
+                "locale": locale_of(user),
+            },
             user_id=user.id,
         )
 
@@ -235,7 +250,11 @@ def update_profile(user: User, display_name: str, email: str, current_password: 
     """
     name = display_name.strip()
     if not 1 <= len(name) <= 120:
-        raise ValidationFailed("Enter a display name of 1 to 120 characters.")
+        message = _("Enter a display name of 1 to 120 characters.")
+        raise ValidationFailed(
+            message,
+            errors=[{"field": "display_name", "location": "body", "message": message, "type": "value_error"}],
+        )
     address = checked_email(email)
     pending = address != user.email
     if pending:
@@ -255,6 +274,7 @@ def update_profile(user: User, display_name: str, email: str, current_password: 
                     "name": user.display_name,
                     "new_address": address,
                     "undo": public_url_for("auth.undo_email_change", token=undo),
+                    "locale": locale_of(user),
                 },
                 user_id=user.id,
             )
@@ -305,14 +325,14 @@ def unlock_account(raw: str) -> User:
 
 def require_password(user: User, password: str) -> None:
     if not verify_password(user.password_hash, password):
-        raise Unauthorized("The password is not correct.")
+        raise Unauthorized(_("The password is not correct."))
 
 
 def set_password(email: str, password: str) -> User:
     """Replace a user's password and end every session and token they hold (`flask users set-password`)."""
     user = users.find_by_email(email)
     if user is None:
-        raise NotFound(f"No user with email {email!r}.")
+        raise NotFound(_("No user with email %(email)r.", email=email))
     check_new_password(password, user.email)
     with unit_of_work():
         user.password_hash = hash_password(password)

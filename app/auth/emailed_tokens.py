@@ -17,6 +17,7 @@ from app.auth.repository import AccountTokenRepository
 from app.core.database import utcnow
 from app.core.unit_of_work import unit_of_work
 from app.errors import ValidationFailed
+from app.i18n import _
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"  # noqa: S105  (a token purpose, not a secret)
@@ -37,7 +38,7 @@ account_tokens = AccountTokenRepository()
 
 class InvalidAccountToken(ValidationFailed):
     def __init__(self) -> None:
-        super().__init__("This link is invalid, already used or expired. Ask for a new one.")
+        super().__init__(_("This link is invalid, already used or expired. Ask for a new one."))
 
 
 def token_hash(token: str) -> str:

@@ -1,4 +1,7 @@
-"""Sign-in form (CSRF-protected by flask-wtf)."""
+"""Sign-in, sign-up and password forms (CSRF-protected by flask-wtf).
+
+No field asks for `autofocus` itself: templates/_forms.html gives it to the first invalid field,
+or to the field the template names when the form has no errors."""
 
 from __future__ import annotations
 
@@ -6,42 +9,40 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from app.i18n import _l
+
 
 class LoginForm(FlaskForm):
     email = EmailField(
-        "Email", validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "username", "autofocus": True}
+        _l("Email"), validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "username"}
     )
     password = PasswordField(
-        "Password", validators=[DataRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
+        _l("Password"), validators=[DataRequired(), Length(max=1024)], render_kw={"autocomplete": "current-password"}
     )
-    remember = BooleanField("Keep me signed in on this device")
+    remember = BooleanField(_l("Keep me signed in on this device"))
 
 
 class SignupForm(FlaskForm):
-    email = EmailField(
-        "Email", validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "email", "autofocus": True}
-    )
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "email"})
     display_name = StringField(
-        "Display name", validators=[DataRequired(), Length(max=120)], render_kw={"autocomplete": "nickname"}
+        _l("Display name"), validators=[DataRequired(), Length(max=120)], render_kw={"autocomplete": "nickname"}
     )
     password = PasswordField(
-        "Password",
+        _l("Password"),
         validators=[DataRequired(), Length(max=1024)],
-        description="At least 12 characters. A few unrelated words work well.",
+        description=_l("At least 12 characters. A few unrelated words work well."),
         render_kw={"autocomplete": "new-password"},
     )
 
 
 class ResetRequestForm(FlaskForm):
-    email = EmailField(
-        "Email", validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "email", "autofocus": True}
-    )
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)], render_kw={"autocomplete": "email"})
 
 
 class NewPasswordForm(FlaskForm):
     password = PasswordField(
-        "New password",
+        _l("New password"),
         validators=[DataRequired(), Length(max=1024)],
-        description="At least 12 characters.",
+        description=_l("At least 12 characters."),
         render_kw={"autocomplete": "new-password"},
     )

@@ -18,6 +18,7 @@ from app.auth.cache import family_accepted
 from app.auth.tokens import InvalidAccessToken, decode_access_token
 from app.core.api_paths import is_api_request
 from app.errors import NotFound, PermissionDenied, Unauthorized
+from app.i18n import _
 from app.rbac.service import permissions_of
 from app.users.cache import token_accepted
 from app.users.models import User
@@ -39,20 +40,20 @@ def bearer_user_id() -> int | None:
         return g.api_user_id
     g.api_user_id = None
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _space, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     try:
         claims = decode_access_token(token.strip())
         user_id = int(claims["sub"])
     except (InvalidAccessToken, ValueError):
-        raise Unauthorized("The access token is invalid or expired.") from None
+        raise Unauthorized(_("The access token is invalid or expired.")) from None
     # Disabled users and revoked epochs fail at once, even with an unexpired token.
     if not token_accepted(user_id, claims.get("epoch")):
-        raise Unauthorized("The access token has been revoked.")
+        raise Unauthorized(_("The access token has been revoked."))
     # API logout, reuse detection and the account page revoke one sign-in's tokens at once.
     if not family_accepted(claims["fam"], user_id):
-        raise Unauthorized("The access token has been revoked.")
+        raise Unauthorized(_("The access token has been revoked."))
     g.api_user_id = user_id
     return user_id
 
@@ -64,7 +65,7 @@ def bearer_user() -> User | None:
     user_id = bearer_user_id()
     user = load_principal(user_id) if user_id is not None else None
     if user_id is not None and (user is None or not user.is_active):
-        raise Unauthorized("The access token has been revoked.")
+        raise Unauthorized(_("The access token has been revoked."))
     g.api_user = user
     return user
 
@@ -98,13 +99,13 @@ def check_access(permission: str | None = None) -> int:
     if _is_api_request():
         user_id = bearer_user_id()
         if user_id is None:
-            raise Unauthorized("Authentication required: send Authorization: Bearer <access token>.")
+            raise Unauthorized(_("Authentication required: send Authorization: Bearer <access token>."))
     else:
         if not current_user.is_authenticated:
             abort(redirect(url_for("auth.login", next=request.full_path.rstrip("?"))))
         user_id = current_user.id
     if permission is not None and permission not in _permissions_for(user_id):
-        raise PermissionDenied(f"This needs the {permission!r} permission.")
+        raise PermissionDenied(_("This needs the %(permission)r permission.", permission=permission))
     return user_id
 
 
@@ -134,7 +135,7 @@ def verified_email_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         actor = require_actor()
         if actor.email_verified_at is None:
-            raise PermissionDenied("Confirm your email address first: follow the link we emailed you.")
+            raise PermissionDenied(_("Confirm your email address first: follow the link we emailed you."))
         return view(*args, **kwargs)
 
     return guarded

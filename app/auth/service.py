@@ -23,6 +23,7 @@ from app.auth.tokens import issue_access_token
 from app.core.database import UTCDateTime, utcnow
 from app.core.unit_of_work import in_unit_of_work, unit_of_work
 from app.errors import DomainError, Unauthorized
+from app.i18n import _, _l
 from app.users.models import User
 from app.users.passwords import dummy_hash, hash_password, needs_rehash, refuse_when_busy, verify_password
 from app.users.repository import UserRepository, normalise_email
@@ -30,14 +31,15 @@ from app.users.repository import UserRepository, normalise_email
 users = UserRepository()
 refresh_tokens = RefreshTokenRepository()
 
-GENERIC_FAILURE = "Invalid email or password."
+# Lazy: a form error shown in the reader's language (str() it for anything serialised).
+GENERIC_FAILURE = _l("Invalid email or password.")
 
 
 class InvalidCredentials(Unauthorized):
     """Wrong email or password, unknown account, locked or disabled: one message for all."""
 
     def __init__(self) -> None:
-        super().__init__(GENERIC_FAILURE)
+        super().__init__(str(GENERIC_FAILURE))
 
 
 class InvalidRefreshToken(DomainError):
@@ -187,15 +189,15 @@ def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:
     token = refresh_tokens.find_by_hash(token_hash(raw))
     now = utcnow()
     if token is None:
-        raise InvalidRefreshToken("The refresh token is not valid.")
+        raise InvalidRefreshToken(_("The refresh token is not valid."))
     if token.revoked_at is not None:
         with committed_before_raising():
             revoke_family(token.family_id)
             record("refresh_token_reused", subject_id=token.user_id, family=token.family_id)
-        raise InvalidRefreshToken("The refresh token was already used; every token of this sign-in is revoked.")
+        raise InvalidRefreshToken(_("The refresh token was already used; every token of this sign-in is revoked."))
     user = users.get(token.user_id)
     if token.expires_at <= now or user is None or not user.is_active:
-        raise InvalidRefreshToken("The refresh token has expired or the account is disabled.")
+        raise InvalidRefreshToken(_("The refresh token has expired or the account is disabled."))
     # Compare-and-set: two concurrent refreshes with the same token cannot both win. The loser
     # is a replay: its unit revokes the whole family instead, and commits that before raising.
     with committed_before_raising():
@@ -205,7 +207,7 @@ def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:
         else:
             revoke_family(token.family_id)
     if not won:
-        raise InvalidRefreshToken("The refresh token was already used; every token of this sign-in is revoked.")
+        raise InvalidRefreshToken(_("The refresh token was already used; every token of this sign-in is revoked."))
     return pair
 
 

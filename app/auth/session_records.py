@@ -34,6 +34,7 @@ from app.core.database import utcnow
 from app.core.net import client_address
 from app.core.unit_of_work import unit_of_work
 from app.extensions import login_manager
+from app.i18n import _
 from app.pipeline import add_browser_hooks
 from app.users.models import User
 from app.users.service import load_principal, load_user
@@ -203,7 +204,7 @@ def _enforce() -> None:
     if raw is not None and _resume_from_remember_token(raw):
         return
     if ended:
-        flash("Your session has ended. Please sign in again.", "info")
+        flash(_("Your session has ended. Please sign in again."), "info")
 
 
 def _session_is_live() -> bool:

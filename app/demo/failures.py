@@ -1,5 +1,7 @@
 """Failures for demo jobs, as a worker would record them: `error` and `traceback`.
 
+`error` is the sentence people see (app.jobs.service.failure_message, from the same code the
+tasks use to explain their failures); the exception, with its cause, is in `traceback` only.
 The frames are this checkout's real code (file, line and source text are looked up, so they
 stay right when the code moves). Processing failures go further: the demo's corrupt file is
 really parsed, so the library frames and the message are exactly what a reprocess would hit.
@@ -15,21 +17,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.errors import NotFound
 from app.jobs.periodic import get_periodic, run_recorded
+from app.jobs.service import TaskFailed, failure_message
 from app.mail.service import deliver
-from app.uploads import service
-from tasks.emails import send_email
+from app.uploads import sandbox, service
+from tasks.emails import explain_delivery_failure, send_email
 from tasks.maintenance import run_periodic_now
 from tasks.runtime import _run_with_lease
 from tasks.uploads import process_upload
 
 HEADER = "Traceback (most recent call last):\n"
+CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
 
 
 @dataclass(frozen=True)
 class Failure:
-    error: str  # what `jobs.error` holds: "<ExceptionName>: <message>"
-    traceback: str
+    error: str  # what `jobs.error` holds: the failure in words for people
+    traceback: str  # the exception (and its cause) with its frames
+
+
+def _explained(cause_trace: str, frame: str, kind: type[BaseException], message: str) -> Failure:
+    """A library error re-raised in words (`raise TaskFailed(...) from error`), as tasks do."""
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    return Failure(message, cause_trace + CAUSE + HEADER + frame + f"{name}: {message}\n")
 
 
 def _frame(function: Callable[..., Any], needle: str) -> str:
@@ -47,7 +58,13 @@ def _worker_frames(task: Any, needle: str) -> list[str]:
 
 
 def _send_email_frames() -> list[str]:
-    return _worker_frames(send_email, "deliver(render_message(")
+    return _worker_frames(send_email, "deliver(message)")
+
+
+def _delivery_failure(error: BaseException, trace: str) -> Failure:
+    """What the emails task records for a delivery that raised `error` (traced by `trace`)."""
+    frame = "".join(_worker_frames(send_email, "raise TaskFailed("))
+    return _explained(trace, frame, TaskFailed, explain_delivery_failure(error))
 
 
 def smtp_recipient_refused(address: str) -> Failure:
@@ -61,9 +78,8 @@ def smtp_recipient_refused(address: str) -> Failure:
         _frame(smtplib.SMTP.send_message, "return self.sendmail("),
         _frame(smtplib.SMTP.sendmail, "raise SMTPRecipientsRefused(senderrs)"),
     ]
-    return Failure(
-        f"SMTPRecipientsRefused: {refusal}", HEADER + "".join(frames) + f"smtplib.SMTPRecipientsRefused: {refusal}\n"
-    )
+    trace = HEADER + "".join(frames) + f"smtplib.SMTPRecipientsRefused: {refusal}\n"
+    return _delivery_failure(smtplib.SMTPRecipientsRefused(refusal), trace)
 
 
 def smtp_disconnected() -> Failure:
@@ -79,10 +95,8 @@ def smtp_disconnected() -> Failure:
         _frame(smtplib.SMTP.getreply, 'raise SMTPServerDisconnected("Connection unexpectedly closed")'),
     ]
     message = "Connection unexpectedly closed"
-    return Failure(
-        f"SMTPServerDisconnected: {message}",
-        HEADER + "".join(frames) + f"smtplib.SMTPServerDisconnected: {message}\n",
-    )
+    trace = HEADER + "".join(frames) + f"smtplib.SMTPServerDisconnected: {message}\n"
+    return _delivery_failure(smtplib.SMTPServerDisconnected(message), trace)
 
 
 def smtp_timeout() -> Failure:
@@ -99,7 +113,7 @@ def smtp_timeout() -> Failure:
         _frame(socket.create_connection, "raise exceptions[0]"),
         _frame(socket.create_connection, "sock.connect(sa)"),
     ]
-    return Failure("TimeoutError: timed out", HEADER + "".join(frames) + "TimeoutError: timed out\n")
+    return _delivery_failure(TimeoutError("timed out"), HEADER + "".join(frames) + "TimeoutError: timed out\n")
 
 
 def unknown_periodic_task(name: str) -> Failure:
@@ -110,7 +124,7 @@ def unknown_periodic_task(name: str) -> Failure:
         _frame(get_periodic, "raise NotFound("),
     ]
     message = f"No periodic task named {name!r}."
-    return Failure(f"NotFound: {message}", HEADER + "".join(frames) + f"app.errors.NotFound: {message}\n")
+    return Failure(failure_message(NotFound(message)), HEADER + "".join(frames) + f"app.errors.NotFound: {message}\n")
 
 
 def processing_failure(content_type: str, data: bytes) -> Failure:
@@ -138,7 +152,10 @@ def processing_failure(content_type: str, data: bytes) -> Failure:
         frames = [*_worker_frames(process_upload, "uploads.process(upload_id"), *steps]
         trace = HEADER + "".join(frames) + "".join(tracebacks.StackSummary.from_list(library).format())
         trace += "".join(tracebacks.format_exception_only(error))
-        return Failure(f"{type(error).__name__}: {error}", trace)
+        # The sandbox reports the child's error as the cause of a ProcessingError in words.
+        operation = "pdf" if content_type == "application/pdf" else "image"
+        frame = _frame(service.process, "details |= _pdf_details(data)" if operation == "pdf" else "details |= _image")
+        return _explained(trace, frame, sandbox.ProcessingError, sandbox.UNREADABLE[operation])
     finally:
         pypdf_log.setLevel(level)
     raise ValueError(f"the demo's corrupt {content_type} file parsed without an error")

@@ -1,5 +1,7 @@
-"""The file library. The upload widget (static/js/uploads.js) asks `presign` for a presigned POST,
-sends the bytes straight to storage with a progress bar, then `confirm` answers the new row."""
+"""The file library. The upload form posts the file to `upload` (a plain multipart POST, so it
+works without JavaScript); with JavaScript the widget (static/js/uploads.js) takes over: it
+asks `presign` for a presigned POST, sends the bytes straight to storage with a progress bar,
+then `confirm` answers the new row. Both paths run the same checks (app/uploads/service.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,16 @@ from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from app.auth.guards import login_required
 from app.core.templating import UrlPattern, is_htmx_request, url_pattern
+from app.core.toasts import toast
 from app.errors import ValidationFailed
+from app.extensions import csrf
+from app.files.forms import UploadForm
+from app.i18n import _
 from app.uploads import service
 from app.uploads.models import Upload, UploadStatus
 
@@ -19,6 +26,11 @@ files_bp = Blueprint("files", __name__, url_prefix="/files")
 
 PAGE_SIZE = 20
 FINAL = {UploadStatus.ready, UploadStatus.rejected, UploadStatus.failed}
+# The form around the file: boundaries, part headers, the kind and the CSRF token.
+FORM_ALLOWANCE = 64 * 1024
+# The pipeline's ceiling for `upload` before the app's limits are at hand (app/pipeline.py
+# `_enforce_body_limit`); the view lowers it to the largest kind's limit before reading the body.
+LARGEST_FORM_UPLOAD = 2 * 1024 * 1024 * 1024
 
 
 @files_bp.app_template_global()
@@ -33,22 +45,70 @@ def _row(upload: Upload) -> str:
     )
 
 
-@files_bp.get("/")
-@login_required
-def index() -> str:
+def _limits() -> dict[str, tuple[int, list[str]]]:
+    return {kind: service.limits(kind) for kind in service.KINDS}
+
+
+def _library(form: UploadForm | None = None) -> str:
+    """The library page (or, for htmx, its list) with the upload form."""
     kind = request.args.get("kind") if request.args.get("kind") in service.KINDS else None
     status = request.args.get("status") if request.args.get("status") in UploadStatus.__members__ else None
     page = service.list_uploads(current_user.id, kind, status, request.args.get("page", 1, type=int), PAGE_SIZE)
+    limits = _limits()
     context = {
         "page": page,
         "kind": kind,
         "status": status,
         "thumbnails": {u.id: service.thumbnail_url(u) for u in page.items},
         "final_statuses": FINAL,
-        "limits": {k: service.limits(k) for k in service.KINDS},
+        "limits": limits,
+        "form": form or UploadForm(limits, formdata=None),
     }
     template = "files/_list.html" if is_htmx_request() else "files/index.html"
     return render_template(template, **context)
+
+
+@files_bp.get("/")
+@login_required
+def index() -> str:
+    return _library()
+
+
+@files_bp.post("/upload")
+@login_required
+def upload() -> Response | tuple[str, int]:
+    """The upload form without JavaScript: the file comes in the request, is checked and
+    streamed to storage as the presigned path's would be, then back to the library (PRG).
+    A refusal shows the form again with the reason on its field (413 when too large)."""
+    limits = _limits()
+    # Before any byte of the body is read: at most the largest kind plus the form around it
+    # (Werkzeug answers 413 past it while parsing, spooling the file to a temporary file).
+    request.max_content_length = max(max_bytes for max_bytes, _types in limits.values()) + FORM_ALLOWANCE
+    if request.content_length is not None and request.content_length > request.max_content_length:
+        raise RequestEntityTooLarge()
+    csrf.protect()  # exempt from the pipeline's check, which would read the body under the app-wide cap
+    form = UploadForm(limits)
+    if not form.validate_on_submit():
+        return _library(form), 422
+    file = form.file.data
+    try:
+        received = service.receive_upload(
+            current_user.id, file.filename or "", file.mimetype, form.kind.data, file.stream
+        )
+    except ValidationFailed as error:
+        for item in error.extra.get("errors") or [{"field": None, "message": error.detail}]:
+            target = form.kind if item.get("field") == "kind" else form.file
+            target.errors = [*target.errors, item["message"]]
+        return _library(form), error.status
+    if received.status == UploadStatus.rejected:
+        form.file.errors = [*form.file.errors, received.error or _("The file was refused.")]
+        return _library(form), 422
+    toast(_("Uploaded %(name)s — processing", name=received.filename), "success")
+    return redirect(url_for("files.index"))
+
+
+upload.max_body_bytes = LARGEST_FORM_UPLOAD
+csrf.exempt(upload)
 
 
 @files_bp.post("/presign")

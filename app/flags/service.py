@@ -21,6 +21,7 @@ from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.flags.models import FeatureFlag
 from app.flags.repository import FeatureFlagRepository
+from app.i18n import _
 from app.users.models import User
 
 FLAG_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
@@ -75,7 +76,7 @@ def list_flags() -> list[FlagRow]:
 def get_flag(name: str) -> FeatureFlag:
     flag = flags.find_by_name(name)
     if flag is None:
-        raise NotFound(f"No feature flag named {name!r}.")
+        raise NotFound(_("No feature flag named %(name)r.", name=name))
     return flag
 
 
@@ -102,12 +103,12 @@ def create_flag(actor: User, name: str, description: str = "", enabled: bool = F
     """Add a flag (off unless `enabled`)."""
     name = (name or "").strip().lower()
     if not FLAG_NAME.match(name):
-        raise _field_error("name", "2–64 characters: lower-case letters, digits and '_', starting with a letter.")
+        raise _field_error("name", _("2–64 characters: lower-case letters, digits and '_', starting with a letter."))
     description = (description or "").strip()
     if len(description) > DESCRIPTION_MAX:
-        raise _field_error("description", f"At most {DESCRIPTION_MAX} characters.")
+        raise _field_error("description", _("At most %(num)d characters.", num=DESCRIPTION_MAX))
     if flags.name_taken(name):
-        raise _field_error("name", f"A flag named {name!r} already exists.")
+        raise _field_error("name", _("A flag named %(name)r already exists.", name=name))
     with unit_of_work() as session:
         flag = flags.add(
             FeatureFlag(name=name, description=description, enabled=bool(enabled), updated_by_user_id=actor.id)
@@ -115,7 +116,7 @@ def create_flag(actor: User, name: str, description: str = "", enabled: bool = F
         try:
             session.flush()  # the unique name: a race with another admin fails here, not at the commit
         except IntegrityError:
-            raise Conflict(f"A flag named {name!r} was just created by someone else.") from None
+            raise Conflict(_("A flag named %(name)r was just created by someone else.", name=name)) from None
         record("flag_created", actor_id=actor.id, target=f"flag:{name}", after=_state(flag))
         forget_flags()
     return flag

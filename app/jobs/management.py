@@ -12,7 +12,7 @@ app/jobs/repository.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select
 
@@ -22,8 +22,9 @@ from app.core.database import utcnow
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.i18n import _, _l, ngettext
 from app.jobs import service
-from app.jobs.models import Job, JobStatus, PeriodicRun
+from app.jobs.models import FINAL_STATUSES, Job, JobStatus, PeriodicRun
 from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, PeriodicTask, get_periodic, last_runs, scheduled_tasks
 from app.jobs.queues import QUEUES
 from app.jobs.repository import JobRepository, job_list_statement
@@ -35,18 +36,24 @@ log = get_logger("hearth.jobs")
 jobs = JobRepository()
 users = UserRepository()
 
-# Bull Board's words for our statuses: a `retrying` job waits for its next attempt.
+# The words every page uses for a status (badges, filters, counts, messages), Bull Board's:
+# a `queued` job is pending, a `retrying` one is scheduled (it waits for its next attempt).
 STATUS_LABELS: dict[str, str] = {
-    JobStatus.queued: "pending",
-    JobStatus.retrying: "scheduled",
-    JobStatus.running: "running",
-    JobStatus.succeeded: "succeeded",
-    JobStatus.failed: "failed",
-    JobStatus.revoked: "revoked",
+    JobStatus.queued: _l("Pending"),
+    JobStatus.retrying: _l("Scheduled"),
+    JobStatus.running: _l("Running"),
+    JobStatus.succeeded: _l("Succeeded"),
+    JobStatus.failed: _l("Failed"),
+    JobStatus.revoked: _l("Revoked"),
 }
 RETRYABLE = frozenset({JobStatus.failed, JobStatus.revoked})
 REVOCABLE = frozenset({JobStatus.queued, JobStatus.retrying})
 BULK_RETRY_LIMIT = 1000
+
+
+def _in_words(status: str) -> str:
+    """A status inside a sentence: "pending", "scheduled"."""
+    return STATUS_LABELS[status].lower()
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,85 @@ def get_job(job_id: str) -> Job:
 def caused_by(job: Job) -> User | None:
     """The account whose request queued the job; None for the system (or a removed account)."""
     return users.get(job.user_id) if job.user_id else None
+
+
+# What pages say about a job ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """What every page says about one job, decided here once, so that the list row, the detail
+    page, its polled status panel, the dashboard and the upload and user pages never contradict
+    each other: progress only while an attempt runs, a finish time only once the job is final,
+    a duration named for what it measured, the error as a sentence for people (the exception
+    and its traceback stay on the job's own page), and which actions its status allows."""
+
+    status: str
+    label: str  # the status in words: the same as the filters and counts use (STATUS_LABELS)
+    summary: str  # one sentence: where the job stands
+    attempts: str  # "2 of 4"
+    final: bool
+    retryable: bool
+    revocable: bool
+    progress: int | None = None  # 0–100, only while running
+    progress_message: str | None = None
+    error: str | None = None  # for people; `job.traceback` holds the technical detail
+    error_label: str | None = None  # "Error", or "Last attempt failed" while more may follow
+    finished_at: datetime | None = None  # only for a final status
+    next_attempt_at: datetime | None = None  # only while scheduled
+    duration: str | None = None  # "340 ms", "2.5 s": the finished job's, or its last attempt's
+    duration_label: str | None = None
+
+
+def format_duration(milliseconds: float | None) -> str | None:
+    """A duration for people: "340 ms" under a second, "2.5 s" above."""
+    if milliseconds is None:
+        return None
+    return f"{milliseconds:.0f} ms" if milliseconds < 1000 else f"{milliseconds / 1000:.1f} s"
+
+
+def job_state(job: Job) -> JobState:
+    """The one display state of `job` (JobState); cheap enough for every row of a table."""
+    status, attempts, most = job.status, job.attempts or 0, job.max_attempts or 1
+    final = status in FINAL_STATUSES
+    state = {
+        "status": status,
+        "label": STATUS_LABELS.get(status, str(status).capitalize()),
+        "attempts": _("%(done)s of %(most)s", done=attempts, most=most),
+        "final": final,
+        "retryable": status in RETRYABLE,
+        "revocable": status in REVOCABLE,
+    }
+    ended = format_duration(job.duration_ms)
+    if status == JobStatus.queued:
+        summary = (
+            _("Attempt %(n)s of %(most)s ended early; it runs again.", n=attempts, most=most)
+            if attempts
+            else _("Waiting for a worker.")
+        )
+    elif status == JobStatus.running:
+        summary = _("Attempt %(n)s of %(most)s is running.", n=attempts, most=most)
+        state |= {"progress": job.progress, "progress_message": job.progress_message}
+    elif status == JobStatus.retrying:
+        summary = _("Attempt %(n)s of %(most)s failed; the next one is scheduled.", n=attempts, most=most)
+        state |= {"next_attempt_at": job.next_attempt_at, "duration": ended, "duration_label": _("Last attempt took")}
+    elif status == JobStatus.succeeded:
+        summary = _("Succeeded on attempt %(n)s of %(most)s.", n=attempts, most=most)
+        state |= {"finished_at": job.finished_at, "duration": ended, "duration_label": _("Took")}
+    elif status == JobStatus.failed:
+        summary = ngettext(
+            "Failed after %(num)s attempt; it runs again only if retried.",
+            "Failed after %(num)s attempts; it runs again only if retried.",
+            attempts,
+        )
+        state |= {"finished_at": job.finished_at, "duration": ended, "duration_label": _("Last attempt took")}
+    else:  # revoked
+        summary = _("Revoked: it will not run unless retried.")
+        state |= {"finished_at": job.finished_at}
+    if job.error and status != JobStatus.succeeded:
+        label = _("Error") if status == JobStatus.failed else _("Last attempt failed")
+        state |= {"error": job.error, "error_label": label}
+    return JobState(summary=summary, **state)
 
 
 @dataclass
@@ -129,7 +215,7 @@ def latest_failures(limit: int = 5) -> list[Job]:
 def retry(actor: User, job: Job) -> Job:
     """Run a failed (or revoked) job again from its first attempt; huey gets it after the commit."""
     if job.status not in RETRYABLE:
-        raise Conflict(f"Only failed or revoked jobs can be retried; this one is {STATUS_LABELS[job.status]}.")
+        raise Conflict(f"Only failed or revoked jobs can be retried; this one is {_in_words(job.status)}.")
     before = job.status
     with unit_of_work():
         if not _requeue(job.id, job.task, before, utcnow()):
@@ -146,8 +232,10 @@ def retry(actor: User, job: Job) -> Job:
 
 
 def _requeue(job_id: str, task: str, from_status: str, now) -> bool:
-    """Back to `queued` from attempt 1, handed to huey after the unit of work commits; False
-    if it changed meanwhile. Call it inside a unit."""
+    """Back to `queued` as if it had never run: attempts, error, traceback, progress and every
+    timing of the earlier attempts are cleared (a retried job's pages show a fresh pending job,
+    not the failure it leaves behind; the audit row keeps that). Handed to huey after the unit
+    of work commits; False if it changed meanwhile. Call it inside a unit."""
     requeued = jobs.transition(
         job_id,
         from_status,
@@ -158,7 +246,11 @@ def _requeue(job_id: str, task: str, from_status: str, now) -> bool:
         progress=None,
         progress_message=None,
         next_attempt_at=None,
+        started_at=None,
         finished_at=None,
+        duration_ms=None,
+        lease_owner=None,
+        lease_expires_at=None,
         enqueued_at=now,
         updated_at=now,
     )
@@ -171,7 +263,7 @@ def revoke(actor: User, job: Job) -> Job:
     """Cancel a pending or scheduled job. Huey may still deliver its message, but the worker's
     claim refuses a revoked row, so the task never runs."""
     if job.status not in REVOCABLE:
-        raise Conflict(f"Only pending or scheduled jobs can be revoked; this one is {STATUS_LABELS[job.status]}.")
+        raise Conflict(f"Only pending or scheduled jobs can be revoked; this one is {_in_words(job.status)}.")
     before = job.status
     now = utcnow()
     with unit_of_work():

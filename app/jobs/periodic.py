@@ -31,7 +31,8 @@ class PeriodicTask:
     name: str
     schedule: str  # for people: "every minute"
     description: str
-    func: Callable[[], None]
+    # Returns what the run did ({"removed": 3}, or a count); nothing done is falsy (see run_recorded).
+    func: Callable[[], object]
     cron: tuple[tuple[str, str], ...] = ()  # huey crontab() arguments, e.g. (("minute", "*/10"),)
 
 
@@ -53,7 +54,10 @@ def run_recorded(name: str) -> None:
     Three outermost units of work, on purpose: the start is committed before the task runs
     (so it shows, and stays, even if the task fails or the process dies); the task is one
     unit, so a failure rolls back everything it changed; the outcome is committed after it,
-    failed or not. Call it outside any unit (a worker or the scheduler does)."""
+    failed or not. Call it outside any unit (a worker or the scheduler does).
+
+    The log line says what the run did at INFO, and only at DEBUG when it did nothing: a
+    sweep every minute that finds nothing to sweep is not news (docs/architecture.md §11)."""
     task = get_periodic(name)
     with unit_of_work():
         run = runs.get(name) or runs.add(PeriodicRun(name=name, runs=0))
@@ -61,14 +65,22 @@ def run_recorded(name: str) -> None:
     started = time.perf_counter()
     try:
         with unit_of_work():
-            task.func()
+            did = task.func()
     except Exception as error:
-        _finish(name, "failed", f"{type(error).__name__}: {error}"[:2000], started)
+        message = f"{type(error).__name__}: {error}"
+        duration_ms = _finish(name, "failed", message[:2000], started)
+        log.warning("periodic_task_failed", periodic_task=name, duration_ms=duration_ms, error=message)
         raise
-    _finish(name, "succeeded", None, started)
+    duration_ms = _finish(name, "succeeded", None, started)
+    done = did if isinstance(did, dict) else ({"count": did} if did else {})
+    if any(done.values()):
+        log.info("periodic_task_finished", periodic_task=name, duration_ms=duration_ms, **done)
+    else:
+        log.debug("periodic_task_finished", periodic_task=name, duration_ms=duration_ms, idle=True)
 
 
-def _finish(name: str, status: str, error: str | None, started: float) -> None:
+def _finish(name: str, status: str, error: str | None, started: float) -> float:
+    """Record the run's outcome; its duration in milliseconds."""
     with unit_of_work():
         run = runs.get(name)
         run.runs = (run.runs or 0) + 1
@@ -76,6 +88,7 @@ def _finish(name: str, status: str, error: str | None, started: float) -> None:
         run.last_status = status
         run.last_error = error
         run.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        return run.last_duration_ms
 
 
 def last_runs() -> dict[str, PeriodicRun]:

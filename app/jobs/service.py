@@ -34,6 +34,7 @@ from app.cache import bump
 from app.core.api_paths import is_api_request
 from app.core.database import utcnow
 from app.core.unit_of_work import require_unit_of_work, unit_of_work
+from app.errors import DomainError
 from app.extensions import db
 from app.jobs.models import Job, JobStatus
 from app.jobs.queues import QUEUES, app_queues
@@ -45,6 +46,8 @@ jobs = JobRepository()
 
 OUTBOX_KEY = "hearth.jobs.outbox"
 ERROR_MAX_LENGTH = 2000
+WORKER_LOST_FINAL = "The worker running its last allowed attempt stopped before it finished."
+WORKER_LOST_REQUEUED = "The worker running it stopped before it finished (its lease expired); it was queued again."
 TRACEBACK_MAX_LENGTH = 20_000
 
 
@@ -195,14 +198,43 @@ def report_progress(job_id: str, percent: int, message: str | None = None) -> No
         connection.execute(progress_statement(job_id, percent, message))
 
 
+def failure_message(error: BaseException) -> str:
+    """The sentence people see for a failed attempt (`jobs.error`): the exception's own
+    `public_message` when it carries one written for people (the upload sandbox's
+    ProcessingError, a task's TaskFailed), a domain error's detail, or else a sentence naming
+    only the kind of error. The exception's own text, which may hold paths, object reprs or
+    addresses, stays in the traceback (`technical_detail`), shown on the job's page alone."""
+    public = getattr(error, "public_message", None)
+    if isinstance(public, str) and public:
+        return public[:ERROR_MAX_LENGTH]
+    if isinstance(error, DomainError):
+        return error.detail[:ERROR_MAX_LENGTH]
+    return f"Unexpected error ({type(error).__name__})."
+
+
+def technical_detail(error: BaseException) -> str:
+    """The exception and its traceback (with its causes), for the job's page and the API."""
+    return "".join(tracebacks.format_exception(error))[-TRACEBACK_MAX_LENGTH:]
+
+
+class TaskFailed(Exception):
+    """A task's failure explained for people: `str(error)` is the sentence shown for the job
+    (raise it `from` the library's exception, which the traceback keeps). Retried like any."""
+
+    @property
+    def public_message(self) -> str:
+        return str(self)
+
+
 def record_failure(job: Job, owner: str, error: BaseException, duration_ms: float) -> AttemptOutcome:
     """Schedule the next attempt with the queue's backoff, or fail the job for good.
 
-    A unit of its own, after the failed body's units rolled back: the failure, its traceback
-    and the attempt count persist although the task's work did not."""
+    A unit of its own, after the failed body's units rolled back: the failure (in words, see
+    `failure_message`), its traceback and the attempt count persist although the task's work
+    did not. The attempt's progress ends with it."""
     settings = _settings()
-    message = f"{type(error).__name__}: {error}"[:ERROR_MAX_LENGTH]
-    trace = "".join(tracebacks.format_exception(error))[-TRACEBACK_MAX_LENGTH:]
+    message = failure_message(error)
+    trace = technical_detail(error)
     now = utcnow()
     with unit_of_work():
         if job.attempts >= job.max_attempts:
@@ -227,6 +259,8 @@ def record_failure(job: Job, owner: str, error: BaseException, duration_ms: floa
             status=JobStatus.retrying,
             error=message,
             traceback=trace,
+            progress=None,
+            progress_message=None,
             next_attempt_at=now + timedelta(seconds=delay),
             enqueued_at=now,
             duration_ms=duration_ms,
@@ -262,7 +296,7 @@ def sweep() -> SweepReport:
                     finished_at=now,
                     lease_owner=None,
                     lease_expires_at=None,
-                    error="worker lost during the last allowed attempt",
+                    error=WORKER_LOST_FINAL,
                 ):
                     report.failed.append(job.id)
                 continue
@@ -272,7 +306,7 @@ def sweep() -> SweepReport:
                     "status": JobStatus.queued,
                     "lease_owner": None,
                     "lease_expires_at": None,
-                    "error": "worker lost (lease expired); re-queued",
+                    "error": WORKER_LOST_REQUEUED,
                 }
             if jobs.mark_redispatched(job, now, **values):
                 send_after_commit(job.id, job.task)

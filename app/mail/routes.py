@@ -7,23 +7,30 @@ from email.parser import BytesParser
 
 from flask import Blueprint, abort, render_template
 
+from app.mail.html import sanitized_html
 from app.mail.service import DEV_MAILBOX
 
 dev_mail_bp = Blueprint("dev_mail", __name__, url_prefix="/dev/mail")
 MAILBOX_LIMIT = 200
 
 
-def _read(path):
+def _read(path, parts: bool = False):
+    """A stored message's headers; with `parts`, also its plain text and its HTML part (made
+    safe to show in the page, links kept: app/mail/html.py)."""
     message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-    body = message.get_body(preferencelist=("plain",))
-    return {
+    read = {
         "key": path.stem,
         "subject": message["Subject"],
         "to": message["To"],
         "from": message["From"],
         "date": message["Date"],
-        "body": body.get_content() if body else "",
     }
+    if parts:
+        text = message.get_body(preferencelist=("plain",))
+        html = message.get_body(preferencelist=("html",))
+        read["body"] = text.get_content() if text else ""
+        read["html"] = sanitized_html(html.get_content()) if html else None
+    return read
 
 
 @dev_mail_bp.get("/")
@@ -37,4 +44,4 @@ def message(key: str) -> str:
     path = DEV_MAILBOX / f"{key}.eml"
     if not key.replace("T", "").isdigit() or not path.is_file():
         abort(404)
-    return render_template("dev/mail_message.html", message=_read(path))
+    return render_template("dev/mail_message.html", message=_read(path, parts=True))

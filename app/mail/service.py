@@ -16,6 +16,7 @@ from flask import current_app, render_template
 
 from app.config import INSTANCE_PATH
 from app.core.unit_of_work import unit_of_work
+from app.i18n import DEFAULT_LOCALE, force_locale
 from app.jobs.service import enqueue_task
 from app.logging import get_logger
 from app.users.service import checked_email
@@ -49,19 +50,26 @@ class SmtpTarget:
 
 
 def render_message(to: str, template: str, context: dict[str, Any], message_key: str) -> EmailMessage:
-    """Build the message from `templates/email/<template>.{subject,txt}`.
+    """Build the message from `templates/email/<template>.{subject.txt,txt,html}`: a
+    multipart/alternative of the plain text and its HTML twin (links as `<a>`; every variable
+    escaped), in the language `context["locale"]` names (English without one).
 
     The Message-ID derives from `message_key` (the job id), so a re-run of the same job
     produces the same Message-ID and receiving systems can drop the duplicate.
     """
     settings = current_app.extensions["hearth.settings"]
+    with force_locale(context.get("locale") or DEFAULT_LOCALE):
+        subject = render_template(f"email/{template}.subject.txt", **context).strip()
+        text = render_template(f"email/{template}.txt", **context)
+        html = render_template(f"email/{template}.html", **{**context, "subject": subject})
     message = EmailMessage()
-    message["Subject"] = render_template(f"email/{template}.subject.txt", **context).strip()
+    message["Subject"] = subject
     message["From"] = settings.mail_from
     message["To"] = to
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = f"<{message_key}@{_message_id_domain(settings.mail_from)}>"
-    message.set_content(render_template(f"email/{template}.txt", **context))
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
     return message
 
 

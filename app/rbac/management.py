@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from app.audit.service import record
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.i18n import _, ngettext
 from app.rbac.catalog import ADMIN_ROLE, PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role
 from app.rbac.repository import PermissionRepository, RoleRepository
@@ -53,7 +54,7 @@ def _field_error(field: str, message: str) -> ValidationFailed:
 def get_role(name: str) -> Role:
     role = role_repository.find_by_name(name)
     if role is None:
-        raise NotFound(f"No role named {name!r}.")
+        raise NotFound(_("No role named %(name)r.", name=name))
     return role
 
 
@@ -73,7 +74,10 @@ def _check_can_edit(actor_permissions: frozenset[str], role: Role) -> None:
     of roles:manage alone could strip the admin role (or any wider role) of everything."""
     if not can_edit(actor_permissions, role):
         raise PermissionDenied(
-            f"The role {role.name!r} holds permissions you do not have; only someone who has them can change it."
+            _(
+                "The role %(name)r holds permissions you do not have; only someone who has them can change it.",
+                name=role.name,
+            )
         )
 
 
@@ -81,7 +85,10 @@ def _check_grantable(actor_permissions: frozenset[str], permissions: Iterable[st
     """Nobody hands out, or gives their own role, a permission they do not hold."""
     beyond = set(permissions) - actor_permissions
     if beyond:
-        raise _field_error("permissions", f"You cannot grant permissions you do not hold: {', '.join(sorted(beyond))}.")
+        raise _field_error(
+            "permissions",
+            _("You cannot grant permissions you do not hold: %(permissions)s.", permissions=", ".join(sorted(beyond))),
+        )
 
 
 def list_roles() -> list[RoleSummary]:
@@ -96,7 +103,7 @@ def role_summary(name: str) -> RoleSummary:
     for summary in list_roles():
         if summary.role.name == name:
             return summary
-    raise NotFound(f"No role named {name!r}.")
+    raise NotFound(_("No role named %(name)r.", name=name))
 
 
 def _permissions(names: Iterable[str]) -> list[Permission]:
@@ -104,7 +111,7 @@ def _permissions(names: Iterable[str]) -> list[Permission]:
     wanted = sorted(set(names))
     unknown = [name for name in wanted if name not in PERMISSIONS]
     if unknown:
-        raise _field_error("permissions", f"Unknown permission(s): {', '.join(unknown)}.")
+        raise _field_error("permissions", _("Unknown permission(s): %(permissions)s.", permissions=", ".join(unknown)))
     sync_roles()
     found = {p.name: p for p in permission_repository.named(wanted)}
     return [found[name] for name in wanted]
@@ -113,9 +120,11 @@ def _permissions(names: Iterable[str]) -> list[Permission]:
 def create_role(actor: User, name: str, description: str, permissions: Iterable[str]) -> Role:
     name = (name or "").strip().lower()
     if not ROLE_NAME.match(name):
-        raise _field_error("name", "2–64 characters: lower-case letters, digits, '-' and '_', starting with a letter.")
+        raise _field_error(
+            "name", _("2–64 characters: lower-case letters, digits, '-' and '_', starting with a letter.")
+        )
     if role_repository.name_taken(name):
-        raise _field_error("name", f"A role named {name!r} already exists.")
+        raise _field_error("name", _("A role named %(name)r already exists.", name=name))
     with unit_of_work():
         granted = _permissions(permissions)
         _check_grantable(permissions_of(actor.id), (p.name for p in granted))
@@ -153,8 +162,10 @@ def update_role(
         if role.name == ADMIN_ROLE and removed:
             raise _field_error(
                 "permissions",
-                "The built-in admin role always keeps every permission it has "
-                f"(not removed: {', '.join(sorted(removed))}).",
+                _(
+                    "The built-in admin role always keeps every permission it has (not removed: %(permissions)s).",
+                    permissions=", ".join(sorted(removed)),
+                ),
             )
         before = {"permissions": sorted(p.name for p in role.permissions), "description": role.description}
         role.permissions = new_permissions
@@ -193,10 +204,17 @@ def delete_role(actor: User, role: Role, actor_permissions: frozenset[str] | Non
     lacks; Conflict for a built-in role or one that accounts hold."""
     _check_can_edit(actor_permissions if actor_permissions is not None else permissions_of(actor.id), role)
     if role.name in ROLES:
-        raise Conflict(f"{role.name!r} is a built-in role and cannot be deleted.")
+        raise Conflict(_("%(name)r is a built-in role and cannot be deleted.", name=role.name))
     members = member_count(role)
     if members:
-        raise Conflict(f"{role.name!r} is held by {members} account(s): take it away from them first.")
+        raise Conflict(
+            ngettext(
+                "%(name)r is held by %(num)d account: take it away from them first.",
+                "%(name)r is held by %(num)d accounts: take it away from them first.",
+                members,
+                name=role.name,
+            )
+        )
     with unit_of_work():
         record(
             "role_deleted",

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from app.cache import CacheKey, bump, cached, invalidate
 from app.core.unit_of_work import unit_of_work
 from app.errors import NotFound
+from app.i18n import _
 from app.rbac.catalog import PERMISSIONS, ROLES
 from app.rbac.models import Permission, Role
 from app.rbac.repository import PermissionRepository, RoleRepository
@@ -53,7 +54,7 @@ def role_named(name: str) -> Role:
         sync_roles()
         role = role_repository.find_by_name(name)
     if role is None:
-        raise NotFound(f"No role named {name!r}.")
+        raise NotFound(_("No role named %(name)r.", name=name))
     return role
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Flask
 
 from app.extensions import csrf
-from app.storage.base import EXTENSION_KEY, ObjectInfo, PresignedPost, Storage, get_storage
+from app.storage.base import EXTENSION_KEY, ObjectInfo, ObjectTooLarge, PresignedPost, Storage, get_storage
 from app.storage.local import LocalStorage, local_storage_bp, upload
 
-__all__ = ["ObjectInfo", "PresignedPost", "Storage", "get_storage", "init_storage"]
+__all__ = ["ObjectInfo", "ObjectTooLarge", "PresignedPost", "Storage", "get_storage", "init_storage"]
 
 
 def init_storage(app: Flask) -> None:

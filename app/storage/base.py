@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from flask import current_app
 
@@ -23,6 +23,40 @@ class ObjectInfo:
     content_type: str | None
 
 
+STREAM_CHUNK = 256 * 1024  # what `put_stream` reads at a time
+
+
+class ObjectTooLarge(Exception):
+    """`put_stream` read more than its `max_bytes`: nothing was stored."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(f"more than {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+class CappedReader:
+    """A read-only view of `stream` that counts what is read and raises ObjectTooLarge as soon
+    as the count passes `max_bytes` (for clients that pull from a file object, like boto3)."""
+
+    def __init__(self, stream: BinaryIO, max_bytes: int):
+        self.stream, self.max_bytes, self.count = stream, max_bytes, 0
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = STREAM_CHUNK if size is None or size < 0 else size
+        # Never more than one byte past the limit, however much the client asks for.
+        chunk = self.stream.read(min(wanted, self.max_bytes - self.count + 1))
+        self.count += len(chunk)
+        if self.count > self.max_bytes:
+            raise ObjectTooLarge(self.max_bytes)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
 class Storage(Protocol):
     def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedPost:
         """A POST that can store exactly `key`, with exactly `content_type`, of exactly `size` bytes.
@@ -39,6 +73,10 @@ class Storage(Protocol):
         """The object's bytes (the first `length` bytes if given)."""
 
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def put_stream(self, key: str, stream: BinaryIO, content_type: str, max_bytes: int) -> int:
+        """Store what `stream` yields, read in chunks (never whole in memory); the bytes stored.
+        Past `max_bytes` it stops reading, stores nothing and raises ObjectTooLarge."""
 
     def move(self, source: str, target: str) -> bool:
         """Move an object (with its content type) to `target`, replacing what is there;

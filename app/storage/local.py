@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from flask import Blueprint, Response, abort, request, send_file, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
 from app.core.security_headers import own_content_security_policy
-from app.storage.base import ObjectInfo, PresignedPost, get_storage
+from app.storage.base import STREAM_CHUNK, ObjectInfo, ObjectTooLarge, PresignedPost, get_storage
 from app.storage.names import attachment_disposition
 
 local_storage_bp = Blueprint("local_storage", __name__, url_prefix="/storage")
@@ -117,6 +117,24 @@ class LocalStorage:
             out.write(data)
         os.replace(tmp, path)
         self._path(key + CONTENT_TYPE_SUFFIX).write_text(content_type)
+
+    def put_stream(self, key: str, stream: BinaryIO, content_type: str, max_bytes: int) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(STREAM_CHUNK):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise ObjectTooLarge(max_bytes)
+                    out.write(chunk)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # only left when something failed
+        self._path(key + CONTENT_TYPE_SUFFIX).write_text(content_type)
+        return written
 
     def move(self, source: str, target: str) -> bool:
         source_path, target_path = self._path(source), self._path(target)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import BinaryIO
 
 import boto3
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
 from app.config import Settings
-from app.storage.base import ObjectInfo, PresignedPost
+from app.storage.base import CappedReader, ObjectInfo, PresignedPost
 from app.storage.names import attachment_disposition
 
 
@@ -90,6 +91,19 @@ class S3Storage:
         self.client.put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, ContentDisposition="attachment"
         )
+
+    def put_stream(self, key: str, stream: BinaryIO, content_type: str, max_bytes: int) -> int:
+        self._ensure_bucket()
+        reader = CappedReader(stream, max_bytes)
+        # boto3 sends a small object in one PUT and a large one in parts, reading a part at a
+        # time; when the reader raises, a multipart upload is aborted and nothing is stored.
+        self.client.upload_fileobj(
+            reader,
+            self.bucket,
+            key,
+            ExtraArgs={"ContentType": content_type, "ContentDisposition": "attachment"},
+        )
+        return reader.count
 
     def move(self, source: str, target: str) -> bool:
         # A server-side copy of one version of `source` (its Content-Type comes along), then

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import UTCDateTime, utcnow
 from app.extensions import db
+from app.i18n import _l
 
 
 class UploadStatus(StrEnum):
@@ -20,6 +21,21 @@ class UploadStatus(StrEnum):
     ready = "ready"
     rejected = "rejected"  # failed a confirm check; the object is deleted
     failed = "failed"  # processing failed after the queue's retries
+
+
+# The words pages use for a kind and a status (filters, lists, badges, the upload picker).
+KIND_LABELS: dict[str, str] = {"avatar": _l("Avatar"), "document": _l("Document"), "video": _l("Video")}
+STATUS_LABELS: dict[str, str] = {
+    UploadStatus.pending: _l("Pending"),
+    UploadStatus.uploaded: _l("Uploaded"),
+    UploadStatus.processing: _l("Processing"),
+    UploadStatus.ready: _l("Ready"),
+    UploadStatus.rejected: _l("Rejected"),
+    UploadStatus.failed: _l("Failed"),
+}
+# The statuses whose `error` says why: only these show it. A file being processed again keeps
+# its last failure's text until it is ready or fails anew; no page shows it beside "Processing".
+EXPLAINED_STATUSES = frozenset({UploadStatus.rejected, UploadStatus.failed})
 
 
 class Upload(db.Model):
@@ -43,3 +59,23 @@ class Upload(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    # What every page says about the upload, decided here once (lists, detail pages, API rows).
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS.get(self.kind, str(self.kind).capitalize())
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, str(self.status).capitalize())
+
+    @property
+    def shown_error(self) -> str | None:
+        """Why the upload was rejected or failed, or None: never shown beside any other status."""
+        return self.error if self.status in EXPLAINED_STATUSES else None
+
+    @property
+    def shown_size(self) -> int | None:
+        """The stored size once confirmed, the declared size until then."""
+        return self.size if self.size is not None else self.declared_size

@@ -47,7 +47,26 @@ class Refused(Exception):
 
 
 class ProcessingError(Exception):
-    """Processing failed for another reason (retried by the queue, then `failed`)."""
+    """Processing failed for another reason (retried by the queue, then `failed`). Its message
+    is written for people ("The file could not be read as an image."): the job records it as
+    the error shown everywhere; the technical cause (the child's exception, which names
+    temporary paths and library internals) is chained as `__cause__`, so it is in the job's
+    traceback only."""
+
+    @property
+    def public_message(self) -> str:
+        return str(self)
+
+
+class ChildFailed(Exception):
+    """What the processing child reported on stderr: the cause of a ProcessingError."""
+
+
+# The sentence people see when the child fails on the file itself, by operation.
+UNREADABLE = {
+    "image": "The file could not be read as an image.",
+    "pdf": "The file could not be read as a PDF.",
+}
 
 
 @dataclass(frozen=True)
@@ -101,7 +120,11 @@ def _in_child(operation: str, data: bytes, arguments: list[str], limits: Limits)
             raise Refused(f"The file needs more than {limits.cpu_seconds} seconds of processing time.")
         if child.returncode != 0:
             lines = child.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise ProcessingError(lines[-1] if lines else f"The processing child exited with {child.returncode}.")
+            if child.returncode == FAILED_EXIT and lines:
+                raise ProcessingError(UNREADABLE[operation]) from ChildFailed(lines[-1])
+            raise ProcessingError("Processing stopped unexpectedly.") from ChildFailed(
+                lines[-1] if lines else f"The processing child exited with {child.returncode}."
+            )
         result = json.loads(child.stdout)
         if "refused" in result:
             raise Refused(result["refused"])

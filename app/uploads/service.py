@@ -9,6 +9,9 @@
    Otherwise `uploaded`, and a processing job is queued. The presigned POST stays usable until
    it expires, but it can only ever write the staging key again, which nothing serves: what
    was checked is what is served. Staging objects older than an hour are purged.
+   Without JavaScript the browser posts the file to the app instead (`receive_upload`): the
+   same checks as step 1 on its measured size, the bytes streamed to the staging key, then
+   step 3 exactly as after a presigned POST.
 4. `process` (the `uploads` queue) extracts metadata and thumbnails in a bounded child process
    (app/uploads/sandbox.py), then `ready`; `rejected` when the file is too large to decode
    safely, `failed` when processing keeps failing.
@@ -20,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import event
@@ -33,8 +36,9 @@ from app.core.database import utcnow
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.i18n import _
 from app.jobs.service import enqueue_task
-from app.storage import PresignedPost, get_storage
+from app.storage import ObjectTooLarge, PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
 from app.uploads import sandbox
 from app.uploads.models import Upload, UploadStatus
@@ -91,16 +95,85 @@ class UploadTicket:
     expires_in: int
 
 
+class UploadTooLarge(ValidationFailed):
+    """A file the app received itself (`receive_upload`) is larger than its kind allows: 413,
+    the status of a request whose body is too large. (A presign request only declares a size,
+    so there the same limit is a plain 422.)"""
+
+    status, title, slug = 413, "Content too large", "content-too-large"
+
+
+def _too_large(kind: str, max_bytes: int) -> UploadTooLarge:
+    message = _("%(kind)s files can be at most %(size)s MB.", kind=kind.capitalize(), size=max_bytes // MB)
+    return UploadTooLarge(
+        message, errors=[{"field": "size", "location": "body", "message": message, "type": "too_large"}]
+    )
+
+
 def request_upload(user_id: int, filename: str, content_type: str, size: int, kind: str) -> UploadTicket:
+    """Check a declared upload and record it `pending`; a presigned POST to its staging key."""
+    upload = _checked_upload(user_id, filename, content_type, size, kind)
+    expires_in = _settings().upload_url_ttl_seconds
+    with unit_of_work():
+        uploads.add(upload)
+        post = get_storage().presign_upload(staging_key(upload), content_type, size, expires_in)
+        record("upload_requested", actor_id=user_id, subject_id=user_id, upload=upload.id, kind=kind)
+    return UploadTicket(upload, post, expires_in)
+
+
+def receive_upload(user_id: int, filename: str, content_type: str, kind: str, stream: BinaryIO) -> Upload:
+    """The form path (no JavaScript): the browser sent the file to the app. The same checks
+    as `request_upload`, on the size the file really has; then its bytes are streamed to the
+    staging key in chunks (never whole in memory; past the kind's limit nothing is kept) and
+    `confirm` checks and queues it exactly as after a presigned POST. The upload comes back
+    `uploaded` (processing queued) or `rejected` with the reason, like `confirm`'s.
+
+    `stream` must be seekable (Werkzeug spools a form's file to memory, then to a temporary
+    file past 500 KB), so the size is known before anything is stored."""
+    start = stream.tell()
+    size = stream.seek(0, 2) - start
+    stream.seek(start)
+    if kind in KINDS and size > limits(kind)[0]:
+        raise _too_large(kind, limits(kind)[0])
+    upload = _checked_upload(user_id, filename, content_type, size, kind)
+    max_bytes = limits(kind)[0]
+    storage = get_storage()
+    try:
+        storage.put_stream(staging_key(upload), stream, content_type, max_bytes)
+    except ObjectTooLarge:
+        raise _too_large(kind, max_bytes) from None
+    try:
+        with unit_of_work():
+            uploads.add(upload)
+            record("upload_requested", actor_id=user_id, subject_id=user_id, upload=upload.id, kind=kind)
+            return confirm(upload)
+    except BaseException:
+        storage.delete(staging_key(upload))  # the record was rolled back: nothing points at it
+        raise
+
+
+def _checked_upload(user_id: int, filename: str, content_type: str, size: int, kind: str) -> Upload:
+    """What every upload passes before a byte is stored: a known kind, a type that kind
+    accepts, a size within its limit, a plain file name, room in the user's quota. The new
+    `pending` upload (not yet added); ValidationFailed naming the field otherwise."""
     if kind not in KINDS:
-        raise _invalid("kind", f"kind must be one of {', '.join(KINDS)}.")
+        raise _invalid("kind", _("kind must be one of %(kinds)s.", kinds=", ".join(KINDS)))
     max_bytes, allowed = limits(kind)
     if content_type not in allowed:
         raise _invalid(
-            "content_type", f"{content_type!r} is not accepted for {kind} uploads (allowed: {', '.join(allowed)})."
+            "content_type",
+            _(
+                "%(type)s is not accepted for %(kind)s uploads (allowed: %(allowed)s).",
+                type=repr(content_type),
+                kind=kind,
+                allowed=", ".join(allowed),
+            ),
         )
     if size < 1 or size > max_bytes:
-        raise _invalid("size", f"{kind.capitalize()} files must be between 1 byte and {max_bytes // MB} MB.")
+        raise _invalid(
+            "size",
+            _("%(kind)s files must be between 1 byte and %(size)s MB.", kind=kind.capitalize(), size=max_bytes // MB),
+        )
     try:
         name = safe_file_name(filename)
     except UnsafeFileName as error:
@@ -108,10 +181,11 @@ def request_upload(user_id: int, filename: str, content_type: str, size: int, ki
     quota = int(_settings().upload_quota_mb * MB)
     if used_bytes(user_id) + size > quota:
         raise _invalid(
-            "size", f"This upload would exceed your storage quota of {quota // MB} MB. Delete some files first."
+            "size",
+            _("This upload would exceed your storage quota of %(size)s MB. Delete some files first.", size=quota // MB),
         )
     upload_id = str(uuid.uuid4())
-    upload = Upload(
+    return Upload(
         id=upload_id,
         user_id=user_id,
         kind=kind,
@@ -122,12 +196,6 @@ def request_upload(user_id: int, filename: str, content_type: str, size: int, ki
         key=f"users/{user_id}/{kind}/{upload_id}/{key_segment(name)}",
         details={},
     )
-    expires_in = _settings().upload_url_ttl_seconds
-    with unit_of_work():
-        uploads.add(upload)
-        post = get_storage().presign_upload(staging_key(upload), content_type, size, expires_in)
-        record("upload_requested", actor_id=user_id, subject_id=user_id, upload=upload_id, kind=kind)
-    return UploadTicket(upload, post, expires_in)
 
 
 def _reject(upload: Upload, reason: str) -> Upload:
@@ -165,7 +233,7 @@ def confirm(upload: Upload) -> Upload:
         info = storage.head(upload.key)
         if info is None:
             raise Conflict("Nothing has been uploaded for this upload yet.")
-        max_bytes, _ = limits(upload.kind)
+        max_bytes = limits(upload.kind)[0]
         if info.size > max_bytes:
             return _reject(upload, f"The file is larger than {max_bytes // MB} MB.")
         if info.size != upload.declared_size:

@@ -25,6 +25,7 @@ from app.core.database import utcnow
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from app.i18n import _
 from app.rbac.catalog import ADMIN_ROLE
 from app.rbac.models import Role
 from app.rbac.service import permissions_of, role_named
@@ -40,7 +41,7 @@ LIST_STATEMENTS = "hearth.user_list_statements"  # app.extensions: filters → s
 def get_user(user_id: int, include_deleted: bool = False) -> User:
     user = users.get(user_id)
     if user is None or (user.deleted_at is not None and not include_deleted):
-        raise NotFound(f"No user with id {user_id}.")
+        raise NotFound(_("No user with id %(id)s.", id=user_id))
     return user
 
 
@@ -49,7 +50,7 @@ def _check_can_manage(actor_permissions: frozenset[str], user: User) -> None:
     missing = permissions_of(user.id) - actor_permissions
     if missing:
         raise PermissionDenied(
-            "This account holds permissions you do not have; only someone who has them can change it."
+            _("This account holds permissions you do not have; only someone who has them can change it.")
         )
 
 
@@ -59,9 +60,16 @@ def active_admin_ids() -> set[int]:
 
 
 def _keep_an_admin(user: User, change: str) -> None:
-    """Refuse a change that would leave the site without an active administrator."""
+    """Refuse a change that would leave the site without an active administrator (`change`
+    says what, already translated: "removing their admin role")."""
     if ADMIN_ROLE in user.role_names and user.is_active and active_admin_ids() <= {user.id}:
-        raise Conflict(f"{user.email} is the last active administrator: {change} would lock everyone out.")
+        raise Conflict(
+            _(
+                "%(email)s is the last active administrator: %(change)s would lock everyone out.",
+                email=user.email,
+                change=change,
+            )
+        )
 
 
 def _snapshot(user: User) -> dict[str, Any]:
@@ -100,32 +108,35 @@ def update_user(
         new_roles = None
         if roles is not None:
             if "roles:manage" not in actor_permissions:
-                raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
+                raise PermissionDenied(_("Changing roles needs the 'roles:manage' permission."))
             new_roles = _roles_named(roles)
             added = {role.name for role in new_roles} - set(user.role_names)
             beyond = {p.name for role in new_roles if role.name in added for p in role.permissions} - actor_permissions
             if beyond:
                 raise PermissionDenied(
-                    f"Granting that role would give permissions you do not hold: {', '.join(sorted(beyond))}."
+                    _(
+                        "Granting that role would give permissions you do not hold: %(permissions)s.",
+                        permissions=", ".join(sorted(beyond)),
+                    )
                 )
             losing_admin = ADMIN_ROLE in user.role_names and ADMIN_ROLE not in {role.name for role in new_roles}
             if losing_admin and user.id == actor.id:
-                raise Conflict("You cannot remove your own admin role.")
+                raise Conflict(_("You cannot remove your own admin role."))
             if losing_admin:
-                _keep_an_admin(user, "removing their admin role")
+                _keep_an_admin(user, _("removing their admin role"))
         if is_active is False and user.is_active_account:
             if user.id == actor.id:
-                raise Conflict("You cannot disable your own account.")
-            _keep_an_admin(user, "disabling them")
+                raise Conflict(_("You cannot disable your own account."))
+            _keep_an_admin(user, _("disabling them"))
         if display_name is not None:
             if not display_name.strip():
                 raise ValidationFailed(
-                    "The display name cannot be empty.",
+                    _("The display name cannot be empty."),
                     errors=[
                         {
                             "field": "display_name",
                             "location": "body",
-                            "message": "Cannot be empty.",
+                            "message": _("Cannot be empty."),
                             "type": "value_error",
                         }
                     ],
@@ -169,8 +180,8 @@ def delete_user(actor: User, actor_permissions: frozenset[str], user: User) -> N
     with unit_of_work():
         _check_can_manage(actor_permissions, user)
         if user.id == actor.id:
-            raise Conflict("You cannot delete your own account here.")
-        _keep_an_admin(user, "deleting them")
+            raise Conflict(_("You cannot delete your own account here."))
+        _keep_an_admin(user, _("deleting them"))
         user.deleted_at = utcnow()
         user.is_active_account = False
         record("user_deleted", actor_id=actor.id, subject_id=user.id, before={"email": user.email})
@@ -197,7 +208,7 @@ def send_password_reset(actor: User, actor_permissions: frozenset[str], user: Us
     with unit_of_work():
         _check_can_manage(actor_permissions, user)
         if not user.is_active:
-            raise Conflict("The account is disabled: enable it before sending a reset link.")
+            raise Conflict(_("The account is disabled: enable it before sending a reset link."))
         send_password_reset_link(user)
         record("password_reset_sent_by_admin", actor_id=actor.id, subject_id=user.id)
 
@@ -211,7 +222,7 @@ def _list_statement(filters: dict[str, Any]) -> Select:
     running it from SQLAlchemy's compiled cache, and statements are immutable, so one serves
     every request. A search or a role (free text from the query string) is built each time."""
     if filters["sort"].lstrip("-") not in SORTABLE:
-        raise ValidationFailed(f"Users cannot be sorted by {filters['sort']!r}.")
+        raise ValidationFailed(_("Users cannot be sorted by %(sort)r.", sort=filters["sort"]))
     if filters["q"] is not None or filters["role"] is not None:
         return user_list_statement(**filters)
     built = current_app.extensions.setdefault(LIST_STATEMENTS, {})
@@ -259,7 +270,7 @@ class BulkOutcome:
 def _users_by_ids(user_ids: Iterable[int]) -> list[User]:
     ids = sorted({int(user_id) for user_id in user_ids})
     if not ids:
-        raise ValidationFailed("Select at least one user.")
+        raise ValidationFailed(_("Select at least one user."))
     return users.live_by_ids(ids)
 
 
@@ -286,9 +297,9 @@ def bulk_assign_role(
     actor: User, actor_permissions: frozenset[str], user_ids: Iterable[int], role_name: str
 ) -> BulkOutcome:
     if "roles:manage" not in actor_permissions:
-        raise PermissionDenied("Changing roles needs the 'roles:manage' permission.")
+        raise PermissionDenied(_("Changing roles needs the 'roles:manage' permission."))
     if not role_name:
-        raise ValidationFailed("Choose a role to assign.")
+        raise ValidationFailed(_("Choose a role to assign."))
     _roles_named([role_name])  # a clear error before touching anyone
     selected = [user for user in _users_by_ids(user_ids) if role_name not in user.role_names]
     return _bulk(

@@ -31,6 +31,9 @@ class User(UserMixin, db.Model):
     lockout_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # The language the user reads the site in ("en", "de": app.i18n.LANGUAGE_NAMES); None
+    # follows the browser's Accept-Language.
+    locale: Mapped[str | None] = mapped_column(String(16))
     avatar_upload_id: Mapped[str | None] = mapped_column(ForeignKey("uploads.id", ondelete="SET NULL", use_alter=True))
     # Soft delete: the row stays for the audit trail; the account can no longer sign in.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

@@ -45,6 +45,7 @@ from app.config import (
     Settings,
 )
 from app.errors import ValidationFailed
+from app.i18n import _
 from app.logging import get_logger
 
 log = get_logger("hearth.passwords")
@@ -245,13 +246,13 @@ def password_problems(password: str, email: str | None = None) -> list[str]:
     """Why `password` is unacceptable (empty when it is fine). No composition rules."""
     problems = []
     if len(password) < MIN_LENGTH:
-        problems.append(f"Use at least {MIN_LENGTH} characters.")
+        problems.append(_("Use at least %(num)d characters.", num=MIN_LENGTH))
     if len(password) > MAX_LENGTH:
-        problems.append(f"Use at most {MAX_LENGTH} characters.")
+        problems.append(_("Use at most %(num)d characters.", num=MAX_LENGTH))
     if password.lower() in common_passwords():
-        problems.append("This password is too common; choose another.")
+        problems.append(_("This password is too common; choose another."))
     if email and password.strip().lower() == email.strip().lower():
-        problems.append("The password must not be your email address.")
+        problems.append(_("The password must not be your email address."))
     return problems
 
 

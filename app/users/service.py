@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 
+from app.audit.service import record
 from app.core.database import utcnow
 from app.core.unit_of_work import unit_of_work
 from app.errors import ValidationFailed
+from app.i18n import LANGUAGE_NAMES, _
 from app.logging import get_logger
 from app.rbac.catalog import ADMIN_ROLE
 from app.rbac.service import role_named, sync_roles
@@ -42,7 +44,7 @@ def load_user(session_user_id: str) -> User | None:
     cookie useless. (Flask-Login reaches this through app.auth.session_records.load_session_user,
     which also requires the session's server-side record; remember-me has records of its own.)
     """
-    user_id, _, epoch = session_user_id.partition(":")
+    user_id, _colon, epoch = session_user_id.partition(":")
     try:
         user = load_principal(int(user_id))
         expected_epoch = int(epoch)
@@ -54,12 +56,33 @@ def load_user(session_user_id: str) -> User | None:
 
 
 def checked_email(email: str) -> str:
+    """The address normalised (lower-case); ValidationFailed on the `email` field if it is not one."""
     try:
         return validate_email(email, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
+    except EmailNotValidError:
+        # One translatable sentence rather than the validator's English reasons.
+        message = _("Enter a valid email address, like name@example.com.")
         raise ValidationFailed(
-            str(exc), errors=[{"field": "email", "location": "body", "message": str(exc), "type": "value_error"}]
+            message, errors=[{"field": "email", "location": "body", "message": message, "type": "value_error"}]
         ) from None
+
+
+def set_preferred_locale(user: User, locale: str | None) -> None:
+    """Save the language `user` reads the site in ("en", "de"; None: the browser's), audited.
+    ValidationFailed on the `locale` field for a language Hearth does not offer."""
+    if locale is not None and locale not in LANGUAGE_NAMES:
+        message = _("Choose one of the languages offered.")
+        raise ValidationFailed(
+            message, errors=[{"field": "locale", "location": "body", "message": message, "type": "value_error"}]
+        )
+    if user.locale == locale:
+        return
+    with unit_of_work():
+        before = user.locale
+        user.locale = locale
+        record(
+            "locale_changed", actor_id=user.id, subject_id=user.id, before={"locale": before}, after={"locale": locale}
+        )
 
 
 def grant_role(user: User, role_name: str) -> None:

@@ -1,4 +1,6 @@
 // The /files upload widget: presign -> direct upload with progress -> confirm -> new row.
+// Without JavaScript the same form is a plain multipart POST to /files/upload (the server
+// streams the file to storage with the same checks); this script takes over its submit.
 // A static file because the CSP forbids inline scripts; htmx handles everything else.
 (function () {
   "use strict";

@@ -1,6 +1,7 @@
 """The admin area in Chromium, signed in as the administrator `make run` seeds: search, role
 change seen by that user, disabling, retrying a failed job without a reload, back/forward
-over filtered tables, and a screenshot of every admin page in test-artifacts/admin/."""
+over filtered tables, the bulk role picker that never assumes a role, and a screenshot of every
+admin page in test-artifacts/admin/."""
 
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ def test_retry_a_failed_job_and_watch_it_change_without_reloading(new_page, admi
     row = page.locator(f'tr[data-job="{job_id}"]')
     expect(row).to_have_attribute("data-status", "failed")
     page.evaluate("window.hearthNoReload = 'still here'")
+    row.get_by_label(f"Actions for job {job_id[:8]}").click()  # the row's action menu
     row.get_by_role("button", name="Retry").click()
     expect(page.locator(f'tr[data-job="{job_id}"]')).to_have_attribute("data-status", "succeeded", timeout=10_000)
     assert page.evaluate("window.hearthNoReload") == "still here"  # the row changed, the page did not reload
@@ -187,4 +189,26 @@ def test_screenshots_of_every_admin_page(new_page, admin, app, make_user):
         expect(page.get_by_role("heading", level=1)).to_contain_text(heading)
         _shot(page, name)
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+    events.assert_clean()
+
+
+def test_bulk_assign_role_asks_for_a_role_and_never_assumes_one(new_page, admin, make_user):
+    zed = make_user(email="zed@example.com", display_name="Zed Example")
+    page, events = new_page()
+    _sign_in(page, *admin)
+    page.goto("/admin/users")
+    role = page.locator("#bulk-role")
+    expect(role).to_be_hidden()  # only "Assign role" needs one
+    page.get_by_label("Select zed@example.com").check()
+    page.locator("#bulk-action").select_option("assign_role")
+    expect(role).to_be_visible()
+    expect(role).to_have_value("")  # "Choose a role…", not admin
+    page.get_by_role("button", name="Apply").click()
+    assert role.evaluate("el => el.required && el.validity.valueMissing")  # the browser holds the form back
+    expect(page).to_have_url(re.compile(r"/admin/users$"))
+    role.select_option("viewer")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("Gave the 'viewer' role to 1 user.")).to_be_visible()
+    page.goto(f"/admin/users/{zed.id}")
+    expect(page.locator("#user-roles")).to_have_text("user, viewer")
     events.assert_clean()

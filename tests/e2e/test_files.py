@@ -50,7 +50,7 @@ def test_an_image_uploads_with_progress_and_its_thumbnail_appears(signed_in_page
         "() => { const img = document.querySelector('#file-rows img.thumb');"
         " return img && img.complete && img.naturalWidth === 256; }"
     )
-    expect(page.locator("#file-rows tr").first).to_contain_text("ready")
+    expect(page.locator("#file-rows tr").first.locator('.badge[data-status="ready"]')).to_have_text("Ready")
     assert not events.csp_violations and not events.page_errors
 
 
@@ -79,3 +79,27 @@ def test_a_refusal_by_the_server_shows_its_reason(signed_in_page, events, live_s
     expect(page.locator("#upload-message")).to_have_text("The file name must be a plain name, without folders.")
     expect(page.get_by_role("button", name="Upload")).to_be_enabled()
     assert not any("/storage/upload" in url for url in events.requests) and not events.page_errors
+
+
+def test_an_upload_works_without_javascript(new_page, live_server_url, make_user, tmp_path):
+    """The form is a plain multipart POST: the server stores, checks and queues the file, then
+    sends the browser back to the library, where the file is listed."""
+    make_user(email="e2e-nojs@example.com", display_name="No Script")
+    page, events = new_page(java_script_enabled=False)
+    page.goto(live_server_url + "/auth/login")
+    page.get_by_label("Email").fill("e2e-nojs@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(live_server_url + "/files/")
+    expect(page.get_by_text("Works without JavaScript")).to_be_visible()
+    page.get_by_label("Kind", exact=True).select_option("avatar")
+    page.set_input_files("#upload-file", str(_jpeg(tmp_path)))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Upload").click()
+    assert page.url == live_server_url + "/files/"
+    expect(page.get_by_text("Uploaded holiday.jpg — processing")).to_be_visible()
+    row = page.locator("#file-rows tr").first
+    expect(row).to_contain_text("holiday.jpg")
+    assert any(url.endswith("/files/upload") for url in events.requests)
+    assert not any("/files/presign" in url or "/storage/upload" in url for url in events.requests)
+    assert not events.csp_violations and not events.page_errors

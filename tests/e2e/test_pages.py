@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.core.templating import HTMX_VERSION, SWAGGER_UI_VERSION
+from tests.e2e.axe import add_axe, serious_violations
 
 pytestmark = pytest.mark.e2e
 
@@ -157,13 +158,71 @@ def test_api_docs_render_swagger_ui_from_vendored_files_under_the_csp(page, even
     events.assert_clean()
 
 
+# Swagger UI's operations as it lays them out: the tag sections in document order.
+TAG_SECTIONS_JS = (
+    "() => [...document.getElementById('api-reference').shadowRoot.querySelectorAll('[data-tag]')]"
+    ".map((section) => section.dataset.tag)"
+)
+
+
+PICO_BUTTON_BACKGROUND_JS = """() => {
+  const button = document.createElement('button');
+  document.getElementById('main').appendChild(button);
+  const background = getComputedStyle(button).backgroundColor;
+  button.remove();
+  return background;
+}"""
+
+
+def test_api_docs_are_isolated_from_the_site_styles_with_one_main_and_tags_in_reading_order(page, events):
+    page.goto("/api/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=15_000)
+    # Swagger UI lives in a shadow root: the page's stylesheets (Pico's element styles) stop at it.
+    assert page.evaluate("() => document.getElementById('api-reference').shadowRoot !== null")
+    assert page.evaluate("() => document.querySelector('.swagger-ui') === null")
+    schema = page.locator(".swagger-ui .models .json-schema-2020-12-accordion").first
+    expect(schema).to_be_visible()
+    # A <button> of the page gets Pico's primary background; Swagger UI's schema toggles don't.
+    pico_button = page.evaluate(PICO_BUTTON_BACKGROUND_JS)
+    assert pico_button not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert schema.evaluate("el => getComputedStyle(el).backgroundColor") != pico_button
+    # One main landmark: the page's (Swagger UI's own layout would add a second).
+    expect(page.get_by_role("main")).to_have_count(1)
+    assert page.evaluate(TAG_SECTIONS_JS) == ["auth", "me", "admin", "meta", "roles", "uploads", "users"]
+    events.assert_clean()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_api_docs_pass_axe_in_both_themes_with_operations_open(new_page, scheme):
+    page, events = new_page(color_scheme=scheme)
+    add_axe(page.context)
+    page.goto("/api/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=15_000)
+    # Swagger UI's own dark theme, switched by the colour scheme the browser prefers.
+    dark_root = "() => document.getElementById('api-reference').shadowRoot.querySelector('html.dark-mode') !== null"
+    assert page.evaluate(dark_root) is (scheme == "dark")
+    # One operation of each method open, one with "Try it out" (inputs, pickers, buttons), and a schema.
+    for method in ("get", "post", "patch", "put", "delete"):
+        page.locator(f".swagger-ui .opblock-{method} .opblock-summary-control").first.click()
+    page.locator(".swagger-ui .opblock-get .try-out__btn").first.click()
+    expect(page.locator(".swagger-ui .opblock-get .execute").first).to_be_visible()
+    page.locator(".swagger-ui .models .json-schema-2020-12-accordion").first.click()
+    expect(page.locator(".swagger-ui .models .json-schema-2020-12-body").first).to_be_visible()
+    events.assert_clean()  # before axe, whose own style checks trip the CSP inside shadow roots
+    violations = serious_violations(page)
+    assert violations == [], "\n".join(map(str, violations))
+
+
 def test_unknown_path_shows_the_friendly_404_page(page, events, live_server_url):
     response = page.goto("/no/such/page")
     assert response is not None
     assert response.status == 404
     assert response.headers["content-type"].startswith("text/html")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Not Found")
-    expect(page).to_have_title(re.compile(r"^404 Not Found"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    expect(page).to_have_title(re.compile(r"^Page not found · Hearth"))
+    expect(page.get_by_text("Error 404")).to_be_visible()
+    # People's words, never Werkzeug's stock description.
+    expect(page.get_by_text("The requested URL was not found")).to_have_count(0)
     # An <a href="/"> styled as a button (role="button"): still a plain link without JS.
     home = page.locator("a[href='/']", has_text="Back to the home page")
     expect(home).to_be_visible()
@@ -203,7 +262,7 @@ def test_api_docs_explain_themselves_without_javascript(new_page):
     page, _ = new_page(java_script_enabled=False)
     page.goto("/api/docs")
     # (Playwright's text selectors skip <noscript>, so address the element itself.)
-    notice = page.locator("#swagger-ui noscript p")
+    notice = page.locator("#api-reference noscript p")
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("The interactive explorer needs JavaScript")
     expect(page.get_by_role("link", name="/api/openapi.json")).to_have_attribute("href", "/api/openapi.json")

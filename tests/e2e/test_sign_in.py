@@ -1,11 +1,16 @@
-"""The administrator `make run` creates signs in and out in a real browser."""
+"""Signing in and the first run in a real browser: the administrator `make run` creates, and a
+newcomer from sign-up through the development mailbox to their files."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from playwright.sync_api import expect
+from werkzeug.serving import make_server
 
 from app.extensions import db
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +34,7 @@ def test_the_seeded_admin_signs_in_and_out(page, events, live_server_url, admin)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Welcome back, Administrator.")).to_be_visible()
+    assert page.url == live_server_url + "/admin/"  # staff land on the admin
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_text("You have been signed out.")).to_be_visible()
@@ -43,3 +49,44 @@ def test_a_wrong_password_shows_a_form_error(page, events, live_server_url, admi
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("Invalid email or password.")
     assert not events.csp_violations
+
+
+@pytest.fixture()
+def dev_server(make_app, app, tmp_path, monkeypatch):
+    """A development app (with /dev/mail) on its own loopback server, its links pointing at it."""
+    from app.mail import service as mail_service
+
+    monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
+    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = make_server("127.0.0.1", port, make_app(app_env="development", public_url=base), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="hearth-e2e-dev-server", daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_first_run_sign_up_follow_the_emailed_link_and_land_signed_in(new_page, dev_server):
+    """Sign up, open the message in /dev/mail, click its link: the address is confirmed, the
+    newcomer is signed in on their account page, and their files are one click away."""
+    page, events = new_page()
+    page.goto(dev_server + "/auth/signup")
+    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Display name").fill("Newcomer")
+    page.get_by_label("Password").fill("a long and unguessable passphrase")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    page.goto(dev_server + "/dev/mail/")
+    page.get_by_role("link", name="Confirm your email address for Hearth").click()
+    page.get_by_role("link", name="Confirm my email address").click()
+    expect(page.get_by_text("Email confirmed")).to_be_visible()
+    assert page.url == dev_server + "/account/"
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
+    expect(page.get_by_label("Email", exact=True)).to_have_value("newcomer@example.com")
+    page.get_by_role("link", name="Files", exact=True).first.click()
+    assert page.url == dev_server + "/files/"
+    expect(page.get_by_text("Upload a file")).to_be_visible()
+    assert not events.csp_violations and not events.page_errors

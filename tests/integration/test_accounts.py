@@ -10,6 +10,7 @@ import pytest
 from app.audit.models import AuditEvent
 from app.extensions import db
 from app.users.models import User
+from tests.conftest import count_rows
 from tests.support import PASSWORD, csrf_token
 
 
@@ -27,9 +28,14 @@ def _post(client, path, form_path=None, **data):
     return client.post(path, data={"csrf_token": csrf_token(client, form_path or path), **data})
 
 
+def _text(delivery) -> str:
+    """The plain-text part of a delivered message (every email also has an HTML part)."""
+    [part] = [p for p in delivery.message.walk() if p.get_content_type() == "text/plain"]
+    return part.get_payload(decode=True).decode()
+
+
 def _link(delivery) -> str:
-    body = delivery.message.get_payload(decode=True).decode()
-    return re.search(r"http://localhost(?::\d+)?(/\S+)", body).group(1)
+    return re.search(r"http://localhost(?::\d+)?(/\S+)", _text(delivery)).group(1)
 
 
 def _user(app, email) -> User:
@@ -58,6 +64,17 @@ def test_sign_up_creates_an_unverified_user_with_the_user_role_and_emails_a_link
     [delivery] = smtp.deliveries
     assert delivery.recipients == ["new@example.com"] and "/auth/verify/" in _link(delivery)
     assert _audit(app, "signup") == 1
+
+
+def test_every_email_is_plain_text_with_an_html_alternative_whose_links_are_anchors(browser, smtp):
+    _signup(browser)
+    [delivery] = smtp.deliveries
+    message = delivery.message
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.get_payload()] == ["text/plain", "text/html"]
+    html = message.get_payload()[1].get_payload(decode=True).decode()
+    link = re.search(r"http://localhost(?::\d+)?/auth/verify/\S+", _text(delivery)).group(0)
+    assert f'<a href="{link}"' in html and "Newcomer" in html and '<html lang="en">' in html
 
 
 @pytest.mark.parametrize(
@@ -92,20 +109,68 @@ def test_sign_up_with_a_taken_email_answers_the_same_and_warns_the_owner(browser
     }
 
 
-def test_the_verification_link_works_once(browser, smtp, app):
+def test_the_verification_link_works_once_and_signs_its_account_in(browser, smtp, app, auth):
     _signup(browser)
     link = _link(smtp.deliveries[0])
+    before = browser.get_cookie("session")
     verified = browser.get(link)
-    assert verified.status_code == 302 and verified.headers["Location"] == "/"
-    assert "Your email address is confirmed." in browser.get("/").get_data(as_text=True)
+    assert verified.status_code == 302 and verified.headers["Location"] == "/account/"
+    account = browser.get("/account/")
+    assert account.status_code == 200 and "Email confirmed" in account.get_data(as_text=True)
+    assert auth(browser).is_signed_in_as("new@example.com")
+    after = browser.get_cookie("session")
+    assert before is None or after.value != before.value  # a new session, as after a password sign-in
     assert _user(app, "new@example.com").email_verified_at is not None
     assert _audit(app, "email_verified") == 1
+    with app.app_context():
+        [sign_in] = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == "login_succeeded")).all()
+        assert sign_in.data["channel"] == "email_link"
     assert browser.get(link).status_code == 400  # single use
+
+
+def test_a_verification_link_followed_while_signed_in_as_that_account_keeps_the_session(browser, smtp, app, auth):
+    _signup(browser)
+    auth(browser).login("new@example.com")
+    verified = browser.get(_link(smtp.deliveries[0]))
+    assert verified.headers["Location"] == "/account/"
+    assert "Email confirmed" in browser.get("/account/").get_data(as_text=True)
+    assert _user(app, "new@example.com").email_verified_at is not None
+    assert auth(browser).is_signed_in_as("new@example.com")
+    assert _audit(app, "login_succeeded") == 1  # the password sign-in only
+    assert count_rows(app, "user_sessions") == 1  # no new session
+
+
+def test_a_verification_link_for_another_account_confirms_it_but_never_switches_accounts(
+    browser, smtp, app, auth, make_user
+):
+    """Anyone can email a link: following one must not swap the account this browser works in."""
+    make_user(email="resident@example.com")
+    _signup(browser)
+    link = _link(smtp.deliveries[0])
+    auth(browser).login("resident@example.com")
+    verified = browser.get(link)
+    assert verified.status_code == 302 and verified.headers["Location"] == "/account/"
+    page = browser.get("/account/").get_data(as_text=True)
+    assert "for another account than the one signed in here" in page
+    assert auth(browser).is_signed_in_as("resident@example.com")
+    assert _user(app, "new@example.com").email_verified_at is not None  # the link still did its job
+    assert browser.get(link).status_code == 400
+
+
+def test_a_verification_link_never_signs_a_disabled_account_in(browser, smtp, app, auth):
+    _signup(browser)
+    with app.app_context():
+        db.session.execute(db.update(User).where(User.email == "new@example.com").values(is_active_account=False))
+        db.session.commit()
+    verified = browser.get(_link(smtp.deliveries[0]))
+    assert verified.status_code == 302 and verified.headers["Location"] == "/auth/login"
+    assert browser.get("/account/").status_code == 302  # not signed in
+    assert _audit(app, "login_succeeded") == 0
 
 
 def test_unverified_users_can_sign_in_but_see_the_banner_and_can_resend(browser, smtp, app, auth):
     _signup(browser)
-    assert auth(browser).login("new@example.com").headers["Location"] == "/"
+    assert auth(browser).login("new@example.com").headers["Location"] == "/files/"
     assert auth(browser).is_signed_in_as("new@example.com")
     home = browser.get("/").get_data(as_text=True)
     assert "Please confirm" in home and "Send the link again" in home
@@ -165,7 +230,7 @@ def test_password_reset_sets_the_password_once_and_ends_every_session_and_token(
     assert done.status_code == 302 and done.headers["Location"] == "/auth/login"
     assert browser.get(link).status_code == 400  # used
     auth(browser).login("forgot@example.com", PASSWORD, expect=401)  # the old password is gone
-    assert auth(browser).login("forgot@example.com", "a completely new passphrase").headers["Location"] == "/"
+    assert auth(browser).login("forgot@example.com", "a completely new passphrase").headers["Location"] == "/files/"
     assert auth(browser).is_signed_in_as("forgot@example.com")
     assert "Sign out" not in other.get("/").get_data(as_text=True)  # the other browser is out
     assert other.post("/api/v1/auth/refresh", json={"refresh_token": api_pair["refresh_token"]}).status_code == 401

@@ -32,6 +32,18 @@ def post(client, path, **data):
     return client.post(path, data={"csrf_token": csrf_token(client, "/"), "confirmed": "yes", **data})
 
 
+TOAST = re.compile(r'<div class="toast toast--(\w+)"[^>]*>.*?<p class="toast__message">([^<]+)</p>', re.S)
+
+
+def toasts(html: str) -> dict[str, list[str]]:
+    """The messages a page shows as toasts (flashed by the action before it), by level; the
+    empty toast templates hearth.js clones are left out."""
+    shown: dict[str, list[str]] = {}
+    for level, message in TOAST.findall(html):
+        shown.setdefault(level, []).append(message)
+    return shown
+
+
 @pytest.fixture()
 def clients(app, people, auth):
     """A new browser signed in as `people[role]`."""
@@ -193,8 +205,8 @@ def test_each_action_is_allowed_or_refused_by_role(app, clients, make_user, monk
     response = post(client, path.format(**ids), **data)
     if role in allowed:
         assert response.status_code == 302, response.get_data(as_text=True)[:500]
-        flashed = client.get(response.headers["Location"]).get_data(as_text=True)
-        assert "flash-success" in flashed and "flash-error" not in flashed, flashed
+        flashed = toasts(client.get(response.headers["Location"]).get_data(as_text=True))
+        assert "success" in flashed and "error" not in flashed, flashed
         assert _count_audit(app) > before  # every admin action leaves an audit row
     else:
         assert response.status_code == 403
@@ -373,7 +385,7 @@ def test_the_admin_role_loses_no_permission_in_the_grid(app, clients, taken):
     assert re.search(rf'value="admin\|{taken}" checked\s+disabled', html)
     response = post(client, "/admin/roles/matrix", grant=[g for g in _grid(html) if g != f"admin|{taken}"])
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "always keeps every permission" in page and "flash-error" in page
+    assert "always keeps every permission" in page and "error" in toasts(page)
     assert _role_permissions(app, "admin") == set(CATALOG_ROLES["admin"][1])
     assert _events(app, "role_updated") == []
 
@@ -384,7 +396,7 @@ def test_the_grid_saves_every_changed_role_or_none(app, clients):
     # "manager" is saved before "viewer" is refused: one unit of work, so neither change is kept.
     response = post(client, "/admin/roles/matrix", grant=[*grid, "manager|audit:read", "viewer|no:such"])
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Unknown permission(s): no:such." in page and "flash-error" in page
+    assert "Unknown permission(s): no:such." in page and "error" in toasts(page)
     assert "audit:read" not in _role_permissions(app, "manager")
     assert _events(app, "role_updated") == []
 
@@ -412,7 +424,7 @@ def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(a
     ):
         response = post(client, "/admin/roles/matrix", grant=grant)
         page = client.get(response.headers["Location"]).get_data(as_text=True)
-        assert "holds permissions you do not have" in page and "flash-error" in page
+        assert "holds permissions you do not have" in page and "error" in toasts(page)
     response = post(client, "/admin/roles/reader/delete")
     assert "holds permissions you do not have" in client.get(response.headers["Location"]).get_data(as_text=True)
 
@@ -424,7 +436,7 @@ def test_a_holder_of_only_roles_manage_cannot_disarm_the_admins_in_the_browser(a
 
     # The page as shown still saves what is theirs to change: the read-only ticks are no change.
     response = post(client, "/admin/roles/matrix", grant=[*_grid(html), "viewer|roles:manage"])
-    assert "flash-success" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "success" in toasts(client.get(response.headers["Location"]).get_data(as_text=True))
     assert _role_permissions(app, "viewer") == {"roles:manage"}
     assert [event.target for event in _events(app, "role_updated")] == ["role:viewer"]
 
@@ -470,6 +482,8 @@ def test_user_list_filters_sort_and_htmx_partials(app, clients, make_user):
     assert "alice@example.com" in page and "bob@example.com" not in page and "<html" in page
     partial = client.get("/admin/users?status=disabled", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "bob@example.com" in partial and "alice@example.com" not in partial and "<html" not in partial
+    # The header's Export CSV follows the filters the swap applied (out of band).
+    assert re.search(r'<a href="/admin/users/export.csv\?status=disabled" id="users-export"[^>]*hx-swap-oob', partial)
     # History restores get the whole page again.
     restore = client.get(
         "/admin/users?status=disabled", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
@@ -570,7 +584,7 @@ def test_audit_filters(app, clients, make_user):
 
     def rows(query):
         html = client.get(f"/admin/audit?{query}").get_data(as_text=True)
-        return set(re.findall(r"<td><code>([a-z_]+)</code></td>", html)), html
+        return set(re.findall(r'<tr data-event="([a-z_]+)">', html)), html
 
     verified, signed_out = "email_marked_verified", "user_signed_out_by_admin"
     assert rows(f"action={verified}")[0] == {verified}

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from app.api.openapi import api_operation
+from app.api.openapi import api_operation, ordered_tags
 from app.api.pagination import PageQuery
 from app.users.models import User
 from app.users.repository import UserRepository
@@ -43,6 +43,26 @@ def test_openapi_document_is_valid_and_generated_from_the_schemas(client):
     assert "ProblemDetails" in spec["components"]["schemas"]
 
 
+def test_openapi_tags_put_auth_then_me_first_then_the_rest_alphabetically(client):
+    spec = client.get("/api/openapi.json").json
+    names = [tag["name"] for tag in spec["tags"]]
+    assert names == ["auth", "me", "admin", "meta", "roles", "uploads", "users"]
+    assert all(tag.get("description") for tag in spec["tags"])
+    used = {tag for path in spec["paths"].values() for operation in path.values() for tag in operation["tags"]}
+    assert used == set(names)
+    assert spec["paths"]["/api/v1/me"]["get"]["tags"] == ["me"]
+    assert spec["paths"]["/api/v1/me"]["patch"]["tags"] == ["me"]
+
+
+def test_ordered_tags_lists_only_used_tags_with_the_first_ones_in_their_given_order():
+    assert ordered_tags({"zeta", "me", "alpha", "auth"}, ("auth", "me", "unused"), {"me": "You."}) == [
+        {"name": "auth"},
+        {"name": "me", "description": "You."},
+        {"name": "alpha"},
+        {"name": "zeta"},
+    ]
+
+
 def test_api_docs_are_served_from_static_without_a_cdn(client):
     response = client.get("/api/docs")
     assert response.status_code == 200
@@ -53,6 +73,11 @@ def test_api_docs_are_served_from_static_without_a_cdn(client):
     assert all(not source.startswith(("http://", "https://", "//")) for source in sources)
     assert client.get(bundle[0]).status_code == 200
     assert "<script>" not in html  # no inline script: the CSP would block it
+    # Swagger UI's stylesheet and ours are preloaded for its shadow root (static/js/api-docs.js),
+    # never applied to the page itself.
+    styles = re.findall(r'<link rel="(\w+)"[^>]*href="([^"]+(?:swagger-ui|api-docs)\.[0-9a-f]{12}\.css)"', html)
+    assert sorted(rel for rel, _ in styles) == ["preload", "preload"], styles
+    assert all(client.get(href).status_code == 200 for _, href in styles)
 
 
 class UserOut(BaseModel):

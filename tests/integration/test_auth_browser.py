@@ -38,7 +38,7 @@ def test_a_user_signs_in_and_the_session_changes(client, auth, make_user, app):
     client.get("/auth/login")
     before = client.get_cookie("session")
     response = auth.login("A@Example.com")
-    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert response.status_code == 302 and response.headers["Location"] == "/files/"
     after = client.get_cookie("session")
     assert after is not None and (before is None or after.value != before.value)
     assert "Ada" in client.get("/").get_data(as_text=True)
@@ -157,13 +157,22 @@ def test_the_per_ip_limit_answers_429(make_app, make_user, auth):
 def test_next_redirects_stay_on_this_site(auth, make_user, target):
     make_user(email="n@example.com")
     response = auth.login("n@example.com", next_url=quote(target, safe=""))
-    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert response.status_code == 302 and response.headers["Location"] == "/files/"
 
 
 @pytest.mark.parametrize("target", ["/api/docs", "/files/?kind=document&page=2"])
 def test_next_redirects_to_a_local_path(auth, make_user, target):
     make_user(email="n2@example.com")
     assert auth.login("n2@example.com", next_url=quote(target, safe="")).headers["Location"] == target
+
+
+@pytest.mark.parametrize(
+    ("role", "landing"), [("user", "/files/"), ("viewer", "/files/"), ("manager", "/admin/"), ("admin", "/admin/")]
+)
+def test_sign_in_lands_on_the_files_for_users_and_the_admin_for_staff(auth, people, role, landing):
+    assert auth.login(people[role]).headers["Location"] == landing
+    # a signed-in visit to the sign-in page goes the same way
+    assert auth.client.get("/auth/login").headers["Location"] == landing
 
 
 def test_logout_is_post_only_and_needs_csrf(client, auth, make_user):

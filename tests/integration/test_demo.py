@@ -98,7 +98,9 @@ def test_the_seed_fills_users_roles_uploads_jobs_and_audit(demo_app):
     failed = [job for job in jobs if job.status in (JobStatus.failed, JobStatus.retrying)]
     for job in failed:
         assert job.traceback.startswith("Traceback (most recent call last):\n  File ")
-        assert job.error and job.error.split(":")[0] in job.traceback.splitlines()[-1]
+        # A sentence for people; the exception that said it, with its cause, in the traceback.
+        assert job.error and job.traceback.splitlines()[-1].endswith(f": {job.error}")
+        assert "0x" not in job.error and "Error:" not in job.error
         assert job.attempts == job.max_attempts if job.status == JobStatus.failed else job.attempts < job.max_attempts
     running = [job for job in jobs if job.status == JobStatus.running]
     assert all(job.started_at and job.lease_expires_at > utcnow() for job in running)

@@ -9,7 +9,7 @@ import pytest
 
 from app.extensions import db
 from app.uploads.models import Upload
-from tests.integration.test_uploads import jpeg_with_exif
+from tests.integration.test_uploads import backend, jpeg_with_exif, s3_endpoint  # noqa: F401  (shared fixtures)
 from tests.support import csrf_token
 
 
@@ -48,7 +48,11 @@ def test_widget_flow_returns_a_row_that_the_list_then_shows(browser):
     upload_id, row = _widget_upload(browser, jpeg_with_exif((80, 60)))
     assert row.status_code == 200 and f'id="upload-{upload_id}"' in row.get_data(as_text=True)
     listing = browser.get("/files/", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert "<html" not in listing and "pic.jpg" in listing and "status-ready" in listing
+    assert (
+        "<html" not in listing
+        and "pic.jpg" in listing
+        and 'class="badge badge--success" data-status="ready"' in listing
+    )
     assert browser.get(f"/files/{upload_id}/download").status_code == 302
 
 
@@ -175,5 +179,120 @@ def test_an_image_refused_by_processing_shows_its_reason_in_the_library(browser)
 
     upload_id, _ = _widget_upload(browser, png_bomb(9000, 5000), "image/png", "avatar", "bomb.png")
     html = browser.get(f"/files/{upload_id}/row").get_data(as_text=True)
-    assert "status-rejected" in html and "hx-trigger" not in html
+    assert 'class="badge badge--danger" data-status="rejected"' in html and "hx-trigger" not in html
     assert "The image is 9000×5000 pixels (45 megapixels); the limit is 40 megapixels." in html
+
+
+# Uploading without JavaScript: the form posts the file to /files/upload -------------------------
+
+
+@pytest.fixture()
+def form_app(make_app, backend, app):  # noqa: F811  (backend: local disk and S3, from test_uploads)
+    # 10 KiB for avatars, so "too large" needs no large file
+    return make_app(**backend, upload_avatar_max_mb=10 / 1024)
+
+
+@pytest.fixture()
+def form_browser(form_app, auth, make_user):
+    client = auth(form_app.test_client()).signed_in(make_user(email="form@example.com"))
+    client.csrf = csrf_token(client, "/files/")
+    return client
+
+
+def _form_upload(client, data, name="pic.jpg", content_type="image/jpeg", kind="avatar", csrf=True):
+    form = {"kind": kind, "file": (io.BytesIO(data), name, content_type)}
+    if csrf:
+        form["csrf_token"] = client.csrf
+    return client.post("/files/upload", data=form, content_type="multipart/form-data")
+
+
+def _uploads_and_objects(app) -> tuple[list[Upload], list[str]]:
+    """The uploads' rows, and which of their keys (final and staging) hold an object."""
+    from app.storage import get_storage
+    from app.uploads.service import staging_key
+
+    with app.test_request_context():
+        rows = db.session.scalars(db.select(Upload)).all()
+        storage = get_storage()
+        stored = [key for u in rows for key in (u.key, staging_key(u)) if storage.head(key) is not None]
+        db.session.expunge_all()
+        return rows, stored
+
+
+def test_the_upload_form_is_a_plain_multipart_post_with_a_csrf_token(browser):
+    html = browser.get("/files/").get_data(as_text=True)
+    form = re.search(r'<form id="upload-form"[^>]*>', html).group(0)
+    assert 'method="post"' in form and 'action="/files/upload"' in form
+    assert 'enctype="multipart/form-data"' in form
+    body = html.split(form, 1)[1].split("</form>", 1)[0]
+    assert 'name="csrf_token"' in body and 'name="kind"' in body and 'type="file"' in body
+    assert "Works without JavaScript" in html
+    assert re.search(r'<option[^>]*value="avatar"[^>]*>Avatar \(JPEG, PNG, WebP, GIF; up to 5 MB\)</option>', html)
+    assert ">Image (" not in html
+
+
+def test_a_form_upload_is_stored_checked_and_processed_like_a_presigned_one(form_browser, form_app):
+    from app.jobs.models import Job
+    from app.uploads.service import PROCESS_UPLOAD_TASK
+
+    data = jpeg_with_exif((80, 60))
+    response = _form_upload(form_browser, data)
+    assert response.status_code == 302 and response.headers["Location"] == "/files/"
+    [upload], stored = _uploads_and_objects(form_app)
+    assert upload.filename == "pic.jpg" and upload.kind == "avatar" and upload.declared_size == len(data)
+    assert stored == [upload.key]  # under its final key; nothing left in staging
+    assert upload.status == "ready" and upload.thumbnail_key  # jobs run inline in tests
+    with form_app.app_context():
+        [job] = db.session.scalars(db.select(Job).where(Job.task == PROCESS_UPLOAD_TASK)).all()
+        assert job.args_summary == {"upload_id": upload.id} and job.status == "succeeded"
+    page = form_browser.get("/files/").get_data(as_text=True)
+    assert "Uploaded pic.jpg — processing" in page and "pic.jpg" in page
+
+
+def test_a_file_larger_than_its_kind_allows_is_refused_and_nothing_is_kept(form_browser, form_app):
+    data = b"\xff\xd8\xff\xe0" + b"\0" * (11 * 1024)
+    response = _form_upload(form_browser, data, "big.jpg")
+    assert response.status_code == 413
+    html = response.get_data(as_text=True)
+    assert "Avatar files can be at most" in html and 'aria-invalid="true"' in html
+    assert _uploads_and_objects(form_app) == ([], [])
+
+
+def test_a_type_the_kind_does_not_accept_is_refused_on_the_form(form_browser, form_app):
+    response = _form_upload(form_browser, b"<svg xmlns='http://www.w3.org/2000/svg'/>", "x.svg", "image/svg+xml")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "is not accepted for avatar uploads" in html
+    assert re.search(r'<input[^>]*aria-describedby="upload-file-error"[^>]*aria-invalid="true"[^>]*autofocus', html)
+    assert _uploads_and_objects(form_app) == ([], [])
+
+
+def test_content_that_is_not_the_declared_type_is_rejected_and_deleted(form_browser, form_app):
+    response = _form_upload(form_browser, b"plain text, not a JPEG at all", "fake.jpg")
+    assert response.status_code == 422
+    assert "The file&#39;s content is not image/jpeg." in response.get_data(as_text=True)
+    [upload], stored = _uploads_and_objects(form_app)
+    assert upload.status == "rejected" and stored == []  # as confirm() leaves a presigned upload
+
+
+def test_a_form_upload_without_a_csrf_token_is_refused(form_browser, form_app):
+    response = _form_upload(form_browser, jpeg_with_exif((10, 10)), csrf=False)
+    assert response.status_code == 400
+    assert _uploads_and_objects(form_app) == ([], [])
+
+
+def test_a_form_without_a_file_asks_for_one(form_browser):
+    response = form_browser.post(
+        "/files/upload", data={"csrf_token": form_browser.csrf, "kind": "avatar"}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 422 and "Choose a file first." in response.get_data(as_text=True)
+
+
+def test_a_body_larger_than_any_kind_allows_is_refused_before_it_is_read(make_app, auth, make_user, app):
+    small = 10 / 1024  # MB: every kind 10 KiB, so the body may be 10 KiB plus the form around it
+    tiny_app = make_app(upload_avatar_max_mb=small, upload_document_max_mb=small, upload_video_max_mb=small)
+    client = auth(tiny_app.test_client()).signed_in(make_user(email="tiny@example.com"))
+    client.csrf = csrf_token(client, "/files/")
+    response = _form_upload(client, b"\xff\xd8\xff" + b"\0" * (200 * 1024), "huge.jpg")
+    assert response.status_code == 413
+    assert _uploads_and_objects(tiny_app) == ([], [])

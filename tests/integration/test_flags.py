@@ -19,7 +19,7 @@ from app.flags import service
 from app.flags.models import FeatureFlag
 from app.users.models import User
 from tests.conftest import SERVICES
-from tests.integration.test_admin_pages import post
+from tests.integration.test_admin_pages import post, toasts
 from tests.support import csrf_token
 
 
@@ -140,7 +140,7 @@ def test_actions_refuse_a_missing_csrf_token(app, admin, path, form):
 def test_create_toggle_and_delete_are_audited_with_before_and_after(app, admin):
     response = post(admin, "/admin/flags", name="new_dashboard", description="The redesigned dashboard", enabled="1")
     assert response.status_code == 302
-    assert "flash-success" in admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert "success" in toasts(admin.get(response.headers["Location"]).get_data(as_text=True))
     flag = _stored(app, "new_dashboard")
     assert flag.enabled and flag.description == "The redesigned dashboard"
     assert flag.updated_by_user_id == _actor(app).id
@@ -200,7 +200,7 @@ def test_invalid_flags_are_refused_with_a_clear_message(app, admin, form, messag
     response = post(admin, "/admin/flags", **form)
     assert response.status_code == 302
     page = admin.get(response.headers["Location"]).get_data(as_text=True)
-    assert "flash-error" in page and message in page
+    assert "error" in toasts(page) and message in page
     with app.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(FeatureFlag)) == 1
     assert [e.event for e in _events(app, "flag:new_dashboard")] == ["flag_created"]
@@ -226,7 +226,7 @@ def test_toggling_or_deleting_an_unknown_flag_is_not_found(app, admin):
 def test_a_toggle_without_a_state_is_refused(app, admin):
     _flag(app)
     response = post(admin, "/admin/flags/new_dashboard/toggle")
-    assert "flash-error" in admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert "error" in toasts(admin.get(response.headers["Location"]).get_data(as_text=True))
     assert not _stored(app, "new_dashboard").enabled
 
 

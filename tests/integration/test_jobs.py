@@ -102,7 +102,9 @@ def test_a_failing_job_retries_with_exponential_backoff_then_fails(queue_app, sm
     worker = workers("emails")
     job = _wait_for_status(queue_app, job_id, JobStatus.failed, timeout=45)
     assert job.attempts == 4  # the emails queue: 3 retries
-    assert "SMTPRecipientsRefused" in job.error
+    # People read a sentence; the exception is kept, with its traceback, for the job's page.
+    assert job.error == "The mail server refused the recipient's address."
+    assert "smtplib.SMTPRecipientsRefused" in job.traceback and "TaskFailed" in job.traceback
     outcomes = [
         line for line in worker.log_lines() if line.get("event") == "job_finished" and line.get("job_id") == job_id
     ]

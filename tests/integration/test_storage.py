@@ -55,6 +55,26 @@ def test_move_replaces_the_target_with_its_content_type_and_purge_takes_old_obje
         storage.delete("contract/final/a")
 
 
+def test_put_stream_stores_in_chunks_and_refuses_more_than_its_limit(storage_app):
+    import io
+
+    from app.storage import ObjectTooLarge, get_storage
+    from app.storage.base import STREAM_CHUNK
+
+    data = bytes(range(256)) * (STREAM_CHUNK // 256 * 2 + 3)  # two chunks and a bit
+    with storage_app.test_request_context():
+        storage = get_storage()
+        assert storage.put_stream("contract/stream/ok", io.BytesIO(data), "video/mp4", len(data)) == len(data)
+        assert storage.read("contract/stream/ok") == data
+        assert storage.head("contract/stream/ok").content_type == "video/mp4"
+        source = io.BytesIO(data)
+        with pytest.raises(ObjectTooLarge):
+            storage.put_stream("contract/stream/big", source, "video/mp4", STREAM_CHUNK)
+        assert storage.head("contract/stream/big") is None  # nothing stored, not even a part
+        assert source.tell() <= 2 * STREAM_CHUNK < len(data)  # it stopped reading past the limit
+        storage.delete("contract/stream/ok")
+
+
 def test_presigned_downloads_are_attachments(storage_app):
     from app.storage import get_storage
 

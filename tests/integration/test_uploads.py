@@ -339,7 +339,9 @@ def test_a_failing_processing_job_marks_the_upload_failed(client, owner, uploads
         db.session.expire_all()
         assert db.session.get(Job, job.id).status == "failed"
         upload = db.session.get(Upload, upload_id)
-        assert upload.status == "failed" and "decoder exploded" in upload.error
+        # The owner reads a sentence; the exception stays on the job, for its admin page.
+        assert (upload.status, upload.error) == ("failed", "Processing failed: Unexpected error (OSError).")
+        assert "OSError: decoder exploded" in db.session.get(Job, job.id).traceback
 
 
 def test_a_failed_processing_attempt_keeps_processing_but_nothing_half_done(
@@ -358,7 +360,7 @@ def test_a_failed_processing_attempt_keeps_processing_but_nothing_half_done(
         job = db.session.scalar(db.select(Job))
         # `processing` was its own unit of work; the attempt's own bookkeeping too; the failed part rolled back.
         assert (upload.status, upload.thumbnail_key) == ("processing", None)
-        assert (job.status, job.attempts) == ("retrying", 1) and "decoder exploded" in job.error
+        assert (job.status, job.attempts) == ("retrying", 1) and "decoder exploded" in job.traceback
 
 
 def test_uploads_are_listed_paginated_and_filtered(client, owner, api_auth):

@@ -1,6 +1,6 @@
 """Template helpers that stand in for per-row work: `UrlPattern` (and its `fill` filter), the
 links kept per app (`TemplateLinks`), and `time_tag`. Each must answer exactly what the
-plain way (url_for, the `when` macro's markup) would."""
+plain way (url_for, the exact moment) would."""
 
 from __future__ import annotations
 
@@ -87,17 +87,18 @@ def test_an_app_with_url_defaults_gets_url_for_every_time(site):
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "exact"),
     [
-        datetime(2024, 1, 1, 7, 0, 0, 1234, tzinfo=UTC),
-        datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC),
-        datetime(2026, 3, 1, 9, 5, tzinfo=timezone(timedelta(hours=-5))),
-        datetime(999, 12, 31, 1, 2, tzinfo=UTC),
+        (datetime(2024, 1, 1, 7, 0, 0, 1234, tzinfo=UTC), "2024-01-01 07:00:00 UTC"),
+        (datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC), "2026-11-30 23:59:59 UTC"),
+        # Another zone: the title gives the same instant in UTC; `datetime` keeps the value's own offset.
+        (datetime(2026, 3, 1, 9, 5, tzinfo=timezone(timedelta(hours=-5))), "2026-03-01 14:05:00 UTC"),
+        (datetime(999, 12, 31, 1, 2, tzinfo=UTC), "0999-12-31 01:02:00 UTC"),
     ],
 )
-def test_time_tag_is_the_when_macros_markup(value):
-    expected = f'<time datetime="{value.isoformat()}">{value.strftime("%Y-%m-%d %H:%M")}</time>'
-    assert str(time_tag(value)) == expected
+def test_time_tag_carries_the_exact_moment(value, exact):
+    tag = str(time_tag(value, now=value + timedelta(hours=3)))
+    assert tag == f'<time datetime="{value.isoformat()}" title="{exact}">3 hours ago</time>'
 
 
 def test_time_tag_without_a_moment_is_a_dash():

@@ -7,6 +7,7 @@ from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import MeOut, MePatch
 from app.auth import accounts
 from app.auth.guards import actor_permissions, current_actor
+from app.users import service as users_service
 
 
 def _me() -> MeOut:
@@ -18,10 +19,11 @@ def _me() -> MeOut:
         roles=user.role_names,
         permissions=sorted(actor_permissions(user)),
         email_verified=user.email_verified_at is not None,
+        locale=user.locale,
     )
 
 
-@api_operation(v1_bp, "/me", summary="The signed-in user", tags=("users",), response=MeOut, auth=True)
+@api_operation(v1_bp, "/me", summary="The signed-in user", tags=("me",), response=MeOut, auth=True)
 def get_me() -> MeOut:
     return _me()
 
@@ -31,7 +33,7 @@ def get_me() -> MeOut:
     "/me",
     method="PATCH",
     summary="Update my profile",
-    tags=("users",),
+    tags=("me",),
     body=MePatch,
     response=MeOut,
     auth=True,
@@ -39,9 +41,13 @@ def get_me() -> MeOut:
 )
 def update_me(body: MePatch) -> MeOut:
     """A new email address needs `current_password` and is only taken once the confirmation
-    link sent to it is used; the old address gets a notice with a link that undoes it."""
+    link sent to it is used; the old address gets a notice with a link that undoes it.
+    `locale` sets the language of pages and emails (null: the browser's)."""
     user = current_actor()
-    accounts.update_profile(
-        user, body.display_name or user.display_name, body.email or user.email, body.current_password
-    )
+    if body.model_fields_set != {"locale"}:
+        accounts.update_profile(
+            user, body.display_name or user.display_name, body.email or user.email, body.current_password
+        )
+    if "locale" in body.model_fields_set:
+        users_service.set_preferred_locale(user, body.locale)
     return _me()

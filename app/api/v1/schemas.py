@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.pagination import PageQuery
 from app.core.input import MAX_BIGINT
+from app.i18n import SUPPORTED_LOCALES
 
 
 class StatusOut(BaseModel):
@@ -45,6 +46,10 @@ class MeOut(BaseModel):
     roles: list[str]
     permissions: list[str]
     email_verified: bool
+    locale: str | None = Field(
+        description="The language chosen for pages and emails; null: the browser's (`Accept-Language`)",
+        examples=["de"],
+    )
 
 
 class MePatch(BaseModel):
@@ -68,6 +73,13 @@ class MePatch(BaseModel):
             " often: 429 `too-many-password-attempts` (counts toward the account lockout)."
         ),
         json_schema_extra={"writeOnly": True},
+    )
+    locale: Literal[SUPPORTED_LOCALES] | None = Field(
+        default=None,
+        description=(
+            "The language of pages and emails; null: follow the browser's `Accept-Language`. API"
+            " responses always follow the request's `Accept-Language`."
+        ),
     )
 
 

@@ -32,12 +32,12 @@ from app.extensions import app_limiter, cache, csrf, db, login_manager
 from app.files.routes import files_bp
 from app.flags import init_flags
 from app.health.routes import health_bp
-from app.i18n import init_i18n
+from app.i18n import init_i18n, vary_on_language
 from app.logging import configure_logging, redacted_path
 from app.mail.routes import dev_mail_bp
 from app.main.routes import main_bp
 from app.metrics import init_metrics
-from app.pipeline import init_pipeline
+from app.pipeline import add_browser_hooks, init_pipeline
 from app.storage import init_storage
 from app.version import __version__
 from tasks import queues as task_queues
@@ -264,6 +264,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     cache.init_app(app)
     init_caching(app)
     init_i18n(app)
+    # A page whose language came from Accept-Language says so (browser routes only: API
+    # responses are never shared-cacheable).
+    add_browser_hooks(app, after=vary_on_language)
 
     # The user loader, the session-record check and the remember-me cookie.
     init_session_tracking(app)

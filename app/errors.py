@@ -5,6 +5,11 @@ every error, including unknown paths, 405, 413, 429 and 500, answers
 `application/problem+json` (RFC 9457); elsewhere a friendly HTML page is rendered, unless
 the client asks for JSON rather than HTML (a page's script calling a hypermedia endpoint,
 e.g. the upload widget's `/files/presign`): that gets the same problem+json.
+
+Languages: a problem's `title` is the English name of its type (stable, like `type` itself:
+clients and the API documentation may match on it), its `detail` and field messages are in
+the request's language. The HTML page words each status itself, translated
+(templates/errors/error.html), and shows a specific `detail` under that.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.api_paths import is_api_request
 from app.core.ratelimit import breached_limit_headers
+from app.i18n import N_, _, locale_code, translate_stored
 from app.logging import get_logger, redacted_path, request_route
 
 log = get_logger("hearth.errors")
@@ -67,8 +73,18 @@ class ValidationFailed(DomainError):
     status, title, slug = 422, "Validation failed", "validation-failed"
 
     def __init__(self, detail: str | None = None, errors: list[dict[str, Any]] | None = None):
-        super().__init__(detail or "The request contains invalid fields.", errors=errors or [])
+        super().__init__(detail or _("The request contains invalid fields."), errors=errors or [])
 
+
+# Flask-WTF's reasons for refusing a form (CSRFError, a 400), written in English by the library:
+# marked here so the error page can say them in the reader's language (`translate_stored`).
+CSRF_REASONS = (
+    N_("The CSRF token is missing."),
+    N_("The CSRF session token is missing."),
+    N_("The CSRF token has expired."),
+    N_("The CSRF token is invalid."),
+    N_("The CSRF tokens do not match."),
+)
 
 # Ties go to HTML, so `*/*` (or no Accept header at all) keeps the error page.
 _NEGOTIATED = ("text/html", PROBLEM_MIMETYPE, "application/json")
@@ -122,16 +138,32 @@ def _html_response(status: int, title: str, detail: str | None, headers: Any = N
 
 
 def _fallback_page(status: int, title: str) -> str:
-    """An error page that needs no template, user, session or database."""
+    """An error page that needs no template, user, session or database: in the request's
+    language if its catalogue is at hand, else in English (the translation may be what failed)."""
     home = escape(request.script_root + "/")
     heading = escape(title)
+    try:
+        language = locale_code()
+        words = (
+            _("Error %(status)s", status=status),
+            _("Something went wrong on our side. Please try again in a moment."),
+            _("Back to the home page"),
+        )
+    except Exception:  # the last resort must not fail: English
+        language = "en"
+        words = (
+            f"Error {status}",
+            "Something went wrong on our side. Please try again in a moment.",
+            "Back to the home page",
+        )
+    error, sentence, back = (escape(word) for word in words)
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{status} {heading} · Hearth</title></head><body><main>"
-        f"<p>Error {status}</p><h1>{heading}</h1>"
-        "<p>Something went wrong on our side. Please try again in a moment.</p>"
-        f'<p><a href="{home}">Back to the home page</a></p></main></body></html>'
+        f"<p>{error}</p><h1>{heading}</h1>"
+        f"<p>{sentence}</p>"
+        f'<p><a href="{home}">{back}</a></p></main></body></html>'
     )
 
 
@@ -171,20 +203,30 @@ def handle_http_exception(error: HTTPException) -> Response:
     headers = [(k, v) for k, v in error.get_headers() if k.lower() not in dropped]
     detail = error.description or error.name
     # Werkzeug's stock description ("The requested URL was not found on the server…") never
-    # reaches a page; one given to abort() does.
-    page_detail = detail if error.description and error.description != type(error).description else None
+    # reaches a page; one given to abort() or set by a subclass of ours does.
+    page_detail = (
+        translate_stored(detail) if error.description and error.description != _stock_description(error) else None
+    )
     if status == 429:
         headers += breached_limit_headers(error)
-        detail = "Too many requests. Wait for the time given in Retry-After, then try again."
+        detail = _("Too many requests. Wait for the time given in Retry-After, then try again.")
         page_detail = None
     slug = error.name.lower().replace(" ", "-")
     return _respond(status, error.name, detail, slug=slug, headers=headers, page_detail=page_detail)
 
 
+def _stock_description(error: HTTPException) -> str | None:
+    """The description Werkzeug's own class of `error` carries (English, for no one in particular)."""
+    for cls in type(error).__mro__:
+        if cls.__module__ == "werkzeug.exceptions" and "description" in vars(cls):
+            return cls.description
+    return None
+
+
 def handle_unexpected(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
     log.error("unhandled_exception", exc_info=original, route=request_route(), path=redacted_path())
-    detail = "Something went wrong on our side. The error has been logged."
+    detail = _("Something went wrong on our side. The error has been logged.")
     page_detail = None
     if current_app.debug:
         detail = page_detail = f"{type(original).__name__}: {original}"

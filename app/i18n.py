@@ -17,15 +17,23 @@
   throwaway name (`scheme, _, token = …`): that shadows it. Templates use `{{ _("…") }}` and
   `{% trans %}…{% endtrans %}` (Jinja's i18n extension, new-style gettext: the translation is
   trusted, its `%(name)s` values are escaped). `make messages` extracts them all into translations/.
-- **Formatting.** `format_date`, `format_datetime`, `format_number`, `format_filesize` and
-  `format_relative` format per the request's locale (times in UTC, as stored). Outside a
-  request (a worker, the CLI) they use English unless wrapped in `force_locale(...)`, e.g. with
-  `locale_of(user)` for a user's email.
+- **Stored sentences.** A few sentences for people are written by a worker and kept in the
+  database in English (`jobs.error`, `uploads.error`: the reader's language is not known when
+  they are written). They are marked with `N_` (extracted, not translated) and translated
+  where they are shown, with `translate_stored`: a sentence marked as it is is looked up;
+  one filled from a marked template with `%(name)s` placeholders is recognised by that
+  template (`N_` remembers it) and translated with the same values. Other text (an
+  exception's own words) stays as it is.
+- **Formatting.** `format_date`, `format_datetime`, `format_number`, `format_filesize`,
+  `format_decimal_fast` and `format_relative` format per the request's locale (times in UTC, as
+  stored). Outside a request (a worker, the CLI) they use English unless wrapped in
+  `force_locale(...)`, e.g. with `locale_of(user)` for a user's email.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,7 +41,6 @@ from pathlib import Path
 from babel import Locale
 from babel.dates import format_date as _babel_format_date
 from babel.dates import format_datetime as _babel_format_datetime
-from babel.dates import format_timedelta
 from babel.numbers import format_decimal, get_decimal_symbol
 from babel.support import NullTranslations
 from flask import Flask, g, has_request_context, request
@@ -45,11 +52,11 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.extensions import babel
-from app.pipeline import add_browser_hooks
 
 __all__ = [
     "DEFAULT_LOCALE",
     "LANGUAGE_NAMES",
+    "N_",
     "SUPPORTED_LOCALES",
     "_",
     "_l",
@@ -58,6 +65,7 @@ __all__ = [
     "force_locale",
     "format_date",
     "format_datetime",
+    "format_decimal_fast",
     "format_filesize",
     "format_number",
     "format_relative",
@@ -70,6 +78,8 @@ __all__ = [
     "ngettext",
     "refresh_locale",
     "select_locale",
+    "translate_stored",
+    "vary_on_language",
 ]
 
 DEFAULT_LOCALE = "en"
@@ -178,6 +188,76 @@ _ = gettext
 _l = lazy_gettext
 
 
+# Sentences stored in English, translated where they are shown -------------------------------
+
+# The templates N_ was given with placeholders, and (once compiled) the pattern that
+# recognises a sentence filled from each, with the names of its whole-number values.
+_STORED_TEMPLATES: dict[str, tuple[re.Pattern[str], frozenset[str]] | None] = {}
+_PLACEHOLDER = re.compile(r"%\((\w+)\)([sdr])")
+
+
+def N_(message: str) -> str:  # noqa: N802  (gettext's name for it: `make messages` extracts it)
+    """`message` as it is, marked for `make messages`: for a sentence kept in English (in the
+    database) and translated where it is shown (`translate_stored`). A template with
+    `%(name)s` placeholders is remembered, so a sentence filled from it is recognised. Call it
+    at import time (a module constant), so the web process knows every template."""
+    if "%(" in message:
+        _STORED_TEMPLATES.setdefault(message, None)
+    return message
+
+
+def _stored_pattern(template: str) -> tuple[re.Pattern[str], frozenset[str]]:
+    compiled = _STORED_TEMPLATES.get(template)
+    if compiled is None:
+        parts, seen, numbers, position = [], set(), set(), 0
+        for match in _PLACEHOLDER.finditer(template):
+            parts.append(re.escape(template[position : match.start()]))
+            name, kind = match.groups()
+            if name in seen:
+                parts.append(f"(?P={name})")
+            elif kind == "d":
+                seen.add(name)
+                numbers.add(name)
+                parts.append(f"(?P<{name}>-?\\d+)")
+            else:
+                seen.add(name)
+                parts.append(f"(?P<{name}>.+?)")
+            position = match.end()
+        parts.append(re.escape(template[position:]))
+        compiled = _STORED_TEMPLATES[template] = (re.compile("".join(parts), re.DOTALL), frozenset(numbers))
+    return compiled
+
+
+def translate_stored(text: str | None) -> str | None:
+    """A sentence kept in English (module docstring, "Stored sentences"), in the request's
+    language: a sentence marked with `N_` as it is, or one filled from a template marked with
+    `N_` (its values translated the same way: "Processing failed: %(reason)s" holds another
+    stored sentence); any other text unchanged. Cheap for a table row: one catalogue lookup,
+    and only in another language than English a match against the few templates."""
+    if not text:
+        return text
+    language, translations = _state()
+    translated = translations.ugettext(text)
+    if translated != text or language.language == DEFAULT_LOCALE:
+        return translated
+    for template in tuple(_STORED_TEMPLATES):
+        pattern, numbers = _stored_pattern(template)
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        values: dict[str, object] = {
+            name: int(value) if name in numbers else translate_stored(value)
+            for name, value in match.groupdict().items()
+        }
+        # A repr was filled in already (quotes and all): the translation takes it as it is.
+        wording = _PLACEHOLDER.sub(lambda m: f"%({m[1]})s" if m[2] == "r" else m[0], translations.ugettext(template))
+        try:
+            return wording % values
+        except (KeyError, TypeError, ValueError):  # a translation that does not fit: the English
+            return text
+    return text
+
+
 def current_locale() -> Locale:
     """The request's locale (English outside an app context)."""
     return _state()[0]
@@ -218,16 +298,34 @@ def format_datetime(value: datetime | None, format: str = "medium") -> str:
 
 def format_number(value: float | int | None, decimals: int | None = None) -> str:
     """A number with the locale's separators ("1,234.5", "1.234,5"); `decimals` fixes the
-    digits after the separator; "—" for None."""
+    digits after the separator; "—" for None. A whole number under 1000 (most counts on a
+    page) is written as it is, without asking Babel, where the locale writes digits 0–9."""
     if value is None:
         return _EM_DASH
+    locale = current_locale()
+    if decimals is None and type(value) is int and -1000 < value < 1000 and _latin_digits(locale):
+        return str(value)
     pattern = None if decimals is None else "#,##0" + ("." + "0" * decimals if decimals else "")
-    return format_decimal(value, format=pattern, locale=current_locale())
+    return format_decimal(value, format=pattern, locale=locale)
+
+
+@functools.cache
+def _latin_digits(locale: Locale) -> bool:
+    return format_decimal(-987, locale=locale) == "-987"
 
 
 @functools.cache
 def _decimal_symbol(language: str, territory: str | None) -> str:
     return get_decimal_symbol(Locale(language, territory))
+
+
+def format_decimal_fast(number: str) -> str:
+    """A number Python wrote with a "." ("2.5", f"{x:.1f}") with the locale's decimal sign
+    instead ("2,5"): for a value a table shows in every row (a size, a duration), at the cost
+    of a lookup rather than a Babel format."""
+    locale = current_locale()
+    decimal = _decimal_symbol(locale.language, locale.territory)
+    return number if decimal == "." else number.replace(".", decimal)
 
 
 def format_filesize(value: float | int | None) -> str:
@@ -238,23 +336,55 @@ def format_filesize(value: float | int | None) -> str:
         return _EM_DASH
     for factor, unit in _SIZE_UNITS:
         if value >= factor:
-            number = f"{value / factor:.1f}"
-            locale = current_locale()
-            decimal = _decimal_symbol(locale.language, locale.territory)
-            return f"{number if decimal == '.' else number.replace('.', decimal)} {unit}"
+            return f"{format_decimal_fast(f'{value / factor:.1f}')} {unit}"
     return f"{int(value)} B"
+
+
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
 
 
 def format_relative(value: datetime | None, now: datetime | None = None) -> str:
     """How long ago (or until) a moment, in words, to one unit: "3 hours ago", "vor 3 Stunden",
-    "in 2 days"; "just now" within 45 seconds; "—" for None."""
+    "in 2 days"; "just now" within 45 seconds; "—" for None. moment.js's thresholds (45
+    minutes read as "1 hour", 22 hours as "1 day"); the words are our catalogue's (ngettext),
+    so every language rounds alike and a table row pays a lookup, not a Babel format."""
     if value is None:
         return _EM_DASH
-    current = now or datetime.now(UTC)
-    delta = _utc(value) - _utc(current)
-    if abs(delta.total_seconds()) < 45:
+    seconds = (_utc(now or datetime.now(UTC)) - _utc(value)).total_seconds()
+    ahead = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 45:
         return gettext("just now")
-    return format_timedelta(delta, granularity="minute", add_direction=True, locale=current_locale())
+    if seconds < 45 * _MINUTE:
+        count, unit = max(1, round(seconds / _MINUTE)), "minute"
+    elif seconds < 22 * _HOUR:
+        count, unit = round(seconds / _HOUR), "hour"
+    elif seconds < 26 * _DAY:
+        count, unit = round(seconds / _DAY), "day"
+    elif seconds < 320 * _DAY:
+        count, unit = max(1, round(seconds / (30 * _DAY))), "month"
+    else:
+        count, unit = max(1, round(seconds / (365 * _DAY))), "year"
+    return _RELATIVE[ahead][unit](count)
+
+
+# (ahead?) → unit → the words for `count` of it. Each message is written out for `make messages`.
+_RELATIVE = {
+    False: {
+        "minute": lambda n: ngettext("%(num)d minute ago", "%(num)d minutes ago", n),
+        "hour": lambda n: ngettext("%(num)d hour ago", "%(num)d hours ago", n),
+        "day": lambda n: ngettext("%(num)d day ago", "%(num)d days ago", n),
+        "month": lambda n: ngettext("%(num)d month ago", "%(num)d months ago", n),
+        "year": lambda n: ngettext("%(num)d year ago", "%(num)d years ago", n),
+    },
+    True: {
+        "minute": lambda n: ngettext("in %(num)d minute", "in %(num)d minutes", n),
+        "hour": lambda n: ngettext("in %(num)d hour", "in %(num)d hours", n),
+        "day": lambda n: ngettext("in %(num)d day", "in %(num)d days", n),
+        "month": lambda n: ngettext("in %(num)d month", "in %(num)d months", n),
+        "year": lambda n: ngettext("in %(num)d year", "in %(num)d years", n),
+    },
+}
 
 
 # Wiring ---------------------------------------------------------------------------------------
@@ -281,19 +411,19 @@ def _template_ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: i
     return translated % variables
 
 
-def _vary_on_language(response: Response) -> Response:
-    """A response written in a language chosen from Accept-Language varies with that header."""
+def vary_on_language(response: Response) -> Response:
+    """A response written in a language chosen from Accept-Language varies with that header.
+    create_app adds it as a browser hook of app.pipeline (API responses are never
+    shared-cacheable: bearer tokens, errors); this module imports nothing of the pipeline, so
+    the pipeline's own modules (app.core.input, app.errors) can translate."""
     if g.get(NEGOTIATED_KEY):
         response.vary.add("Accept-Language")
     return response
 
 
 def init_i18n(app: Flask) -> None:
-    """Languages for Hearth: `configure_babel`, and `Vary: Accept-Language` on the pages that
-    negotiated their language (a browser hook of app.pipeline)."""
+    """Languages for Hearth: `configure_babel` (create_app also adds `vary_on_language`)."""
     configure_babel(app)
-    # Browser routes only: API responses are never shared-cacheable (bearer tokens, errors).
-    add_browser_hooks(app, after=_vary_on_language)
 
 
 def configure_babel(app: Flask) -> None:

@@ -47,6 +47,7 @@ from app.core.http_cache import apply_default_cache_control
 from app.core.input import refuse_hostile_input
 from app.core.security_headers import SecurityHeaders
 from app.extensions import csrf
+from app.i18n import _
 from app.logging import SINK, hash_identifier, redacted_path
 from app.metrics import RequestMetrics
 
@@ -119,7 +120,7 @@ class RequestPipeline:
         # After ProxyFix, HTTP_HOST carries X-Forwarded-Host when TRUSTED_PROXIES is set.
         path = req.path
         if not self.hosts.allows(environ.get("HTTP_HOST", "")) and not path.startswith(HOST_EXEMPT_PREFIX):
-            raise BadRequest(description="This host name is not served here.")
+            raise BadRequest(description=_("This host name is not served here."))
         self._enforce_body_limit(req, current_app.view_functions.get(req.endpoint or ""))
         self.rate_limit.check(req)
         refuse_hostile_input()
@@ -154,7 +155,7 @@ class RequestPipeline:
         view = current_app.view_functions.get(req.endpoint or "")
         # The header names already set, in one pass: Werkzeug's `in` and `get` raise and catch
         # a KeyError for every absent header, which is most of them here.
-        present = {name.lower() for name, _ in response.headers}
+        present = {name.lower() for name, _value in response.headers}
         apply_default_cache_control(req, response, view, present)
         self.security_headers.apply(req, response, view)
         if self.cors.enabled:

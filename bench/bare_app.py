@@ -20,7 +20,7 @@ from flask import Flask, jsonify, redirect, render_template, request
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from bench.pages import BARE_ADMIN_USERS_PATH, BARE_FILES_PATH, LOGIN_PATH, BarePages
+from bench.pages import BARE_ADMIN_USERS_PATH, BARE_FILES_PATH, LOGIN_PATH, BarePages, install_helpers
 from bench.workload import (
     API_EMPTY_PATH,
     BARE_ENGINE_OPTIONS,
@@ -48,6 +48,8 @@ engine = create_engine(_database_url(), **BARE_ENGINE_OPTIONS)
 Session = scoped_session(sessionmaker(bind=engine))
 
 app = Flask(__name__, template_folder=str(TEMPLATES))
+# The signed-in pages' badges, icons, times and sizes (bench/pages.py), as Hearth's are filters.
+install_helpers(app)
 # The signed-in pages read Hearth's session cookie (bench/pages.py): its secret, its idle limit.
 # Not `app.secret_key`: that would make Flask open a cookie session on every route.
 pages = BarePages(os.environ.get("SECRET_KEY", ""), int(os.environ.get("SESSION_IDLE_MINUTES", "120")))

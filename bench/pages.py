@@ -10,7 +10,8 @@ Three parts, each used by a different process:
   stale epoch: no page), runs the page's statements (the same SQL Hearth runs: a count and one
   page of rows; for the users also their roles and every role name) and renders
   bench/templates/pages/*.html: Hearth's page as it renders, written out, with the rows, the
-  pager, the user's name and the CSRF token filled in.
+  pager, the user's name and the CSRF token filled in, each row's badge, time and size through
+  the small helpers below (`install_helpers`), as Hearth's go through its template filters.
 * `python -m bench.pages anatomy` (run by `scenario_pages` with the bench's environment): both
   apps in one process, called through WSGI as gunicorn would; the SQL statements each runs per
   page, and their CPU per request in-process (thread CPU time, alternating rounds).
@@ -24,6 +25,7 @@ Three parts, each used by a different process:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import io
@@ -44,6 +46,7 @@ from urllib.parse import urlencode
 
 from flask.json.tag import TaggedJSONSerializer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import Markup, escape
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -162,6 +165,135 @@ def user_status(row: Any) -> str:
     return "active" if row.is_active else "disabled"
 
 
+# The bare pages' template helpers: what a hand-written app with the same markup would write.
+# Hearth has its own in app/core/templating.py (this module imports nothing of Hearth); these
+# do the same work per call: an icon and a badge are built once per status and label and then
+# looked up (Hearth: `lru_cache`, plus the request's language), a `<time>` computes its words
+# and its UTC title on every call, a size its unit. English only: the bare app has no
+# translations, so its words are written in its templates (Hearth looks each up per request).
+
+_ICON_PATHS = {
+    "success": '<path d="M3.5 8.5l3 3 6-7" fill="none" stroke="currentColor" stroke-width="2" '
+    'stroke-linecap="round" stroke-linejoin="round"/>',
+    "info": '<circle cx="8" cy="8" r="6" fill="none" stroke="currentColor" stroke-width="1.75"/>'
+    '<path d="M8 4.75V8l2.25 1.5" fill="none" stroke="currentColor" stroke-width="1.75" stroke-linecap="round"/>',
+    "warning": '<path d="M8 2L1.5 13.5h13z" fill="none" stroke="currentColor" stroke-width="1.6" '
+    'stroke-linejoin="round"/><path d="M8 6.5v3.25M8 11.6v.1" stroke="currentColor" stroke-width="1.75" '
+    'stroke-linecap="round"/>',
+    "danger": '<circle cx="8" cy="8" r="6" fill="none" stroke="currentColor" stroke-width="1.75"/>'
+    '<path d="M5.75 5.75l4.5 4.5m0-4.5l-4.5 4.5" stroke="currentColor" stroke-width="1.75" stroke-linecap="round"/>',
+    "neutral": '<circle cx="8" cy="8" r="5.5" fill="none" stroke="currentColor" stroke-width="1.75"/>'
+    '<path d="M5.5 8h5" stroke="currentColor" stroke-width="1.75" stroke-linecap="round"/>',
+    "close": '<path d="M4 4l8 8m0-8l-8 8" stroke="currentColor" stroke-width="2" stroke-linecap="round"/>',
+    "menu": '<path d="M2 4h12M2 8h12M2 12h12" stroke="currentColor" stroke-width="1.75" stroke-linecap="round"/>',
+}
+_TONES = {
+    **dict.fromkeys(("ready", "succeeded", "success", "active", "verified", "enabled", "done"), "success"),
+    **dict.fromkeys(("pending", "queued", "scheduled", "running", "processing", "uploading"), "info"),
+    **dict.fromkeys(("retrying", "unverified", "locked", "warning"), "warning"),
+    **dict.fromkeys(("failed", "rejected", "dead", "error"), "danger"),
+}
+# The pages' words for upload kinds and statuses and for account statuses (filters, rows).
+UPLOAD_KINDS = {"avatar": "Avatar", "document": "Document", "video": "Video"}
+UPLOAD_STATUSES = {
+    "pending": "Pending",
+    "uploaded": "Uploaded",
+    "processing": "Processing",
+    "ready": "Ready",
+    "rejected": "Rejected",
+    "failed": "Failed",
+}
+EXPLAINED_STATUSES = frozenset({"rejected", "failed"})
+USER_STATUSES = {"active": "Active", "disabled": "Disabled", "deleted": "Deleted", "all": "All"}
+
+
+@functools.lru_cache(maxsize=64)
+def icon(name: str, css_class: str = "icon") -> Markup:
+    """An inline SVG icon, decorative."""
+    return Markup(
+        f'<svg class="{escape(css_class)}" aria-hidden="true" focusable="false" viewBox="0 0 16 16" '
+        f'width="16" height="16">{_ICON_PATHS.get(name, _ICON_PATHS["neutral"])}</svg>'
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def badge(status: str, label: str | None = None) -> Markup:
+    """A status as a badge: its tone's colour and icon, then its words (the `badge` filter)."""
+    tone = _TONES.get(status, "neutral")
+    text = label or status.replace("_", " ").capitalize()
+    return Markup(f'<span class="badge badge--{tone}" data-status="{escape(status)}">{icon(tone)}{escape(text)}</span>')
+
+
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+
+
+def _ago(seconds: float) -> str:
+    """Seconds since a moment (negative: until it) in words, to one unit (moment.js's thresholds)."""
+    ahead = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 45:
+        return "just now"
+    if seconds < 45 * _MINUTE:
+        count, unit = max(1, round(seconds / _MINUTE)), "minute"
+    elif seconds < 22 * _HOUR:
+        count, unit = round(seconds / _HOUR), "hour"
+    elif seconds < 26 * _DAY:
+        count, unit = round(seconds / _DAY), "day"
+    elif seconds < 320 * _DAY:
+        count, unit = max(1, round(seconds / (30 * _DAY))), "month"
+    else:
+        count, unit = max(1, round(seconds / (365 * _DAY))), "year"
+    amount = f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"in {amount}" if ahead else f"{amount} ago"
+
+
+def time_tag(value: datetime | None) -> Markup:
+    """A moment as `<time>`: words ("3 years ago"), the instant, the UTC time as its title; or
+    an em dash (the `time_tag` filter)."""
+    if not value:
+        return Markup("—")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    words = _ago((datetime.now(UTC) - value).total_seconds())
+    iso = value.isoformat()
+    utc = value.astimezone(UTC).isoformat() if value.utcoffset() else iso
+    return Markup(f'<time datetime="{iso}" title="{utc[:10]} {utc[11:19]} UTC">{words}</time>')
+
+
+_SIZE_UNITS = ((1024**4, "TB"), (1024**3, "GB"), (1024**2, "MB"), (1024, "KB"))
+
+
+def filesize(value: int | None) -> str:
+    """Bytes for people: "512 B", "2.9 MB", or an em dash (the `filesize` filter)."""
+    if value is None:
+        return "—"
+    for factor, unit in _SIZE_UNITS:
+        if value >= factor:
+            return f"{value / factor:.1f} {unit}"
+    return f"{int(value)} B"
+
+
+@functools.lru_cache(maxsize=1)
+def toast_templates() -> Markup:
+    """The empty toast of each level, for the layout's `<template>`s (built once)."""
+    parts = []
+    for level, tone in (("success", "success"), ("info", "info"), ("warning", "warning"), ("error", "danger")):
+        role = "alert" if level == "error" else "status"
+        parts.append(
+            f'<template data-toast-template="{level}"><div class="toast toast--{level}" role="{role}" '
+            f'data-level="{level}">{icon(tone, "icon toast__icon")}<p class="toast__message"></p>'
+            f'<button type="button" class="toast__close ghost" aria-label="Dismiss">{icon("close")}</button>'
+            "</div></template>"
+        )
+    return Markup("".join(parts))
+
+
+def install_helpers(app: Any) -> None:
+    """The bare app's template helpers: filters for what rows call, globals for the layout."""
+    app.jinja_env.filters.update(badge=badge, time_tag=time_tag, filesize=filesize)
+    app.jinja_env.globals.update(icon=icon, toast_templates=toast_templates)
+
+
 class BarePages:
     """The bare app's two signed-in pages (module docstring). Built once per app."""
 
@@ -215,6 +347,9 @@ class BarePages:
         return {
             "uploads": rows,
             "final_statuses": FINAL_STATUSES,
+            "explained_statuses": EXPLAINED_STATUSES,
+            "kinds": UPLOAD_KINDS,
+            "statuses": UPLOAD_STATUSES,
             "page": page,
             "pages": max(1, -(-total // FILES_PER_PAGE)),
         }
@@ -244,6 +379,7 @@ class BarePages:
         return {
             "users": listed,
             "roles": list(session.execute(_ROLE_NAMES).scalars()),
+            "status_words": USER_STATUSES,
             "page": page,
             "pages": max(1, -(-total // USERS_PER_PAGE)),
             "total": total,

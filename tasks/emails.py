@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 from typing import Any
 
+from app.i18n import N_
 from app.jobs.service import TaskFailed
 from app.mail.service import deliver, render_message
 from tasks.runtime import durable_task
@@ -16,20 +17,21 @@ def _summary(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def explain_delivery_failure(error: BaseException) -> str:
-    """The delivery failure in words for the job's pages (the exception stays in its traceback)."""
+    """The delivery failure in words for the job's pages (the exception stays in its traceback).
+    Stored with the job in English and translated where it is shown (app.i18n `translate_stored`)."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return "The mail server refused the recipient's address."
+        return N_("The mail server refused the recipient's address.")
     if isinstance(error, smtplib.SMTPSenderRefused):
-        return "The mail server refused the sender's address (MAIL_FROM)."
+        return N_("The mail server refused the sender's address (MAIL_FROM).")
     if isinstance(error, smtplib.SMTPAuthenticationError):
-        return "The mail server did not accept the credentials in SMTP_URL."
+        return N_("The mail server did not accept the credentials in SMTP_URL.")
     if isinstance(error, smtplib.SMTPServerDisconnected):
-        return "The mail server closed the connection before the message was sent."
+        return N_("The mail server closed the connection before the message was sent.")
     if isinstance(error, smtplib.SMTPException):
-        return "The mail server refused the message."
+        return N_("The mail server refused the message.")
     if isinstance(error, TimeoutError):
-        return "The mail server did not answer in time."
-    return "The mail server could not be reached."
+        return N_("The mail server did not answer in time.")
+    return N_("The mail server could not be reached.")
 
 
 @durable_task("emails", summarize=_summary)

@@ -11,8 +11,9 @@ from tasks.runtime import durable_task
 
 def _give_up(*, error: str, upload_id: str, **_: Any) -> None:
     # `error` is the job's sentence for people ("The file could not be read as an image."):
-    # the owner sees it on /files; the exception stays on the job's admin page.
-    uploads.mark_failed(upload_id, f"Processing failed: {error}")
+    # the owner sees it on /files ("Processing failed: …"); the exception stays on the job's
+    # admin page.
+    uploads.mark_failed(upload_id, error)
 
 
 @durable_task("uploads", summarize=lambda payload: {"upload_id": payload["upload_id"]}, on_final_failure=_give_up)

@@ -20,9 +20,6 @@ from app.i18n import _
 from app.jobs.management import JobState, job_state
 from app.jobs.models import Job
 from app.rbac.catalog import PERMISSIONS
-from app.uploads import service as upload_service
-from app.uploads.models import KIND_LABELS, UploadStatus
-from app.uploads.models import STATUS_LABELS as UPLOAD_STATUS_LABELS
 from app.users.models import User
 
 admin_bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -76,24 +73,11 @@ def _held_permissions() -> frozenset[str]:
     return held
 
 
-def upload_kinds() -> dict[str, str]:
-    """Every upload kind (the uploads service's list) with its name for people, translated
-    now: a table looks its rows' words up here rather than translating them row by row."""
-    return {kind: str(KIND_LABELS.get(kind, kind.capitalize())) for kind in upload_service.KINDS}
-
-
-def upload_statuses() -> dict[str, str]:
-    """Every upload status (the model's enum) with its name for people, translated now."""
-    return {str(status): str(UPLOAD_STATUS_LABELS[status]) for status in UploadStatus}
-
-
 # Template globals rather than a context processor, which Flask would call on every render.
-# Site-wide: the layout asks `is_admin`, and every page that filters uploads (here and /files)
-# builds its choices from the uploads domain's own lists and words, never from a template's.
+# Site-wide: the layout asks `is_admin`. (The uploads' words, `upload_kinds()` and
+# `upload_statuses()`, are app.core.templating's globals.)
 admin_bp.add_app_template_global(can)
 admin_bp.add_app_template_global(is_admin)
-admin_bp.add_app_template_global(upload_kinds)
-admin_bp.add_app_template_global(upload_statuses)
 
 
 def render_list(page_template: str, partial_template: str, **context: Any) -> str:

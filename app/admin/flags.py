@@ -17,7 +17,8 @@ STATES = {"1": True, "0": False}
 
 
 def _labels() -> dict[str, str]:
-    """The flag table's words, translated once per table."""
+    """The flag table's words, translated once per table. Those with `%(name)s` are whole
+    sentences the row fills with the flag's name (`| format(name=…)`)."""
     return {
         "description": _("Description"),
         "state": _("State"),
@@ -26,11 +27,12 @@ def _labels() -> dict[str, str]:
         "off": _("Off"),
         "turn_on": _("Turn on"),
         "turn_off": _("Turn off"),
+        "turn_on_named": _("Turn on %(name)s"),
+        "turn_off_named": _("Turn off %(name)s"),
         "actions": _("Actions"),
-        "actions_for": _("Actions for"),
+        "actions_for": _("Actions for %(name)s"),
         "delete": _("Delete"),
-        # `format` fills in the flag's name.
-        "delete_question": _("Delete the flag %s? Code asking for it will see it off."),
+        "delete_question": _("Delete the flag %(name)s? Code asking for it will see it off."),
     }
 
 

@@ -6,6 +6,8 @@ the filters; retry and revoke swap the row in place and the row keeps polling un
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Response, redirect, render_template, request, url_for
 
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, job_rows, query_args, run_action
@@ -14,7 +16,7 @@ from app.auth.guards import permission_required
 from app.core.templating import UrlPattern, is_htmx_request, url_pattern
 from app.core.toasts import toast
 from app.errors import DomainError
-from app.i18n import _
+from app.i18n import _, ngettext, translate_stored
 from app.jobs import management as job_management
 from app.jobs.management import STATUS_LABELS, JobFilter, format_duration, job_state
 from app.jobs.models import Job
@@ -38,20 +40,21 @@ def _emails(jobs: list[Job]) -> dict[int, str]:
 
 
 def _labels() -> dict[str, str]:
-    """The job table's words, translated once per table (not once per row)."""
+    """The job table's words, translated once per table (not once per row). Those with
+    placeholders are whole sentences each row fills in (`| format(…)`)."""
     return {
         "job": _("Job"),
         "task": _("Task"),
         "queue": _("Queue"),
         "status": _("Status"),
-        "attempt": _("Attempts"),
+        "attempt": _("Attempt %(attempts)s"),
         "progress": _("Progress"),
         "user": _("User"),
         "system": _("system"),
         "created": _("Created"),
         "duration": _("Duration"),
         "actions": _("Actions"),
-        "actions_for": _("Actions for job"),
+        "actions_for": _("Actions for job %(id)s"),
         "open": _("Open"),
         "retry": _("Retry"),
         "revoke": _("Revoke"),
@@ -104,7 +107,14 @@ def jobs() -> str:
     return render_template(
         "admin/jobs/index.html",
         queues=job_management.overview(),
-        periodic=job_management.periodic_tasks(),
+        # Schedules and descriptions are marked with N_ where the tasks are declared (tasks.maintenance).
+        periodic=[
+            (
+                replace(task, schedule=translate_stored(task.schedule), description=translate_stored(task.description)),
+                run,
+            )
+            for task, run in job_management.periodic_tasks()
+        ],
         format_duration=format_duration,
         **context,
     )
@@ -182,8 +192,13 @@ def retry_failed() -> Response | str:
     def retried() -> str:
         count = job_management.retry_all_failed(actor(), filters)
         if filters.queue:
-            return _("%(count)s failed job(s) in the %(queue)s queue queued again.", count=count, queue=filters.queue)
-        return _("%(count)s failed job(s) queued again.", count=count)
+            return ngettext(
+                "%(num)d failed job in the %(queue)s queue queued again.",
+                "%(num)d failed jobs in the %(queue)s queue queued again.",
+                count,
+                queue=filters.queue,
+            )
+        return ngettext("%(num)d failed job queued again.", "%(num)d failed jobs queued again.", count)
 
     return run_action(
         retried,
@@ -200,11 +215,18 @@ def purge_jobs() -> Response | str:
         toast(_("Give the number of days as a whole number."), "error")
         return redirect(url_for("admin.jobs"))
     if not confirmed():
-        return ask_confirmation(_("Delete succeeded jobs older than %(days)s day(s)?", days=days), _("Purge"))
-    return run_action(
-        lambda: _("Purged %(count)s succeeded job(s).", count=job_management.purge_succeeded(actor(), days, queue)),
-        url_for("admin.jobs"),
-    )
+        return ask_confirmation(
+            ngettext(
+                "Delete succeeded jobs older than %(num)d day?", "Delete succeeded jobs older than %(num)d days?", days
+            ),
+            _("Purge"),
+        )
+
+    def purged() -> str:
+        count = job_management.purge_succeeded(actor(), days, queue)
+        return ngettext("Purged %(num)d succeeded job.", "Purged %(num)d succeeded jobs.", count)
+
+    return run_action(purged, url_for("admin.jobs"))
 
 
 @admin_bp.post("/jobs/periodic/<name>/run")

@@ -19,7 +19,8 @@ def roles() -> str:
     return render_template(
         "admin/roles.html",
         summaries=summaries,
-        permissions=PERMISSIONS,
+        # The catalogue's descriptions in the reader's language (marked with N_ there).
+        permissions={name: _(description) for name, description in PERMISSIONS.items()},
         admin_role=ADMIN_ROLE,
         held=held,
         # Roles holding a permission the viewer lacks are shown read-only (the service refuses them too).

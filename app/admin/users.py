@@ -22,7 +22,7 @@ from app.auth import session_records
 from app.auth.guards import permission_required
 from app.core.database import utcnow
 from app.errors import PermissionDenied, ValidationFailed
-from app.i18n import _
+from app.i18n import _, ngettext
 from app.jobs import management as job_management
 from app.jobs.management import JobFilter
 from app.uploads import service as uploads
@@ -90,13 +90,20 @@ def bulk_users() -> Response | str:
         if not ids:
             raise ValidationFailed(_("Select at least one user."))
         if action == "disable":
-            return user_management.bulk_disable(actor(), permissions(), ids).summary("Disabled")
+            outcome = user_management.bulk_disable(actor(), permissions(), ids)
+            return outcome.summary(ngettext("Disabled %(num)d user.", "Disabled %(num)d users.", len(outcome.changed)))
         if action == "assign_role":
             # Never a default: the form's role picker starts on "Choose a role…" (no value).
             if not role:
                 raise ValidationFailed(_("Choose a role to assign."))
-            return user_management.bulk_assign_role(actor(), permissions(), ids, role).summary(
-                f"Gave the {role!r} role to"
+            outcome = user_management.bulk_assign_role(actor(), permissions(), ids, role)
+            return outcome.summary(
+                ngettext(
+                    "Gave the %(role)s role to %(num)d user.",
+                    "Gave the %(role)s role to %(num)d users.",
+                    len(outcome.changed),
+                    role=repr(role),
+                )
             )
         raise ValidationFailed(_("Choose an action."))
 
@@ -104,7 +111,12 @@ def bulk_users() -> Response | str:
         raise PermissionDenied(_("Assigning roles needs the 'roles:manage' permission."))
     if action == "disable" and ids and not confirmed():
         return ask_confirmation(
-            _("Disable %(count)s selected user(s)? They are signed out everywhere.", count=len(ids)), _("Disable")
+            ngettext(
+                "Disable %(num)d selected user? They are signed out everywhere.",
+                "Disable %(num)d selected users? They are signed out everywhere.",
+                len(ids),
+            ),
+            _("Disable"),
         )
     return run_action(apply, back)
 

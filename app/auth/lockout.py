@@ -25,6 +25,7 @@ from app.core.database import utcnow
 from app.core.hosts import public_url_for
 from app.core.net import client_address
 from app.core.unit_of_work import unit_of_work
+from app.i18n import locale_of
 from app.mail.service import queue_email
 from app.users.models import User
 
@@ -108,6 +109,8 @@ def _notify_owner(user: User, now: datetime) -> None:
             "name": user.display_name,
             "unlock": public_url_for("auth.unlock_account", token=raw),
             "reset": public_url_for("auth.reset_request"),
+            # Their preference, else the language of the sign-in page that was refused.
+            "locale": locale_of(user),
         },
         user_id=user.id,
     )

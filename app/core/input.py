@@ -31,6 +31,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, Map
 
 from app.errors import ValidationFailed, wants_problem_json
+from app.i18n import _, _l
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -47,7 +48,21 @@ FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # The header values the app keeps (session and token records). The others are only compared
 # or parsed, and gunicorn refuses control characters in any header before the app sees it.
 STORED_HEADERS = (("HTTP_USER_AGENT", "User-Agent"), ("REMOTE_ADDR", "X-Forwarded-For"))
-NOT_ALLOWED = "contains a character that is not allowed (a NUL byte or an unpaired surrogate)"
+# What a refusal says, in the request's language (a field's message, then the whole sentence
+# for each place a parameter can be).
+NOT_ALLOWED = _l("Contains a character that is not allowed (a NUL byte or an unpaired surrogate).")
+HOSTILE_PARAMETER = {
+    "path": _l(
+        "The path parameter %(name)r contains a character that is not allowed (a NUL byte or an unpaired surrogate)."
+    ),
+    "query": _l(
+        "The query parameter %(name)r contains a character that is not allowed (a NUL byte or an unpaired surrogate)."
+    ),
+    "form": _l(
+        "The form field %(name)r contains a character that is not allowed (a NUL byte or an unpaired surrogate)."
+    ),
+    "header": _l("The header %(name)s contains a character that is not allowed (a NUL byte or an unpaired surrogate)."),
+}
 
 
 class InvalidJSON(ValueError):
@@ -67,8 +82,8 @@ def load_json(data: bytes | str) -> Any:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         if "depth limit" in str(error):
-            raise InvalidJSON("json_too_deep", f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-        raise InvalidJSON("json_invalid", f"invalid JSON: {error}") from None
+            raise InvalidJSON("json_too_deep", _too_deep()) from None
+        raise InvalidJSON("json_invalid", _("The body is not valid JSON: %(error)s", error=str(error))) from None
     raw = data if isinstance(data, bytes) else data.encode()
     # Cheap scans first: fewer brackets than the limit cannot nest deeper than it, and a NUL
     # can only be written as the \u0000 escape (raw control characters are invalid JSON).
@@ -78,6 +93,10 @@ def load_json(data: bytes | str) -> Any:
     return value
 
 
+def _too_deep() -> str:
+    return _("Nested deeper than %(levels)s levels.", levels=MAX_JSON_DEPTH)
+
+
 def _check_tree(value: Any) -> None:
     """Depth and NUL check of a parsed document, without recursion (no stack to exhaust)."""
     stack: list[tuple[Any, int, str]] = [(value, 0, "")]
@@ -85,15 +104,23 @@ def _check_tree(value: Any) -> None:
         node, depth, path = stack.pop()
         if isinstance(node, dict | list):
             if depth >= MAX_JSON_DEPTH:
-                raise InvalidJSON("json_too_deep", f"nested deeper than {MAX_JSON_DEPTH} levels")
+                raise InvalidJSON("json_too_deep", _too_deep())
             items = node.items() if isinstance(node, dict) else enumerate(node)
             for key, child in items:
                 name = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str) and "\x00" in key:
-                    raise InvalidJSON("forbidden_character", f"a key {NOT_ALLOWED}", path or "body")
+                    raise InvalidJSON(
+                        "forbidden_character",
+                        _("A key contains a character that is not allowed (a NUL byte or an unpaired surrogate)."),
+                        path or "body",
+                    )
                 stack.append((child, depth + 1, name))
         elif isinstance(node, str) and "\x00" in node:
-            raise InvalidJSON("forbidden_character", f"the value {NOT_ALLOWED}", path or "body")
+            raise InvalidJSON(
+                "forbidden_character",
+                _("The value contains a character that is not allowed (a NUL byte or an unpaired surrogate)."),
+                path or "body",
+            )
 
 
 class _RequestJSON:
@@ -206,9 +233,9 @@ def refuse_hostile_input() -> None:
     if found is None:
         return
     location, name = found
-    detail = f"The {location} parameter {name!r} {NOT_ALLOWED}."
+    detail = str(HOSTILE_PARAMETER[location]) % {"name": name}
     if wants_problem_json():
-        error = {"field": name, "location": location, "message": NOT_ALLOWED, "type": "forbidden_character"}
+        error = {"field": name, "location": location, "message": str(NOT_ALLOWED), "type": "forbidden_character"}
         raise ValidationFailed(detail, errors=[error])
     raise BadRequest(description=detail)
 

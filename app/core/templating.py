@@ -20,7 +20,20 @@ from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from app.core.assets import asset_url, init_assets
 from app.core.http_cache import is_public_page
-from app.i18n import format_relative, gettext, lazy_gettext, locale_code
+from app.i18n import (
+    DEFAULT_LOCALE,
+    format_datetime,
+    format_filesize,
+    format_number,
+    format_relative,
+    gettext,
+    lazy_gettext,
+    locale_code,
+)
+from app.uploads import service as upload_service
+from app.uploads.models import KIND_LABELS as UPLOAD_KIND_LABELS
+from app.uploads.models import STATUS_LABELS as UPLOAD_STATUS_LABELS
+from app.uploads.models import UploadStatus
 from app.uploads.service import avatar_url
 from app.version import __version__
 
@@ -372,48 +385,43 @@ def user_agent(value: str | None) -> str:
     return gettext("Unknown browser on %(system)s", system=system) if system else gettext("Unknown browser")
 
 
-_MINUTE, _HOUR, _DAY = 60, 3600, 86400
-
-
-def _relative(seconds: float) -> str:
-    """`seconds` since a moment (negative: until it) as words, to one unit."""
-    ahead = seconds < 0
-    seconds = abs(seconds)
-    if seconds < 45:
-        return "just now"
-    # moment.js's thresholds: 45 minutes read as "1 hour", 22 hours as "1 day".
-    if seconds < 45 * _MINUTE:
-        count, unit = max(1, round(seconds / _MINUTE)), "minute"
-    elif seconds < 22 * _HOUR:
-        count, unit = round(seconds / _HOUR), "hour"
-    elif seconds < 26 * _DAY:
-        count, unit = round(seconds / _DAY), "day"
-    elif seconds < 320 * _DAY:
-        count, unit = max(1, round(seconds / (30 * _DAY))), "month"
-    else:
-        count, unit = max(1, round(seconds / (365 * _DAY))), "year"
-    amount = f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"in {amount}" if ahead else f"{amount} ago"
-
-
 def time_tag(value: datetime | None, now: datetime | None = None) -> Markup:
-    """A moment as `<time>`: relative words ("3 hours ago"), the exact instant in `datetime`
-    and the exact time (UTC, to the second) in `title`, shown on hover; or an em dash.
-    A filter, so a table row pays a function call rather than a macro (admin/_macros.html
-    `when` renders through it too). A naive value is taken as UTC, as the database stores it."""
+    """A moment as `<time>`: relative words ("3 hours ago", "vor 3 Stunden": `format_relative`),
+    the exact instant in `datetime` and the exact time in UTC, to the second, in `title`, shown
+    on hover; or an em dash. In English the title is "2026-05-04 09:00:00 UTC" (no Babel
+    format: a table row's budget); in another language the locale's own ("04.05.2026,
+    09:00:00 UTC", `format_datetime`). A filter, so a table row pays a function call rather
+    than a macro (admin/_macros.html `when` renders through it too). A naive value is taken as
+    UTC, as the database stores it."""
     if not value:
         return Markup("—")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    current = now or datetime.now(UTC)
-    # English words are built here (a table row's budget); other languages ask Babel.
-    words = _relative((current - value).total_seconds()) if locale_code() == "en" else format_relative(value, current)
+    words = format_relative(value, now)
     # isoformat() only ever writes digits, "-", ":", "+", "T" and "." (the year always to four
     # digits): nothing to escape, and its first 19 characters are the date and the second,
     # cheaper than a strftime for every cell of a table.
     iso = value.isoformat()
-    utc = value.astimezone(UTC).isoformat() if value.utcoffset() else iso
-    return Markup(f'<time datetime="{iso}" title="{utc[:10]} {utc[11:19]} UTC">{words}</time>')  # noqa: S704  (nothing to escape)
+    if locale_code() == DEFAULT_LOCALE:
+        utc = value.astimezone(UTC).isoformat() if value.utcoffset() else iso
+        exact = f"{utc[:10]} {utc[11:19]} UTC"
+    else:
+        exact = escape(f"{format_datetime(value)} UTC")
+    # `words` are our catalogue's (trusted, as templates' own translations) around a number.
+    return Markup(f'<time datetime="{iso}" title="{exact}">{words}</time>')  # noqa: S704  (nothing to escape)
+
+
+def upload_kinds() -> dict[str, str]:
+    """Every upload kind (the uploads service's list) with its name for people (the uploads
+    domain's KIND_LABELS), translated now: a table looks its rows' words up here rather than
+    translating them row by row. A template global: every page that filters or lists uploads
+    (/files, the admin) uses the same words."""
+    return {kind: str(UPLOAD_KIND_LABELS.get(kind, kind.capitalize())) for kind in upload_service.KINDS}
+
+
+def upload_statuses() -> dict[str, str]:
+    """Every upload status (the model's enum) with its name for people, translated now."""
+    return {str(status): str(UPLOAD_STATUS_LABELS[status]) for status in UploadStatus}
 
 
 def init_templating(app: Flask) -> None:
@@ -422,7 +430,10 @@ def init_templating(app: Flask) -> None:
     links = app.extensions[LINKS_KEY] = TemplateLinks(app, assets_change=watch)
     app.jinja_env.filters["time_tag"] = time_tag
     app.jinja_env.filters["fill"] = UrlPattern.fill
-    app.jinja_env.filters["filesize"] = filesize
+    # Sizes and counts in the reader's language ("2,9 MB", "1.234"); `filesize` above is the
+    # English one, for code that writes for no reader in particular.
+    app.jinja_env.filters["filesize"] = format_filesize
+    app.jinja_env.filters["number"] = format_number
     app.jinja_env.filters["user_agent"] = user_agent
     app.jinja_env.globals.update(
         avatar_url=avatar_url,
@@ -433,6 +444,8 @@ def init_templating(app: Flask) -> None:
         asset_url=links.asset_url,
         url_pattern=url_pattern,
         status_tone=status_tone,
+        upload_kinds=upload_kinds,
+        upload_statuses=upload_statuses,
         ui_badge=badge,
         ui_icon=icon,
         ui_toast=toast_html,

@@ -8,10 +8,11 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectChoice, SelectField
 
 from app.i18n import _, _l, format_number
+from app.uploads.models import KIND_LABELS
 from app.uploads.service import MB
 
-# How each kind is named and what it holds, in the picker; the limit comes from configuration.
-KIND_LABELS = {"avatar": _l("Avatar"), "document": _l("Document"), "video": _l("Video")}
+# What each kind holds, in the picker (its name is the uploads domain's, KIND_LABELS: the same
+# word on every page); the limit comes from configuration.
 KIND_FORMATS = {
     "avatar": _l("JPEG, PNG, WebP, GIF"),
     "document": _l("PDF, text, office"),
@@ -26,7 +27,7 @@ def kind_choices(limits: dict[str, tuple[int, list[str]]]) -> list[SelectChoice]
             kind,
             _(
                 "%(kind)s (%(formats)s; up to %(size)s MB)",
-                kind=KIND_LABELS[kind],
+                kind=KIND_LABELS.get(kind, kind.capitalize()),
                 formats=KIND_FORMATS[kind],
                 size=megabytes(max_bytes),
             ),

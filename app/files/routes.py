@@ -101,7 +101,7 @@ def upload() -> Response | tuple[str, int]:
             target.errors = [*target.errors, item["message"]]
         return _library(form), error.status
     if received.status == UploadStatus.rejected:
-        form.file.errors = [*form.file.errors, received.error or _("The file was refused.")]
+        form.file.errors = [*form.file.errors, received.shown_error or _("The file was refused.")]
         return _library(form), 422
     toast(_("Uploaded %(name)s — processing", name=received.filename), "success")
     return redirect(url_for("files.index"))
@@ -133,7 +133,7 @@ def _size(value: Any) -> int:
     try:
         return int(value or 0)
     except (TypeError, ValueError):
-        message = "The size must be a number."
+        message = _("The size must be a number.")
         raise ValidationFailed(
             message, errors=[{"field": "size", "location": "body", "message": message, "type": "int_parsing"}]
         ) from None

@@ -22,7 +22,7 @@ from app.core.database import utcnow
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.i18n import _, _l, ngettext
+from app.i18n import _, _l, format_decimal_fast, ngettext, translate_stored
 from app.jobs import service
 from app.jobs.models import FINAL_STATUSES, Job, JobStatus, PeriodicRun
 from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, PeriodicTask, get_periodic, last_runs, scheduled_tasks
@@ -65,9 +65,18 @@ class JobFilter:
 
     def __post_init__(self) -> None:
         if self.queue is not None and self.queue not in QUEUES:
-            raise _invalid("queue", f"Unknown queue {self.queue!r}; one of {', '.join(QUEUES)}.")
+            raise _invalid(
+                "queue", _("Unknown queue %(queue)r; one of %(queues)s.", queue=self.queue, queues=", ".join(QUEUES))
+            )
         if self.status is not None and self.status not in STATUS_LABELS:
-            raise _invalid("status", f"Unknown status {self.status!r}; one of {', '.join(STATUS_LABELS)}.")
+            raise _invalid(
+                "status",
+                _(
+                    "Unknown status %(status)r; one of %(statuses)s.",
+                    status=self.status,
+                    statuses=", ".join(STATUS_LABELS),
+                ),
+            )
 
 
 def _invalid(name: str, message: str) -> ValidationFailed:
@@ -86,7 +95,7 @@ def list_jobs(filters: JobFilter, page: int = 1, per_page: int = 25) -> Page[Job
 def get_job(job_id: str) -> Job:
     job = jobs.get(job_id)
     if job is None:
-        raise NotFound(f"No job with id {job_id}.")
+        raise NotFound(_("No job with id %(id)s.", id=job_id))
     return job
 
 
@@ -124,10 +133,10 @@ class JobState:
 
 
 def format_duration(milliseconds: float | None) -> str | None:
-    """A duration for people: "340 ms" under a second, "2.5 s" above."""
+    """A duration for people: "340 ms" under a second, "2.5 s" above ("2,5 s" in German)."""
     if milliseconds is None:
         return None
-    return f"{milliseconds:.0f} ms" if milliseconds < 1000 else f"{milliseconds / 1000:.1f} s"
+    return f"{milliseconds:.0f} ms" if milliseconds < 1000 else f"{format_decimal_fast(f'{milliseconds / 1000:.1f}')} s"
 
 
 def job_state(job: Job) -> JobState:
@@ -151,7 +160,7 @@ def job_state(job: Job) -> JobState:
         )
     elif status == JobStatus.running:
         summary = _("Attempt %(n)s of %(most)s is running.", n=attempts, most=most)
-        state |= {"progress": job.progress, "progress_message": job.progress_message}
+        state |= {"progress": job.progress, "progress_message": translate_stored(job.progress_message)}
     elif status == JobStatus.retrying:
         summary = _("Attempt %(n)s of %(most)s failed; the next one is scheduled.", n=attempts, most=most)
         state |= {"next_attempt_at": job.next_attempt_at, "duration": ended, "duration_label": _("Last attempt took")}
@@ -170,7 +179,7 @@ def job_state(job: Job) -> JobState:
         state |= {"finished_at": job.finished_at}
     if job.error and status != JobStatus.succeeded:
         label = _("Error") if status == JobStatus.failed else _("Last attempt failed")
-        state |= {"error": job.error, "error_label": label}
+        state |= {"error": translate_stored(job.error), "error_label": label}
     return JobState(summary=summary, **state)
 
 
@@ -215,11 +224,13 @@ def latest_failures(limit: int = 5) -> list[Job]:
 def retry(actor: User, job: Job) -> Job:
     """Run a failed (or revoked) job again from its first attempt; huey gets it after the commit."""
     if job.status not in RETRYABLE:
-        raise Conflict(f"Only failed or revoked jobs can be retried; this one is {_in_words(job.status)}.")
+        raise Conflict(
+            _("Only failed or revoked jobs can be retried; this one is %(status)s.", status=_in_words(job.status))
+        )
     before = job.status
     with unit_of_work():
         if not _requeue(job.id, job.task, before, utcnow()):
-            raise Conflict("The job changed meanwhile; reload and try again.")
+            raise Conflict(_("The job changed meanwhile; reload and try again."))
         record(
             "job_retried",
             actor_id=actor.id,
@@ -263,14 +274,16 @@ def revoke(actor: User, job: Job) -> Job:
     """Cancel a pending or scheduled job. Huey may still deliver its message, but the worker's
     claim refuses a revoked row, so the task never runs."""
     if job.status not in REVOCABLE:
-        raise Conflict(f"Only pending or scheduled jobs can be revoked; this one is {_in_words(job.status)}.")
+        raise Conflict(
+            _("Only pending or scheduled jobs can be revoked; this one is %(status)s.", status=_in_words(job.status))
+        )
     before = job.status
     now = utcnow()
     with unit_of_work():
         if not jobs.transition(
             job.id, before, status=JobStatus.revoked, finished_at=now, next_attempt_at=None, updated_at=now
         ):
-            raise Conflict("The job started or changed meanwhile; reload and try again.")
+            raise Conflict(_("The job started or changed meanwhile; reload and try again."))
         record(
             "job_revoked",
             actor_id=actor.id,
@@ -304,7 +317,7 @@ def purge_succeeded(actor: User, older_than_days: int, queue: str | None = None)
     """Delete succeeded jobs that finished more than `older_than_days` days ago."""
     if not 0 <= older_than_days <= 3650:
         raise ValidationFailed(
-            "Days must be between 0 and 3650.", errors=[{"field": "days", "message": "Between 0 and 3650."}]
+            _("Days must be between 0 and 3650."), errors=[{"field": "days", "message": _("Between 0 and 3650.")}]
         )
     JobFilter(queue=queue)  # validates the queue name
     with unit_of_work():

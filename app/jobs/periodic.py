@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from app.core.database import utcnow
 from app.core.unit_of_work import unit_of_work
 from app.errors import NotFound
+from app.i18n import _
 from app.jobs.models import PeriodicRun
 from app.jobs.queues import app_queues
 from app.jobs.repository import PeriodicRunRepository
@@ -45,7 +46,7 @@ def get_periodic(name: str) -> PeriodicTask:
     try:
         return scheduled_tasks()[name]
     except KeyError:
-        raise NotFound(f"No periodic task named {name!r}.") from None
+        raise NotFound(_("No periodic task named %(name)r.", name=name)) from None
 
 
 def run_recorded(name: str) -> None:

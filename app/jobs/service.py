@@ -36,6 +36,7 @@ from app.core.database import utcnow
 from app.core.unit_of_work import require_unit_of_work, unit_of_work
 from app.errors import DomainError
 from app.extensions import db
+from app.i18n import N_
 from app.jobs.models import Job, JobStatus
 from app.jobs.queues import QUEUES, app_queues
 from app.jobs.repository import JobRepository, progress_statement
@@ -46,8 +47,11 @@ jobs = JobRepository()
 
 OUTBOX_KEY = "hearth.jobs.outbox"
 ERROR_MAX_LENGTH = 2000
-WORKER_LOST_FINAL = "The worker running its last allowed attempt stopped before it finished."
-WORKER_LOST_REQUEUED = "The worker running it stopped before it finished (its lease expired); it was queued again."
+# Sentences for people stored with a job (`jobs.error`) in English, translated where they are
+# shown (app.i18n `translate_stored`): a worker writes them, for no reader in particular.
+WORKER_LOST_FINAL = N_("The worker running its last allowed attempt stopped before it finished.")
+WORKER_LOST_REQUEUED = N_("The worker running it stopped before it finished (its lease expired); it was queued again.")
+UNEXPECTED_ERROR = N_("Unexpected error (%(kind)s).")
 TRACEBACK_MAX_LENGTH = 20_000
 
 
@@ -209,7 +213,7 @@ def failure_message(error: BaseException) -> str:
         return public[:ERROR_MAX_LENGTH]
     if isinstance(error, DomainError):
         return error.detail[:ERROR_MAX_LENGTH]
-    return f"Unexpected error ({type(error).__name__})."
+    return UNEXPECTED_ERROR % {"kind": type(error).__name__}
 
 
 def technical_detail(error: BaseException) -> str:

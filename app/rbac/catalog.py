@@ -7,17 +7,21 @@ built-in roles back every grant below).
 
 from __future__ import annotations
 
+from app.i18n import N_
+
+# Each permission's description: stored as it is (the database, the API) and translated where
+# a page shows it (app.admin.roles).
 PERMISSIONS: dict[str, str] = {
-    "users:read": "See any user account",
-    "users:write": "Edit any user account",
-    "users:delete": "Delete (soft) any user account",
-    "roles:manage": "Grant and revoke roles",
-    "uploads:read_any": "See anyone's uploads",
-    "uploads:delete_any": "Delete anyone's uploads",
-    "jobs:read": "See background jobs",
-    "jobs:manage": "Retry and revoke background jobs",
-    "audit:read": "Read the audit trail",
-    "flags:manage": "Create and toggle feature flags",
+    "users:read": N_("See any user account"),
+    "users:write": N_("Edit any user account"),
+    "users:delete": N_("Delete (soft) any user account"),
+    "roles:manage": N_("Grant and revoke roles"),
+    "uploads:read_any": N_("See anyone's uploads"),
+    "uploads:delete_any": N_("Delete anyone's uploads"),
+    "jobs:read": N_("See background jobs"),
+    "jobs:manage": N_("Retry and revoke background jobs"),
+    "audit:read": N_("Read the audit trail"),
+    "flags:manage": N_("Create and toggle feature flags"),
 }
 
 ROLES: dict[str, tuple[str, frozenset[str]]] = {

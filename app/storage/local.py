@@ -27,6 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
 from app.core.security_headers import own_content_security_policy
+from app.i18n import _
 from app.storage.base import STREAM_CHUNK, ObjectInfo, ObjectTooLarge, PresignedPost, get_storage
 from app.storage.names import attachment_disposition
 
@@ -230,7 +231,7 @@ def upload() -> tuple[str, int]:
     limit = policy.size + MULTIPART_ALLOWANCE
     request.max_content_length = limit
     if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge("The body is larger than the upload policy allows (content-length-range).")
+        raise RequestEntityTooLarge(_("The body is larger than the upload policy allows (content-length-range)."))
     path = storage._path(policy.key)
     path.parent.mkdir(parents=True, exist_ok=True)
     spool = _Spool(path.parent, path.name)
@@ -242,7 +243,7 @@ def upload() -> tuple[str, int]:
             silent=False,
         )
         try:
-            _, form, files = parser.parse(
+            _stream, form, files = parser.parse(
                 request.stream, request.mimetype, request.content_length, request.mimetype_params
             )
         except ValueError:

@@ -6,6 +6,8 @@ import re
 import unicodedata
 from urllib.parse import quote
 
+from app.i18n import _
+
 MAX_NAME_LENGTH = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
@@ -17,12 +19,12 @@ class UnsafeFileName(ValueError):
 def safe_file_name(name: str) -> str:
     """A display/download name: no directories, no control characters, no leading dots."""
     if not name or "/" in name or "\\" in name or "\x00" in name or name.strip(". ") in ("", ".."):
-        raise UnsafeFileName("The file name must be a plain name, without folders.")
+        raise UnsafeFileName(_("The file name must be a plain name, without folders."))
     normalised = unicodedata.normalize("NFKC", name).strip()
     if any(unicodedata.category(char).startswith("C") for char in normalised):
-        raise UnsafeFileName("The file name contains control characters.")
+        raise UnsafeFileName(_("The file name contains control characters."))
     if len(normalised) > 255:
-        raise UnsafeFileName("The file name is longer than 255 characters.")
+        raise UnsafeFileName(_("The file name is longer than 255 characters."))
     return normalised
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import UTCDateTime, utcnow
 from app.extensions import db
-from app.i18n import _l
+from app.i18n import _l, translate_stored
 
 
 class UploadStatus(StrEnum):
@@ -72,8 +72,10 @@ class Upload(db.Model):
 
     @property
     def shown_error(self) -> str | None:
-        """Why the upload was rejected or failed, or None: never shown beside any other status."""
-        return self.error if self.status in EXPLAINED_STATUSES else None
+        """Why the upload was rejected or failed, in the reader's language (the sentence is
+        stored in English: app.i18n `translate_stored`), or None: never shown beside any other
+        status."""
+        return translate_stored(self.error) if self.status in EXPLAINED_STATUSES else None
 
     @property
     def shown_size(self) -> int | None:

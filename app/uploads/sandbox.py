@@ -62,11 +62,28 @@ class ChildFailed(Exception):
     """What the processing child reported on stderr: the cause of a ProcessingError."""
 
 
+def N_(message: str) -> str:  # noqa: N802  (the marker `make messages` extracts)
+    """`message` as it is, marked for translation. The sentences here are stored in English
+    (`jobs.error`, `uploads.error`) and translated where they are shown (app.i18n
+    `translate_stored`; app.uploads.service passes the templates below, STORED_MESSAGES, to
+    app.i18n's own `N_`, as this module imports nothing of the app)."""
+    return message
+
+
 # The sentence people see when the child fails on the file itself, by operation.
 UNREADABLE = {
-    "image": "The file could not be read as an image.",
-    "pdf": "The file could not be read as a PDF.",
+    "image": N_("The file could not be read as an image."),
+    "pdf": N_("The file could not be read as a PDF."),
 }
+TOOK_TOO_LONG = N_("Processing took longer than %(seconds)s seconds.")
+NEEDS_MEMORY = N_("The file needs more than %(size)s MB of memory to process.")
+NEEDS_TIME = N_("The file needs more than %(seconds)s seconds of processing time.")
+STOPPED = N_("Processing stopped unexpectedly.")
+TOO_MANY_PIXELS = N_(
+    "The image is %(width)s×%(height)s pixels (%(megapixels)s megapixels); the limit is %(limit)s megapixels."
+)
+MORE_THAN_LIMIT = N_("The image has more than %(limit)s megapixels, the limit.")
+STORED_MESSAGES = (TOOK_TOO_LONG, NEEDS_MEMORY, NEEDS_TIME, TOO_MANY_PIXELS, MORE_THAN_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -113,16 +130,16 @@ def _in_child(operation: str, data: bytes, arguments: list[str], limits: Limits)
                 command, capture_output=True, timeout=limits.wall_seconds, check=False, cwd=workdir
             )
         except subprocess.TimeoutExpired:
-            raise ProcessingError(f"Processing took longer than {limits.wall_seconds:.0f} seconds.") from None
+            raise ProcessingError(TOOK_TOO_LONG % {"seconds": f"{limits.wall_seconds:.0f}"}) from None
         if child.returncode == MEMORY_EXIT:
-            raise Refused(f"The file needs more than {limits.memory_bytes // MB} MB of memory to process.")
+            raise Refused(NEEDS_MEMORY % {"size": limits.memory_bytes // MB})
         if child.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-            raise Refused(f"The file needs more than {limits.cpu_seconds} seconds of processing time.")
+            raise Refused(NEEDS_TIME % {"seconds": limits.cpu_seconds})
         if child.returncode != 0:
             lines = child.stderr.decode("utf-8", "replace").strip().splitlines()
             if child.returncode == FAILED_EXIT and lines:
                 raise ProcessingError(UNREADABLE[operation]) from ChildFailed(lines[-1])
-            raise ProcessingError("Processing stopped unexpectedly.") from ChildFailed(
+            raise ProcessingError(STOPPED) from ChildFailed(
                 lines[-1] if lines else f"The processing child exited with {child.returncode}."
             )
         result = json.loads(child.stdout)
@@ -161,8 +178,13 @@ def _child_image(source: str, out: Path, max_pixels: int, content_type: str) -> 
         width, height = opened.size
         if width * height > max_pixels:
             return {
-                "refused": f"The image is {width}×{height} pixels ({_megapixels(width * height)} megapixels); "
-                f"the limit is {_megapixels(max_pixels)} megapixels."
+                "refused": TOO_MANY_PIXELS
+                % {
+                    "width": width,
+                    "height": height,
+                    "megapixels": _megapixels(width * height),
+                    "limit": _megapixels(max_pixels),
+                }
             }
         # One process, one job: the global is this job's limit, and Pillow's warning above it
         # is an error, so no later step (frames, crops) decodes anything larger either.
@@ -207,7 +229,7 @@ def _child(argv: list[str]) -> int:
         os._exit(MEMORY_EXIT)  # nothing else is safe to do without memory
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # a later frame or step larger than the header said
-        result = {"refused": f"The image has more than {_megapixels(int(max_pixels))} megapixels, the limit."}
+        result = {"refused": MORE_THAN_LIMIT % {"limit": _megapixels(int(max_pixels))}}
     except Exception as error:  # reported to the parent, which fails the job with it
         sys.stderr.write(f"{type(error).__name__}: {error}\n")
         return FAILED_EXIT

@@ -36,12 +36,12 @@ from app.core.database import utcnow
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.i18n import _
+from app.i18n import N_, _
 from app.jobs.service import enqueue_task
 from app.storage import ObjectTooLarge, PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
 from app.uploads import sandbox
-from app.uploads.models import Upload, UploadStatus
+from app.uploads.models import KIND_LABELS, Upload, UploadStatus
 from app.uploads.repository import UploadRepository, upload_list_statement
 from app.uploads.sniff import SNIFF_BYTES, matches
 from app.users.models import User
@@ -95,6 +95,21 @@ class UploadTicket:
     expires_in: int
 
 
+# Why an upload was rejected or failed, stored with it (`uploads.error`) in English, as the
+# worker that decides it knows no reader; pages translate it (app.i18n `translate_stored`).
+LARGER_THAN_ALLOWED = N_("The file is larger than %(size)s MB.")
+SIZE_DIFFERS = N_("The file has %(size)s bytes, not the %(declared)s declared.")
+CONTENT_DIFFERS = N_("The file's content is not %(type)s.")
+PROCESSING_FAILED = N_("Processing failed: %(reason)s")
+# The processing sandbox's (it imports nothing of the app, so its templates are known here).
+SANDBOX_MESSAGES = tuple(N_(message) for message in sandbox.STORED_MESSAGES)
+
+
+def _kind_label(kind: str) -> str:
+    """A kind as pages name it ("Avatar"), for a sentence."""
+    return str(KIND_LABELS.get(kind, kind.capitalize()))
+
+
 class UploadTooLarge(ValidationFailed):
     """A file the app received itself (`receive_upload`) is larger than its kind allows: 413,
     the status of a request whose body is too large. (A presign request only declares a size,
@@ -104,7 +119,7 @@ class UploadTooLarge(ValidationFailed):
 
 
 def _too_large(kind: str, max_bytes: int) -> UploadTooLarge:
-    message = _("%(kind)s files can be at most %(size)s MB.", kind=kind.capitalize(), size=max_bytes // MB)
+    message = _("%(kind)s files can be at most %(size)s MB.", kind=_kind_label(kind), size=max_bytes // MB)
     return UploadTooLarge(
         message, errors=[{"field": "size", "location": "body", "message": message, "type": "too_large"}]
     )
@@ -163,16 +178,16 @@ def _checked_upload(user_id: int, filename: str, content_type: str, size: int, k
         raise _invalid(
             "content_type",
             _(
-                "%(type)s is not accepted for %(kind)s uploads (allowed: %(allowed)s).",
+                "%(kind)s uploads: %(type)s is not accepted (allowed: %(allowed)s).",
                 type=repr(content_type),
-                kind=kind,
+                kind=_kind_label(kind),
                 allowed=", ".join(allowed),
             ),
         )
     if size < 1 or size > max_bytes:
         raise _invalid(
             "size",
-            _("%(kind)s files must be between 1 byte and %(size)s MB.", kind=kind.capitalize(), size=max_bytes // MB),
+            _("%(kind)s files must be between 1 byte and %(size)s MB.", kind=_kind_label(kind), size=max_bytes // MB),
         )
     try:
         name = safe_file_name(filename)
@@ -216,13 +231,13 @@ def _claim_pending(upload: Upload) -> None:
     only while it is `pending`, locks it (row lock on PostgreSQL, the write lock on SQLite), so
     a second confirmation waits and then finds it no longer pending. Call it inside a unit."""
     if not uploads.claim_pending(upload.id):
-        raise Conflict("This upload is no longer pending.")
+        raise Conflict(_("This upload is no longer pending."))
 
 
 def confirm(upload: Upload) -> Upload:
     """Move what arrived to the final key and check it there; queue processing, or reject and delete it."""
     if upload.status != UploadStatus.pending:
-        raise Conflict(f"This upload is already {upload.status}.")
+        raise Conflict(_("This upload is already %(status)s.", status=str(upload.status_label).lower()))
     with unit_of_work():
         _claim_pending(upload)
         storage = get_storage()
@@ -232,14 +247,14 @@ def confirm(upload: Upload) -> Upload:
         storage.move(staging_key(upload), upload.key)
         info = storage.head(upload.key)
         if info is None:
-            raise Conflict("Nothing has been uploaded for this upload yet.")
+            raise Conflict(_("Nothing has been uploaded for this upload yet."))
         max_bytes = limits(upload.kind)[0]
         if info.size > max_bytes:
-            return _reject(upload, f"The file is larger than {max_bytes // MB} MB.")
+            return _reject(upload, LARGER_THAN_ALLOWED % {"size": max_bytes // MB})
         if info.size != upload.declared_size:
-            return _reject(upload, f"The file has {info.size} bytes, not the {upload.declared_size} declared.")
+            return _reject(upload, SIZE_DIFFERS % {"size": info.size, "declared": upload.declared_size})
         if not matches(upload.content_type, storage.read(upload.key, SNIFF_BYTES)):
-            return _reject(upload, f"The file's content is not {upload.content_type}.")
+            return _reject(upload, CONTENT_DIFFERS % {"type": upload.content_type})
         upload.size = info.size
         upload.status = UploadStatus.uploaded
         enqueue_task(PROCESS_UPLOAD_TASK, caused_by=upload.user_id, upload_id=upload.id)
@@ -283,35 +298,37 @@ def process(upload_id: str, progress: Callable[[int, str], None] | None = None) 
         if upload is None or upload.status in (UploadStatus.ready, UploadStatus.rejected):
             return
         upload.status = UploadStatus.processing
-    report(10, "reading the file")
+    report(10, N_("reading the file"))
     details: dict[str, Any] = {"content_type": upload.content_type, "size": upload.size}
     with unit_of_work():
         try:
             if upload.kind == "avatar" or upload.content_type.startswith("image/"):
                 data = get_storage().read(upload.key)
-                report(40, "stripping metadata and making the thumbnail")
+                report(40, N_("stripping metadata and making the thumbnail"))
                 details |= _image_details(upload, data)
             elif upload.content_type == "application/pdf":
                 data = get_storage().read(upload.key)
-                report(40, "counting pages")
+                report(40, N_("counting pages"))
                 details |= _pdf_details(data)
         except sandbox.Refused as refusal:
             # Final, not retried: the same file would be refused again.
             _reject(upload, str(refusal))
             return
-        report(90, "saving")
+        report(90, N_("saving"))
         upload.details = details
         upload.status = UploadStatus.ready
         upload.error = None
 
 
 def mark_failed(upload_id: str, reason: str) -> None:
-    """Called when the processing job gives up: never leave an upload stuck in `processing`."""
+    """Called when the processing job gives up: never leave an upload stuck in `processing`.
+    `reason` is the job's sentence for people ("The file could not be read as an image."); the
+    upload says "Processing failed: " before it (in English, as stored: PROCESSING_FAILED)."""
     with unit_of_work():
         upload = uploads.get(upload_id)
         if upload is not None and upload.status in (UploadStatus.uploaded, UploadStatus.processing):
             upload.status = UploadStatus.failed
-            upload.error = reason[:500]
+            upload.error = (PROCESSING_FAILED % {"reason": reason})[:500]
 
 
 REPROCESSABLE = frozenset({UploadStatus.failed, UploadStatus.ready, UploadStatus.uploaded, UploadStatus.processing})
@@ -320,7 +337,8 @@ REPROCESSABLE = frozenset({UploadStatus.failed, UploadStatus.ready, UploadStatus
 def reprocess(actor_id: int, upload: Upload) -> Job:
     """Run processing again (after a fix, or to rebuild thumbnails); audited."""
     if upload.status not in REPROCESSABLE:
-        raise Conflict(f"A {upload.status} upload has no confirmed file to process.")
+        status = str(upload.status_label).lower()
+        raise Conflict(_("This upload is %(status)s: it has no confirmed file to process.", status=status))
     with unit_of_work():
         before = upload.status
         upload.status = UploadStatus.uploaded
@@ -364,7 +382,7 @@ def get_upload(upload_id: str) -> Upload:
     """Any upload by id, for the admin pages (whose route checks the permission); NotFound if missing."""
     upload = uploads.get(upload_id)
     if upload is None:
-        raise NotFound(f"No upload with id {upload_id}.")
+        raise NotFound(_("No upload with id %(id)s.", id=upload_id))
     return upload
 
 
@@ -413,7 +431,7 @@ def _count_totals() -> tuple[dict[str, int], int]:
 
 def download_url(upload: Upload) -> str:
     if upload.status != UploadStatus.ready:
-        raise Conflict("The file is not ready yet.")
+        raise Conflict(_("The file is not ready yet."))
     return get_storage().presign_download(upload.key, upload.filename, 300)
 
 
@@ -463,9 +481,9 @@ def set_avatar(user, upload_id: str | None) -> None:
         try:
             upload = get_owned_upload(user.id, upload_id)
         except NotFound:
-            raise _invalid("upload_id", "Choose one of your own images.") from None
+            raise _invalid("upload_id", _("Choose one of your own images.")) from None
         if upload.status != UploadStatus.ready or not upload.thumbnail_key:
-            raise _invalid("upload_id", "Only a processed image can be an avatar.")
+            raise _invalid("upload_id", _("Only a processed image can be an avatar."))
     with unit_of_work():
         user.avatar_upload_id = upload_id
         record("avatar_changed", actor_id=user.id, subject_id=user.id)

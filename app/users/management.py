@@ -25,7 +25,7 @@ from app.core.database import utcnow
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
-from app.i18n import _
+from app.i18n import _, ngettext
 from app.rbac.catalog import ADMIN_ROLE
 from app.rbac.models import Role
 from app.rbac.service import permissions_of, role_named
@@ -60,16 +60,23 @@ def active_admin_ids() -> set[int]:
 
 
 def _keep_an_admin(user: User, change: str) -> None:
-    """Refuse a change that would leave the site without an active administrator (`change`
-    says what, already translated: "removing their admin role")."""
+    """Refuse a change that would leave the site without an active administrator; `change`
+    says which: "remove_admin", "disable" or "delete" (each refusal is its own sentence)."""
     if ADMIN_ROLE in user.role_names and user.is_active and active_admin_ids() <= {user.id}:
-        raise Conflict(
-            _(
-                "%(email)s is the last active administrator: %(change)s would lock everyone out.",
+        if change == "remove_admin":
+            message = _(
+                "%(email)s is the last active administrator: removing their admin role would lock everyone out.",
                 email=user.email,
-                change=change,
             )
-        )
+        elif change == "disable":
+            message = _(
+                "%(email)s is the last active administrator: disabling them would lock everyone out.", email=user.email
+            )
+        else:
+            message = _(
+                "%(email)s is the last active administrator: deleting them would lock everyone out.", email=user.email
+            )
+        raise Conflict(message)
 
 
 def _snapshot(user: User) -> dict[str, Any]:
@@ -123,11 +130,11 @@ def update_user(
             if losing_admin and user.id == actor.id:
                 raise Conflict(_("You cannot remove your own admin role."))
             if losing_admin:
-                _keep_an_admin(user, _("removing their admin role"))
+                _keep_an_admin(user, "remove_admin")
         if is_active is False and user.is_active_account:
             if user.id == actor.id:
                 raise Conflict(_("You cannot disable your own account."))
-            _keep_an_admin(user, _("disabling them"))
+            _keep_an_admin(user, "disable")
         if display_name is not None:
             if not display_name.strip():
                 raise ValidationFailed(
@@ -181,7 +188,7 @@ def delete_user(actor: User, actor_permissions: frozenset[str], user: User) -> N
         _check_can_manage(actor_permissions, user)
         if user.id == actor.id:
             raise Conflict(_("You cannot delete your own account here."))
-        _keep_an_admin(user, _("deleting them"))
+        _keep_an_admin(user, "delete")
         user.deleted_at = utcnow()
         user.is_active_account = False
         record("user_deleted", actor_id=actor.id, subject_id=user.id, before={"email": user.email})
@@ -259,12 +266,19 @@ class BulkOutcome:
     changed: list[User] = field(default_factory=list)
     skipped: list[tuple[User, str]] = field(default_factory=list)
 
-    def summary(self, verb: str) -> str:
-        text = f"{verb} {len(self.changed)} user{'s' if len(self.changed) != 1 else ''}."
-        if self.skipped:
-            reasons = "; ".join(f"{user.email}: {reason}" for user, reason in self.skipped)
-            text += f" Skipped {len(self.skipped)}: {reasons}"
-        return text
+    def summary(self, done: str) -> str:
+        """`done` (what happened to the changed users, a whole sentence the caller translated
+        with ngettext for `len(changed)`), then who was skipped and why."""
+        if not self.skipped:
+            return done
+        reasons = "; ".join(f"{user.email}: {reason}" for user, reason in self.skipped)
+        skipped = ngettext(
+            "Skipped %(num)d user: %(reasons)s",
+            "Skipped %(num)d users: %(reasons)s",
+            len(self.skipped),
+            reasons=reasons,
+        )
+        return f"{done} {skipped}"
 
 
 def _users_by_ids(user_ids: Iterable[int]) -> list[User]:

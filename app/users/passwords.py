@@ -111,10 +111,12 @@ def argon2_concurrency(configured: int, workers: int | None, cores: int | None =
 class PasswordHashingBusy(ServiceUnavailable):
     """Every argon2 slot of this process is running and the line is full (module docstring)."""
 
-    description = "Too many sign-ins are being checked at this moment. Please try again in a second."
-
     def __init__(self) -> None:
-        super().__init__(retry_after=1)
+        # Said on the sign-in form (app.auth.routes) or the 503 page, in the reader's language.
+        super().__init__(
+            description=_("Too many sign-ins are being checked at this moment. Please try again in a second."),
+            retry_after=1,
+        )
 
 
 class Argon2Pool:

@@ -10,6 +10,18 @@
     return meta ? meta.content : "";
   }
 
+  // The page's words (data-messages on the widget, translated by the server), with the
+  // values put in place of their __NAME__-style stand-ins.
+  var messages = {};
+
+  function text(key, values) {
+    var message = messages[key] || key;
+    Object.keys(values || {}).forEach(function (name) {
+      message = message.split("__" + name.toUpperCase() + "__").join(String(values[name]));
+    });
+    return message;
+  }
+
   function say(message, isError) {
     var box = document.getElementById("upload-message");
     box.textContent = message;
@@ -19,10 +31,10 @@
   function checkLocally(widget, kind, file) {
     var limits = JSON.parse(widget.dataset.limits)[kind];
     if (file.size > limits[0]) {
-      return "The file is larger than " + Math.round(limits[0] / 1048576) + " MB.";
+      return text("too_large", { size: Math.round(limits[0] / 1048576) });
     }
     if (limits[1].indexOf(file.type) === -1) {
-      return "Files of type " + (file.type || "unknown") + " are not accepted here.";
+      return file.type ? text("type_refused", { type: file.type }) : text("unknown_type_refused");
     }
     return null;
   }
@@ -39,9 +51,9 @@
       });
       request.addEventListener("load", function () {
         if (request.status >= 200 && request.status < 300) { resolve(); }
-        else { reject(new Error("The storage refused the file (" + request.status + ").")); }
+        else { reject(new Error(text("storage_refused", { status: request.status }))); }
       });
-      request.addEventListener("error", function () { reject(new Error("The upload failed; check your connection.")); });
+      request.addEventListener("error", function () { reject(new Error(text("connection"))); });
       request.send(form);
     });
   }
@@ -57,6 +69,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     var widget = document.getElementById("upload-widget");
     if (!widget) { return; }
+    messages = JSON.parse(widget.dataset.messages || "{}");
     var form = document.getElementById("upload-form");
     var input = document.getElementById("upload-file");
     var progress = document.getElementById("upload-progress");
@@ -77,14 +90,14 @@
       event.preventDefault();
       var file = input.files[0];
       var kind = document.getElementById("upload-kind").value;
-      if (!file) { say("Choose a file first.", true); return; }
+      if (!file) { say(text("choose"), true); return; }
       var problem = checkLocally(widget, kind, file);
       if (problem) { say(problem, true); return; }
       var button = form.querySelector("button");
       button.disabled = true;
       progress.hidden = false;
       progress.value = 0;
-      say("Uploading " + file.name + "…");
+      say(text("uploading", { name: file.name }));
       fetch(widget.dataset.presignUrl, {
         method: "POST", credentials: "same-origin",
         // A refusal comes back as problem+json (RFC 9457): the reason is in `detail`.
@@ -92,7 +105,7 @@
         body: JSON.stringify({ filename: file.name, content_type: file.type, size: file.size, kind: kind })
       }).then(function (response) {
         return response.json().catch(function () { return {}; }).then(function (body) {
-          if (!response.ok) { throw new Error(body.detail || "The upload was refused."); }
+          if (!response.ok) { throw new Error(body.detail || text("refused")); }
           return body;
         });
       }).then(function (ticket) {
@@ -101,13 +114,13 @@
         return fetch(widget.dataset.confirmUrl.replace("UPLOAD_ID", ticket.upload_id), {
           method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" }
         }).then(function (response) {
-          if (!response.ok) { throw new Error("The upload could not be confirmed."); }
+          if (!response.ok) { throw new Error(text("not_confirmed")); }
           return response.text();
         });
       }).then(function (rowHtml) {
         insertRow(rowHtml);
         progress.value = 100;
-        say(file.name + " uploaded.");
+        say(text("uploaded", { name: file.name }));
         form.reset();
       }).catch(function (error) {
         say(error.message, true);

@@ -676,7 +676,7 @@ def test_retry_all_failed_and_purge(app, clients):
     recent = _job(app, status=JobStatus.succeeded)
     client = clients("admin")
     response = post(client, "/admin/jobs/retry-failed", queue="emails")
-    assert "3 failed job(s) in the emails queue queued again." in client.get(response.headers["Location"]).get_data(
+    assert "3 failed jobs in the emails queue queued again." in client.get(response.headers["Location"]).get_data(
         as_text=True
     )
     assert all(_job_status(app, job_id) == JobStatus.succeeded for job_id in failed)  # inline mode ran them

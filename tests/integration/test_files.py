@@ -262,7 +262,7 @@ def test_a_type_the_kind_does_not_accept_is_refused_on_the_form(form_browser, fo
     response = _form_upload(form_browser, b"<svg xmlns='http://www.w3.org/2000/svg'/>", "x.svg", "image/svg+xml")
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "is not accepted for avatar uploads" in html
+    assert "Avatar uploads: &#39;image/svg+xml&#39; is not accepted" in html
     assert re.search(r'<input[^>]*aria-describedby="upload-file-error"[^>]*aria-invalid="true"[^>]*autofocus', html)
     assert _uploads_and_objects(form_app) == ([], [])
 

@@ -4,6 +4,8 @@ in it; choosing it costs no query."""
 
 from __future__ import annotations
 
+from email.header import decode_header, make_header
+
 import pytest
 from sqlalchemy import event
 
@@ -187,3 +189,59 @@ def test_the_sign_in_page_refuses_a_wrong_password_in_the_browsers_language(clie
         data={"csrf_token": csrf_token(client), "email": member.email, "password": "not the password"},
     )
     assert "Ungültige E-Mail-Adresse oder ungültiges Passwort." in response.get_data(as_text=True)
+
+
+# Emails: the recipient's preference decides, not the browser that caused them -----------------
+
+
+def _mail(delivery) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of a delivered message, decoded."""
+    parts = {
+        p.get_content_type(): p.get_payload(decode=True).decode()
+        for p in delivery.message.walk()
+        if not p.is_multipart()
+    }
+    subject = str(make_header(decode_header(delivery.message["Subject"])))
+    return subject, parts["text/plain"], parts["text/html"]
+
+
+@pytest.mark.parametrize(
+    ("preference", "browser", "german"),
+    [
+        ("de", "en", True),  # the preference wins over the browser that asked
+        ("en", "de-DE,de;q=0.9", False),
+        (None, "de-DE,de;q=0.9", True),  # no preference: the language of the page that asked
+        (None, "en", False),
+    ],
+)
+def test_a_reset_email_is_written_in_the_users_language_not_the_browsers(
+    make_app, smtp, make_user, preference, browser, german
+):
+    user = make_user(email="reader@example.com", display_name="Reader", locale=preference)
+    client = make_app(smtp_url=smtp.url).test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = browser
+    response = client.post("/auth/reset", data={"csrf_token": csrf_token(client, "/auth/reset"), "email": user.email})
+    assert response.status_code == 200
+    [delivery] = smtp.deliveries
+    subject, text, html = _mail(delivery)
+    if german:
+        assert subject == "Setzen Sie Ihr Hearth-Passwort zurück"
+        assert text.startswith("Hallo Reader,") and "Hello" not in text
+        assert '<html lang="de">' in html and "Neues Passwort wählen" in html
+    else:
+        assert subject == "Reset your Hearth password" and text.startswith("Hello Reader,")
+
+
+def test_the_lockout_notice_follows_the_owners_preference_not_the_guessers_browser(make_app, smtp, make_user):
+    owner = make_user(email="owner@example.com", display_name="Owner", locale="de")
+    guesser = make_app(smtp_url=smtp.url, login_lockout_threshold=2).test_client()
+    guesser.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    for _attempt in range(2):
+        guesser.post(
+            "/auth/login",
+            data={"csrf_token": csrf_token(guesser, "/auth/login"), "email": owner.email, "password": "wrong guess!!"},
+        )
+    [notice] = [d for d in smtp.deliveries if d.recipients == [owner.email]]
+    subject, text, _html = _mail(notice)
+    assert subject == "Zu viele falsche Passwörter für Ihr Hearth-Konto"
+    assert text.startswith("Hallo Owner,")

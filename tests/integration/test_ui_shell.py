@@ -251,8 +251,9 @@ def test_relative_times_follow_the_readers_language(shell_app):
         german = str(time_tag(now - timedelta(hours=3), now=now))
     with shell_app.test_request_context("/", headers={"Accept-Language": "en"}):
         english = str(time_tag(now - timedelta(hours=3), now=now))
-    assert ">vor 3 Stunden</time>" in german and 'title="2026-05-04 09:00:00 UTC"' in german
-    assert ">3 hours ago</time>" in english
+    # the exact time on hover in the reader's format too (English keeps the ISO-like one)
+    assert ">vor 3 Stunden</time>" in german and 'title="04.05.2026, 09:00:00 UTC"' in german
+    assert ">3 hours ago</time>" in english and 'title="2026-05-04 09:00:00 UTC"' in english
 
 
 def test_the_main_nav_marks_the_section_you_are_in(shell_app, make_user, auth):

@@ -3,6 +3,7 @@ German catalogue: complete, compiled, and in step with the strings the code mark
 
 from __future__ import annotations
 
+import ast
 import gettext as stdlib_gettext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from werkzeug.http import parse_accept_header
 from app.core.templating import filesize
 from app.i18n import (
     LANGUAGE_NAMES,
+    N_,
     TRANSLATIONS_DIR,
     _,
     _l,
@@ -34,6 +36,7 @@ from app.i18n import (
     negotiate,
     ngettext,
     select_locale,
+    translate_stored,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,6 +207,91 @@ def test_file_sizes_in_english_are_exactly_the_shared_filesize_filter(site, size
         assert format_filesize(size) == filesize(size)
 
 
+@pytest.mark.parametrize(
+    ("ago", "english", "german"),
+    [
+        (timedelta(seconds=44), "just now", "gerade eben"),
+        (timedelta(seconds=70), "1 minute ago", "vor 1 Minute"),
+        (timedelta(minutes=44), "44 minutes ago", "vor 44 Minuten"),
+        (timedelta(minutes=45), "1 hour ago", "vor 1 Stunde"),  # moment.js's thresholds, in every language
+        (timedelta(hours=22), "1 day ago", "vor 1 Tag"),
+        (timedelta(days=4), "4 days ago", "vor 4 Tagen"),
+        (timedelta(days=90), "3 months ago", "vor 3 Monaten"),
+        (timedelta(days=800), "2 years ago", "vor 2 Jahren"),
+        (-timedelta(minutes=5), "in 5 minutes", "in 5 Minuten"),
+        (-timedelta(days=1), "in 1 day", "in 1 Tag"),
+    ],
+)
+def test_relative_times_round_alike_in_every_language(site, ago, english, german):
+    for language, expected in (("en", english), ("de", german)):
+        with site.test_request_context("/", headers={"Accept-Language": language}):
+            assert format_relative(MOMENT - ago, now=MOMENT) == expected
+
+
+def test_small_counts_skip_babel_and_say_the_same(site):
+    for language in ("en", "de"):
+        with site.test_request_context("/", headers={"Accept-Language": language}):
+            for value in (0, 7, 999, -999):
+                assert format_number(value) == str(value)
+    with site.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert format_number(1000) == "1.000" and format_number(2.5) == "2,5"
+
+
+# Stored sentences (module constants: N_ remembers templates as a module marks them at import time)
+WORKER_GONE = N_("The worker running its last allowed attempt stopped before it finished.")
+FAILED_WITH = N_("Processing failed: %(reason)s")
+TOO_LARGE = N_("The file is larger than %(size)s MB.")
+COUNTED = N_("%(num)d stored for %(name)r; not in any catalogue.")
+
+
+def test_a_stored_sentence_is_translated_where_it_is_shown(site):
+    assert N_("anything") == "anything"  # marks, never translates
+    with site.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert translate_stored(WORKER_GONE) == _(WORKER_GONE) != WORKER_GONE
+        # filled from a marked template: recognised, translated with the same values
+        assert translate_stored(TOO_LARGE % {"size": 10}) == "Die Datei ist größer als 10 MB."
+        # a value that is itself a stored sentence is translated too
+        nested = FAILED_WITH % {"reason": "The file could not be read as an image."}
+        assert (
+            translate_stored(nested) == "Verarbeitung fehlgeschlagen: Die Datei konnte nicht als Bild gelesen werden."
+        )
+        # anything else (an exception's own words) stays as it is
+        assert (
+            translate_stored("SMTPRecipientsRefused: {'a@b': (550, 'no')}")
+            == "SMTPRecipientsRefused: {'a@b': (550, 'no')}"
+        )
+        assert (
+            translate_stored(FAILED_WITH % {"reason": "OSError: disk full"})
+            == "Verarbeitung fehlgeschlagen: OSError: disk full"
+        )
+        assert translate_stored(None) is None and translate_stored("") == ""
+        # a whole number and a repr come back as they were (a template no catalogue has: English)
+        assert (
+            translate_stored("12 stored for 'x'; not in any catalogue.") == "12 stored for 'x'; not in any catalogue."
+        )
+    with site.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert translate_stored(nested) == nested
+
+
+def test_no_module_that_translates_shadows_the_translation_function():
+    """`scheme, _, token = …` in a module that imports `_` breaks every `_()` in its scope."""
+    shadowing = []
+    for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "tasks").rglob("*.py")]:
+        tree = ast.parse(path.read_text())
+        imports_it = any(
+            isinstance(node, ast.ImportFrom) and any((alias.asname or alias.name) == "_" for alias in node.names)
+            for node in ast.walk(tree)
+        )
+        if imports_it:
+            shadowing += [
+                f"{path.relative_to(ROOT)}:{node.lineno}"
+                for node in ast.walk(tree)
+                if (isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store))
+                or (isinstance(node, ast.arg) and node.arg == "_")
+            ]
+    assert shadowing == []
+
+
 # The catalogues ------------------------------------------------------------------------------
 
 
@@ -241,11 +329,13 @@ def test_the_compiled_catalogue_matches_its_po_file(language):
     for message in _catalog(language):
         if not message.id:
             continue
+        # gettext keys a message with a context (pgettext) as "context\x04msgid".
+        prefix = f"{message.context}\x04" if message.context else ""
         if isinstance(message.id, str):
-            expected[message.id] = message.string
+            expected[prefix + message.id] = message.string
         else:
             for index, form in enumerate(message.string):
-                expected[(message.id[0], index)] = form
+                expected[(prefix + message.id[0], index)] = form
     actual = {key: value for key, value in compiled._catalog.items() if key != ""}
     assert actual == expected, "translations/*.mo is stale: run `make messages`"
 

@@ -10,6 +10,7 @@ from app.api.v1.schemas import DownloadOut, PresignedPostOut, PresignOut, Presig
 from app.auth.guards import actor_permissions, current_actor
 from app.core.pagination import Page
 from app.errors import PermissionDenied
+from app.i18n import _
 from app.uploads import service
 from app.uploads.models import Upload
 
@@ -84,7 +85,7 @@ def confirm_upload(upload_id: str) -> UploadOut:
 def list_uploads(query: UploadListQuery) -> Page:
     actor = current_actor()
     if query.all_users and "uploads:read_any" not in actor_permissions(actor):
-        raise PermissionDenied("Listing everyone's uploads needs the 'uploads:read_any' permission.")
+        raise PermissionDenied(_("Listing everyone's uploads needs the 'uploads:read_any' permission."))
     page = service.list_uploads(
         None if query.all_users else actor.id, query.kind, query.status, query.page, query.per_page
     )

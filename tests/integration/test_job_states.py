@@ -310,7 +310,8 @@ def test_a_flag_toggled_with_htmx_answers_with_a_toast_and_leaves_no_flash(app, 
     from app.flags import service as flags
 
     with app.app_context():
-        flags.create_flag(db.session.get(User, 1), "new_dashboard", "", enabled=False)
+        actor = db.session.scalar(db.select(User).filter_by(email="admin@example.com"))
+        flags.create_flag(actor, "new_dashboard", "", enabled=False)
     response = admin.post(
         "/admin/flags/new_dashboard/toggle",
         data={"csrf_token": csrf_token(admin, "/"), "enabled": "1"},

@@ -59,13 +59,24 @@ def test_taken_and_new_addresses_answer_alike_and_in_the_same_time(base_settings
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(TRIES)],
-        input=json.dumps({**base_settings, **PRODUCTION_HASHING}),  # the cost whose timing must not tell
+        # The cost whose timing must not tell, and a Redis prefix of its own: the test session's
+        # many apps listen on the session prefix's invalidation channel, and waking them all on
+        # each new account would burn the shared cores only while the new branch is timed.
+        input=json.dumps(
+            {**base_settings, **PRODUCTION_HASHING, "redis_prefix": f"{base_settings['redis_prefix']}-timing"}
+        ),
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,
         timeout=300,
         check=True,
     )
+    if base_settings["redis_url"]:  # the emails it queued under its own prefix: nobody consumes them
+        import redis
+
+        client = redis.Redis.from_url(base_settings["redis_url"])
+        for key in client.scan_iter(match=f"*{base_settings['redis_prefix']}-timing*"):
+            client.delete(key)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["pages"]["taken"] == result["pages"]["new"]
     taken, new = (statistics.median(result["timings"][kind]) for kind in ("taken", "new"))

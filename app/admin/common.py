@@ -9,11 +9,12 @@ from typing import Any
 
 from flask import Blueprint, g, redirect, render_template, request
 from flask_login import current_user
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from app.auth.guards import actor_permissions, require_actor
 from app.core.redirects import safe_next
-from app.core.templating import is_htmx_request
+from app.core.templating import badge, is_htmx_request, time_tag
 from app.core.toasts import toast
 from app.errors import DomainError, PermissionDenied
 from app.i18n import _
@@ -78,6 +79,43 @@ def _held_permissions() -> frozenset[str]:
 # `upload_statuses()`, are app.core.templating's globals.)
 admin_bp.add_app_template_global(can)
 admin_bp.add_app_template_global(is_admin)
+
+
+def user_rows(
+    users: Iterable[Any], labels: Any, can_write: bool, detail_url: Any, status_words: dict[str, str]
+) -> Markup:
+    """The rows of the admin users table (templates/admin/users/_list.html), written here rather
+    than by Jinja: the same HTML, byte for byte (every value escaped as `{{ }}` would), for a
+    third of the cost of a template loop (~40 values and two badges a row, 25–50 rows a page).
+    `labels` is the table's words (`user_list_labels`, Markup), `detail_url` a `UrlPattern`."""
+    rows = []
+    for user in users:
+        email, name = escape(user.email), escape(user.display_name)
+        select = (
+            f'<td class="select-cell"><input type="checkbox" name="user_ids" value="{escape(user.id)}"'
+            f' aria-label="{labels.select_for.replace("__EMAIL__", email)}"></td>'
+            if can_write
+            else ""
+        )
+        status = badge(user.status, status_words.get(user.status))
+        if not user.email_verified_at:
+            status = f"{status} {badge('unverified', labels.unverified)}"
+        rows.append(
+            f'\n      <tr data-user="{email}">'
+            f"\n        {select}"
+            f'\n        <td><a href="{escape(detail_url.fill(user.id))}" class="truncate" title="{email}">{email}</a>'
+            f'<span class="secondary-line below-lg">{name}</span></td>'
+            f'\n        <td class="col-lg" data-label="{labels.name}">{name}</td>'
+            f'\n        <td class="col-md" data-label="{labels.roles}">{escape(", ".join(user.role_names) or "—")}</td>'
+            f'\n        <td data-label="{labels.status}">{status}</td>'
+            f'\n        <td class="col-lg" data-label="{labels.joined}">{time_tag(user.created_at)}</td>'
+            f'\n        <td class="col-md" data-label="{labels.last}">{time_tag(user.last_login_at)}</td>'
+            "\n      </tr>\n    "
+        )
+    return Markup("".join(rows))  # noqa: S704  (every value is escaped above)
+
+
+admin_bp.add_app_template_global(user_rows)
 
 
 def render_list(page_template: str, partial_template: str, **context: Any) -> str:

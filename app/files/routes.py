@@ -17,7 +17,8 @@ from app.core.templating import UrlPattern, is_htmx_request, url_pattern
 from app.core.toasts import toast
 from app.errors import ValidationFailed
 from app.extensions import csrf
-from app.files.forms import UploadForm
+from app.files.forms import UploadForm, blank_fields, csrf_input, upload_messages_json
+from app.files.rows import file_row
 from app.i18n import _
 from app.uploads import service
 from app.uploads.models import Upload, UploadStatus
@@ -31,6 +32,10 @@ FORM_ALLOWANCE = 64 * 1024
 # The pipeline's ceiling for `upload` before the app's limits are at hand (app/pipeline.py
 # `_enforce_body_limit`); the view lowers it to the largest kind's limit before reading the body.
 LARGEST_FORM_UPLOAD = 2 * 1024 * 1024 * 1024
+
+
+# A file's row (app.files.rows: Python, the same HTML as a template would write).
+files_bp.add_app_template_global(file_row)
 
 
 @files_bp.app_template_global()
@@ -62,10 +67,15 @@ def _library(form: UploadForm | None = None) -> str:
         "thumbnails": {u.id: service.thumbnail_url(u) for u in page.items},
         "final_statuses": FINAL,
         "limits": limits,
-        "form": form or UploadForm(limits, formdata=None),
+        "form": form,
     }
-    template = "files/_list.html" if is_htmx_request() else "files/index.html"
-    return render_template(template, **context)
+    if is_htmx_request():
+        return render_template("files/_list.html", **context)
+    # The upload widget's messages (static/js/uploads.js), written once per language.
+    context["upload_messages_json"] = upload_messages_json()
+    if form is None:  # a blank form (a GET): its fields as built once per language (app.files.forms)
+        context["blank"] = (csrf_input(), *blank_fields(limits))
+    return render_template("files/index.html", **context)
 
 
 @files_bp.get("/")

@@ -104,9 +104,12 @@ DEFAULT_VALUE = "1"
 
 
 def _template_field_names() -> set[str]:
+    """Every control's name in the templates, and in the rows written in Python (app/files/rows.py,
+    the users list's rows in app/admin/common.py: f-strings of the same HTML)."""
     names: set[str] = set()
-    for template in Path(PROJECT_ROOT, "templates").rglob("*.html"):
-        names |= set(re.findall(r'<(?:input|select|textarea|button)\b[^>]*\bname="([\w-]+)"', template.read_text()))
+    sources = [*Path(PROJECT_ROOT, "templates").rglob("*.html"), *Path(PROJECT_ROOT, "app").rglob("*.py")]
+    for source in sources:
+        names |= set(re.findall(r'<(?:input|select|textarea|button)\b[^>]*\bname="([\w-]+)"', source.read_text()))
     return names
 
 

@@ -24,6 +24,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from tests.support import free_port
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -165,3 +167,23 @@ def page(_default_page: tuple[Any, BrowserEvents]) -> Any:
 def events(_default_page: tuple[Any, BrowserEvents]) -> BrowserEvents:
     """The recorder of the `page` fixture."""
     return _default_page[1]
+
+
+@pytest.fixture
+def dev_server(
+    make_app: Callable[..., Flask], app: Flask, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A development app (with /dev/mail) on its own loopback server, its links pointing at it."""
+    from app.mail import service as mail_service
+
+    monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
+    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = make_server("127.0.0.1", port, make_app(app_env="development", public_url=base), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="hearth-e2e-dev-server", daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

@@ -5,19 +5,17 @@ and stored sentences in German too."""
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from app.core.database import utcnow
 from app.core.unit_of_work import unit_of_work
 from app.extensions import db
 from app.uploads.models import Upload, UploadStatus
-from tests.support import PASSWORD, free_port
+from tests.support import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -153,24 +151,6 @@ def test_the_accounts_language_wins_over_an_english_browser(new_page, make_user)
     page.goto("/files/")
     expect(page.get_by_role("heading", name="Ihre Dateien")).to_be_visible()
     assert not events.csp_violations and not events.page_errors
-
-
-@pytest.fixture()
-def dev_server(make_app, app, tmp_path, monkeypatch):
-    """A development app (with /dev/mail) on its own loopback server, its links pointing at it."""
-    from app.mail import service as mail_service
-
-    monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
-    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = make_server("127.0.0.1", port, make_app(app_env="development", public_url=base), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="hearth-e2e-i18n-dev-server", daemon=True)
-    thread.start()
-    yield base
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def test_signing_up_in_german_sends_a_german_email(new_page, dev_server):

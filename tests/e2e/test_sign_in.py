@@ -3,14 +3,10 @@ newcomer from sign-up through the development mailbox to their files."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from app.extensions import db
-from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -49,24 +45,6 @@ def test_a_wrong_password_shows_a_form_error(page, events, live_server_url, admi
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("Invalid email or password.")
     assert not events.csp_violations
-
-
-@pytest.fixture()
-def dev_server(make_app, app, tmp_path, monkeypatch):
-    """A development app (with /dev/mail) on its own loopback server, its links pointing at it."""
-    from app.mail import service as mail_service
-
-    monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
-    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = make_server("127.0.0.1", port, make_app(app_env="development", public_url=base), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="hearth-e2e-dev-server", daemon=True)
-    thread.start()
-    yield base
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def test_first_run_sign_up_follow_the_emailed_link_and_land_signed_in(new_page, dev_server):

@@ -189,7 +189,16 @@ def reset_rate_limits(application: Flask) -> None:
 
 @pytest.fixture(autouse=True)
 def clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test starts from empty tables (rows are deleted after each test that used the app)."""
+    """Every test starts from empty tables (rows are deleted after each test that used the app)
+    and, on the services profile, with no rate-limit counts in Redis: an app a test builds for
+    itself (make_app) shares the run's Redis prefix, and nothing cleans up after a test that
+    never touched the session `app`."""
+    if SERVICES:
+        from redis import Redis
+
+        client = Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"*hearth-test-{RUN_ID}:rl*"):
+            client.delete(key)
     yield
     if "app" not in request.fixturenames:
         return

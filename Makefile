@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 export FLASK_APP := wsgi
 
-.PHONY: run install test test-unit test-integration test-e2e test-services browser lint format bench migrate seed clean messages
+.PHONY: run install system-packages test test-unit test-integration test-e2e test-services browser lint format bench migrate seed clean messages
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -19,7 +19,19 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+## system-packages: Debian's Pango and a font, which WeasyPrint (the PDF reports, app/exports/renderers)
+## loads at run time; installed (root, or sudo) only when dpkg says one is missing. Not Debian: a note.
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+system-packages:
+	@if ! command -v dpkg >/dev/null; then echo "Not Debian: install Pango ($(SYSTEM_PACKAGES)) for the PDF reports"; exit 0; fi; \
+	missing=$$(for package in $(SYSTEM_PACKAGES); do dpkg -s $$package 2>/dev/null | grep -q "^Status: install ok installed" || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing" $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+install: $(STAMP) system-packages
 
 ## run: install, migrate, make sure an admin exists (DEMO=1: and demo data), then serve web + workers;
 ## once they are up, a box says where Hearth is and the first run's admin sign-in (also in

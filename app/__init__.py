@@ -12,6 +12,7 @@ from flask_login.utils import _user_context_processor
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import models  # noqa: F401  (every table on the metadata, for Alembic too)
+from app.account.notifications import notifications_bp
 from app.account.routes import account_bp
 from app.admin import admin_bp
 from app.api import api_bp
@@ -29,6 +30,7 @@ from app.core.templating import init_templating
 from app.core.toasts import init_toasts
 from app.errors import register_error_handlers
 from app.extensions import app_limiter, cache, csrf, db, login_manager
+from app.files.exports import exports_bp
 from app.files.routes import files_bp
 from app.flags import init_flags
 from app.health.routes import health_bp
@@ -276,7 +278,9 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(notifications_bp)
     app.register_blueprint(files_bp)
+    app.register_blueprint(exports_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)

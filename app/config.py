@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     upload_image_max_pixels: int = Field(default=40_000_000, ge=1_000_000)
     # Address-space limit of the child process that decodes one upload (app/uploads/sandbox.py).
     upload_processing_memory_mb: int = Field(default=1024, ge=256)
+    # Exports (the `reports` queue): how long a finished file is kept, and how many exports
+    # one user may have queued or running at once (more: 429 with Retry-After).
+    export_retention_hours: int = Field(default=24, ge=1, le=24 * 30)
+    export_max_concurrent_per_user: int = Field(default=2, ge=1, le=20)
     smtp_url: str | None = None
     mail_from: str = "Hearth <no-reply@localhost>"
     sentry_dsn: str | None = None

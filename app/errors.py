@@ -44,6 +44,10 @@ class DomainError(Exception):
         self.detail = detail or self.title
         self.extra = extra
 
+    def response_headers(self) -> list[tuple[str, str]]:
+        """Headers the answer carries besides the body (a 429's Retry-After); none by default."""
+        return []
+
 
 class NotFound(DomainError):
     status, title, slug = 404, "Not found", "not-found"
@@ -65,6 +69,20 @@ class PreconditionFailed(DomainError):
     """A conditional write (If-Match) whose version of the resource is no longer current."""
 
     status, title, slug = 412, "Precondition failed", "precondition-failed"
+
+
+class TooManyRequests(DomainError):
+    """A per-user limit of the domain is reached (e.g. exports queued or running at once):
+    429 with `Retry-After`, the seconds after which trying again may succeed."""
+
+    status, title, slug = 429, "Too many requests", "too-many-requests"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 60, **extra: Any):
+        super().__init__(detail, **extra)
+        self.retry_after = max(1, int(retry_after))
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))]
 
 
 class ValidationFailed(DomainError):
@@ -188,7 +206,15 @@ def _respond(
 def handle_domain_error(error: DomainError) -> Response:
     # A domain error's detail is written for people (a service's message), unless it is only the title.
     page_detail = error.detail if error.detail != error.title else None
-    return _respond(error.status, error.title, error.detail, error.slug, page_detail=page_detail, **error.extra)
+    return _respond(
+        error.status,
+        error.title,
+        error.detail,
+        error.slug,
+        headers=error.response_headers() or None,
+        page_detail=page_detail,
+        **error.extra,
+    )
 
 
 def handle_http_exception(error: HTTPException) -> Response:

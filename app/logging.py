@@ -240,6 +240,8 @@ def configure_logging(level: str = "INFO") -> None:
     # Werkzeug's own access log would duplicate Hearth's request line.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # WeasyPrint narrates every PDF (fonts, layout steps) at INFO: ~11 lines per report.
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)
 
 
 def get_logger(name: str | None = None) -> Any:

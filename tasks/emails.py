@@ -35,9 +35,11 @@ def explain_delivery_failure(error: BaseException) -> str:
 
 
 @durable_task("emails", summarize=_summary)
-def send_email(*, job_id: str, to: str, template: str, context: dict[str, Any]) -> None:
-    """Render `template` for `to` and deliver it over SMTP."""
-    message = render_message(to, template, context, message_key=job_id)
+def send_email(
+    *, job_id: str, to: str, template: str, context: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    """Render `template` for `to` (with any extra `headers`) and deliver it over SMTP."""
+    message = render_message(to, template, context, message_key=job_id, headers=headers)
     try:
         deliver(message)
     except (smtplib.SMTPException, OSError) as error:  # retried by the queue's policy, explained

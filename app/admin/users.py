@@ -1,8 +1,10 @@
-"""`/admin/users`: search, filters, sort, bulk actions, CSV export and the user detail page."""
+"""`/admin/users`: search, filters, sort, bulk actions, exports (CSV, XLSX) and the user detail page."""
 
 from __future__ import annotations
 
-from flask import Response, render_template, request, stream_with_context, url_for
+from typing import Any
+
+from flask import Response, redirect, render_template, request, url_for
 
 from app.admin.common import (
     actor,
@@ -20,8 +22,10 @@ from app.audit.service import AuditFilter, emails_of, recent
 from app.auth import service as auth_service
 from app.auth import session_records
 from app.auth.guards import permission_required
-from app.core.database import utcnow
-from app.errors import PermissionDenied, ValidationFailed
+from app.core.toasts import toast
+from app.errors import DomainError, PermissionDenied, ValidationFailed
+from app.exports import service as exports
+from app.exports.catalogue import kind_label
 from app.i18n import _, ngettext
 from app.jobs import management as job_management
 from app.jobs.management import JobFilter
@@ -32,8 +36,17 @@ PAGE_SIZE = 25
 RECENT_UPLOADS = 10
 
 
-def _filters() -> dict:
-    args = request.args
+USER_EXPORT_KINDS = ("users_csv", "users_xlsx")
+FILTER_ARGS = ("q", "role", "status", "verified", "sort")
+
+
+def _filter_args(args: Any) -> dict[str, str]:
+    """The list's filters as they appear in its query string (the export form repeats them)."""
+    return {name: args.get(name) for name in FILTER_ARGS if args.get(name)}
+
+
+def _filters(args: Any = None) -> dict:
+    args = request.args if args is None else args
     sort = args.get("sort", "email")
     verified = {"yes": True, "no": False}.get(args.get("verified", ""))
     return {
@@ -62,18 +75,25 @@ def users() -> str:
     )
 
 
-@admin_bp.get("/users/export.csv")
+@admin_bp.post("/users/export")
 @permission_required("users:read")
 def export_users() -> Response:
-    """The filtered list as CSV, streamed in batches (see app.users.management.export_csv)."""
-    filters = _filters()
-    rows = user_management.export_csv(filters)
-    filename = f"hearth-users-{utcnow():%Y%m%d-%H%M}.csv"
-    return Response(
-        stream_with_context(rows),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    """Start an export of the filtered list (users_csv, or users_xlsx) on the `reports` queue
+    and go to /exports, where it shows its progress and, once ready, its download. (The list
+    used to stream as CSV from here; a queued export holds no request thread for a large list
+    and ends in a notification.) A refusal (the per-user limit) is a toast back on the list."""
+    kind = request.form.get("kind") if request.form.get("kind") in USER_EXPORT_KINDS else "users_csv"
+
+    try:
+        exports.request_export(actor(), kind, _filters(request.form))
+    except DomainError as error:
+        toast(error.detail, "error")
+        return redirect(url_for("admin.users", **_filter_args(request.form)))
+    toast(
+        _("%(name)s is being prepared: it appears here, and you are notified when it is ready.", name=kind_label(kind)),
+        "success",
     )
+    return redirect(url_for("exports.index"))
 
 
 @admin_bp.post("/users/bulk")

@@ -21,7 +21,11 @@ TAG_DESCRIPTIONS = {
     "auth": "Bearer tokens: sign in for an access and a refresh token, refresh them, sign out.",
     "me": "The signed-in account: its profile, roles and permissions.",
     "admin": "The admin area's operations: users, roles, jobs and queues (admin permissions).",
+    "exports": "Documents built in the background (the `reports` queue): your data, user lists, audit trail, "
+    "activity reports; poll until ready, then download.",
     "meta": "The service itself.",
+    "notifications": "Your notification centre: notices about exports, files and your account, marking them read, "
+    "and which kinds reach you in Hearth and by email.",
     "roles": "The roles accounts can hold.",
     "uploads": "Files: presigned uploads straight to storage, confirmation, processing and downloads.",
     "users": "Accounts, for those allowed to manage them.",

@@ -29,6 +29,7 @@ from app.core.unit_of_work import unit_of_work
 from app.errors import DomainError, NotFound, Unauthorized, ValidationFailed
 from app.i18n import _, locale_of
 from app.mail.service import queue_email
+from app.notifications.service import app_path, notify
 from app.rbac.catalog import DEFAULT_ROLE
 from app.users.models import User
 from app.users.passwords import check_new_password, hash_password, verify_password
@@ -227,6 +228,7 @@ def reset_password(raw: str, new_password: str) -> User:
         lockout.unlock_account(user)
         record("password_reset", actor_id=user.id, subject_id=user.id)
         sign_out_everywhere(user, reason="password_reset")
+        _notify_password_changed(user)
     return user
 
 
@@ -239,6 +241,13 @@ def change_password(user: User, current: str, new_password: str) -> None:
         user.password_hash = hash_password(new_password)
         record("password_changed", actor_id=user.id, subject_id=user.id)
         sign_out_everywhere(user, reason="password_changed")
+        _notify_password_changed(user)
+
+
+def _notify_password_changed(user: User) -> None:
+    """The security notice (always emailed too), in the caller's unit of work; its link asks
+    for a reset, in case it was not the owner."""
+    notify(user, "security.password_changed", link=app_path("auth.reset_request"))
 
 
 def update_profile(user: User, display_name: str, email: str, current_password: str | None = None) -> bool:
@@ -340,4 +349,5 @@ def set_password(email: str, password: str) -> User:
         user.locked_until = None
         record("password_changed", subject_id=user.id, by="cli")
         sign_out_everywhere(user, reason="password_changed")
+        _notify_password_changed(user)
     return user

@@ -41,6 +41,16 @@ class UserSessionRepository(Repository[UserSession]):
             )
         )
 
+    def agents_seen(self, user_id: int) -> set[str | None]:
+        """Every User-Agent the user has signed in with, as far as the records still tell: their
+        browser sessions and API sign-ins, live or ended (one statement). Empty: never signed in."""
+        statement = (
+            select(UserSession.user_agent)
+            .where(UserSession.user_id == user_id)
+            .union(select(RefreshToken.user_agent).where(RefreshToken.user_id == user_id))
+        )
+        return set(self.session.scalars(statement))
+
     def end(self, sid: str, now: datetime) -> None:
         """Mark the session `sid` revoked (sign-out)."""
         self.session.execute(update(UserSession).where(UserSession.id == sid).values(revoked_at=now))

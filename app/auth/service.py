@@ -10,26 +10,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 
 from app.audit.service import record
 from app.auth import lockout
 from app.auth.cache import forget_family
 from app.auth.emailed_tokens import revoke_pending_tokens, token_hash
 from app.auth.models import RefreshToken
-from app.auth.repository import RefreshTokenRepository
+from app.auth.repository import RefreshTokenRepository, UserSessionRepository
 from app.auth.session_records import revoke_all_sessions
 from app.auth.tokens import issue_access_token
 from app.core.database import UTCDateTime, utcnow
+from app.core.net import client_address
+from app.core.templating import user_agent
 from app.core.unit_of_work import in_unit_of_work, unit_of_work
 from app.errors import DomainError, Unauthorized
-from app.i18n import _, _l
+from app.i18n import DEFAULT_LOCALE, _, _l, force_locale
+from app.notifications.service import app_path, notify
 from app.users.models import User
 from app.users.passwords import dummy_hash, hash_password, needs_rehash, refuse_when_busy, verify_password
 from app.users.repository import UserRepository, normalise_email
 
 users = UserRepository()
 refresh_tokens = RefreshTokenRepository()
+sessions = UserSessionRepository()
 
 # Lazy: a form error shown in the reader's language (str() it for anything serialised).
 GENERIC_FAILURE = _l("Invalid email or password.")
@@ -96,13 +100,39 @@ def _checked_credentials(email: str, password: str, channel: str) -> tuple[User,
 
 def _record_sign_in(user: User, client: str, password: str, channel: str) -> None:
     """A successful sign-in, in the caller's unit of work: this client's failures forgotten,
-    `last_login_at`, a rehash if the hashing costs changed, and its audit row."""
+    `last_login_at`, a rehash if the hashing costs changed, its audit row, and a notice if it
+    came from a device the account has not signed in from before (`_notice_new_device`)."""
     with unit_of_work():
+        _notice_new_device(user)
         lockout.clear_client(user, client)
         user.last_login_at = utcnow()
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel)
+
+
+def _device_words(agent: str) -> str:
+    """ "Firefox on Linux", always in English: the notice is stored in English and its template
+    translated where it is read; the device's words stay as they are (a generic "%(browser)s on
+    %(system)s" marked for `translate_stored` would also match unrelated stored sentences)."""
+    with force_locale(DEFAULT_LOCALE):
+        return user_agent(agent)
+
+
+def _notice_new_device(user: User) -> None:
+    """`security.new_sign_in` when this request's User-Agent is none the account's sessions and
+    API sign-ins recorded (before this sign-in adds its own). An account with no record at all
+    is signing in for the first time (e.g. right after sign-up): nothing to warn about."""
+    agent = request.user_agent.string[:300] if has_request_context() else ""
+    seen = sessions.agents_seen(user.id)
+    if not seen or agent in seen:
+        return
+    notify(
+        user,
+        "security.new_sign_in",
+        params={"device": _device_words(agent), "address": client_address()},
+        link=app_path("account.index"),
+    )
 
 
 def authenticate(email: str, password: str, channel: str) -> User:

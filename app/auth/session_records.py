@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Flask, current_app, flash, g, request, session
 from flask_login import current_user, login_user, logout_user
@@ -52,6 +54,7 @@ REMEMBER_TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsaf
 PENDING_COOKIE = "hearth_remember_cookie"  # `g` attribute: what to send back for the cookie
 CLEAR = "clear"
 LOADED_RECORD = "hearth_session_record"  # `g` attribute: this request's (UserSession, User) row
+PASSIVE_ATTR = "__hearth_passive__"  # on a view: its requests are not the user's activity
 
 sessions = UserSessionRepository()
 remember_tokens = RememberTokenRepository()
@@ -200,7 +203,8 @@ def _enforce() -> None:
         if _session_is_live():
             return
         ended = True
-    raw = _presented_remember_token()
+    # A background poll never resumes from remember-me (the user's next real request does).
+    raw = None if _is_passive_request() else _presented_remember_token()
     if raw is not None and _resume_from_remember_token(raw):
         return
     if ended:
@@ -218,7 +222,7 @@ def _session_is_live() -> bool:
         and row.expires_at > now
         and now - row.last_seen_at <= idle_limit
     ):
-        if now - row.last_seen_at > TOUCH_EVERY:
+        if now - row.last_seen_at > TOUCH_EVERY and not _is_passive_request():
             with unit_of_work():
                 row.last_seen_at = now
             # The cookie's expiry moves with the record's (app.core.cookie_session).
@@ -232,6 +236,20 @@ def _session_is_live() -> bool:
                 remember_tokens.revoke_of_session(row.id, now)
     _sign_browser_out()
     return False
+
+
+def passive_request(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view that a page calls on its own (the notification bell's polling): its session
+    is checked like any request's, but it is not activity: it never moves `last_seen_at` (an
+    open tab still goes idle, SESSION_IDLE_MINUTES) and never starts a session from the
+    remember-me cookie (the user's next real request does)."""
+    setattr(view, PASSIVE_ATTR, True)
+    return view
+
+
+def _is_passive_request() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, PASSIVE_ATTR, False)
 
 
 def _sign_browser_out() -> None:

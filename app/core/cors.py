@@ -16,6 +16,7 @@ from app.core.api_paths import is_api_request
 EXPOSED_HEADERS = (
     "ETag",
     "Link",
+    "Location",
     "RateLimit-Limit",
     "RateLimit-Remaining",
     "RateLimit-Reset",

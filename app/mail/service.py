@@ -6,6 +6,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -25,6 +26,12 @@ log = get_logger("hearth.mail")
 SMTP_TIMEOUT_SECONDS = 10
 DEV_MAILBOX = INSTANCE_PATH / "mail"
 SEND_EMAIL_TASK = "tasks.emails.send_email"  # queued by name: tasks.emails imports this module
+# Header lines may run to RFC 5322's 998 characters before folding: with the default 78, a
+# `List-Unsubscribe: <https://…/long-token>` (one word, nowhere to fold) would be turned into
+# RFC 2047 encoded words, which no mail client reads as a URL (RFC 8058 needs it as it is).
+MESSAGE_POLICY = policy.default.clone(max_line_length=998)
+# What render_message sets itself: extra headers may not replace them.
+RESERVED_HEADERS = frozenset({"subject", "from", "to", "date", "message-id", "content-type", "mime-version"})
 
 
 @dataclass(frozen=True)
@@ -49,25 +56,37 @@ class SmtpTarget:
         )
 
 
-def render_message(to: str, template: str, context: dict[str, Any], message_key: str) -> EmailMessage:
+def render_message(
+    to: str,
+    template: str,
+    context: dict[str, Any],
+    message_key: str,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
     """Build the message from `templates/email/<template>.{subject.txt,txt,html}`: a
     multipart/alternative of the plain text and its HTML twin (links as `<a>`; every variable
     escaped), in the language `context["locale"]` names (English without one).
 
     The Message-ID derives from `message_key` (the job id), so a re-run of the same job
-    produces the same Message-ID and receiving systems can drop the duplicate.
+    produces the same Message-ID and receiving systems can drop the duplicate. `headers` are
+    added as they are (e.g. RFC 8058 `List-Unsubscribe`); they cannot replace the ones set
+    here (Subject, From, To, Date, Message-ID).
     """
     settings = current_app.extensions["hearth.settings"]
     with force_locale(context.get("locale") or DEFAULT_LOCALE):
         subject = render_template(f"email/{template}.subject.txt", **context).strip()
         text = render_template(f"email/{template}.txt", **context)
         html = render_template(f"email/{template}.html", **{**context, "subject": subject})
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["Subject"] = subject
     message["From"] = settings.mail_from
     message["To"] = to
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = f"<{message_key}@{_message_id_domain(settings.mail_from)}>"
+    for name, value in (headers or {}).items():
+        if name.lower() in RESERVED_HEADERS or "\n" in value or "\r" in value:
+            raise ValueError(f"header {name!r} cannot be set by a template's caller")
+        message[name] = value
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message
@@ -109,10 +128,18 @@ def store_dev_copy(message: EmailMessage) -> Path:
     return path
 
 
-def queue_email(to: str, template: str, context: dict[str, Any] | None = None, user_id: int | None = None):
+def queue_email(
+    to: str,
+    template: str,
+    context: dict[str, Any] | None = None,
+    user_id: int | None = None,
+    headers: dict[str, str] | None = None,
+):
     """Queue an email in the current unit of work; it is sent once that commits.
-    `user_id` is the account it is for (shown on the admin's jobs page)."""
-    return enqueue_task(SEND_EMAIL_TASK, caused_by=user_id, to=to, template=template, context=context or {})
+    `user_id` is the account it is for (shown on the admin's jobs page); `headers` are extra
+    message headers (`render_message`)."""
+    extra = {"headers": headers} if headers else {}
+    return enqueue_task(SEND_EMAIL_TASK, caused_by=user_id, to=to, template=template, context=context or {}, **extra)
 
 
 def queue_test_email(address: str):

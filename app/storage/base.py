@@ -72,6 +72,12 @@ class Storage(Protocol):
     def read(self, key: str, length: int | None = None) -> bytes:
         """The object's bytes (the first `length` bytes if given)."""
 
+    def open(self, key: str) -> BinaryIO:
+        """A reader of the object's bytes from the start, streamed: each `read(n)` fetches about
+        `n` bytes, never the whole object at once (the account-data export copies uploads into a
+        ZIP this way). Close it when done (`with storage.open(key) as reader:`). A missing
+        object raises FileNotFoundError, on both backends."""
+
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, max_bytes: int) -> int:

@@ -110,6 +110,12 @@ class LocalStorage:
         with self._path(key).open("rb") as handle:
             return handle.read(length if length is not None else -1)
 
+    def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        if not path.is_file():  # a folder of keys is not an object either
+            raise FileNotFoundError(key)
+        return path.open("rb")
+
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,16 @@ class S3Storage:
             params["Range"] = f"bytes=0-{length - 1}"
         return self.client.get_object(**params)["Body"].read()
 
+    def open(self, key: str) -> BinaryIO:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(key) from None
+            raise
+        # botocore's StreamingBody: a file object reading the HTTP response as it is asked to.
+        return response["Body"]
+
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self._ensure_bucket()
         self.client.put_object(

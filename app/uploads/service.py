@@ -38,6 +38,7 @@ from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.i18n import N_, _
 from app.jobs.service import enqueue_task
+from app.notifications.service import app_path, notify
 from app.storage import ObjectTooLarge, PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
 from app.uploads import sandbox
@@ -223,6 +224,12 @@ def _reject(upload: Upload, reason: str) -> Upload:
         upload.status = UploadStatus.rejected
         upload.error = reason
         record("upload_rejected", subject_id=upload.user_id, upload=upload.id, reason=reason)
+        notify(
+            upload.user_id,
+            "upload.rejected",
+            params={"filename": upload.filename, "reason": reason},
+            link=app_path("files.index"),
+        )
     return upload
 
 
@@ -318,6 +325,7 @@ def process(upload_id: str, progress: Callable[[int, str], None] | None = None) 
         upload.details = details
         upload.status = UploadStatus.ready
         upload.error = None
+        notify(upload.user_id, "upload.ready", params={"filename": upload.filename}, link=app_path("files.index"))
 
 
 def mark_failed(upload_id: str, reason: str) -> None:
@@ -329,6 +337,12 @@ def mark_failed(upload_id: str, reason: str) -> None:
         if upload is not None and upload.status in (UploadStatus.uploaded, UploadStatus.processing):
             upload.status = UploadStatus.failed
             upload.error = (PROCESSING_FAILED % {"reason": reason})[:500]
+            notify(
+                upload.user_id,
+                "upload.rejected",
+                params={"filename": upload.filename, "reason": upload.error},
+                link=app_path("files.index"),
+            )
 
 
 REPROCESSABLE = frozenset({UploadStatus.failed, UploadStatus.ready, UploadStatus.uploaded, UploadStatus.processing})

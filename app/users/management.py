@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 
 from app.audit.service import record
 from app.auth.accounts import send_password_reset_link
@@ -26,6 +26,7 @@ from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from app.i18n import _, ngettext
+from app.notifications.service import notify
 from app.rbac.catalog import ADMIN_ROLE
 from app.rbac.models import Role
 from app.rbac.service import permissions_of, role_named
@@ -168,6 +169,8 @@ def update_user(
                 before={key: before[key] for key in sorted(changed)},
                 after={key: after[key] for key in sorted(changed)},
             )
+        if "roles" in changed and user.id != actor.id:
+            notify(user, "account.role_changed", params={"roles": ", ".join(after["roles"]) or "—"})
     return user
 
 
@@ -327,35 +330,65 @@ EXPORT_COLUMNS = ("id", "email", "display_name", "status", "roles", "email_verif
 EXPORT_BATCH = 500
 
 
+def count_users(filters: dict[str, Any]) -> int:
+    """How many users `filters` match (one count query, as `list_users` counts its pages)."""
+    statement = _list_statement(filters)
+    return users.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+
+
+def export_batches(filters: dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
+    """The users `filters` match (as `list_users`), in batches of EXPORT_BATCH rows fetched
+    from a server-side cursor, never all in memory. A row holds EXPORT_COLUMNS's values as
+    they are (int id, str texts, bool email_verified, datetimes); `csv_cells` makes a CSV row
+    of one. The users CSV on /admin/users and the reports queue's CSV and XLSX share this."""
+    for batch in users.stream(_list_statement(filters), EXPORT_BATCH):
+        yield [
+            (
+                user.id,
+                user.email,
+                user.display_name,
+                user.status,
+                " ".join(user.role_names),
+                user.email_verified_at is not None,
+                user.created_at,
+                user.last_login_at,
+            )
+            for user in batch
+        ]
+
+
+def csv_cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One `export_batches` row as CSV cells: texts defused (`csv_safe`), yes/no, ISO 8601 times."""
+    user_id, email, display_name, status, roles, verified, created_at, last_login_at = row
+    return (
+        user_id,
+        csv_safe(email),
+        csv_safe(display_name),
+        status,
+        roles,
+        "yes" if verified else "no",
+        created_at.isoformat(),
+        last_login_at.isoformat() if last_login_at else "",
+    )
+
+
 def export_csv(filters: dict[str, Any]) -> Iterator[str]:
-    """The user list for `filters` (as `list_users`) as CSV, streamed: rows are fetched in
-    batches of EXPORT_BATCH from a server-side cursor and written out one chunk per batch,
-    never all in memory."""
+    """The user list for `filters` (as `list_users`) as CSV, streamed: one chunk for the header,
+    then one per batch of `export_batches`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
     yield buffer.getvalue()
-    for batch in users.stream(_list_statement(filters), EXPORT_BATCH):
+    for batch in export_batches(filters):
         buffer.seek(0)
         buffer.truncate()
-        for user in batch:
-            writer.writerow(
-                (
-                    user.id,
-                    _csv_safe(user.email),
-                    _csv_safe(user.display_name),
-                    user.status,
-                    " ".join(user.role_names),
-                    "yes" if user.email_verified_at else "no",
-                    user.created_at.isoformat(),
-                    user.last_login_at.isoformat() if user.last_login_at else "",
-                )
-            )
+        writer.writerows(csv_cells(row) for row in batch)
         yield buffer.getvalue()
 
 
-def _csv_safe(value: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas (CSV injection): defuse them."""
+def csv_safe(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ (or a tab or carriage return before one)
+    as formulas (CSV injection): such a cell gets a leading apostrophe, which they show as text."""
     return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 

@@ -46,6 +46,7 @@ from app.extensions import db
 from app.flags import service as flags
 from app.jobs.models import Job, JobStatus
 from app.mail import service as mail_service
+from app.notifications.service import notify, unsubscribe_url
 from app.storage import get_storage
 from app.uploads import service as uploads
 from app.uploads.models import Upload, UploadStatus
@@ -373,6 +374,25 @@ def _jobs(app, user_id: int) -> dict[str, str]:
     return ids
 
 
+def _notifications(app, user_id: int) -> None:
+    """Notices of several kinds (a long file name among them), one of them read."""
+    with app.app_context(), unit_of_work() as session:
+        notify(user_id, "security.new_sign_in", params={"device": "Firefox on Linux", "address": "203.0.113.7"})
+        notify(user_id, "account.role_changed", params={"roles": "manager, user"})
+        notify(
+            user_id,
+            "upload.rejected",
+            params={
+                "filename": "a-very-long-file-name-without-any-spaces-at-all-2024-q3-final-final.pdf",
+                "reason": "The file's content is not a PDF.",
+            },
+            link="/files/",
+        )
+        read = notify(user_id, "export.ready", params={"export_name": "Account data", "size": "2.8 MB"}, link="/files/")
+        session.flush()
+        read.read_at = utcnow()
+
+
 def _flags(app, actor_id: int) -> None:
     with app.app_context():
         actor = db.session.get(User, actor_id)
@@ -416,6 +436,7 @@ def test_every_public_page_fits_and_passes_axe(new_page, live_server_url, app, m
         reset = issue_token(someone.id, RESET_PASSWORD)
         unlock = issue_token(someone.id, UNLOCK_ACCOUNT)
         undo = issue_token(someone.id, UNDO_EMAIL_CHANGE, email="zed.before@example.com")
+        unsubscribe = unsubscribe_url(someone.id, "export.ready").partition("/notifications/")[2]
     visits = [
         Visit("landing", "/"),
         Visit("sign-in", "/auth/login"),
@@ -427,6 +448,9 @@ def test_every_public_page_fits_and_passes_axe(new_page, live_server_url, app, m
         Visit("unlock", f"/auth/unlock/{unlock}"),
         Visit("undo-email-change", f"/auth/email/undo/{undo}"),
         Visit("link-invalid", "/auth/verify/not-a-real-token", status=400),
+        Visit("unsubscribe", f"/notifications/{unsubscribe}"),
+        Visit("unsubscribed", open=post_form(f"/notifications/{unsubscribe}", f"/notifications/{unsubscribe}")),
+        Visit("unsubscribe-invalid", "/notifications/unsubscribe/not-a-real-token", status=400),
         Visit("api-docs", "/api/docs", ready="#api-reference, .swagger-ui .info"),
         Visit("not-found", "/no/such/page", status=404),
         Visit("method-not-allowed", "/auth/logout", status=405),
@@ -448,6 +472,7 @@ def _wrong_password(page: Any) -> int:
 def test_every_user_page_fits_and_passes_axe(new_page, live_server_url, app, make_user, dev_server, scheme):
     user = make_user(email="uma@example.com", display_name="Uma Example", email_verified_at=utcnow())
     _user_uploads(app, user.id)
+    _notifications(app, user.id)
     with dev_server.app.app_context(), unit_of_work():
         mail_service.queue_email("uma@example.com", "test_message", {"address": "uma@example.com"}, user_id=user.id)
     [message] = [path.stem for path in dev_server.mailbox.glob("*.eml")]
@@ -455,6 +480,8 @@ def test_every_user_page_fits_and_passes_axe(new_page, live_server_url, app, mak
     visits = [
         Visit("files", "/files/"),
         Visit("account", "/account/"),
+        Visit("notifications", "/notifications"),
+        Visit("notification-settings", "/account/notifications"),
         Visit("dev-mail", f"{dev_url}/dev/mail/"),
         Visit("dev-mail-message", f"{dev_url}/dev/mail/{message}"),
         Visit("landing-signed-in", "/"),

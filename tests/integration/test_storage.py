@@ -75,6 +75,32 @@ def test_put_stream_stores_in_chunks_and_refuses_more_than_its_limit(storage_app
         storage.delete("contract/stream/ok")
 
 
+def test_open_streams_the_object_in_the_reads_asked_for(storage_app):
+    """`open` is a reader, not a download: each read returns at most what was asked (the
+    account-data export copies files through it; tests/integration/test_export_renderers.py
+    bounds its memory on both backends)."""
+    import os
+
+    from app.storage import get_storage
+    from app.storage.base import STREAM_CHUNK
+
+    data = os.urandom(2 * STREAM_CHUNK + 5)
+    with storage_app.test_request_context():
+        storage = get_storage()
+        storage.put("contract/open/blob", data, "application/octet-stream")
+        with storage.open("contract/open/blob") as reader:
+            first = reader.read(1000)
+            chunks = []
+            while chunk := reader.read(STREAM_CHUNK):
+                assert len(chunk) <= STREAM_CHUNK
+                chunks.append(chunk)
+        assert first == data[:1000] and first + b"".join(chunks) == data
+        for missing in ("contract/open/missing", "contract/open"):  # nothing there; a "folder" of keys
+            with pytest.raises(FileNotFoundError):
+                storage.open(missing)
+        storage.delete("contract/open/blob")
+
+
 def test_presigned_downloads_are_attachments(storage_app):
     from app.storage import get_storage
 

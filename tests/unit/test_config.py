@@ -55,6 +55,8 @@ def test_short_secrets_are_rejected():
         ("storage_backend", "ftp", "STORAGE_BACKEND"),
         ("smtp_url", "http://mail", "SMTP_URL"),
         ("metrics_token", "short", "METRICS_TOKEN"),
+        ("export_retention_hours", 0, "EXPORT_RETENTION_HOURS"),
+        ("export_max_concurrent_per_user", "two", "EXPORT_MAX_CONCURRENT_PER_USER"),
     ],
 )
 def test_each_bad_value_is_named(field, value, variable):

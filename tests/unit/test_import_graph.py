@@ -17,7 +17,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "tasks")
-DOMAIN_PACKAGES = ("app.users", "app.rbac", "app.jobs", "app.uploads", "app.flags", "app.audit", "app.storage")
+DOMAIN_PACKAGES = (
+    "app.users",
+    "app.rbac",
+    "app.jobs",
+    "app.uploads",
+    "app.flags",
+    "app.audit",
+    "app.storage",
+    "app.exports",
+    "app.notifications",
+)
 CHANNEL_MODULES = (
     "app.admin",
     "app.api",

@@ -1,0 +1,375 @@
+"""Exports, shared by the JSON API and the `/exports` pages (docs/architecture.md §9).
+
+1. `request_export` checks the kind, the permission it needs, its filters and the owner's
+   limit (EXPORT_MAX_CONCURRENT_PER_USER queued or running), then records the export `queued`
+   and its `reports` job in one unit of work: the job runs only if the export exists.
+2. `build` (the job, tasks.reports) marks it `running`, has the kind's renderer write the
+   document into a temporary file, reporting progress (rows done / total) on the export and
+   the job as it goes, stores the file under `exports/<user>/<export>/<filename>` and marks
+   it `ready` until now + EXPORT_RETENTION_HOURS; the owner is notified. Each attempt starts
+   from scratch (the same object key, overwritten), so a retry or a re-delivery is harmless.
+   A failing attempt leaves no file (the temporary file goes, any stored object is deleted);
+   once the queue's retries are spent, `mark_failed` records why and tells the owner.
+3. `expire_exports` (hourly) deletes the files of ready exports past their retention and
+   marks them `expired`; it also fails exports whose job ended without telling them.
+
+Only the owner sees, downloads or deletes an export: anyone else gets 404, as for a missing one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+
+from app.audit.service import record
+from app.core.database import utcnow
+from app.core.pagination import Page, paginate
+from app.core.unit_of_work import unit_of_work
+from app.errors import Conflict, NotFound, PermissionDenied, TooManyRequests
+from app.exports.catalogue import KINDS, ExportKind, get_kind, kind_title, validate_filters
+from app.exports.models import ACTIVE_STATUSES, Export, ExportStatus
+from app.exports.renderers import RENDERERS, RenderContext
+from app.exports.repository import ExportRepository, export_list_statement, progress_statement
+from app.extensions import db
+from app.i18n import N_, _, format_filesize, ngettext
+from app.jobs.service import TaskFailed, enqueue_task, report_progress
+from app.logging import get_logger
+from app.notifications.service import app_path, notify
+from app.rbac.service import permissions_of
+from app.storage import get_storage
+from app.users.models import User
+
+log = get_logger("hearth.exports")
+exports = ExportRepository()
+
+BUILD_EXPORT_TASK = "tasks.reports.build_export"  # queued by name: tasks.reports imports this module
+KEY_PREFIX = "exports/"
+DOWNLOAD_URL_SECONDS = 300
+# A finished document is stored whatever its size up to this (a guard, not a quota).
+MAX_EXPORT_BYTES = 50 * 1024**3
+# How often a running export writes its progress (each write is a commit of its own).
+PROGRESS_INTERVAL_SECONDS = 0.5
+# Retry-After of the per-user limit: about how long a small export takes.
+LIMIT_RETRY_AFTER_SECONDS = 30
+SWEEP_BATCH = 500
+# The pages a notification links to (a path: app.notifications builds absolute URLs for mail).
+EXPORTS_PAGE_ENDPOINT = "exports.index"
+
+# Sentences stored with an export (`exports.error`) in English, translated where shown.
+BUILD_FAILED = N_("The export could not be built: %(reason)s")
+STORE_FAILED = N_("The finished file could not be stored.")
+JOB_LOST = N_("The export stopped before it finished (its job ended without it).")
+
+
+def _settings():
+    return current_app.extensions["hearth.settings"]
+
+
+def retention_hours() -> int:
+    """How long a ready export's file is kept (EXPORT_RETENTION_HOURS)."""
+    return _settings().export_retention_hours
+
+
+# Asking for one -------------------------------------------------------------------------------
+
+
+def available_kinds(permissions: frozenset[str]) -> list[ExportKind]:
+    """The kinds someone holding `permissions` may ask for, in catalogue order."""
+    return [kind for kind in KINDS.values() if kind.permission is None or kind.permission in permissions]
+
+
+def request_export(actor: User, kind: Any, filters: Any = None) -> Export:
+    """Record an export of `kind` for `actor` and queue its job, in one unit of work.
+
+    ValidationFailed (422) names `kind` or the bad `filters.<field>`; PermissionDenied (403)
+    when the kind needs a permission `actor` lacks; TooManyRequests (429, Retry-After) when
+    `actor` already has EXPORT_MAX_CONCURRENT_PER_USER exports queued or running."""
+    spec = get_kind(kind)
+    if spec.permission is not None and spec.permission not in permissions_of(actor.id):
+        raise PermissionDenied(_("This needs the %(permission)r permission.", permission=spec.permission))
+    clean = validate_filters(spec, filters)
+    limit = _settings().export_max_concurrent_per_user
+    with unit_of_work():
+        exports.lock_owner(actor.id)
+        if exports.count_active(actor.id) >= limit:
+            raise TooManyRequests(
+                ngettext(
+                    "You already have %(num)d export in progress. Wait until it finishes, then try again.",
+                    "You already have %(num)d exports in progress. Wait until one finishes, then try again.",
+                    limit,
+                ),
+                retry_after=LIMIT_RETRY_AFTER_SECONDS,
+            )
+        export = exports.add(
+            Export(
+                id=str(uuid.uuid4()),
+                user_id=actor.id,
+                kind=spec.name,
+                filters=clean,
+                status=ExportStatus.queued,
+                progress=0,
+                created_at=utcnow(),
+            )
+        )
+        job = enqueue_task(BUILD_EXPORT_TASK, caused_by=actor.id, export_id=export.id)
+        export.job_id = job.id
+        record(
+            "export_requested",
+            actor_id=actor.id,
+            subject_id=actor.id,
+            target=f"export:{export.id}",
+            kind=spec.name,
+            filters=clean,
+            job=job.id,
+        )
+    return export
+
+
+# Building it (the `reports` job) -------------------------------------------------------------
+
+
+def object_key(export: Export, filename: str) -> str:
+    return f"{KEY_PREFIX}{export.user_id}/{export.id}/{filename}"
+
+
+def file_name(export: Export, extension: str) -> str:
+    """The download's name: the kind and when it was asked for, the same for every attempt."""
+    return f"hearth-{export.kind.replace('_', '-')}-{export.created_at:%Y%m%d-%H%M%S}.{extension}"
+
+
+class ProgressReporter:
+    """`progress(done, total)` for a renderer: the percentage goes on the export (for
+    /exports) and the job (for /admin/jobs), each committed at once on a connection of its
+    own, at most every PROGRESS_INTERVAL_SECONDS and only when it changed."""
+
+    def __init__(self, export_id: str, job_id: str | None, clock=time.monotonic):
+        self.export_id, self.job_id, self.clock = export_id, job_id, clock
+        self.percent = 0
+        self.written_at: float | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        # 100 only once the file is stored: a document written is not yet a download.
+        percent = min(99, max(0, int(done * 100 / total))) if total > 0 else 0
+        now = self.clock()
+        if percent == self.percent or (
+            self.written_at is not None and now - self.written_at < PROGRESS_INTERVAL_SECONDS
+        ):
+            return
+        self.percent, self.written_at = percent, now
+        with db.engine.begin() as connection:
+            connection.execute(progress_statement(self.export_id, percent))
+        if self.job_id:
+            report_progress(self.job_id, percent, f"{done} / {total}")
+
+
+def _start(export_id: str, job_id: str | None) -> Export | None:
+    """Mark the export running, from scratch (a unit of its own, committed before the slow
+    part so /exports shows it); None when there is nothing to build (deleted, or finished by
+    an earlier delivery of the same job)."""
+    with unit_of_work():
+        export = exports.get(export_id)
+        if export is None or export.status not in ACTIVE_STATUSES:
+            return None
+        export.status = ExportStatus.running
+        export.started_at = utcnow()
+        export.progress = 0
+        export.error = None
+        export.size = None
+        export.storage_key = None
+        export.finished_at = None
+        export.expires_at = None
+        if job_id:
+            export.job_id = job_id
+    return export
+
+
+def build(export_id: str, job_id: str | None = None) -> None:
+    """Build the export's document and store it (the `reports` job); idempotent."""
+    export = _start(export_id, job_id)
+    if export is None:
+        log.info("export_skipped", export_id=export_id)
+        return
+    renderer = RENDERERS[export.kind]
+    filename = file_name(export, renderer.extension)
+    key = object_key(export, filename)
+    # The key is the same for every attempt: what a previous attempt stored before it died
+    # is overwritten, never left beside the new file.
+    storage = get_storage()
+    context = RenderContext(
+        user_id=export.user_id,
+        filters=dict(export.filters or {}),
+        progress=ProgressReporter(export.id, job_id),
+        generated_at=utcnow(),
+    )
+    try:
+        with tempfile.NamedTemporaryFile("w+b", prefix="hearth-export-", suffix=f".{renderer.extension}") as out:
+            # A unit of its own (renderers only read): it ends the render's transaction and
+            # snapshot, so what follows reads the export as it is now (deleted meanwhile?).
+            with unit_of_work():
+                renderer.render(context, out)
+            out.flush()
+            out.seek(0)
+            try:
+                size = storage.put_stream(key, out, renderer.content_type, MAX_EXPORT_BYTES)
+            except Exception as error:  # the store refused or failed: a sentence for people, retried
+                raise TaskFailed(STORE_FAILED) from error
+        if not _finish(export_id, key, filename, renderer.content_type, size):
+            _discard(key)  # deleted while it was built: nothing points at the file
+    except BaseException:
+        _discard(key)
+        _requeue(export_id)
+        raise
+
+
+def _finish(export_id: str, key: str, filename: str, content_type: str, size: int) -> bool:
+    """Mark the export ready and tell its owner, in one unit; False if it is gone."""
+    now = utcnow()
+    with unit_of_work():
+        export = exports.get(export_id)
+        if export is None or export.status != ExportStatus.running:
+            return False
+        export.status = ExportStatus.ready
+        export.progress = 100
+        export.size = size
+        export.storage_key = key
+        export.filename = filename
+        export.content_type = content_type
+        export.finished_at = now
+        export.expires_at = now + timedelta(hours=_settings().export_retention_hours)
+        # English, as notifications store their words (translated where they are shown).
+        notify(
+            export.user_id,
+            "export.ready",
+            params={"export_name": kind_title(export.kind), "size": format_filesize(size)},
+            link=exports_page_path(),
+        )
+    log.info("export_ready", export_id=export_id, kind=export.kind, size=size)
+    return True
+
+
+def _discard(key: str) -> None:
+    """Remove what an attempt may have stored; a storage failure here is logged (the failure
+    being handled matters more), and the next attempt or `expire_exports` deletes it."""
+    try:
+        get_storage().delete(key)
+    except Exception as error:  # storage down while cleaning up after a failure: logged
+        log.warning("export_cleanup_failed", key=key, error=repr(error))
+
+
+def _requeue(export_id: str) -> None:
+    """After a failed attempt: back to `queued` (a retry may follow; `mark_failed` follows
+    when none will), never left `running` with a frozen progress bar."""
+    try:
+        with unit_of_work():
+            export = exports.get(export_id)
+            if export is not None and export.status == ExportStatus.running:
+                export.status = ExportStatus.queued
+                export.progress = 0
+    except Exception as error:  # the database failing too: the job's failure is recorded anyway
+        log.warning("export_requeue_failed", export_id=export_id, error=repr(error))
+
+
+def mark_failed(export_id: str, reason: str) -> None:
+    """The job gave up (its retries are spent): the export fails with the job's sentence and
+    its owner is told. Nothing is stored for a failed export."""
+    with unit_of_work():
+        export = exports.get(export_id)
+        if export is None or export.status not in ACTIVE_STATUSES:
+            return
+        _fail(export, (BUILD_FAILED % {"reason": reason})[:2000], reason)
+
+
+def _fail(export: Export, error: str, reason: str) -> None:
+    """Fail the export with `error` (stored) and tell its owner `reason` (the notification
+    says "could not be made: <reason>")."""
+    if export.storage_key:
+        _discard(export.storage_key)
+    export.status = ExportStatus.failed
+    export.error = error
+    export.storage_key = None
+    export.finished_at = utcnow()
+    notify(
+        export.user_id,
+        "export.failed",
+        params={"export_name": kind_title(export.kind), "error": reason},
+        link=exports_page_path(),
+    )
+
+
+def exports_page_path() -> str:
+    """The path of the `/exports` page, built without a request (workers have none)."""
+    return app_path(EXPORTS_PAGE_ENDPOINT)
+
+
+# Housekeeping (hourly) -------------------------------------------------------------------------
+
+
+def expire_exports(now: datetime | None = None) -> dict[str, int]:
+    """Delete the files of ready exports past their retention (status `expired`), and fail
+    exports whose job ended without them. What it did, as counts."""
+    now = now or utcnow()
+    storage = get_storage()
+    with unit_of_work():
+        expired = exports.expired(now, SWEEP_BATCH)
+        for export in expired:
+            if export.storage_key:
+                storage.delete(export.storage_key)
+            export.status = ExportStatus.expired
+            export.storage_key = None
+        orphaned = exports.orphaned(SWEEP_BATCH)
+        for export in orphaned:
+            _fail(export, JOB_LOST, JOB_LOST)
+    return {"expired": len(expired), "failed": len(orphaned)}
+
+
+# Reading, downloading, deleting --------------------------------------------------------------
+
+
+def list_own(user_id: int, page: int, per_page: int) -> Page[Export]:
+    """One page of the user's exports, newest first."""
+    return paginate(export_list_statement(user_id), page, per_page)
+
+
+def any_active(items: Any) -> bool:
+    """Whether any of these exports is still queued or running (a page showing them polls)."""
+    return any(export.status in ACTIVE_STATUSES for export in items)
+
+
+def get_owned(user_id: int, export_id: str) -> Export:
+    """The export if `user_id` owns it; NotFound otherwise, the same for someone else's as for
+    a missing one (ids can't be probed). Owners only: no permission sees others' exports."""
+    export = exports.get(export_id)
+    if export is None or export.user_id != user_id:
+        raise NotFound(_("No export with this id."))
+    return export
+
+
+def download_url(export: Export) -> str:
+    """A link valid for DOWNLOAD_URL_SECONDS that downloads the file as an attachment
+    (presigned on S3, the signed local route on disk); Conflict unless the export is ready."""
+    if export.status != ExportStatus.ready or not export.storage_key:
+        raise Conflict(
+            _("This export is %(status)s: there is no file to download.", status=export.status_label.lower())
+        )
+    return get_storage().presign_download(export.storage_key, export.filename or "export", DOWNLOAD_URL_SECONDS)
+
+
+def delete_export(actor_id: int, export: Export) -> None:
+    """Remove the export's file, then its row (audited). A build still running finds the row
+    gone when it ends and removes what it stored."""
+    if export.storage_key:
+        get_storage().delete(export.storage_key)
+    with unit_of_work():
+        record(
+            "export_deleted",
+            actor_id=actor_id,
+            subject_id=export.user_id,
+            target=f"export:{export.id}",
+            before={"kind": export.kind, "status": export.status, "size": export.size},
+        )
+        exports.delete(export)

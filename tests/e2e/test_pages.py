@@ -188,7 +188,17 @@ def test_api_docs_are_isolated_from_the_site_styles_with_one_main_and_tags_in_re
     assert schema.evaluate("el => getComputedStyle(el).backgroundColor") != pico_button
     # One main landmark: the page's (Swagger UI's own layout would add a second).
     expect(page.get_by_role("main")).to_have_count(1)
-    assert page.evaluate(TAG_SECTIONS_JS) == ["auth", "me", "admin", "meta", "roles", "uploads", "users"]
+    assert page.evaluate(TAG_SECTIONS_JS) == [
+        "auth",
+        "me",
+        "admin",
+        "exports",
+        "meta",
+        "notifications",
+        "roles",
+        "uploads",
+        "users",
+    ]
     events.assert_clean()
 
 

@@ -3,6 +3,7 @@ job detail pages) and the named finders the audit service calls. Nothing here co
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -11,6 +12,8 @@ from sqlalchemy import Select, or_, select
 from app.audit.models import AuditEvent
 from app.core.repository import Repository
 from app.users.models import User
+
+ACTOR_ID = re.compile(r"#[0-9]{1,18}")  # "#<user id>" in the actor filter
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ def audit_statement(filters: AuditFilter) -> Select:
     statement = select(AuditEvent)
     if filters.actor:
         term = filters.actor.strip().lower()
-        if term.startswith("#") and term[1:].isdigit():
+        if ACTOR_ID.fullmatch(term):  # ASCII digits only: "#²" is "digits" to str.isdigit, not to int()
             statement = statement.where(AuditEvent.actor_user_id == int(term[1:]))
         else:
             statement = statement.where(
@@ -48,7 +51,7 @@ def audit_statement(filters: AuditFilter) -> Select:
         )
     if filters.since:
         statement = statement.where(AuditEvent.created_at >= _day_start(filters.since))
-    if filters.until:
+    if filters.until and filters.until < date.max:  # up to date.max inclusive: no upper bound at all
         statement = statement.where(AuditEvent.created_at < _day_start(filters.until + timedelta(days=1)))
     if filters.request_id:
         statement = statement.where(AuditEvent.request_id == filters.request_id.strip())

@@ -21,6 +21,9 @@ from app.users.repository import SORTABLE
 
 ACTIVITY_DEFAULT_DAYS = 30
 ACTIVITY_MAX_DAYS = 366
+# Days a report or audit export may name: nothing happened before Hearth's data existed, and
+# bounds keep day arithmetic (`until + 1 day`, `until - 29 days`) clear of date.min/date.max.
+EARLIEST_DAY = date(2000, 1, 1)
 
 
 class NoFilters(BaseModel):
@@ -33,6 +36,16 @@ def _blank_is_none(value: Any) -> Any:
     if isinstance(value, str):
         value = value.strip()
         return value or None
+    return value
+
+
+def _plausible_day(value: date | None) -> date | None:
+    """A day from EARLIEST_DAY to tomorrow (UTC), or ValueError (a 422 naming the field)."""
+    if value is None:
+        return None
+    latest = utcnow().date() + timedelta(days=1)
+    if not EARLIEST_DAY <= value <= latest:
+        raise ValueError(_("must be a day from %(earliest)s to %(latest)s.", earliest=EARLIEST_DAY, latest=latest))
     return value
 
 
@@ -75,6 +88,7 @@ class AuditFilters(BaseModel):
     request_id: str | None = Field(default=None, max_length=128)
 
     _blank = field_validator("actor", "action", "target", "since", "until", "request_id", mode="before")(_blank_is_none)
+    _days = field_validator("since", "until")(_plausible_day)
 
     @model_validator(mode="after")
     def _ordered(self) -> AuditFilters:
@@ -93,6 +107,7 @@ class ActivityFilters(BaseModel):
     until: date | None = Field(default=None, description="Inclusive; default today")
 
     _blank = field_validator("since", "until", mode="before")(_blank_is_none)
+    _days = field_validator("since", "until")(_plausible_day)
 
     @model_validator(mode="after")
     def _range(self) -> ActivityFilters:

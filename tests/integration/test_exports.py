@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from app.core.database import utcnow
 from app.exports import service
-from app.exports.models import Export
+from app.exports.models import Export, ExportStatus
 from app.extensions import db
 from app.jobs.models import Job, PeriodicRun
 from app.notifications.models import Notification
@@ -280,6 +280,11 @@ def test_an_export_whose_job_ended_without_it_holds_no_slot_and_is_failed_hourly
         ({"kind": "activity_pdf", "filters": {"since": "2026-01-10", "until": "2026-01-01"}}, "filters.until"),
         ({"kind": "activity_pdf", "filters": {"since": "2024-01-01", "until": "2026-01-01"}}, "filters.until"),
         ({"kind": "users_csv", "filters": []}, "filters"),
+        # Days at the ends of the calendar (day arithmetic past date.min/date.max was a 500).
+        ({"kind": "activity_pdf", "filters": {"until": "0001-01-01"}}, "filters.until"),
+        ({"kind": "activity_pdf", "filters": {"since": "9999-12-01", "until": "9999-12-31"}}, "filters.since"),
+        ({"kind": "audit_csv", "filters": {"until": "9999-12-31"}}, "filters.until"),
+        ({"kind": "audit_csv", "filters": {"since": "1999-12-31"}}, "filters.since"),
     ],
 )
 def test_an_invalid_kind_or_filter_is_422_naming_the_field(client, exports_app, owner, headers, payload, field):
@@ -289,6 +294,14 @@ def test_an_invalid_kind_or_filter_is_422_naming_the_field(client, exports_app, 
     assert field in {error["field"] for error in response.json["errors"]}
     with exports_app.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(Export)) == 0
+
+
+def test_an_actor_filter_of_non_ascii_digits_builds_an_empty_audit_export(client, exports_app, owner, headers):
+    """ "#²" is digits to str.isdigit but not to int(): it once failed the job on every attempt."""
+    body = _request(client, headers, "audit_csv", {"actor": "#²"}).json
+    run_job(exports_app, body["job_id"])
+    export = _export(exports_app, body["id"])
+    assert export.status == ExportStatus.ready, export.error
 
 
 def test_activity_reports_default_to_the_last_30_days(client, owner, headers):

@@ -209,6 +209,15 @@ def test_a_page_number_beyond_range_shows_the_first_page(admin_browser, path):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["actor=%23%C2%B2", "actor=%23" + "9" * 30, "until=9999-12-31", "since=0001-01-01&until=0001-01-01"],
+)
+def test_audit_filters_at_the_edges_of_numbers_and_the_calendar_show_the_page(admin_browser, query):
+    # "#²" is digits to str.isdigit but not to int(); the day after 9999-12-31 does not exist.
+    assert admin_browser.get(f"/admin/audit?{query}").status_code == 200
+
+
 @pytest.mark.parametrize("user_id", [JUST_ABOVE, HUGE])
 def test_a_page_for_an_id_beyond_range_is_not_found(admin_browser, user_id):
     assert admin_browser.get(f"/admin/users/{user_id}").status_code == 404

@@ -32,24 +32,22 @@ from collections.abc import Callable
 
 from flask import g
 from sqlalchemy import Connection, make_url, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.cache.models import CacheGeneration
+from app.core.database import upsert
 from app.extensions import db
 
 ROW_ID = 1
 CHECKED_KEY = "_hearth_cache_generation_checked"
 _table = CacheGeneration.__table__
-_upserts = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _READ = select(_table.c.generation).where(_table.c.id == ROW_ID)
 _READ_SQL = "SELECT generation FROM cache_generation WHERE id = 1"  # _READ, for a plain sqlite3 connection
 
 
 def bump_generation(connection: Connection) -> int:
     """Move the generation on, inside the caller's transaction; returns the new value."""
-    insert = _upserts[connection.dialect.name]
     statement = (
-        insert(_table)
+        upsert(connection.dialect, _table)
         .values(id=ROW_ID, generation=secrets.randbits(62))
         .on_conflict_do_update(index_elements=[_table.c.id], set_={"generation": _table.c.generation + 1})
         .returning(_table.c.generation)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -56,3 +57,12 @@ def enable_sqlite_wal(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+
+
+_UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def upsert(dialect: Dialect, table: Table) -> Any:
+    """An INSERT into `table` that takes `.on_conflict_do_update(...)`: both engines Hearth runs
+    on (SQLite, PostgreSQL) have one, under the same name, in their own dialect module."""
+    return _UPSERTS[dialect.name](table)

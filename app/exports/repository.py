@@ -19,11 +19,13 @@ def export_list_statement(user_id: int) -> Select:
     return select(Export).where(Export.user_id == user_id).order_by(Export.created_at.desc(), Export.id)
 
 
-def progress_statement(export_id: str, percent: int) -> Update:
-    """Record how far a running export is (0–100), only while it runs."""
+def progress_statement(export_id: str, attempt_key: str, percent: int) -> Update:
+    """Record how far a running export is (0–100), only while this attempt (the object key it
+    will store under) is the one running it: no row updated means the export was deleted or a
+    later delivery of its job took over."""
     return (
         update(Export)
-        .where(Export.id == export_id, Export.status == ExportStatus.running)
+        .where(Export.id == export_id, Export.status == ExportStatus.running, Export.storage_key == attempt_key)
         .values(progress=max(0, min(100, int(percent))))
     )
 
@@ -36,22 +38,29 @@ class ExportRepository(Repository[Export]):
         serialises writers anyway), so two requests at once cannot both pass the limit."""
         self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
-    def count_active(self, user_id: int) -> int:
-        """The user's exports queued or running whose job is still alive: one whose job ended
-        (revoked, or failed without telling the export) or is gone does not hold a slot."""
+    def locked(self, export_id: str) -> Export | None:
+        """The export as committed now, its row held until the unit of work ends (FOR UPDATE on
+        PostgreSQL), so a deletion and a build finishing at once take turns."""
+        return self.session.scalar(
+            select(Export).where(Export.id == export_id).with_for_update().execution_options(populate_existing=True)
+        )
+
+    def count_active(self, user_id: int, task: str) -> int:
+        """The user's `task` jobs not yet ended: the slots they hold. Counted on the jobs, not on
+        the exports, so an export deleted while its job still runs holds its slot until the job
+        stops, and one whose job ended (revoked, or failed without telling it) holds none."""
         return (
             self.session.scalar(
                 select(func.count())
-                .select_from(Export)
-                .join(Job, Job.id == Export.job_id)
-                .where(
-                    Export.user_id == user_id,
-                    Export.status.in_(ACTIVE_STATUSES),
-                    Job.status.not_in(FINAL_STATUSES),
-                )
+                .select_from(Job)
+                .where(Job.user_id == user_id, Job.task == task, Job.status.not_in(FINAL_STATUSES))
             )
             or 0
         )
+
+    def oldest_ready_finish(self) -> datetime | None:
+        """When the oldest export still ready was finished (its file must outlive any sweep)."""
+        return self.session.scalar(select(func.min(Export.finished_at)).where(Export.status == ExportStatus.ready))
 
     def expired(self, now: datetime, limit: int) -> Sequence[Export]:
         """Ready exports whose retention ended, oldest first."""

@@ -1,17 +1,25 @@
 """Exports, shared by the JSON API and the `/exports` pages (docs/architecture.md §9).
 
 1. `request_export` checks the kind, the permission it needs, its filters and the owner's
-   limit (EXPORT_MAX_CONCURRENT_PER_USER queued or running), then records the export `queued`
-   and its `reports` job in one unit of work: the job runs only if the export exists.
-2. `build` (the job, tasks.reports) marks it `running`, has the kind's renderer write the
-   document into a temporary file, reporting progress (rows done / total) on the export and
-   the job as it goes, stores the file under `exports/<user>/<export>/<filename>` and marks
-   it `ready` until now + EXPORT_RETENTION_HOURS; the owner is notified. Each attempt starts
-   from scratch (the same object key, overwritten), so a retry or a re-delivery is harmless.
-   A failing attempt leaves no file (the temporary file goes, any stored object is deleted);
-   once the queue's retries are spent, `mark_failed` records why and tells the owner.
-3. `expire_exports` (hourly) deletes the files of ready exports past their retention and
-   marks them `expired`; it also fails exports whose job ended without telling them.
+   limit (EXPORT_MAX_CONCURRENT_PER_USER build jobs not yet ended), then records the export
+   `queued` and its `reports` job in one unit of work: the job runs only if the export exists.
+2. `build` (the job, tasks.reports) checks again that the owner is active and still holds the
+   kind's permission (a role may have been taken away since), marks the export `running`, has
+   the kind's renderer write the document into a temporary file, reporting progress (rows
+   done / total) on the export and the job as it goes, stores the file and marks it `ready`
+   until now + EXPORT_RETENTION_HOURS; the owner is notified.
+   Each attempt starts from scratch under an object key of its own,
+   `exports/<user>/<export>/<attempt>/<filename>`, recorded on the export when it starts:
+   only the attempt whose key the export holds may report progress or finish it, so a stale
+   delivery of the same job never overwrites, finishes or deletes another attempt's file.
+   A failing or superseded attempt leaves no file (the temporary file goes, what it stored is
+   deleted); once the queue's retries are spent, `mark_failed` records why and tells the owner.
+3. `expire_exports` (hourly) marks ready exports past their retention `expired`, commits, then
+   deletes their files; it fails exports whose job ended without telling them, and deletes any
+   file older than every export that could still own it (one a crashed worker left behind).
+
+Deleting an export revokes its job if it has not started; a running build notices at its next
+progress report and stops. Its slot in the limit is held until the job has ended.
 
 Only the owner sees, downloads or deletes an export: anyone else gets 404, as for a missing one.
 """
@@ -29,7 +37,7 @@ from flask import current_app
 from app.audit.service import record
 from app.core.database import utcnow
 from app.core.pagination import Page, paginate
-from app.core.unit_of_work import unit_of_work
+from app.core.unit_of_work import on_commit, unit_of_work
 from app.errors import Conflict, NotFound, PermissionDenied, TooManyRequests
 from app.exports.catalogue import KINDS, ExportKind, get_kind, kind_title, validate_filters
 from app.exports.models import ACTIVE_STATUSES, Export, ExportStatus
@@ -37,15 +45,17 @@ from app.exports.renderers import RENDERERS, RenderContext
 from app.exports.repository import ExportRepository, export_list_statement, progress_statement
 from app.extensions import db
 from app.i18n import N_, _, format_filesize, ngettext
-from app.jobs.service import TaskFailed, enqueue_task, report_progress
+from app.jobs.service import TaskFailed, cancel, enqueue_task, report_progress
 from app.logging import get_logger
 from app.notifications.service import app_path, notify
 from app.rbac.service import permissions_of
 from app.storage import get_storage
 from app.users.models import User
+from app.users.repository import UserRepository
 
 log = get_logger("hearth.exports")
 exports = ExportRepository()
+users = UserRepository()
 
 BUILD_EXPORT_TASK = "tasks.reports.build_export"  # queued by name: tasks.reports imports this module
 KEY_PREFIX = "exports/"
@@ -57,6 +67,9 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 # Retry-After of the per-user limit: about how long a small export takes.
 LIMIT_RETRY_AFTER_SECONDS = 30
 SWEEP_BATCH = 500
+# An orphaned file is deleted once it is this much older than any ready export's (slack for a
+# file stored a moment before its export was marked ready, and for clocks a little apart).
+ORPHAN_GRACE = timedelta(hours=1)
 # The pages a notification links to (a path: app.notifications builds absolute URLs for mail).
 EXPORTS_PAGE_ENDPOINT = "exports.index"
 
@@ -64,6 +77,8 @@ EXPORTS_PAGE_ENDPOINT = "exports.index"
 BUILD_FAILED = N_("The export could not be built: %(reason)s")
 STORE_FAILED = N_("The finished file could not be stored.")
 JOB_LOST = N_("The export stopped before it finished (its job ended without it).")
+OWNER_DISABLED = N_("The account that asked for this export is disabled.")
+PERMISSION_GONE = N_("You no longer have the permission this export needs.")
 
 
 def _settings():
@@ -90,13 +105,13 @@ def request_export(actor: User, kind: Any, filters: Any = None) -> Export:
     when the kind needs a permission `actor` lacks; TooManyRequests (429, Retry-After) when
     `actor` already has EXPORT_MAX_CONCURRENT_PER_USER exports queued or running."""
     spec = get_kind(kind)
-    if spec.permission is not None and spec.permission not in permissions_of(actor.id):
+    if not _may_have(actor.id, spec):
         raise PermissionDenied(_("This needs the %(permission)r permission.", permission=spec.permission))
     clean = validate_filters(spec, filters)
     limit = _settings().export_max_concurrent_per_user
     with unit_of_work():
         exports.lock_owner(actor.id)
-        if exports.count_active(actor.id) >= limit:
+        if exports.count_active(actor.id, BUILD_EXPORT_TASK) >= limit:
             raise TooManyRequests(
                 ngettext(
                     "You already have %(num)d export in progress. Wait until it finishes, then try again.",
@@ -130,11 +145,21 @@ def request_export(actor: User, kind: Any, filters: Any = None) -> Export:
     return export
 
 
+def _may_have(user_id: int, spec: ExportKind) -> bool:
+    """Whether the user holds the permission the kind needs (now: roles change)."""
+    return spec.permission is None or spec.permission in permissions_of(user_id)
+
+
 # Building it (the `reports` job) -------------------------------------------------------------
 
 
-def object_key(export: Export, filename: str) -> str:
-    return f"{KEY_PREFIX}{export.user_id}/{export.id}/{filename}"
+class AttemptSuperseded(Exception):
+    """The export was deleted, or another delivery of its job took it over, while this attempt
+    was building it: the attempt stops and removes what it stored."""
+
+
+def object_key(export: Export, attempt: str, filename: str) -> str:
+    return f"{KEY_PREFIX}{export.user_id}/{export.id}/{attempt}/{filename}"
 
 
 def file_name(export: Export, extension: str) -> str:
@@ -145,10 +170,12 @@ def file_name(export: Export, extension: str) -> str:
 class ProgressReporter:
     """`progress(done, total)` for a renderer: the percentage goes on the export (for
     /exports) and the job (for /admin/jobs), each committed at once on a connection of its
-    own, at most every PROGRESS_INTERVAL_SECONDS and only when it changed."""
+    own, at most every PROGRESS_INTERVAL_SECONDS and only when it changed. When the export no
+    longer takes this attempt's progress (deleted, or taken over), it raises AttemptSuperseded:
+    the renderer stops there rather than build a file nobody will get."""
 
-    def __init__(self, export_id: str, job_id: str | None, clock=time.monotonic):
-        self.export_id, self.job_id, self.clock = export_id, job_id, clock
+    def __init__(self, export_id: str, attempt_key: str, job_id: str | None, clock=time.monotonic):
+        self.export_id, self.attempt_key, self.job_id, self.clock = export_id, attempt_key, job_id, clock
         self.percent = 0
         self.written_at: float | None = None
 
@@ -162,48 +189,65 @@ class ProgressReporter:
             return
         self.percent, self.written_at = percent, now
         with db.engine.begin() as connection:
-            connection.execute(progress_statement(self.export_id, percent))
+            written = connection.execute(progress_statement(self.export_id, self.attempt_key, percent)).rowcount
+        if not written:
+            raise AttemptSuperseded(self.export_id)
         if self.job_id:
             report_progress(self.job_id, percent, f"{done} / {total}")
 
 
-def _start(export_id: str, job_id: str | None) -> Export | None:
-    """Mark the export running, from scratch (a unit of its own, committed before the slow
-    part so /exports shows it); None when there is nothing to build (deleted, or finished by
-    an earlier delivery of the same job)."""
+def _refusal(export: Export) -> str | None:
+    """Why the owner may no longer have this export built (stored English), or None."""
+    owner = users.get(export.user_id)
+    if owner is None or not owner.is_active:
+        return OWNER_DISABLED
+    if not _may_have(owner.id, get_kind(export.kind)):
+        return PERMISSION_GONE
+    return None
+
+
+def _start(export_id: str, job_id: str | None) -> tuple[Export, str] | None:
+    """Mark the export running, from scratch, under a new attempt's object key (a unit of its
+    own, committed before the slow part so /exports shows it): the export and that key. None
+    when there is nothing to build: deleted, finished by an earlier delivery of the same job,
+    or refused because its owner was disabled or lost the permission since (failed, told)."""
     with unit_of_work():
-        export = exports.get(export_id)
+        export = exports.locked(export_id)
         if export is None or export.status not in ACTIVE_STATUSES:
             return None
+        refusal = _refusal(export)
+        if refusal is not None:
+            _fail(export, refusal, refusal)
+            log.info("export_refused", export_id=export_id, reason=refusal)
+            return None
+        key = object_key(export, uuid.uuid4().hex[:16], file_name(export, RENDERERS[export.kind].extension))
         export.status = ExportStatus.running
         export.started_at = utcnow()
         export.progress = 0
         export.error = None
         export.size = None
-        export.storage_key = None
+        export.storage_key = key  # this attempt's, until it finishes (the file is not there yet)
         export.finished_at = None
         export.expires_at = None
         if job_id:
             export.job_id = job_id
-    return export
+    return export, key
 
 
 def build(export_id: str, job_id: str | None = None) -> None:
     """Build the export's document and store it (the `reports` job); idempotent."""
-    export = _start(export_id, job_id)
-    if export is None:
+    started = _start(export_id, job_id)
+    if started is None:
         log.info("export_skipped", export_id=export_id)
         return
+    export, key = started
     renderer = RENDERERS[export.kind]
     filename = file_name(export, renderer.extension)
-    key = object_key(export, filename)
-    # The key is the same for every attempt: what a previous attempt stored before it died
-    # is overwritten, never left beside the new file.
     storage = get_storage()
     context = RenderContext(
         user_id=export.user_id,
         filters=dict(export.filters or {}),
-        progress=ProgressReporter(export.id, job_id),
+        progress=ProgressReporter(export.id, key, job_id),
         generated_at=utcnow(),
     )
     try:
@@ -219,19 +263,23 @@ def build(export_id: str, job_id: str | None = None) -> None:
             except Exception as error:  # the store refused or failed: a sentence for people, retried
                 raise TaskFailed(STORE_FAILED) from error
         if not _finish(export_id, key, filename, renderer.content_type, size):
-            _discard(key)  # deleted while it was built: nothing points at the file
+            _discard(key)  # deleted or taken over while it was built: nothing points at the file
+    except AttemptSuperseded:
+        _discard(key)
+        log.info("export_superseded", export_id=export_id)
     except BaseException:
         _discard(key)
-        _requeue(export_id)
+        _requeue(export_id, key)
         raise
 
 
 def _finish(export_id: str, key: str, filename: str, content_type: str, size: int) -> bool:
-    """Mark the export ready and tell its owner, in one unit; False if it is gone."""
+    """Mark the export ready and tell its owner, in one unit; False if it is gone or another
+    attempt holds it (the key it records is not this attempt's)."""
     now = utcnow()
     with unit_of_work():
-        export = exports.get(export_id)
-        if export is None or export.status != ExportStatus.running:
+        export = exports.locked(export_id)
+        if export is None or export.status != ExportStatus.running or export.storage_key != key:
             return False
         export.status = ExportStatus.ready
         export.progress = 100
@@ -252,6 +300,18 @@ def _finish(export_id: str, key: str, filename: str, content_type: str, size: in
     return True
 
 
+def _discard_after_commit(keys: list[str]) -> None:
+    """Delete these files once the current unit of work commits (the rows no longer point at
+    them); nothing on rollback."""
+    if keys:
+        on_commit(lambda: _discard_all(keys))
+
+
+def _discard_all(keys: list[str]) -> None:
+    for key in keys:
+        _discard(key)
+
+
 def _discard(key: str) -> None:
     """Remove what an attempt may have stored; a storage failure here is logged (the failure
     being handled matters more), and the next attempt or `expire_exports` deletes it."""
@@ -261,14 +321,16 @@ def _discard(key: str) -> None:
         log.warning("export_cleanup_failed", key=key, error=repr(error))
 
 
-def _requeue(export_id: str) -> None:
+def _requeue(export_id: str, key: str) -> None:
     """After a failed attempt: back to `queued` (a retry may follow; `mark_failed` follows
-    when none will), never left `running` with a frozen progress bar."""
+    when none will), never left `running` with a frozen progress bar; unless another attempt
+    holds it meanwhile."""
     try:
         with unit_of_work():
-            export = exports.get(export_id)
-            if export is not None and export.status == ExportStatus.running:
+            export = exports.locked(export_id)
+            if export is not None and export.status == ExportStatus.running and export.storage_key == key:
                 export.status = ExportStatus.queued
+                export.storage_key = None
                 export.progress = 0
     except Exception as error:  # the database failing too: the job's failure is recorded anyway
         log.warning("export_requeue_failed", export_id=export_id, error=repr(error))
@@ -286,9 +348,10 @@ def mark_failed(export_id: str, reason: str) -> None:
 
 def _fail(export: Export, error: str, reason: str) -> None:
     """Fail the export with `error` (stored) and tell its owner `reason` (the notification
-    says "could not be made: <reason>")."""
+    says "could not be made: <reason>"). A file a lost attempt may have stored under the key
+    it recorded goes once this commits (after_commit: the row must stop pointing at it first)."""
     if export.storage_key:
-        _discard(export.storage_key)
+        _discard_after_commit([export.storage_key])
     export.status = ExportStatus.failed
     export.error = error
     export.storage_key = None
@@ -310,21 +373,34 @@ def exports_page_path() -> str:
 
 
 def expire_exports(now: datetime | None = None) -> dict[str, int]:
-    """Delete the files of ready exports past their retention (status `expired`), and fail
-    exports whose job ended without them. What it did, as counts."""
+    """Mark ready exports past their retention `expired` and fail exports whose job ended
+    without them, commit, then delete their files; then delete the files no export can own
+    any more (`_purge_orphans`). What it did, as counts."""
     now = now or utcnow()
-    storage = get_storage()
     with unit_of_work():
         expired = exports.expired(now, SWEEP_BATCH)
+        keys = [export.storage_key for export in expired if export.storage_key]
         for export in expired:
-            if export.storage_key:
-                storage.delete(export.storage_key)
             export.status = ExportStatus.expired
             export.storage_key = None
         orphaned = exports.orphaned(SWEEP_BATCH)
         for export in orphaned:
             _fail(export, JOB_LOST, JOB_LOST)
-    return {"expired": len(expired), "failed": len(orphaned)}
+        _discard_after_commit(keys)
+    return {"expired": len(expired), "failed": len(orphaned), "purged": _purge_orphans(now)}
+
+
+def _purge_orphans(now: datetime) -> int:
+    """Delete every stored export file older than any export that could still own it: older
+    than the retention and than the oldest ready export's finish, less ORPHAN_GRACE. Such a
+    file was left by a worker that died between storing it and recording it, or by a delete
+    whose storage call failed. How many files went."""
+    with unit_of_work():
+        oldest_ready = exports.oldest_ready_finish()
+    cutoff = now - timedelta(hours=retention_hours())
+    if oldest_ready is not None:
+        cutoff = min(cutoff, oldest_ready)
+    return get_storage().purge(KEY_PREFIX, cutoff - ORPHAN_GRACE)
 
 
 # Reading, downloading, deleting --------------------------------------------------------------
@@ -349,27 +425,48 @@ def get_owned(user_id: int, export_id: str) -> Export:
     return export
 
 
+def may_download(export: Export) -> bool:
+    """Whether the export has a file its owner may download now: ready, and the owner still
+    holds the permission its kind needs (a cached lookup: cheap per row)."""
+    return (
+        export.status == ExportStatus.ready
+        and bool(export.storage_key)
+        and _may_have(export.user_id, get_kind(export.kind))
+    )
+
+
 def download_url(export: Export) -> str:
     """A link valid for DOWNLOAD_URL_SECONDS that downloads the file as an attachment
-    (presigned on S3, the signed local route on disk); Conflict unless the export is ready."""
+    (presigned on S3, the signed local route on disk); Conflict unless the export is ready,
+    PermissionDenied when its owner no longer holds the permission its kind needs."""
     if export.status != ExportStatus.ready or not export.storage_key:
         raise Conflict(
             _("This export is %(status)s: there is no file to download.", status=export.status_label.lower())
         )
+    spec = get_kind(export.kind)
+    if not _may_have(export.user_id, spec):
+        raise PermissionDenied(_("This needs the %(permission)r permission.", permission=spec.permission))
     return get_storage().presign_download(export.storage_key, export.filename or "export", DOWNLOAD_URL_SECONDS)
 
 
 def delete_export(actor_id: int, export: Export) -> None:
-    """Remove the export's file, then its row (audited). A build still running finds the row
-    gone when it ends and removes what it stored."""
-    if export.storage_key:
-        get_storage().delete(export.storage_key)
+    """Delete the export's row (audited) and, once that commits, its file. A job that has not
+    started is revoked in the same unit; a build running stops at its next progress report, or
+    finds the row gone when it ends, and removes what it stored. Its slot is free once the job
+    has ended (`request_export` counts jobs)."""
     with unit_of_work():
+        current = exports.locked(export.id)
+        if current is None:
+            return  # deleted meanwhile (another tab): nothing left to do
+        if current.status in ACTIVE_STATUSES and current.job_id:
+            cancel(current.job_id)
         record(
             "export_deleted",
             actor_id=actor_id,
-            subject_id=export.user_id,
-            target=f"export:{export.id}",
-            before={"kind": export.kind, "status": export.status, "size": export.size},
+            subject_id=current.user_id,
+            target=f"export:{current.id}",
+            before={"kind": current.kind, "status": current.status, "size": current.size},
         )
-        exports.delete(export)
+        if current.storage_key:
+            _discard_after_commit([current.storage_key])
+        exports.delete(current)

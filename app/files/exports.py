@@ -40,7 +40,12 @@ def filters_from_form(kind: str, form: Any) -> dict[str, Any]:
 
 def _list_context() -> dict[str, Any]:
     page = service.list_own(current_user.id, request.args.get("page", 1, type=int), PAGE_SIZE)
-    return {"page": page, "polling": service.any_active(page.items), "kind_label": kind_label}
+    return {
+        "page": page,
+        "polling": service.any_active(page.items),
+        "kind_label": kind_label,
+        "downloadable": {export.id for export in page.items if service.may_download(export)},
+    }
 
 
 def _page(status: int = 200, *, posted: str | None = None, errors: dict[str, str] | None = None) -> Any:

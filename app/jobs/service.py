@@ -118,6 +118,21 @@ def forget_job_counts() -> None:
     bump("jobs")
 
 
+def cancel(job_id: str) -> bool:
+    """Revoke a job that has not started (pending or scheduled), in the caller's unit of work,
+    for a service whose own record of the work is going away (the caller audits that); the
+    worker's claim refuses a revoked row. False when it already runs or ended."""
+    require_unit_of_work("A job's cancellation")
+    now = utcnow()
+    for status in (JobStatus.queued, JobStatus.retrying):
+        if jobs.transition(
+            job_id, status, status=JobStatus.revoked, finished_at=now, next_attempt_at=None, updated_at=now
+        ):
+            forget_job_counts()
+            return True
+    return False
+
+
 def send_after_commit(job_id: str, task_name: str, delay: float | None = None) -> None:
     """Hand the job to huey once the current unit of work commits (nothing on rollback)."""
     jobs.session.info.setdefault(OUTBOX_KEY, []).append((job_id, task_name, delay))

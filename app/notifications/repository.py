@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, case, func, select, update
 
+from app.core.database import upsert
 from app.core.repository import Repository
 from app.notifications.models import Notification, NotificationPreference
 
@@ -56,3 +57,22 @@ class PreferenceRepository(Repository[NotificationPreference]):
         return list(
             self.session.scalars(select(NotificationPreference).where(NotificationPreference.user_id == user_id))
         )
+
+    def store(self, user_id: int, kind: str, in_app: bool, email: bool) -> None:
+        """Write the user's choice for `kind`, inserting or replacing it in one statement: two
+        saves at once (two tabs) both succeed, the later one winning, never a duplicate-key
+        error."""
+        table = NotificationPreference.__table__
+        statement = (
+            upsert(self.session.get_bind().dialect, table)
+            .values(user_id=user_id, kind=kind, in_app=in_app, email=email)
+            .on_conflict_do_update(
+                index_elements=[table.c.user_id, table.c.kind], set_={"in_app": in_app, "email": email}
+            )
+            .execution_options(synchronize_session=False)
+        )
+        self.session.execute(statement)
+        # A row this session loaded earlier would otherwise keep its old values.
+        loaded = self.session.identity_map.get(self.session.identity_key(NotificationPreference, (user_id, kind)))
+        if loaded is not None:
+            self.session.expire(loaded)

@@ -206,13 +206,7 @@ def set_preferences(user: User, choices: dict[str, ChannelChoice]) -> dict[str, 
 
 
 def _store_choice(user_id: int, kind: str, choice: ChannelChoice) -> None:
-    row = preference_rows.get((user_id, kind))
-    if row is None:
-        preference_rows.add(
-            NotificationPreference(user_id=user_id, kind=kind, in_app=choice.in_app, email=choice.email)
-        )
-    else:
-        row.in_app, row.email = choice.in_app, choice.email
+    preference_rows.store(user_id, kind, in_app=choice.in_app, email=choice.email)
 
 
 # Unsubscribe --------------------------------------------------------------------------------

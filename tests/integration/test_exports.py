@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import tempfile
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -201,8 +202,9 @@ def test_the_job_builds_the_file_with_progress_then_it_downloads_as_an_attachmen
     assert export["filename"].startswith("hearth-users-csv-") and export["filename"].endswith(".csv")
     assert export["content_type"] == "text/csv" and export["size"] > 0
     assert export["download_url"]
-    key = f"exports/{owner.id}/{body['id']}/{export['filename']}"
-    assert stored_keys(exports_app, "exports/") == [key]
+    [key] = stored_keys(exports_app, "exports/")
+    prefix, attempt, filename = key.rsplit("/", 2)
+    assert prefix == f"exports/{owner.id}/{body['id']}" and len(attempt) == 16 and filename == export["filename"]
     with exports_app.app_context():
         retention = exports_app.extensions["hearth.settings"].export_retention_hours
         row = db.session.get(Export, body["id"])
@@ -262,7 +264,7 @@ def test_an_export_whose_job_ended_without_it_holds_no_slot_and_is_failed_hourly
         db.session.commit()
     assert _request(client, headers, "users_csv").status_code == 202
     with exports_app.app_context():
-        assert service.expire_exports() == {"expired": 0, "failed": 1}
+        assert service.expire_exports() == {"expired": 0, "failed": 1, "purged": 0}
     gone = _export(exports_app, stuck[0]["id"])
     assert gone.status == "failed" and gone.error == service.JOB_LOST
     assert [note.kind for note in _notifications(exports_app, owner.id)] == ["export.failed"]
@@ -491,3 +493,225 @@ def test_the_limit_and_the_retention_come_from_configuration(make_app, base_sett
     run_job(configured, first["job_id"])
     export = _export(configured, first["id"])
     assert export.expires_at - export.finished_at == timedelta(hours=3)
+
+
+# Deleting while it is built, other deliveries, lost rights ------------------------------------
+
+
+def _limited_app(make_app, base_settings, tmp_path, backend, limit=1):
+    return make_app(
+        **backend,
+        export_max_concurrent_per_user=limit,
+        jobs_immediate=False,
+        jobs_sqlite_dir=str(tmp_path / "huey"),
+        redis_prefix=base_settings["redis_prefix"] + "-" + tmp_path.name[-12:],
+    )
+
+
+def in_another_thread(*calls):
+    """Run the calls in order in a thread of their own (while a job is paused in this one) and
+    return what they returned."""
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.extend(call() for call in calls))
+    worker.start()
+    worker.join(timeout=60)
+    assert len(results) == len(calls), "the other thread failed (see the captured log)"
+    return results
+
+
+def _many_users(make_user, monkeypatch, count=6):
+    """Enough rows, in small enough batches, for a users export to report progress several times."""
+    from app.users import management
+
+    for n in range(count):
+        make_user(email=f"listed{n}@example.com")
+    monkeypatch.setattr(management, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(service, "PROGRESS_INTERVAL_SECONDS", 0)
+
+
+def test_deleting_a_queued_export_revokes_its_job_and_frees_its_slot(
+    make_app, base_settings, tmp_path, backend, owner, api_auth
+):
+    limited = _limited_app(make_app, base_settings, tmp_path, backend)
+    client = limited.test_client()
+    headers = api_auth(client).headers("owner@example.com")
+    first = _request(client, headers, "account_data").json
+    assert _request(client, headers, "account_data").status_code == 429
+    assert client.delete(f"/api/v1/exports/{first['id']}", headers=headers).status_code == 204
+    assert _job(limited, first["job_id"]).status == "revoked"
+    run_job(limited, first["job_id"])  # huey still delivers it: the claim refuses a revoked job
+    assert _job(limited, first["job_id"]).status == "revoked"
+    assert stored_keys(limited, "exports/") == []
+    assert _request(client, headers, "account_data").status_code == 202
+
+
+def test_deleting_a_running_export_holds_its_slot_until_the_build_stops(
+    make_app, base_settings, tmp_path, backend, owner, api_auth, make_user, monkeypatch
+):
+    limited = _limited_app(make_app, base_settings, tmp_path, backend)
+    client = limited.test_client()
+    headers = api_auth(client).headers("owner@example.com")
+    _many_users(make_user, monkeypatch)
+    body = _request(client, headers, "users_csv").json
+    reports: list[int] = []
+    real_report = service.report_progress
+
+    def delete_while_running(job_id, percent, message=None):
+        real_report(job_id, percent, message)
+        reports.append(percent)
+        if len(reports) == 1:
+            # The owner's requests, from another thread (a web process, with connections of its own).
+            answers = in_another_thread(
+                lambda: client.delete(f"/api/v1/exports/{body['id']}", headers=headers).status_code,
+                # Its job still runs: deleting is no way round the limit.
+                lambda: _request(client, headers, "account_data").status_code,
+            )
+            assert answers == [204, 429]
+
+    monkeypatch.setattr(service, "report_progress", delete_while_running)
+    run_job(limited, body["job_id"])
+    assert len(reports) == 1  # the next progress report found the export gone and stopped the build
+    assert _job(limited, body["job_id"]).status == "succeeded"
+    assert stored_keys(limited, "exports/") == []
+    assert _request(client, headers, "account_data").status_code == 202
+
+
+def test_a_stale_delivery_never_discards_the_file_another_delivery_finished(
+    client, exports_app, owner, headers, make_user, monkeypatch
+):
+    _many_users(make_user, monkeypatch)
+    body = _request(client, headers, "users_csv").json
+    real_report = service.report_progress
+    calls = {"n": 0}
+
+    def second_delivery_meanwhile(job_id, percent, message=None):
+        real_report(job_id, percent, message)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            # The lease ran out under a slow first attempt: another worker builds it all.
+            monkeypatch.setattr(service, "report_progress", real_report)
+            with exports_app.app_context():
+                service.build(body["id"], body["job_id"])
+
+    monkeypatch.setattr(service, "report_progress", second_delivery_meanwhile)
+    run_job(exports_app, body["job_id"])
+    export = _export(exports_app, body["id"])
+    assert export.status == "ready"
+    assert stored_keys(exports_app, "exports/") == [export.storage_key]
+    _, data = fetch(client, client.get(f"/api/v1/exports/{body['id']}", headers=headers).json["download_url"])
+    assert len(data) == export.size
+    assert [note.kind for note in _notifications(exports_app, owner.id)] == ["export.ready"]
+
+
+def test_a_delete_that_read_the_export_before_it_finished_still_removes_its_file(
+    client, exports_app, owner, headers, monkeypatch
+):
+    body = _request(client, headers, "account_data").json
+    real_finish = service._finish
+    seen: list[Export] = []
+
+    def read_before_finishing(export_id, *args):
+        seen.append(_export(exports_app, export_id))  # what a DELETE request loaded, still running
+        return real_finish(export_id, *args)
+
+    monkeypatch.setattr(service, "_finish", read_before_finishing)
+    run_job(exports_app, body["job_id"])
+    assert seen[0].status == "running" and len(stored_keys(exports_app, "exports/")) == 1
+    with exports_app.app_context():
+        service.delete_export(owner.id, seen[0])
+        assert db.session.get(Export, body["id"]) is None
+    assert stored_keys(exports_app, "exports/") == []
+
+
+def _take_admin_role(app, user_id: int) -> None:
+    from app.rbac.models import Role
+    from app.rbac.service import forget_permissions
+    from app.users.models import User
+
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        user.roles = [db.session.scalar(select(Role).where(Role.name == "user"))]
+        forget_permissions(user_id)
+        db.session.commit()
+
+
+def test_an_export_whose_owner_lost_its_permission_is_neither_built_nor_downloaded(
+    client, exports_app, owner, headers, auth
+):
+    built = _request(client, headers, "users_csv").json
+    run_job(exports_app, built["job_id"])
+    waiting = _request(client, headers, "audit_csv").json
+    _take_admin_role(exports_app, owner.id)
+
+    run_job(exports_app, waiting["job_id"])
+    refused = client.get(f"/api/v1/exports/{waiting['id']}", headers=headers).json
+    assert refused["status"] == "failed" and refused["error"] == service.PERMISSION_GONE
+    assert _job(exports_app, waiting["job_id"]).status == "succeeded"  # refused, not retried
+    kinds = [note.kind for note in _notifications(exports_app, owner.id)]
+    assert sorted(kinds) == ["export.failed", "export.ready"]
+
+    ready = client.get(f"/api/v1/exports/{built['id']}", headers=headers)
+    assert ready.status_code == 200 and ready.json["download_url"] is None
+    auth.login("owner@example.com")
+    assert client.get(f"/exports/{built['id']}/download").status_code == 403
+    page = client.get("/exports/").get_data(as_text=True)
+    assert f'id="download-{built["id"]}"' not in page
+    assert "You no longer have the permission this export needs." in page
+    # An export any user may have is unaffected.
+    own = _request(client, headers, "account_data").json
+    run_job(exports_app, own["job_id"])
+    assert client.get(f"/api/v1/exports/{own['id']}", headers=headers).json["download_url"]
+
+
+def test_an_export_of_a_disabled_owner_is_not_built(client, exports_app, owner, headers):
+    from app.users.models import User
+
+    body = _request(client, headers, "account_data").json
+    with exports_app.app_context():
+        db.session.get(User, owner.id).is_active_account = False
+        db.session.commit()
+    run_job(exports_app, body["job_id"])
+    export = _export(exports_app, body["id"])
+    assert export.status == "failed" and export.error == service.OWNER_DISABLED
+    assert stored_keys(exports_app, "exports/") == []
+
+
+def test_expiry_deletes_files_only_after_the_rows_say_expired(client, exports_app, owner, headers, monkeypatch):
+    body = _request(client, headers, "account_data").json
+    run_job(exports_app, body["job_id"])
+    statuses_when_deleted: list[str] = []
+    with exports_app.app_context():
+        storage = get_storage()
+        real_delete = storage.delete
+
+        def watching(key):
+            with db.engine.connect() as connection:  # what every other process sees
+                statuses_when_deleted.append(connection.scalar(select(Export.status).where(Export.id == body["id"])))
+            real_delete(key)
+
+        monkeypatch.setattr(storage, "delete", watching)
+        later = utcnow() + timedelta(hours=service.retention_hours(), minutes=1)
+        assert service.expire_exports(later)["expired"] == 1
+    assert statuses_when_deleted == ["expired"]
+    assert stored_keys(exports_app, "exports/") == []
+
+
+def test_the_hourly_run_purges_files_no_export_can_own_and_keeps_the_rest(client, exports_app, owner, headers):
+    body = _request(client, headers, "account_data").json
+    run_job(exports_app, body["job_id"])
+    kept = _export(exports_app, body["id"]).storage_key
+    stray = f"exports/{owner.id}/{'0' * 36}/{'f' * 16}/left-by-a-crashed-worker.zip"
+    with exports_app.app_context():
+        get_storage().put_stream(stray, io.BytesIO(b"half a document"), "application/zip", 1024)
+        # Its retention made longer by hand: the ready export's file must survive any sweep.
+        db.session.execute(
+            update(Export).where(Export.id == body["id"]).values(expires_at=utcnow() + timedelta(days=30))
+        )
+        db.session.commit()
+        far_later = utcnow() + timedelta(days=3)
+        assert service.expire_exports(far_later) == {"expired": 0, "failed": 0, "purged": 0}
+        assert sorted(stored_keys(exports_app, "exports/")) == sorted([kept, stray])
+        db.session.execute(update(Export).where(Export.id == body["id"]).values(expires_at=utcnow()))
+        db.session.commit()
+        assert service.expire_exports(far_later) == {"expired": 1, "failed": 0, "purged": 1}
+    assert stored_keys(exports_app, "exports/") == []

@@ -172,6 +172,44 @@ def test_an_unknown_kind_in_preferences_is_refused_by_name(app, member):
     assert refused.value.extra["errors"][0]["field"] == "export.nope"
 
 
+def test_two_saves_of_the_same_preference_at_once_both_succeed_and_the_later_wins(app, member, monkeypatch):
+    """Two tabs saving at once: the second save arrives while the first is between looking for
+    the user's row and writing it (a check-then-insert would fail the slower one with a
+    duplicate key, a 500)."""
+    import threading
+
+    real_record = service.record
+    other: dict[str, object] = {}
+
+    def other_tab():
+        try:
+            with app.app_context():
+                user = db.session.get(User, member.id)
+                service.set_preferences(user, {"export.ready": service.ChannelChoice(in_app=False, email=False)})
+            other["saved"] = True
+        except Exception as error:  # reported to the test below
+            other["error"] = error
+
+    def first_save_meanwhile(event, **fields):
+        if event == "notification_preferences_changed" and "thread" not in other:
+            other["thread"] = thread = threading.Thread(target=other_tab)
+            thread.start()
+            thread.join(timeout=1)  # it finishes now, or waits for this save's lock
+        return real_record(event, **fields)
+
+    monkeypatch.setattr(service, "record", first_save_meanwhile)
+    with app.app_context():
+        user = db.session.get(User, member.id)
+        service.set_preferences(user, {"export.ready": service.ChannelChoice(in_app=True, email=False)})
+    other["thread"].join(timeout=30)
+    assert other == {"thread": other["thread"], "saved": True}
+    with app.app_context():
+        rows = list(
+            db.session.scalars(select(NotificationPreference).where(NotificationPreference.user_id == member.id))
+        )
+        assert [(row.kind, row.in_app, row.email) for row in rows] == [("export.ready", False, False)]
+
+
 # The email ------------------------------------------------------------------------------------
 
 

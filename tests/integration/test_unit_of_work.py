@@ -104,3 +104,38 @@ def test_a_commit_that_fails_is_rolled_back_and_the_session_stays_usable(app, ma
             record("after_a_failed_commit")
         assert _events("after_a_failed_commit") == 1
         assert _events("twin_added") == 0
+
+
+def test_on_commit_actions_run_after_the_commit_and_never_after_a_rollback(app):
+    from app.core.unit_of_work import OutsideUnitOfWork, on_commit
+
+    ran: list[tuple[str, int]] = []
+    with app.app_context():
+        with unit_of_work():
+            record("with_an_effect")
+            on_commit(lambda: ran.append(("committed", _committed("with_an_effect"))))
+            with unit_of_work():
+                on_commit(lambda: ran.append(("inner", 0)))
+            assert ran == []  # not at the inner level's end either
+        # Run once the change is visible to every other connection.
+        assert ran == [("committed", 1), ("inner", 0)]
+
+        with pytest.raises(ValueError, match="undo"), unit_of_work():  # noqa: PT012
+            on_commit(lambda: ran.append(("rolled back", 0)))
+            raise ValueError("undo")
+        with unit_of_work():
+            record("next_unit")
+        assert ("rolled back", 0) not in ran  # dropped with the rollback, not run by the next commit
+
+        with unit_of_work():
+            on_commit(lambda: 1 / 0)  # a failing effect is logged: the commit stands
+            record("despite_a_failing_effect")
+        assert _events("despite_a_failing_effect") == 1
+        with pytest.raises(OutsideUnitOfWork):
+            on_commit(lambda: None)
+
+
+def _committed(name: str) -> int:
+    """Committed rows of `name`, read on a connection of its own (inside an after-commit action)."""
+    with db.engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == name))

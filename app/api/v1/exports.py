@@ -29,7 +29,7 @@ def export_out(export: Export) -> ExportOut:
         started_at=export.started_at,
         finished_at=export.finished_at,
         expires_at=export.expires_at,
-        download_url=service.download_url(export) if export.status == ExportStatus.ready else None,
+        download_url=service.download_url(export) if service.may_download(export) else None,
     )
 
 

@@ -16,6 +16,7 @@ from app.auth.guards import login_required
 from app.auth.session_records import passive_request
 from app.core.http_cache import strong_etag
 from app.core.redirects import same_site_path
+from app.core.templating import HTMX_STOP_POLLING
 from app.extensions import csrf
 from app.i18n import _, format_number, gettext, locale_code, ngettext, translate_stored
 from app.notifications import service
@@ -28,8 +29,6 @@ PER_PAGE = 20
 POLL_SECONDS = 20
 BELLS_KEY = "hearth.notification_bells"  # app.extensions: (count, language, root) -> Markup
 MAX_KEPT_BELLS = 512
-# htmx stops polling on this status: the browser is no longer signed in.
-STOP_POLLING = 286
 BELL_ICON = Markup(
     '<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 16 16" width="20" height="20">'
     '<path d="M8 1.75a4 4 0 0 0-4 4v2.5L2.5 11v.75h11V11L12 8.25v-2.5a4 4 0 0 0-4-4z" fill="none" '
@@ -83,9 +82,6 @@ def notification_bell() -> Markup:
     return bell_html(service.unread_state(current_user.id).count)
 
 
-notifications_bp.add_app_template_global(translate_stored, "translate_stored")
-
-
 @notifications_bp.get("/notifications/bell")
 @passive_request
 def bell() -> Response:
@@ -93,7 +89,7 @@ def bell() -> Response:
     that finds nothing new costs a 304 and no query beyond the session check. `no-cache`, not
     the default `no-store`: the browser keeps the copy and revalidates it."""
     if not current_user.is_authenticated:
-        return Response(status=STOP_POLLING)
+        return Response(status=HTMX_STOP_POLLING)
     state = service.unread_state(current_user.id)
     html = str(bell_html(state.count))
     response = Response(html, mimetype="text/html")
@@ -168,10 +164,11 @@ def mark_all_read() -> Response:
     return _back_to_list()
 
 
-@notifications_bp.get("/notifications/<int:notification_id>/open")
+@notifications_bp.post("/notifications/<int:notification_id>/open")
 @login_required
 def open_notification(notification_id: int) -> Response:
-    """Follow a notification's link, marking it read (a repeat changes nothing more)."""
+    """Mark a notification read and follow its link (a repeat changes nothing more). A POST,
+    with the CSRF token: a GET would be marked read by any prefetch or mail-link scanner."""
     row = service.mark_read(current_user.id, notification_id)
     target = same_site_path(row.link, request.host) if row.link else None
     if target is None:

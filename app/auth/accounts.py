@@ -24,12 +24,12 @@ from app.auth.emailed_tokens import (
 )
 from app.auth.service import committed_before_raising, sign_out_everywhere
 from app.core.database import utcnow
-from app.core.hosts import public_url_for
+from app.core.hosts import app_path, public_url_for
 from app.core.unit_of_work import unit_of_work
 from app.errors import DomainError, NotFound, Unauthorized, ValidationFailed
 from app.i18n import _, locale_of
 from app.mail.service import queue_email
-from app.notifications.service import app_path, notify
+from app.notifications.service import notify
 from app.rbac.catalog import DEFAULT_ROLE
 from app.users.models import User
 from app.users.passwords import check_new_password, hash_password, verify_password

@@ -46,7 +46,7 @@ def login() -> str | Response:
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = authenticate(form.email.data or "", form.password.data or "", channel="browser")
+            user = authenticate(form.email.data or "", form.password.data or "", "browser", request.user_agent.string)
         except InvalidCredentials:
             form.password.errors.append(GENERIC_FAILURE)
             return render_template("auth/login.html", form=form), 401

@@ -3,6 +3,7 @@ sign-in and the JSON API so both enforce the same rules."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 
 from app.audit.service import record
 from app.auth import lockout
@@ -21,12 +22,14 @@ from app.auth.repository import RefreshTokenRepository, UserSessionRepository
 from app.auth.session_records import revoke_all_sessions
 from app.auth.tokens import issue_access_token
 from app.core.database import UTCDateTime, utcnow
+from app.core.hosts import app_path
 from app.core.net import client_address
-from app.core.templating import user_agent
+from app.core.templating import browser_and_system
+from app.core.templating import user_agent as agent_in_words
 from app.core.unit_of_work import in_unit_of_work, unit_of_work
 from app.errors import DomainError, Unauthorized
 from app.i18n import DEFAULT_LOCALE, _, _l, force_locale
-from app.notifications.service import app_path, notify
+from app.notifications.service import notify
 from app.users.models import User
 from app.users.passwords import dummy_hash, hash_password, needs_rehash, refuse_when_busy, verify_password
 from app.users.repository import UserRepository, normalise_email
@@ -37,6 +40,8 @@ sessions = UserSessionRepository()
 
 # Lazy: a form error shown in the reader's language (str() it for anything serialised).
 GENERIC_FAILURE = _l("Invalid email or password.")
+# "sync-tool/2.1" and "sync-tool/2.2" are one device for the new-sign-in notice.
+VERSION_NUMBERS = re.compile(r"\d+(?:[._]\d+)*")
 
 
 class InvalidCredentials(Unauthorized):
@@ -98,12 +103,12 @@ def _checked_credentials(email: str, password: str, channel: str) -> tuple[User,
     return user, client
 
 
-def _record_sign_in(user: User, client: str, password: str, channel: str) -> None:
+def _record_sign_in(user: User, client: str, password: str, channel: str, agent: str | None) -> None:
     """A successful sign-in, in the caller's unit of work: this client's failures forgotten,
     `last_login_at`, a rehash if the hashing costs changed, its audit row, and a notice if it
     came from a device the account has not signed in from before (`_notice_new_device`)."""
     with unit_of_work():
-        _notice_new_device(user)
+        _notice_new_device(user, agent or "")
         lockout.clear_client(user, client)
         user.last_login_at = utcnow()
         if needs_rehash(user.password_hash):
@@ -116,16 +121,27 @@ def _device_words(agent: str) -> str:
     translated where it is read; the device's words stay as they are (a generic "%(browser)s on
     %(system)s" marked for `translate_stored` would also match unrelated stored sentences)."""
     with force_locale(DEFAULT_LOCALE):
-        return user_agent(agent)
+        return agent_in_words(agent)
 
 
-def _notice_new_device(user: User) -> None:
-    """`security.new_sign_in` when this request's User-Agent is none the account's sessions and
-    API sign-ins recorded (before this sign-in adds its own). An account with no record at all
-    is signing in for the first time (e.g. right after sign-up): nothing to warn about."""
-    agent = request.user_agent.string[:300] if has_request_context() else ""
+def device_of(agent: str) -> tuple[str | None, ...]:
+    """What makes a User-Agent "the same device" for the new-sign-in notice: its browser and
+    system ("Firefox", "Linux"), so a browser's monthly version bump is not a new device; for
+    a client neither is known of (an API tool), its header without version numbers."""
+    browser, system = browser_and_system(agent) if agent else (None, None)
+    if browser or system:
+        return browser, system
+    return (VERSION_NUMBERS.sub("", agent).strip(),)
+
+
+def _notice_new_device(user: User, agent: str) -> None:
+    """`security.new_sign_in` when `agent` (the client's User-Agent) is a device none of the
+    account's sessions and API sign-ins had (before this sign-in adds its own). An account with
+    no record at all is signing in for the first time (e.g. right after sign-up): nothing to
+    warn about."""
+    agent = agent[:300]
     seen = sessions.agents_seen(user.id)
-    if not seen or agent in seen:
+    if not seen or agent in seen or device_of(agent) in {device_of(known) for known in seen}:
         return
     notify(
         user,
@@ -135,7 +151,7 @@ def _notice_new_device(user: User) -> None:
     )
 
 
-def authenticate(email: str, password: str, channel: str) -> User:
+def authenticate(email: str, password: str, channel: str, user_agent: str | None = None) -> User:
     """The user for these credentials, or `InvalidCredentials`.
 
     Unknown emails cost one argon2 verification too (against a dummy hash), and every
@@ -145,7 +161,7 @@ def authenticate(email: str, password: str, channel: str) -> User:
     During a storm of sign-ins, `PasswordHashingBusy` (503) comes before any database work.
     """
     user, client = _checked_credentials(email, password, channel)
-    _record_sign_in(user, client, password, channel)
+    _record_sign_in(user, client, password, channel, user_agent)
     return user
 
 
@@ -206,7 +222,7 @@ def sign_in_for_tokens(email: str, password: str, user_agent: str | None) -> Tok
     `InvalidCredentials` after committing what it records (`_checked_credentials`)."""
     user, client = _checked_credentials(email, password, channel="api")
     with unit_of_work():
-        _record_sign_in(user, client, password, channel="api")
+        _record_sign_in(user, client, password, "api", user_agent)
         return issue_tokens(user, user_agent)
 
 

@@ -30,10 +30,15 @@ class HostMatcher:
         return host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
 
 
+def app_path(endpoint: str, **values: object) -> str:
+    """The path of `endpoint` (no host, no script root), e.g. a notification's link. Works in
+    workers too: nothing is taken from a request. `endpoint` is the full name."""
+    adapter = current_app.url_map.bind("hearth.invalid", script_name="/")
+    return adapter.build(endpoint, {k: v for k, v in values.items() if v is not None})
+
+
 def public_url_for(endpoint: str, **values: object) -> str:
     """An absolute URL on PUBLIC_URL, for links that leave the request (emails, webhooks,
     exports). Works in workers too: nothing is taken from a request. `endpoint` is the full
     name (`auth.verify_email`)."""
-    base = current_app.extensions["hearth.settings"].public_base_url
-    adapter = current_app.url_map.bind("hearth.invalid", script_name="/")
-    return base + adapter.build(endpoint, {k: v for k, v in values.items() if v is not None})
+    return current_app.extensions["hearth.settings"].public_base_url + app_path(endpoint, **values)

@@ -45,10 +45,15 @@ def clamp_page(page: int, per_page: int) -> tuple[int, int]:
     return max(1, page), min(max(1, per_page), MAX_PAGE_SIZE)
 
 
+def count_rows(statement: Select) -> int:
+    """How many rows `statement` gives: one count query over its filters, without its order."""
+    return db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+
+
 def paginate(statement: Select, page: int = 1, per_page: int = DEFAULT_PAGE_SIZE) -> Page:
-    """Run `statement` for one page; the count query reuses its filters without its order."""
+    """Run `statement` for one page; the count query reuses its filters (`count_rows`)."""
     page, per_page = clamp_page(page, per_page)
     session = db.session
-    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    total = count_rows(statement)
     items = session.scalars(statement.limit(per_page).offset((page - 1) * per_page)).all()
     return Page(items=items, page=page, per_page=per_page, total=total)

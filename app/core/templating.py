@@ -33,6 +33,7 @@ from app.i18n import (
     locale_code,
     relative_words,
     request_state,
+    translate_stored,
 )
 from app.uploads import service as upload_service
 from app.uploads.models import KIND_LABELS as UPLOAD_KIND_LABELS
@@ -44,6 +45,11 @@ from app.version import __version__
 HTMX_VERSION = "2.0.11"
 PICO_VERSION = "2.1.1"
 SWAGGER_UI_VERSION = "5.35.0"
+
+
+# The status that tells htmx to stop polling (`hx-trigger="every …"`): a polled fragment answers
+# it once there is nothing more to poll for (signed out, say).
+HTMX_STOP_POLLING = 286
 
 
 def is_htmx_request() -> bool:
@@ -370,8 +376,9 @@ _SYSTEMS = tuple(
 
 
 @functools.lru_cache(maxsize=512)
-def _agent(value: str) -> tuple[str | None, str | None]:
-    """(browser, system) of a User-Agent header, None where unknown."""
+def browser_and_system(value: str) -> tuple[str | None, str | None]:
+    """(browser, system) of a User-Agent header, None where unknown (no versions: "Firefox",
+    "Linux")."""
     browser = next((name for pattern, name in _BROWSERS if pattern.search(value)), None)
     system = next((name for pattern, name in _SYSTEMS if pattern.search(value)), None)
     return browser, system
@@ -381,7 +388,7 @@ def user_agent(value: str | None) -> str:
     """A User-Agent header as people say it: "Firefox on Linux", "Safari on iOS", or
     "Unknown browser" (translated). The parse is cached: a session list shows the same few
     strings again and again."""
-    browser, system = _agent(value) if value else (None, None)
+    browser, system = browser_and_system(value) if value else (None, None)
     if browser and system:
         return gettext("%(browser)s on %(system)s", browser=browser, system=system)
     if browser:
@@ -528,6 +535,7 @@ def init_templating(app: Flask) -> None:
         avatar_url=avatar_url,
         has_endpoint=has_endpoint,
         is_htmx_request=is_htmx_request,
+        translate_stored=translate_stored,
         is_public_page=is_public_page,
         url_for=links.url_for,
         asset_url=links.asset_url,

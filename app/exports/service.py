@@ -36,6 +36,7 @@ from flask import current_app
 
 from app.audit.service import record
 from app.core.database import utcnow
+from app.core.hosts import app_path
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import on_commit, unit_of_work
 from app.errors import Conflict, NotFound, PermissionDenied, TooManyRequests
@@ -47,7 +48,7 @@ from app.extensions import db
 from app.i18n import N_, _, format_filesize, ngettext
 from app.jobs.service import TaskFailed, cancel, enqueue_task, report_progress
 from app.logging import get_logger
-from app.notifications.service import app_path, notify
+from app.notifications.service import notify
 from app.rbac.service import permissions_of
 from app.storage import get_storage
 from app.users.models import User

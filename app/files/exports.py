@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import actor_permissions, login_required
 from app.auth.session_records import passive_request
-from app.core.templating import is_htmx_request
+from app.core.templating import HTMX_STOP_POLLING, is_htmx_request
 from app.core.toasts import toast
 from app.errors import TooManyRequests, ValidationFailed
 from app.exports import service
@@ -26,7 +26,6 @@ from app.i18n import _
 exports_bp = Blueprint("exports", __name__, url_prefix="/exports")
 
 PAGE_SIZE = 20
-STOP_POLLING = 286  # htmx stops polling on this status
 USER_STATUSES = ("active", "disabled", "deleted", "all")
 
 
@@ -87,7 +86,7 @@ def rows() -> Any:
     """The list alone, for its polling while an export is queued or running. Not activity (an
     open tab still goes idle); once signed out, 286 tells htmx to stop polling."""
     if not current_user.is_authenticated:
-        return Response(status=STOP_POLLING)
+        return Response(status=HTMX_STOP_POLLING)
     return render_template("exports/_list.html", **_list_context())
 
 

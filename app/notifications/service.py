@@ -101,13 +101,6 @@ def _shortened(value: Any) -> str:
     return text if len(text) <= PARAM_MAX else text[: PARAM_MAX - 1] + "…"
 
 
-def app_path(endpoint: str, **values: Any) -> str:
-    """The path of `endpoint` (no host, no script root): what a notification's `link` holds.
-    Works in workers too (nothing is taken from a request)."""
-    adapter = current_app.url_map.bind("hearth.invalid", script_name="/")
-    return adapter.build(endpoint, {name: value for name, value in values.items() if value is not None})
-
-
 def _kind(kind: str) -> NotificationKind:
     spec = CATALOGUE.get(kind)
     if spec is None:

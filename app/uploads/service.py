@@ -33,12 +33,13 @@ from app.audit.service import record
 from app.auth.guards import ensure_owner_or
 from app.cache import CacheKey, bump, cached
 from app.core.database import utcnow
+from app.core.hosts import app_path
 from app.core.pagination import Page, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.i18n import N_, _
 from app.jobs.service import enqueue_task
-from app.notifications.service import app_path, notify
+from app.notifications.service import notify
 from app.storage import ObjectTooLarge, PresignedPost, get_storage
 from app.storage.names import UnsafeFileName, key_segment, safe_file_name
 from app.uploads import sandbox

@@ -8,21 +8,19 @@ Every change is audited with its before → after values.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 
 from app.audit.service import record
 from app.auth.accounts import send_password_reset_link
 from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
-from app.core.pagination import Page, paginate
+from app.core.pagination import Page, count_rows, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from app.i18n import _, ngettext
@@ -332,8 +330,7 @@ EXPORT_BATCH = 500
 
 def count_users(filters: dict[str, Any]) -> int:
     """How many users `filters` match (one count query, as `list_users` counts its pages)."""
-    statement = _list_statement(filters)
-    return users.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    return count_rows(_list_statement(filters))
 
 
 def export_batches(filters: dict[str, Any]) -> Iterator[list[tuple[Any, ...]]]:
@@ -370,20 +367,6 @@ def csv_cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
         created_at.isoformat(),
         last_login_at.isoformat() if last_login_at else "",
     )
-
-
-def export_csv(filters: dict[str, Any]) -> Iterator[str]:
-    """The user list for `filters` (as `list_users`) as CSV, streamed: one chunk for the header,
-    then one per batch of `export_batches`."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    yield buffer.getvalue()
-    for batch in export_batches(filters):
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(csv_cells(row) for row in batch)
-        yield buffer.getvalue()
 
 
 def csv_safe(value: str) -> str:

@@ -348,6 +348,22 @@ def test_a_sign_in_from_a_new_device_notifies_but_not_the_first_or_a_known_one(a
     assert [job.args_summary["template"] for job in _email_jobs(app)] == ["notification"]  # always emailed
 
 
+def test_a_browser_or_client_that_only_updated_is_not_a_new_device(app, client, make_user, auth):
+    user = make_user(email="updater@example.com")
+    assert _sign_in(app.test_client(), user.email, BROWSER_A).status_code == 302
+    updated = BROWSER_A.replace("128.0", "131.0")
+    assert _sign_in(app.test_client(), user.email, updated).status_code == 302
+    token = {"email": user.email, "password": PASSWORD}
+    assert client.post("/api/v1/auth/token", json=token, headers={"User-Agent": "sync-tool/2.1"}).status_code == 200
+    assert _kinds(app, user.id) == ["security.new_sign_in"]  # the tool, new; the Firefox update, not
+    assert client.post("/api/v1/auth/token", json=token, headers={"User-Agent": "sync-tool/2.2.1"}).status_code == 200
+    assert _kinds(app, user.id) == ["security.new_sign_in"]
+    # The same browser on another system is another device.
+    windows = BROWSER_A.replace("X11; Linux x86_64", "Windows NT 10.0; Win64; x64")
+    assert _sign_in(app.test_client(), user.email, windows).status_code == 302
+    assert _kinds(app, user.id) == ["security.new_sign_in", "security.new_sign_in"]
+
+
 def test_an_api_sign_in_from_a_new_client_notifies(app, client, make_user, auth):
     user = make_user(email="apiuser@example.com")
     auth.login(user)  # the test client's own User-Agent

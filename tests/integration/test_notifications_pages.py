@@ -178,8 +178,13 @@ def test_mark_all_read(app, signed_in, member):
 def test_opening_a_notification_follows_its_link_and_marks_it_read(app, signed_in, member):
     [notification_id] = _notify(app, member.id, link="/files/")
     html = signed_in.get("/notifications").get_data(as_text=True)
-    assert f'href="/notifications/{notification_id}/open"' in html
-    response = signed_in.get(f"/notifications/{notification_id}/open")
+    assert f'action="/notifications/{notification_id}/open"' in html
+    # A GET (a prefetch, a link scanner) changes nothing.
+    assert signed_in.get(f"/notifications/{notification_id}/open").status_code == 405
+    assert _read_at(app, notification_id) is None
+    token = csrf_token(signed_in, "/notifications")
+    assert signed_in.post(f"/notifications/{notification_id}/open").status_code == 400  # no CSRF token
+    response = signed_in.post(f"/notifications/{notification_id}/open", data={"csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"] == "/files/"
     assert _read_at(app, notification_id) is not None
 
@@ -190,7 +195,7 @@ def test_another_users_notification_is_not_found(app, client, auth, member, make
     auth.login(other)
     token = csrf_token(client, "/notifications")
     assert client.post(f"/notifications/{notification_id}/read", data={"csrf_token": token}).status_code == 404
-    assert client.get(f"/notifications/{notification_id}/open").status_code == 404
+    assert client.post(f"/notifications/{notification_id}/open", data={"csrf_token": token}).status_code == 404
     assert f"notification-{notification_id}" not in client.get("/notifications").get_data(as_text=True)
     assert _read_at(app, notification_id) is None
 

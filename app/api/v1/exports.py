@@ -10,7 +10,7 @@ from app.api.v1.export_schemas import ExportListQuery, ExportOut, ExportRequest
 from app.auth.guards import current_actor
 from app.core.pagination import Page
 from app.exports import service
-from app.exports.models import Export, ExportStatus
+from app.exports.models import Export
 
 
 def export_out(export: Export) -> ExportOut:
@@ -23,7 +23,7 @@ def export_out(export: Export) -> ExportOut:
         size=export.size,
         filename=export.filename,
         content_type=export.content_type,
-        error=export.error if export.status == ExportStatus.failed else None,
+        error=export.shown_error,
         job_id=export.job_id,
         created_at=export.created_at,
         started_at=export.started_at,

@@ -55,11 +55,6 @@ def _session():
     return db.session
 
 
-def count(statement: Select) -> int:
-    """How many rows `statement` gives (its filters, without its order): one query."""
-    return _session().scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
-
-
 def stream_rows(statement: Select, batch: int = BATCH) -> Iterator[Sequence[Row]]:
     """The rows of `statement` in batches of `batch`, from a server-side cursor."""
     return _session().execute(statement.execution_options(yield_per=batch)).partitions()

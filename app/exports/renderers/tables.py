@@ -17,6 +17,7 @@ import xlsxwriter
 
 from app.audit.repository import AuditFilter, audit_statement
 from app.audit.service import emails_of
+from app.core.pagination import count_rows
 from app.exports.renderers import queries
 from app.exports.renderers.base import Progress, RenderContext, owners_language, text_output
 from app.i18n import N_, _, _l
@@ -134,7 +135,7 @@ def audit_filter(filters: dict[str, Any]) -> AuditFilter:
 
 def render_audit_csv(context: RenderContext, out: BinaryIO) -> None:
     statement = audit_statement(audit_filter(context.filters))
-    progress = Progress(context.progress, queries.count(statement))
+    progress = Progress(context.progress, count_rows(statement))
     safe = management.csv_safe
     with text_output(out) as text:
         writer = csv.writer(text)

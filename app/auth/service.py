@@ -141,7 +141,7 @@ def _notice_new_device(user: User, agent: str) -> None:
     warn about."""
     agent = agent[:300]
     seen = sessions.agents_seen(user.id)
-    if not seen or agent in seen or device_of(agent) in {device_of(known) for known in seen}:
+    if not seen or agent in seen or device_of(agent) in {device_of(known or "") for known in seen}:
         return
     notify(
         user,

@@ -93,7 +93,11 @@ def on_commit(action: Callable[[], None]) -> None:
     outside the database that must follow the change, not precede it. A failing action is
     logged: the change is committed, and the caller's sweep (if any) finishes the job."""
     require_unit_of_work("An after-commit action")
-    db.session().info.setdefault(ON_COMMIT_KEY, []).append(action)
+    session = db.session()
+    if session.in_nested_transaction():
+        # A savepoint rolled back would not drop it: the action would follow a change undone.
+        raise RuntimeError("on_commit inside a savepoint (begin_nested) is not supported")
+    session.info.setdefault(ON_COMMIT_KEY, []).append(action)
 
 
 @event.listens_for(Session, "after_commit")

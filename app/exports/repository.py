@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, Update, func, select, update
+from sqlalchemy import Select, Update, func, select, text, update
 
 from app.core.repository import Repository
 from app.exports.models import ACTIVE_STATUSES, Export, ExportStatus
@@ -34,13 +35,23 @@ class ExportRepository(Repository[Export]):
     model = Export
 
     def lock_owner(self, user_id: int) -> None:
-        """Hold the owner's row until the unit of work ends (FOR UPDATE on PostgreSQL; SQLite
-        serialises writers anyway), so two requests at once cannot both pass the limit."""
+        """Hold the owner's row until the unit of work ends, so two requests at once cannot
+        both pass the limit (`_hold`)."""
+        self._hold("users", user_id)
         self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+    def _hold(self, table: str, row_id: Any) -> None:
+        """On SQLite, take the database's write lock now with a write that changes nothing:
+        it has no row locks (FOR UPDATE is ignored) and pysqlite opens no transaction for a
+        SELECT, so what the unit reads next could change before it writes. PostgreSQL locks
+        the row itself (FOR UPDATE, in the caller's SELECT). `table` is one of ours, never input."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(text(f"UPDATE {table} SET id = id WHERE id = :id"), {"id": row_id})  # noqa: S608
 
     def locked(self, export_id: str) -> Export | None:
         """The export as committed now, its row held until the unit of work ends (FOR UPDATE on
         PostgreSQL), so a deletion and a build finishing at once take turns."""
+        self._hold("exports", export_id)
         return self.session.scalar(
             select(Export).where(Export.id == export_id).with_for_update().execution_options(populate_existing=True)
         )
@@ -58,9 +69,13 @@ class ExportRepository(Repository[Export]):
             or 0
         )
 
-    def oldest_ready_finish(self) -> datetime | None:
-        """When the oldest export still ready was finished (its file must outlive any sweep)."""
-        return self.session.scalar(select(func.min(Export.finished_at)).where(Export.status == ExportStatus.ready))
+    def oldest_live_start(self) -> datetime | None:
+        """When the oldest export with a file that must outlive any sweep (ready, or running and
+        storing it) was started: its stored file is no older than that (an S3 multipart upload's
+        LastModified is when the upload began, not when it ended)."""
+        return self.session.scalar(
+            select(func.min(Export.started_at)).where(Export.status.in_((ExportStatus.ready, ExportStatus.running)))
+        )
 
     def expired(self, now: datetime, limit: int) -> Sequence[Export]:
         """Ready exports whose retention ended, oldest first."""

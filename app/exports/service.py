@@ -29,6 +29,7 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -207,11 +208,23 @@ def _refusal(export: Export) -> str | None:
     return None
 
 
-def _start(export_id: str, job_id: str | None) -> tuple[Export, str] | None:
+@dataclass(frozen=True)
+class Attempt:
+    """What one build attempt works from, read when it starts (the row may go meanwhile)."""
+
+    export_id: str
+    user_id: int
+    kind: str
+    filters: dict[str, Any]
+    filename: str
+    key: str  # where this attempt stores its file, recorded on the export while it runs
+
+
+def _start(export_id: str, job_id: str | None) -> Attempt | None:
     """Mark the export running, from scratch, under a new attempt's object key (a unit of its
-    own, committed before the slow part so /exports shows it): the export and that key. None
-    when there is nothing to build: deleted, finished by an earlier delivery of the same job,
-    or refused because its owner was disabled or lost the permission since (failed, told)."""
+    own, committed before the slow part so /exports shows it). None when there is nothing to
+    build: deleted, finished by an earlier delivery of the same job, or refused because its
+    owner was disabled or lost the permission since (failed, told)."""
     with unit_of_work():
         export = exports.locked(export_id)
         if export is None or export.status not in ACTIVE_STATUSES:
@@ -221,7 +234,20 @@ def _start(export_id: str, job_id: str | None) -> tuple[Export, str] | None:
             _fail(export, refusal, refusal)
             log.info("export_refused", export_id=export_id, reason=refusal)
             return None
-        key = object_key(export, uuid.uuid4().hex[:16], file_name(export, RENDERERS[export.kind].extension))
+        if export.storage_key:
+            # Taken over from an attempt that stopped answering (its lease ran out): that
+            # attempt can no longer finish, so whatever it stored goes.
+            _discard_after_commit([export.storage_key])
+        filename = file_name(export, RENDERERS[export.kind].extension)
+        attempt = Attempt(
+            export.id,
+            export.user_id,
+            export.kind,
+            dict(export.filters or {}),
+            filename,
+            object_key(export, uuid.uuid4().hex[:16], filename),
+        )
+        key = attempt.key
         export.status = ExportStatus.running
         export.started_at = utcnow()
         export.progress = 0
@@ -232,23 +258,22 @@ def _start(export_id: str, job_id: str | None) -> tuple[Export, str] | None:
         export.expires_at = None
         if job_id:
             export.job_id = job_id
-    return export, key
+    return attempt
 
 
 def build(export_id: str, job_id: str | None = None) -> None:
     """Build the export's document and store it (the `reports` job); idempotent."""
-    started = _start(export_id, job_id)
-    if started is None:
+    attempt = _start(export_id, job_id)
+    if attempt is None:
         log.info("export_skipped", export_id=export_id)
         return
-    export, key = started
-    renderer = RENDERERS[export.kind]
-    filename = file_name(export, renderer.extension)
+    key, filename = attempt.key, attempt.filename
+    renderer = RENDERERS[attempt.kind]
     storage = get_storage()
     context = RenderContext(
-        user_id=export.user_id,
-        filters=dict(export.filters or {}),
-        progress=ProgressReporter(export.id, key, job_id),
+        user_id=attempt.user_id,
+        filters=attempt.filters,
+        progress=ProgressReporter(export_id, key, job_id),
         generated_at=utcnow(),
     )
     try:
@@ -269,9 +294,29 @@ def build(export_id: str, job_id: str | None = None) -> None:
         _discard(key)
         log.info("export_superseded", export_id=export_id)
     except BaseException:
-        _discard(key)
-        _requeue(export_id, key)
+        _settle_failed_attempt(export_id, key)
         raise
+
+
+def _settle_failed_attempt(export_id: str, key: str) -> None:
+    """After a failed attempt: back to `queued` (a retry may follow; `mark_failed` follows when
+    none will), never left `running` with a frozen progress bar, and its file removed; unless
+    the export holds this attempt's file as ready after all (a commit that failed only on its
+    way back), or another attempt holds it meanwhile. When the database can't say, the file
+    stays for `expire_exports` to purge: deleting a file a ready export points at is worse."""
+    try:
+        with unit_of_work():
+            export = exports.locked(export_id)
+            if export is not None and export.storage_key == key and export.status == ExportStatus.ready:
+                return
+            if export is not None and export.status == ExportStatus.running and export.storage_key == key:
+                export.status = ExportStatus.queued
+                export.storage_key = None
+                export.progress = 0
+    except Exception as error:  # the database failing too: the job's failure is recorded anyway
+        log.warning("export_requeue_failed", export_id=export_id, error=repr(error))
+        return
+    _discard(key)
 
 
 def _finish(export_id: str, key: str, filename: str, content_type: str, size: int) -> bool:
@@ -282,6 +327,7 @@ def _finish(export_id: str, key: str, filename: str, content_type: str, size: in
         export = exports.locked(export_id)
         if export is None or export.status != ExportStatus.running or export.storage_key != key:
             return False
+        kind = export.kind
         export.status = ExportStatus.ready
         export.progress = 100
         export.size = size
@@ -297,7 +343,7 @@ def _finish(export_id: str, key: str, filename: str, content_type: str, size: in
             params={"export_name": kind_title(export.kind), "size": format_filesize(size)},
             link=exports_page_path(),
         )
-    log.info("export_ready", export_id=export_id, kind=export.kind, size=size)
+    log.info("export_ready", export_id=export_id, kind=kind, size=size)
     return True
 
 
@@ -320,21 +366,6 @@ def _discard(key: str) -> None:
         get_storage().delete(key)
     except Exception as error:  # storage down while cleaning up after a failure: logged
         log.warning("export_cleanup_failed", key=key, error=repr(error))
-
-
-def _requeue(export_id: str, key: str) -> None:
-    """After a failed attempt: back to `queued` (a retry may follow; `mark_failed` follows
-    when none will), never left `running` with a frozen progress bar; unless another attempt
-    holds it meanwhile."""
-    try:
-        with unit_of_work():
-            export = exports.locked(export_id)
-            if export is not None and export.status == ExportStatus.running and export.storage_key == key:
-                export.status = ExportStatus.queued
-                export.storage_key = None
-                export.progress = 0
-    except Exception as error:  # the database failing too: the job's failure is recorded anyway
-        log.warning("export_requeue_failed", export_id=export_id, error=repr(error))
 
 
 def mark_failed(export_id: str, reason: str) -> None:
@@ -393,14 +424,16 @@ def expire_exports(now: datetime | None = None) -> dict[str, int]:
 
 def _purge_orphans(now: datetime) -> int:
     """Delete every stored export file older than any export that could still own it: older
-    than the retention and than the oldest ready export's finish, less ORPHAN_GRACE. Such a
-    file was left by a worker that died between storing it and recording it, or by a delete
-    whose storage call failed. How many files went."""
+    than the retention and than the start of the oldest export ready or running, less
+    ORPHAN_GRACE. Such a file was left by a worker that died between storing it and recording
+    it, or by a delete whose storage call failed. How many files went. (Local disk keeps the
+    emptied folders; S3 uploads a killed worker left unfinished are for a bucket lifecycle
+    rule, docs/deployment.md.)"""
     with unit_of_work():
-        oldest_ready = exports.oldest_ready_finish()
+        oldest_live = exports.oldest_live_start()
     cutoff = now - timedelta(hours=retention_hours())
-    if oldest_ready is not None:
-        cutoff = min(cutoff, oldest_ready)
+    if oldest_live is not None:
+        cutoff = min(cutoff, oldest_live)
     return get_storage().purge(KEY_PREFIX, cutoff - ORPHAN_GRACE)
 
 

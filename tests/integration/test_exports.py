@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tempfile
 import threading
 from datetime import timedelta
@@ -656,7 +657,8 @@ def test_an_export_whose_owner_lost_its_permission_is_neither_built_nor_download
     assert client.get(f"/exports/{built['id']}/download").status_code == 403
     page = client.get("/exports/").get_data(as_text=True)
     assert f'id="download-{built["id"]}"' not in page
-    assert "You no longer have the permission this export needs." in page
+    row = re.search(rf'<tr id="export-{built["id"]}".*?</tr>', page, re.DOTALL).group(0)
+    assert "You no longer have the permission this export needs." in row
     # An export any user may have is unaffected.
     own = _request(client, headers, "account_data").json
     run_job(exports_app, own["job_id"])
@@ -715,3 +717,68 @@ def test_the_hourly_run_purges_files_no_export_can_own_and_keeps_the_rest(client
         db.session.commit()
         assert service.expire_exports(far_later) == {"expired": 1, "failed": 0, "purged": 1}
     assert stored_keys(exports_app, "exports/") == []
+
+
+def test_a_delete_arriving_while_the_build_finishes_waits_for_it_then_removes_the_file(
+    client, exports_app, owner, headers, monkeypatch
+):
+    """The finish checks the export and writes it as one step (SQLite included, which has no
+    row locks): a delete in between waits, then finds the export ready and removes its file."""
+    body = _request(client, headers, "account_data").json
+    real_notify = service.notify
+    other: dict[str, Any] = {}
+
+    def delete_meanwhile(*args, **kwargs):
+        if "thread" not in other:
+            other["thread"] = thread = threading.Thread(
+                target=lambda: other.setdefault(
+                    "status", client.delete(f"/api/v1/exports/{body['id']}", headers=headers).status_code
+                )
+            )
+            thread.start()
+            thread.join(timeout=1)  # it waits for the finish to commit
+        return real_notify(*args, **kwargs)
+
+    monkeypatch.setattr(service, "notify", delete_meanwhile)
+    run_job(exports_app, body["job_id"])
+    other["thread"].join(timeout=30)
+    assert other["status"] == 204
+    assert _job(exports_app, body["job_id"]).status == "succeeded"
+    with exports_app.app_context():
+        assert db.session.get(Export, body["id"]) is None
+    assert stored_keys(exports_app, "exports/") == []
+
+
+def test_taking_over_from_an_attempt_that_died_removes_what_it_stored(client, exports_app, owner, headers):
+    body = _request(client, headers, "account_data").json
+    with exports_app.app_context():
+        lost = service._start(body["id"], body["job_id"])  # a worker that stored its file, then died
+        get_storage().put_stream(lost.key, io.BytesIO(b"PK lost"), "application/zip", 1024)
+    run_job(exports_app, body["job_id"])  # the re-delivered job takes it over
+    export = _export(exports_app, body["id"])
+    assert export.status == "ready" and export.storage_key != lost.key
+    assert stored_keys(exports_app, "exports/") == [export.storage_key]
+
+
+def test_a_failure_after_the_finish_committed_keeps_the_ready_file(client, exports_app, owner, headers, monkeypatch):
+    body = _request(client, headers, "account_data").json
+
+    class FailingAfterCommit:
+        """The unit committed; what follows fails (a connection lost on the way back, say)."""
+
+        def __getattr__(self, name):
+            def log_call(event, **fields):
+                if event == "export_ready":
+                    raise ConnectionError("lost after the commit")
+
+            return log_call
+
+    monkeypatch.setattr(service, "log", FailingAfterCommit())
+    run_job(exports_app, body["job_id"])
+    assert _job(exports_app, body["job_id"]).status == "retrying"
+    export = _export(exports_app, body["id"])
+    assert export.status == "ready" and stored_keys(exports_app, "exports/") == [export.storage_key]
+    monkeypatch.undo()
+    run_job(exports_app, body["job_id"])  # the retry finds it ready: nothing more to do
+    assert _export(exports_app, body["id"]).storage_key == export.storage_key
+    assert stored_keys(exports_app, "exports/") == [export.storage_key]

@@ -364,6 +364,20 @@ def test_a_browser_or_client_that_only_updated_is_not_a_new_device(app, client, 
     assert _kinds(app, user.id) == ["security.new_sign_in", "security.new_sign_in"]
 
 
+def test_records_without_a_user_agent_do_not_break_a_sign_in(app, make_user):
+    from sqlalchemy import update
+
+    from app.auth.models import UserSession
+
+    user = make_user(email="legacy@example.com")
+    assert _sign_in(app.test_client(), user.email, BROWSER_A).status_code == 302
+    with app.app_context():  # a record from before User-Agents were kept
+        db.session.execute(update(UserSession).where(UserSession.user_id == user.id).values(user_agent=None))
+        db.session.commit()
+    assert _sign_in(app.test_client(), user.email, BROWSER_B).status_code == 302
+    assert _kinds(app, user.id) == ["security.new_sign_in"]
+
+
 def test_an_api_sign_in_from_a_new_client_notifies(app, client, make_user, auth):
     user = make_user(email="apiuser@example.com")
     auth.login(user)  # the test client's own User-Agent

@@ -133,6 +133,9 @@ def test_on_commit_actions_run_after_the_commit_and_never_after_a_rollback(app):
         assert _events("despite_a_failing_effect") == 1
         with pytest.raises(OutsideUnitOfWork):
             on_commit(lambda: None)
+        # Inside a savepoint it is refused: a savepoint rolled back would not drop it.
+        with unit_of_work() as session, session.begin_nested(), pytest.raises(RuntimeError, match="savepoint"):
+            on_commit(lambda: None)
 
 
 def _committed(name: str) -> int:

@@ -181,7 +181,7 @@ def test_download_my_data_from_request_to_zip(browser, make_app, base_settings, 
         notice = page.locator("li.notification[data-kind='export.ready']")
         assert "Account data" in notice.inner_text()
         with page.expect_navigation():
-            notice.get_by_role("link").click()
+            notice.locator("button.notification__link").click()
         assert page.url.endswith("/exports/")
         with page.expect_download() as downloading:
             page.locator(f"a#download-{export_id}").click()

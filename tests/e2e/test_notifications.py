@@ -51,7 +51,7 @@ def test_the_bell_count_rises_live_and_unchanged_polls_cost_a_304(
     expect(page.locator("#nav-bell")).to_have_attribute("aria-label", "Notifications, 1 unread", timeout=30_000)
     expect(page.locator("#nav-bell .nav-bell__count")).to_have_text("1")
     page.locator("#nav-bell").click()
-    page.get_by_role("button", name="File ready: holiday.jpg").click()
+    page.get_by_role("button", name="File ready: holiday.jpg", exact=True).click()
     expect(page).to_have_url(live_server_url + "/files/")
     expect(page.locator("#nav-bell")).to_have_attribute("aria-label", "Notifications")
     events.assert_clean()

@@ -1,4 +1,4 @@
-"""`flask` commands: seed-admin, worker, jobs sweep, mail test, roles, users, demo seed; and the
+"""`flask` commands: seed-admin, worker, jobs sweep, mail test, roles, users, demo seed, stats; and the
 first-run credentials file `make run` writes and shows (scripts/run.py)."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.jobs.service import sweep
 from app.logging import get_logger
 from app.mail.service import queue_test_email
 from app.rbac.service import sync_roles
+from app.stats import service as stats_service
 from app.users.passwords import verify_password
 from app.users.service import ensure_admin
 
@@ -257,6 +258,38 @@ def demo_seed(user_count: int) -> None:
         click.echo("Sign in as: " + ", ".join(f"{role} {email}" for role, email in summary.sign_in.items()))
 
 
+stats_cli = AppGroup("stats", help="Daily statistics (the admin dashboard's charts).")
+
+
+@stats_cli.command("backfill")
+@click.option(
+    "--days",
+    type=click.IntRange(1, stats_service.MAX_BACKFILL_DAYS),
+    default=90,
+    show_default=True,
+    help="How many days to roll up, ending yesterday (UTC).",
+)
+def stats_backfill(days: int) -> None:
+    """Roll up the last DAYS days (idempotent: a day already there is replaced)."""
+    started = time.perf_counter()
+    done = stats_service.backfill(days)
+    rows = sum(count for _day, count in done)
+    elapsed = time.perf_counter() - started
+    click.echo(f"rolled up {len(done)} days ({done[0][0]} to {done[-1][0]}): {rows} rows in {elapsed:.1f} s")
+
+
+@stats_cli.command("rollup")
+@click.option("--day", "day", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="YYYY-MM-DD (UTC).")
+def stats_rollup(day: datetime) -> None:
+    """Roll up one day before today (UTC), replacing its rows."""
+    try:
+        rows = stats_service.rollup_day(day.date())
+    except DomainError as error:
+        reasons = [f"{item['field']}: {item['message']}" for item in error.extra.get("errors", [])]
+        raise click.ClickException(" ".join([error.detail, *reasons])) from None
+    click.echo(f"rolled up {day.date()}: {rows} rows")
+
+
 def register_cli(app: Flask) -> None:
-    for command in (seed_admin, worker, jobs_cli, mail_cli, roles_cli, users_cli, demo_cli):
+    for command in (seed_admin, worker, jobs_cli, mail_cli, roles_cli, users_cli, demo_cli, stats_cli):
         app.cli.add_command(command)

@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     # one user may have queued or running at once (more: 429 with Retry-After).
     export_retention_hours: int = Field(default=24, ge=1, le=24 * 30)
     export_max_concurrent_per_user: int = Field(default=2, ge=1, le=20)
+    # Outbound webhooks (app/webhooks, docs/webhooks.md). Private targets: http:// URLs and
+    # hosts resolving to loopback, private, link-local or metadata addresses. Unset: allowed in
+    # development and test only (local receivers), refused in staging and production.
+    webhook_allow_private_targets: bool | None = Field(default=None, validate_default=True)
+    # An endpoint whose every delivery has failed for this long is disabled (its creator told).
+    webhook_disable_after_hours: float = Field(default=24, gt=0, le=24 * 30)
+    # Seconds to connect, and for the whole attempt (connect, TLS, request, answer).
+    webhook_connect_timeout: float = Field(default=3.0, gt=0, le=60)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
     smtp_url: str | None = None
     mail_from: str = "Hearth <no-reply@localhost>"
     sentry_dsn: str | None = None
@@ -329,6 +338,11 @@ class Settings(BaseSettings):
                     f"PASSWORD_HASH_TIME_COST={passes}"
                 )
         return value
+
+    @field_validator("webhook_allow_private_targets")
+    @classmethod
+    def _private_webhook_targets(cls, value: bool | None, info: ValidationInfo) -> bool:
+        return _is_relaxed(info) if value is None else value
 
     @field_validator("metrics_token")
     @classmethod

@@ -8,13 +8,16 @@ from app.flags.models import FeatureFlag
 from app.jobs.models import Job
 from app.notifications.models import Notification, NotificationPreference
 from app.rbac.models import Permission, Role
+from app.stats.models import DailyStat
 from app.uploads.models import Upload
 from app.users.models import User
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AccountToken",
     "AuditEvent",
     "CacheGeneration",
+    "DailyStat",
     "Export",
     "FeatureFlag",
     "Job",
@@ -26,4 +29,6 @@ __all__ = [
     "Upload",
     "User",
     "UserSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

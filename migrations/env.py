@@ -103,6 +103,11 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            # The pooled connection serves the app next (tests migrate in process): back on, or
+            # every ON DELETE CASCADE would silently stop working on it.
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 if context.is_offline_mode():

@@ -3,9 +3,9 @@ services, never the reverse: a service enqueues a task by its name (app.jobs.ser
 """
 
 from app.jobs.periodic import PeriodicTask
-from tasks import emails, maintenance, reports, uploads
+from tasks import emails, maintenance, reports, stats, uploads, webhooks
 from tasks.runtime import DurableTask, collect_tasks
 
-TASK_MODULES = (emails, maintenance, reports, uploads)
+TASK_MODULES = (emails, maintenance, reports, stats, uploads, webhooks)
 DURABLE_TASKS: tuple[DurableTask, ...] = collect_tasks(TASK_MODULES, DurableTask)
 PERIODIC_TASKS: tuple[PeriodicTask, ...] = collect_tasks(TASK_MODULES, PeriodicTask)

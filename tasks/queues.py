@@ -1,6 +1,10 @@
 """The app's job queues: one huey instance per queue (docs/architecture.md §9), built for each
 app by `init_app` and held in `app.extensions`, with every task of `tasks` registered on it.
 
+Periodic tasks are registered twice on the `sync` huey: a huey periodic trigger, which only
+queues the run's durable job (app.jobs.periodic.enqueue_scheduled), and the job's runner, like
+any durable task (the sweeper alone runs from its trigger, see tasks.maintenance.sweep_jobs).
+
 RedisHuey storage when REDIS_URL is set, SqliteHuey storage under `instance/` otherwise, an
 in-memory immediate queue with JOBS_IMMEDIATE. Two apps in one process (tests, the CLI) each
 have their own instances, bound to their own settings and app: nothing here is process-global.
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +24,14 @@ from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 from redis import ConnectionPool
 
 from app.config import INSTANCE_PATH, Settings
-from app.jobs.periodic import PeriodicTask, run_recorded
+from app.core.database import utcnow
+from app.jobs.periodic import PERIODIC_QUEUE, PeriodicTask, enqueue_scheduled, run_recorded
 from app.jobs.queues import QUEUES, QUEUES_KEY, TaskSpec
+from app.logging import get_logger
 from tasks import DURABLE_TASKS, PERIODIC_TASKS
-from tasks.runtime import DurableTask, run_attempt
+from tasks.runtime import DurableTask, periodic_job, run_attempt
+
+log = get_logger("hearth.jobs")
 
 
 class QueueHuey(Huey):
@@ -33,6 +42,17 @@ class QueueHuey(Huey):
 
     def get_immediate_storage(self) -> MemoryStorage:
         return MemoryStorage(self.name)
+
+    def read_periodic(self, timestamp: datetime | None) -> list[Any]:
+        """The periodic triggers due at `timestamp` (huey's scheduler asks once a minute), each
+        told the minute it fires for (`scheduled_for`), which every scheduler evaluating the
+        same minute agrees on, unlike the time a worker later gets to the trigger: what
+        identifies a scheduled run (app.jobs.periodic.enqueue_scheduled)."""
+        timestamp = timestamp or self._get_timestamp()
+        due = super().read_periodic(timestamp)
+        for trigger in due:
+            trigger.extend_data({"scheduled_for": timestamp.replace(tzinfo=UTC).isoformat()})
+        return due
 
 
 def sqlite_queue_path(settings: Settings, queue: str) -> Path:
@@ -84,9 +104,14 @@ class AppQueues:
         self.periodic: dict[str, PeriodicTask] = {}
         for schedule in periodic:
             self.periodic[schedule.name] = schedule
-            self.hueys["sync"].periodic_task(crontab(**dict(schedule.cron)), name=schedule.name)(
-                _scheduled(app, schedule)
-            )
+            trigger = _scheduled(app, schedule)
+            if schedule.durable:  # its runs are jobs of its own name; the trigger only queues one
+                job = periodic_job(schedule)
+                self.tasks[job.name] = job.spec
+                self._wrappers[job.name] = self.hueys[job.queue].task(name=schedule.func.__name__)(
+                    _job_runner(app, job)
+                )
+            self.hueys[PERIODIC_QUEUE].periodic_task(crontab(**dict(schedule.cron)), name=trigger.__name__)(trigger)
 
     def dispatch(self, job_id: str, task_name: str, delay: float | None) -> None:
         task = self._wrappers[task_name]
@@ -100,7 +125,10 @@ class AppQueues:
 
 
 def _job_runner(app: Flask, task: DurableTask):
-    def run_job(job_id: str) -> None:
+    def run_job(job_id: str | None = None, **_: Any) -> None:
+        if job_id is None:  # a message of an older release's periodic trigger of the same name
+            log.warning("job_message_without_job", task=task.name)
+            return
         run_attempt(app, task, job_id)
 
     # huey names a task "<module>.<name>": make it the task function's own dotted path.
@@ -110,11 +138,21 @@ def _job_runner(app: Flask, task: DurableTask):
 
 
 def _scheduled(app: Flask, schedule: PeriodicTask):
-    def run_on_schedule() -> None:
-        with app.app_context():
-            run_recorded(schedule.name)
+    """huey's periodic trigger of `schedule`: it queues the durable job of the scheduled minute
+    (at most one per minute, whichever scheduler fires first), or for the sweeper
+    (`durable=False`) runs it right here."""
 
-    run_on_schedule.__module__, run_on_schedule.__name__ = schedule.func.__module__, schedule.name
+    def run_on_schedule(scheduled_for: str | None = None) -> None:
+        with app.app_context():
+            if schedule.durable:
+                enqueue_scheduled(schedule.name, datetime.fromisoformat(scheduled_for) if scheduled_for else utcnow())
+            else:
+                run_recorded(schedule.name)
+
+    # huey names it "<module>.<name>": the sweeper's trigger keeps the function's own name (it
+    # is its only task); a durable task's name is its job runner's, so its trigger is "…_schedule".
+    name = schedule.func.__name__ if not schedule.durable else f"{schedule.func.__name__}_schedule"
+    run_on_schedule.__module__, run_on_schedule.__name__ = schedule.func.__module__, name
     return run_on_schedule
 
 

@@ -24,6 +24,7 @@ from flask import Flask
 
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
+from app.jobs.periodic import PERIODIC_QUEUE, PeriodicTask, run_recorded
 from app.jobs.queues import TaskSpec
 from app.logging import get_logger
 
@@ -60,8 +61,9 @@ def durable_task(
     on_final_failure: Callable[..., None] | None = None,
 ) -> Callable[[Callable[..., None]], DurableTask]:
     """Declare `func` a durable task on `queue`; `summarize` picks what the UI may show;
-    `on_final_failure(error=..., **payload)` runs once the retries are spent, `error` being the
-    failure in words for people (app.jobs.service.failure_message)."""
+    `on_final_failure(error=..., **payload)` runs once the job fails for good (its retries
+    spent, or at once on a PermanentFailure), `error` being the failure in words for people
+    (app.jobs.service.failure_message). Raise RetryLater to ask for a later retry."""
 
     def decorator(func: Callable[..., None]) -> DurableTask:
         name = f"{func.__module__}.{func.__name__}"
@@ -72,6 +74,25 @@ def durable_task(
 
 def _no_summary(payload: dict[str, Any]) -> dict[str, Any]:
     return {}
+
+
+def periodic_job(schedule: PeriodicTask) -> DurableTask:
+    """The durable task `schedule`'s runs are jobs of: named after its function (so the job
+    list names the periodic task), on PERIODIC_QUEUE with its retry policy, each attempt
+    recorded in `periodic_runs` (app.jobs.periodic.run_recorded). Its summary shows the task's
+    name, and the minute it was scheduled for unless an admin started it."""
+    name = schedule.name
+
+    def run(*, job_id: str, scheduled_for: str | None = None) -> None:
+        run_recorded(name, job_id=job_id)
+
+    def summarize(payload: dict[str, Any]) -> dict[str, Any]:
+        when = payload.get("scheduled_for")
+        return {"periodic_task": name, **({"scheduled_for": when} if when else {})}
+
+    # huey and the job's traceback name it after the declared function.
+    run.__module__, run.__name__, run.__qualname__ = schedule.func.__module__, schedule.func.__name__, name
+    return DurableTask(schedule.task_name, PERIODIC_QUEUE, run, summarize)
 
 
 def collect_tasks(modules: Iterable[ModuleType], kind: type[T]) -> tuple[T, ...]:

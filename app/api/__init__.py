@@ -29,6 +29,8 @@ TAG_DESCRIPTIONS = {
     "roles": "The roles accounts can hold.",
     "uploads": "Files: presigned uploads straight to storage, confirmation, processing and downloads.",
     "users": "Accounts, for those allowed to manage them.",
+    "webhooks": "Outbound webhooks (webhooks:manage): endpoints, signing secrets shown once, the event catalogue, "
+    "test events, the delivery log and redelivery.",
 }
 
 

@@ -35,6 +35,8 @@ from app.users.models import User
 from app.users.passwords import check_new_password, hash_password, verify_password
 from app.users.repository import UserRepository
 from app.users.service import checked_email, grant_role
+from app.webhooks.catalogue import user_data
+from app.webhooks.service import emit
 
 users = UserRepository()
 
@@ -143,6 +145,7 @@ def sign_up(email: str, display_name: str, password: str) -> None:
         grant_role(user, DEFAULT_ROLE)
         _send_verification(user, address)
         record("signup", actor_id=user.id, subject_id=user.id)
+        emit("user.created", user_data(user))
 
 
 def verify_email(raw: str) -> User:
@@ -162,6 +165,7 @@ def verify_email(raw: str) -> User:
             revoke_pending_tokens(user.id)
         user.email_verified_at = utcnow()
         record("email_verified", actor_id=user.id, subject_id=user.id)
+        emit("user.updated", user_data(user))
     return user
 
 
@@ -270,6 +274,7 @@ def update_profile(user: User, display_name: str, email: str, current_password: 
         # Before the change's unit: a wrong guess is committed (its own unit) although this raises.
         check_current_password(user, current_password or "", channel="email_change")
     with unit_of_work():
+        renamed = user.display_name != name
         user.display_name = name
         if pending:
             revoke_pending_tokens(user.id, purposes=(VERIFY_EMAIL,))
@@ -289,6 +294,8 @@ def update_profile(user: User, display_name: str, email: str, current_password: 
             )
             record("email_change_requested", actor_id=user.id, subject_id=user.id)
         record("profile_updated", actor_id=user.id, subject_id=user.id)
+        if renamed:  # a new address is announced once verified (verify_email)
+            emit("user.updated", user_data(user))
     return pending
 
 
@@ -304,6 +311,7 @@ def undo_email_change(raw: str) -> str:
         token = consume_token(raw, UNDO_EMAIL_CHANGE)
         user = users.get(token.user_id)
         restored = token.email or user.email
+        before = (user.email, user.email_verified_at)
         holder = users.find_by_email(restored)
         if holder is None or holder.id == user.id:
             user.email = restored
@@ -314,6 +322,8 @@ def undo_email_change(raw: str) -> str:
         record(
             "email_change_undone", actor_id=user.id, subject_id=user.id, restored=holder is None or holder.id == user.id
         )
+        if (user.email, user.email_verified_at) != before:
+            emit("user.updated", user_data(user))
         reset = issue_token(user.id, RESET_PASSWORD)
     return reset
 

@@ -54,6 +54,8 @@ from app.rbac.service import permissions_of
 from app.storage import get_storage
 from app.users.models import User
 from app.users.repository import UserRepository
+from app.webhooks.catalogue import export_data
+from app.webhooks.service import emit
 
 log = get_logger("hearth.exports")
 exports = ExportRepository()
@@ -343,6 +345,7 @@ def _finish(export_id: str, key: str, filename: str, content_type: str, size: in
             params={"export_name": kind_title(export.kind), "size": format_filesize(size)},
             link=exports_page_path(),
         )
+        emit("export.ready", export_data(export))
     log.info("export_ready", export_id=export_id, kind=kind, size=size)
     return True
 

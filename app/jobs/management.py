@@ -25,7 +25,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.i18n import _, _l, format_decimal_fast, ngettext, translate_stored
 from app.jobs import service
 from app.jobs.models import FINAL_STATUSES, Job, JobStatus, PeriodicRun
-from app.jobs.periodic import RUN_PERIODIC_NOW_TASK, PeriodicTask, get_periodic, last_runs, scheduled_tasks
+from app.jobs.periodic import PeriodicTask, get_periodic, last_runs, queue_run_now, scheduled_tasks
 from app.jobs.queues import QUEUES
 from app.jobs.repository import JobRepository, job_list_statement
 from app.logging import get_logger
@@ -345,9 +345,10 @@ def periodic_tasks() -> list[tuple[PeriodicTask, PeriodicRun]]:
 
 
 def run_periodic_now(actor: User, name: str) -> Job:
-    """Queue one run of a periodic task as an ordinary job (so its outcome is visible)."""
+    """Queue one extra run of a periodic task now, a job like its scheduled runs (so its
+    outcome shows in the job list and on the periodic task's row)."""
     get_periodic(name)
     with unit_of_work():
-        job = service.enqueue_task(RUN_PERIODIC_NOW_TASK, name=name)
+        job = queue_run_now(name)
         record("periodic_task_run", actor_id=actor.id, target=f"periodic:{name}", job=job.id)
     return job

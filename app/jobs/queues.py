@@ -22,9 +22,21 @@ class QueueSpec:
         return self.retries + 1
 
     def backoff_seconds(self, attempt: int, base: float, cap: float) -> float:
-        """Delay before the attempt after `attempt` (1-based): base·2^(n-1) or a flat base."""
+        """Nominal delay before the attempt after `attempt` (1-based): base·2^(n-1) or a flat
+        base, capped; the most a retry waits (see `jittered_backoff`)."""
         delay = base * (2 ** (attempt - 1)) if self.exponential else base
         return min(delay, cap)
+
+    def jittered_backoff(self, attempt: int, base: float, cap: float, fraction: float) -> float:
+        """The delay a retry really waits. Exponential queues use "equal jitter": half the
+        nominal delay fixed, the other half scaled by `fraction` (a random number in [0, 1)),
+        so the retries of many jobs that failed together (a receiver that was down) spread
+        over [delay/2, delay) instead of all arriving at once, and none comes sooner than
+        half the nominal delay. Flat queues keep their fixed delay."""
+        delay = self.backoff_seconds(attempt, base, cap)
+        if not self.exponential:
+            return delay
+        return delay / 2 + delay / 2 * min(max(fraction, 0.0), 1.0)
 
 
 QUEUES: dict[str, QueueSpec] = {

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, String, Update, and_, cast, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.repository import Repository
 from app.jobs.models import Job, JobStatus, PeriodicRun
@@ -79,6 +81,16 @@ class JobRepository(Repository[Job]):
             )
         )
         return result.rowcount == 1
+
+    def insert_if_absent(self, **values: Any) -> bool:
+        """INSERT the job unless one with its id exists (ON CONFLICT DO NOTHING, on PostgreSQL
+        and SQLite alike): a unique insert two processes can race for without either failing.
+        True if this statement inserted it."""
+        dialect = self.session.get_bind().dialect.name
+        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+        statement = insert(Job).values(**values).on_conflict_do_nothing(index_elements=[Job.id]).returning(Job.id)
+        # RETURNING says whether a row went in: rowcount is not reliable for an ORM-enabled insert.
+        return self.session.execute(statement).scalar_one_or_none() is not None
 
     def extend_lease(self, job_id: str, owner: str, until: datetime) -> bool:
         result = self.session.execute(

@@ -7,7 +7,9 @@ acknowledgement. So the `jobs` row is the truth and huey only carries "run job <
 2. After that transaction commits, the job id is handed to huey (outbox). A rollback sends
    nothing, so no job ever runs for a change that did not happen.
 3. A worker `start_attempt`s: a compare-and-set UPDATE takes a lease. A heartbeat extends it.
-4. The attempt ends `succeeded`, or `retrying` (re-sent with exponential backoff) or `failed`.
+4. The attempt ends `succeeded`, or `retrying` (re-sent after the queue's backoff, with jitter on
+   exponential queues, or later if the task raised RetryLater) or `failed` (retries spent, or
+   a PermanentFailure).
 5. `sweep` re-sends what huey evidently lost: rows still `queued` after a grace period,
    `running` rows whose lease expired (the worker died), and long-overdue retries.
 
@@ -20,8 +22,10 @@ own, so the attempt's bookkeeping persists whatever the task body does.
 
 from __future__ import annotations
 
+import random
 import traceback as tracebacks
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -38,7 +42,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.i18n import N_
 from app.jobs.models import Job, JobStatus
-from app.jobs.queues import QUEUES, app_queues
+from app.jobs.queues import QUEUES, TaskSpec, app_queues
 from app.jobs.repository import JobRepository, progress_statement
 from app.logging import current_request_id, get_logger
 
@@ -105,11 +109,42 @@ def enqueue_task(task_name: str, *, caused_by: int | None = None, **payload: Any
     """`enqueue` a task of this app's queues by its name (e.g. "tasks.emails.send_email"), with
     the queue and the summary its declaration gives: how a domain service queues work without
     importing the task module (which imports the service)."""
+    task = _registered(task_name)
+    return enqueue(task.name, task.queue, payload, task.summarize(payload), user_id=caused_by)
+
+
+def enqueue_once(job_id: str, task_name: str, **payload: Any) -> bool:
+    """`enqueue_task` with an id the caller derives from what makes the work unique (a periodic
+    task's scheduled minute): the row is inserted only if no job has that id yet, with an
+    INSERT … ON CONFLICT DO NOTHING, so of two processes asking at once exactly one inserts
+    (and hands it to huey after its commit) and the other does nothing, without an error that
+    would spoil its unit of work. True when this call inserted the job."""
+    require_unit_of_work("a job")
+    task = _registered(task_name)
+    spec = QUEUES[task.queue]
+    inserted = jobs.insert_if_absent(
+        id=job_id,
+        queue=task.queue,
+        task=task.name,
+        payload=payload,
+        args_summary=task.summarize(payload),
+        status=JobStatus.queued,
+        attempts=0,
+        max_attempts=spec.max_attempts,
+        user_id=requesting_user_id(),
+        request_id=current_request_id(),
+    )
+    if inserted:
+        send_after_commit(job_id, task.name)
+        forget_job_counts()
+    return inserted
+
+
+def _registered(task_name: str) -> TaskSpec:
     try:
-        task = app_queues().tasks[task_name]
+        return app_queues().tasks[task_name]
     except KeyError:
         raise LookupError(f"no task named {task_name!r} is registered on this app's queues") from None
-    return enqueue(task.name, task.queue, payload, task.summarize(payload), user_id=caused_by)
 
 
 def forget_job_counts() -> None:
@@ -245,18 +280,58 @@ class TaskFailed(Exception):
         return str(self)
 
 
-def record_failure(job: Job, owner: str, error: BaseException, duration_ms: float) -> AttemptOutcome:
-    """Schedule the next attempt with the queue's backoff, or fail the job for good.
+class PermanentFailure(TaskFailed):
+    """A failure no later attempt can fix (a receiver answering 410 Gone, a 4xx refusal): the
+    job ends `failed` at once, whatever attempts remain, and the task's `on_final_failure`
+    runs as it does when the retries are spent."""
+
+
+class RetryLater(TaskFailed):
+    """A retryable failure whose cause says when to try again (an HTTP 429 or 503 with
+    `Retry-After`): the next attempt waits at least `retry_after` seconds, and never less than
+    the queue's own backoff; the wait is capped at JOBS_BACKOFF_MAX_SECONDS, so a receiver
+    asking for a day does not park the job for a day. Without attempts left the job fails as
+    with any error."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after if retry_after is None else max(0.0, float(retry_after))
+
+
+def failure_is_final(job: Job, error: BaseException) -> bool:
+    """Whether this failed attempt ends the job: its retries are spent, or the task said no
+    retry can help (PermanentFailure)."""
+    return isinstance(error, PermanentFailure) or job.attempts >= job.max_attempts
+
+
+def retry_delay(job: Job, error: BaseException, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before the next attempt: the queue's backoff (with jitter on exponential
+    queues, `QueueSpec.jittered_backoff`; `rand` is the random source, injectable for tests),
+    or a RetryLater's `retry_after` when that is longer, both capped at
+    JOBS_BACKOFF_MAX_SECONDS."""
+    settings = _settings()
+    cap = settings.jobs_backoff_max_seconds
+    delay = QUEUES[job.queue].jittered_backoff(job.attempts, settings.jobs_backoff_base_seconds, cap, rand())
+    asked = error.retry_after if isinstance(error, RetryLater) else None
+    if asked is not None:
+        delay = max(delay, min(asked, cap))
+    return round(delay, 3)
+
+
+def record_failure(
+    job: Job, owner: str, error: BaseException, duration_ms: float, rand: Callable[[], float] = random.random
+) -> AttemptOutcome:
+    """Schedule the next attempt (`retry_delay`), or fail the job for good when its retries are
+    spent or the error is a PermanentFailure (`failure_is_final`).
 
     A unit of its own, after the failed body's units rolled back: the failure (in words, see
     `failure_message`), its traceback and the attempt count persist although the task's work
     did not. The attempt's progress ends with it."""
-    settings = _settings()
     message = failure_message(error)
     trace = technical_detail(error)
     now = utcnow()
     with unit_of_work():
-        if job.attempts >= job.max_attempts:
+        if failure_is_final(job, error):
             recorded = jobs.finish(
                 job.id,
                 owner,
@@ -269,9 +344,7 @@ def record_failure(job: Job, owner: str, error: BaseException, duration_ms: floa
             )
             forget_job_counts()
             return AttemptOutcome(JobStatus.failed, recorded=recorded)
-        delay = QUEUES[job.queue].backoff_seconds(
-            job.attempts, settings.jobs_backoff_base_seconds, settings.jobs_backoff_max_seconds
-        )
+        delay = retry_delay(job, error, rand)
         recorded = jobs.finish(
             job.id,
             owner,

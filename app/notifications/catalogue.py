@@ -59,6 +59,15 @@ KINDS: tuple[NotificationKind, ...] = (
         N_("An administrator changed your roles. You now hold: %(roles)s."),
     ),
     NotificationKind(
+        "webhook.disabled",
+        N_("A webhook endpoint you registered was disabled"),
+        N_("Webhook disabled: %(url)s"),
+        N_(
+            "The webhook endpoint %(url)s was disabled because every delivery to it failed for %(hours)s hours. "
+            "Fix the receiver, then enable the endpoint again on its page."
+        ),
+    ),
+    NotificationKind(
         "security.new_sign_in",
         N_("Sign-in from a new device"),
         N_("New sign-in to your account"),

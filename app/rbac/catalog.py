@@ -22,6 +22,8 @@ PERMISSIONS: dict[str, str] = {
     "jobs:manage": N_("Retry and revoke background jobs"),
     "audit:read": N_("Read the audit trail"),
     "flags:manage": N_("Create and toggle feature flags"),
+    "webhooks:manage": N_("Register, edit and test outbound webhooks"),
+    "stats:read": N_("See the daily statistics"),
 }
 
 ROLES: dict[str, tuple[str, frozenset[str]]] = {

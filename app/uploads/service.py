@@ -48,6 +48,8 @@ from app.uploads.repository import UploadRepository, upload_list_statement
 from app.uploads.sniff import SNIFF_BYTES, matches
 from app.users.models import User
 from app.users.repository import UserRepository
+from app.webhooks.catalogue import upload_data
+from app.webhooks.service import emit
 
 if TYPE_CHECKING:
     from app.jobs.models import Job
@@ -225,6 +227,7 @@ def _reject(upload: Upload, reason: str) -> Upload:
         upload.status = UploadStatus.rejected
         upload.error = reason
         record("upload_rejected", subject_id=upload.user_id, upload=upload.id, reason=reason)
+        emit("upload.rejected", upload_data(upload, reason))
         notify(
             upload.user_id,
             "upload.rejected",
@@ -327,6 +330,7 @@ def process(upload_id: str, progress: Callable[[int, str], None] | None = None) 
         upload.status = UploadStatus.ready
         upload.error = None
         notify(upload.user_id, "upload.ready", params={"filename": upload.filename}, link=app_path("files.index"))
+        emit("upload.ready", upload_data(upload))
 
 
 def mark_failed(upload_id: str, reason: str) -> None:
@@ -338,6 +342,7 @@ def mark_failed(upload_id: str, reason: str) -> None:
         if upload is not None and upload.status in (UploadStatus.uploaded, UploadStatus.processing):
             upload.status = UploadStatus.failed
             upload.error = (PROCESSING_FAILED % {"reason": reason})[:500]
+            emit("upload.rejected", upload_data(upload, upload.error))
             notify(
                 upload.user_id,
                 "upload.rejected",

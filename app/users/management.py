@@ -31,6 +31,8 @@ from app.rbac.service import permissions_of, role_named
 from app.users.cache import dashboard_counts
 from app.users.models import User
 from app.users.repository import SORTABLE, UserRepository, user_list_statement
+from app.webhooks.catalogue import role_change_data, user_data
+from app.webhooks.service import emit
 
 users = UserRepository()
 STATUSES = ("active", "disabled", "deleted", "all")
@@ -169,7 +171,19 @@ def update_user(
             )
         if "roles" in changed and user.id != actor.id:
             notify(user, "account.role_changed", params={"roles": ", ".join(after["roles"]) or "—"})
+        _announce(user, changed, before, after)
     return user
+
+
+def _announce(user: User, changed: set[str], before: dict[str, Any], after: dict[str, Any]) -> None:
+    """The webhook events of an update_user change (docs/webhooks.md): role.changed for the
+    roles, user.disabled when it was disabled, user.updated for anything else (enabling too)."""
+    if "roles" in changed:
+        emit("role.changed", role_change_data(user, before["roles"], after["roles"]))
+    if "is_active" in changed and not after["is_active"]:
+        emit("user.disabled", user_data(user))
+    elif changed - {"roles"}:
+        emit("user.updated", user_data(user))
 
 
 def _event_for(changed: set[str], after: dict[str, Any]) -> str:
@@ -194,6 +208,7 @@ def delete_user(actor: User, actor_permissions: frozenset[str], user: User) -> N
         user.is_active_account = False
         record("user_deleted", actor_id=actor.id, subject_id=user.id, before={"email": user.email})
         sign_out_everywhere(user, reason="deleted", actor_id=actor.id)
+        emit("user.deleted", user_data(user))
 
 
 def force_sign_out(actor: User, actor_permissions: frozenset[str], user: User) -> None:

@@ -51,6 +51,7 @@ from app.storage import get_storage
 from app.uploads import service as uploads
 from app.uploads.models import Upload, UploadStatus
 from app.users.models import User
+from app.webhooks import service as webhooks_service
 from tests.e2e.axe import add_axe, serious_violations
 from tests.support import PASSWORD, PROJECT_ROOT
 
@@ -502,6 +503,10 @@ def test_every_staff_page_fits_and_passes_axe(new_page, live_server_url, app, ma
     upload_ids = _user_uploads(app, zed.id)
     job_ids = _jobs(app, zed.id)
     _flags(app, admin.id)
+    with app.app_context():
+        webhook, _secret = webhooks_service.create_endpoint(
+            db.session.get(User, admin.id), "https://example.com/hooks", ["user.created"], "CRM"
+        )
     visits = [
         Visit("dashboard", "/admin/"),
         Visit("users", "/admin/users"),
@@ -513,6 +518,9 @@ def test_every_staff_page_fits_and_passes_axe(new_page, live_server_url, app, ma
         Visit("job-detail", f"/admin/jobs/{job_ids['failed']}"),
         Visit("flags", "/admin/flags"),
         Visit("audit", "/admin/audit"),
+        Visit("webhooks", "/admin/webhooks"),
+        Visit("webhooks-new", "/admin/webhooks/new"),
+        Visit("webhook-detail", f"/admin/webhooks/{webhook.id}"),
         Visit("confirm", open=post_form(f"/admin/users/{zed.id}", f"/admin/users/{zed.id}/disable")),
     ]
     run_sweep(new_page, live_server_url, "staff", scheme, visits, sign_in=sign_in_as("admin@example.com"))

@@ -612,6 +612,8 @@ DOCUMENTED = [
     ("/api/v1/admin/jobs/{job_id}", "get", "jobs:read"),
     ("/api/v1/admin/jobs/{job_id}/retry", "post", "jobs:manage"),
     ("/api/v1/admin/jobs/{job_id}/revoke", "post", "jobs:manage"),
+    # stats:read or audit:read, checked in the view (api_operation takes one permission)
+    ("/api/v1/admin/stats", "get", None),
 ]
 
 

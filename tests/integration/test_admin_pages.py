@@ -693,7 +693,7 @@ def test_periodic_tasks_are_listed_and_run_now_records_the_run(app, clients):
     row = re.search(r'data-periodic="cleanup_pending_uploads".*?</tr>', html, re.S).group(0)
     assert "succeeded" in row and "never run" not in row
     with app.app_context():
-        job = db.session.scalars(select(Job).where(Job.task == "tasks.maintenance.run_periodic_now")).one()
+        job = db.session.scalars(select(Job).where(Job.task == "tasks.maintenance.cleanup_pending_uploads")).one()
         assert job.status == JobStatus.succeeded and job.args_summary == {"periodic_task": "cleanup_pending_uploads"}
 
 

@@ -8,12 +8,14 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app.core.database import utcnow
 from app.core.unit_of_work import unit_of_work
 from app.extensions import db
 from app.jobs import service as jobs_service
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import Job, JobStatus, PeriodicRun
+from app.jobs.periodic import enqueue_scheduled
 from app.jobs.queues import QUEUES_KEY
 from app.mail.service import queue_email
 from tests.support import Worker, pid_alive, wait_until, worker_env
@@ -97,7 +99,7 @@ def test_an_email_job_goes_through_huey_to_smtp_and_succeeds(queue_app, smtp, wo
     assert any(entry.get("event") == "job_started" and entry.get("job_id") == job_id for entry in worker.log_lines())
 
 
-def test_a_failing_job_retries_with_exponential_backoff_then_fails(queue_app, smtp, workers):
+def test_a_failing_job_retries_with_jittered_exponential_backoff_then_fails(queue_app, smtp, workers):
     job_id = _queue_mail(queue_app, "reject-me@example.com")
     worker = workers("emails")
     job = _wait_for_status(queue_app, job_id, JobStatus.failed, timeout=45)
@@ -110,7 +112,9 @@ def test_a_failing_job_retries_with_exponential_backoff_then_fails(queue_app, sm
     ]
     assert [line["outcome"] for line in outcomes] == ["retrying", "retrying", "retrying", "failed"]
     delays = [line["retry_in"] for line in outcomes[:3]]
-    assert delays == [BACKOFF_BASE, BACKOFF_BASE * 2, BACKOFF_BASE * 4]
+    # Exponential with equal jitter: retry n waits between half and all of base·2^(n-1).
+    for delay, nominal in zip(delays, (BACKOFF_BASE, BACKOFF_BASE * 2, BACKOFF_BASE * 4), strict=True):
+        assert nominal / 2 <= delay <= nominal
     attempts = [at for address, at in smtp.rcpt_attempts if address == "reject-me@example.com"]
     assert len(attempts) == 4
     for gap, delay in zip((b - a for a, b in pairwise(attempts)), delays, strict=True):
@@ -179,3 +183,17 @@ def test_jobs_huey_never_received_are_resent_by_the_sweeper(queue_app, smtp, wor
 
 def _broken_dispatcher(job_id: str, task_name: str, delay: float | None) -> None:
     raise ConnectionError("broker unreachable")
+
+
+def test_a_sync_consumer_runs_a_scheduled_periodic_run_as_a_durable_job(queue_app, smtp, workers):
+    """What a `sync` scheduler's firing queues, a real `sync` worker runs under the job's lease."""
+    with queue_app.app_context():
+        assert enqueue_scheduled("cleanup_pending_uploads", utcnow())
+        job_id = db.session.scalars(select(Job.id).where(Job.task == "tasks.maintenance.cleanup_pending_uploads")).one()
+    worker = workers("sync")
+    job = _wait_for_status(queue_app, job_id, JobStatus.succeeded)
+    assert (job.queue, job.attempts, job.max_attempts) == ("sync", 1, 6)
+    with queue_app.app_context():
+        assert db.session.get(PeriodicRun, "cleanup_pending_uploads").last_status == "succeeded"
+    finished = [line for line in worker.log_lines() if line.get("event") == "job_finished"]
+    assert [line["job_id"] for line in finished if line.get("job_id") == job_id] == [job_id]

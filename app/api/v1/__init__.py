@@ -6,9 +6,11 @@ from app.api.v1 import (  # noqa: F401  (routes register on import)
     exports,
     me,
     notifications,
+    stats,
     status,
     uploads,
     users,
+    webhooks,
 )
 from app.api.v1.blueprint import v1_bp
 

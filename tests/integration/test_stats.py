@@ -549,3 +549,34 @@ def test_the_stats_table_is_indexed_by_metric_and_day(app):
         count = db.session.scalar(select(func.count()).select_from(DailyStat))
         indexes = {index.name for index in DailyStat.__table__.indexes}
     assert count == 0 and "ix_daily_stats_metric_day" in indexes
+
+
+def test_two_rollups_of_the_same_day_at_once_take_turns(app, make_user, day):
+    """A backfill while the nightly run rolls up the same day: the second waits for the first,
+    then replaces what it committed (on PostgreSQL, without the day's lock, both inserted and
+    the second failed on the unique key)."""
+    import threading
+
+    from app.core.unit_of_work import unit_of_work
+    from app.stats.repository import DailyStatRepository
+
+    make_user(email="turns@example.com", created_at=datetime.combine(day, time(12), tzinfo=UTC))
+    second: dict[str, object] = {}
+
+    def second_rollup():
+        try:
+            with app.app_context():
+                second["rows"] = stats.rollup_day(day)
+        except Exception as error:  # reported below
+            second["error"] = error
+
+    with app.app_context(), unit_of_work():
+        DailyStatRepository().replace_day(day, [("signups", "", 1.0), ("active_users", "", 0.0)])
+        thread = threading.Thread(target=second_rollup)
+        thread.start()
+        thread.join(timeout=1)  # it waits for this unit (PostgreSQL: the day's lock; SQLite: the write lock)
+    thread.join(timeout=30)
+    assert "error" not in second, second.get("error")
+    with app.app_context():
+        rows = db.session.scalars(select(DailyStat).where(DailyStat.day == day, DailyStat.metric == "signups")).all()
+        assert [(row.dimension, row.value) for row in rows] == [("", 1.0)]

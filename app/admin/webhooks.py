@@ -73,15 +73,6 @@ def _save(change: Any, form: WebhookForm) -> Any | None:
         return None
 
 
-def _last_deliveries(endpoints: list[WebhookEndpoint]) -> dict[str, Any]:
-    """Each endpoint's newest delivery (or none), for the list's "last delivery" column."""
-    latest = {}
-    for endpoint in endpoints:
-        page = service.list_deliveries(endpoint.id, 1, 1)
-        latest[endpoint.id] = page.items[0] if page.items else None
-    return latest
-
-
 def _secret_page(endpoint: WebhookEndpoint, secret: str, created: bool) -> str:
     """The one page that shows a signing secret: the answer to the POST itself."""
     return render_template("admin/webhooks/secret.html", endpoint=endpoint, secret=secret, created=created)
@@ -98,7 +89,7 @@ def webhooks() -> str:
         "admin/webhooks/index.html",
         "admin/webhooks/_list.html",
         page=page,
-        last=_last_deliveries(list(page.items)),
+        last=service.last_deliveries([endpoint.id for endpoint in page.items]),
         form=_form(),
     )
 

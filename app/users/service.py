@@ -18,6 +18,8 @@ from app.rbac.service import role_named, sync_roles
 from app.users.models import User
 from app.users.passwords import check_new_password, hash_password
 from app.users.repository import UserRepository
+from app.webhooks.catalogue import role_change_data, user_data
+from app.webhooks.service import emit
 
 log = get_logger("hearth.users")
 users = UserRepository()
@@ -108,7 +110,10 @@ def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
     existing = users.find_by_email(address)
     if existing is not None:
         if ADMIN_ROLE not in existing.role_names:
-            grant_role(existing, ADMIN_ROLE)
+            with unit_of_work():
+                roles_before = list(existing.role_names)
+                grant_role(existing, ADMIN_ROLE)
+                emit("role.changed", role_change_data(existing, roles_before, existing.role_names))
         return AdminAccount(existing, created=False, generated_password=None)
     generated = None
     if not password:
@@ -124,6 +129,8 @@ def ensure_admin(email: str | None, password: str | None) -> AdminAccount:
                 email_verified_at=utcnow(),
             )
         )
+        users.session.flush()  # the new id and created_at, for the role and the event
         grant_role(admin, ADMIN_ROLE)
+        emit("user.created", user_data(admin))
     log.info("admin_created", user_id=admin.id)
     return AdminAccount(admin, created=True, generated_password=generated)

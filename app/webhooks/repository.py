@@ -3,10 +3,11 @@ units of work do (app.core.unit_of_work)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import aliased
 
 from app.core.repository import Repository
 from app.jobs.models import FINAL_STATUSES, Job
@@ -85,6 +86,24 @@ class DeliveryRepository(Repository[WebhookDelivery]):
         return self.session.scalar(
             select(WebhookDelivery).where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id)
         )
+
+    def latest_of(self, endpoint_ids: Collection[str]) -> dict[str, WebhookDelivery]:
+        """Each endpoint's newest delivery (endpoints with none left out), in one statement:
+        a window ranking each endpoint's deliveries newest first, keeping rank 1 (SQLite and
+        PostgreSQL alike)."""
+        if not endpoint_ids:
+            return {}
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=WebhookDelivery.endpoint_id,
+                order_by=(WebhookDelivery.created_at.desc(), WebhookDelivery.id),
+            )
+            .label("rank")
+        )
+        ranked = select(WebhookDelivery, rank).where(WebhookDelivery.endpoint_id.in_(list(endpoint_ids))).subquery()
+        newest = aliased(WebhookDelivery, ranked)
+        return {row.endpoint_id: row for row in self.session.scalars(select(newest).where(ranked.c.rank == 1))}
 
     def orphaned(self, limit: int) -> Sequence[WebhookDelivery]:
         """Deliveries not yet final whose job ended or disappeared (a worker lost on the last

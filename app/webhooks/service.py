@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -167,7 +168,7 @@ def _clean_url(url: Any) -> str:
     if len(url) > URL_MAX_LENGTH:
         raise _invalid("url", _("The URL can be at most %(num)d characters.", num=URL_MAX_LENGTH), "string_too_long")
     try:
-        targets.check_registration(url, allow_private=allow_private_targets())
+        targets.check_registration(url, allow_private=allow_private_targets(), timeout=_settings().webhook_timeout)
     except targets.TargetRefused as refusal:
         raise _invalid("url", translate_stored(refusal.public_message) or refusal.public_message) from None
     return url
@@ -379,6 +380,11 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime | None = None) -> l
 def list_deliveries(endpoint_id: str, page: int, per_page: int) -> Page[WebhookDelivery]:
     """One page of the endpoint's deliveries, newest first."""
     return paginate(delivery_list_statement(endpoint_id), page, per_page)
+
+
+def last_deliveries(endpoint_ids: Collection[str]) -> dict[str, WebhookDelivery]:
+    """Endpoint id -> its newest delivery, for the endpoints that have one (one query)."""
+    return deliveries.latest_of(endpoint_ids)
 
 
 def get_delivery(endpoint_id: str, delivery_id: str) -> WebhookDelivery:

@@ -9,9 +9,14 @@ every attempt (DNS rebinding: the name may point elsewhere by then).
 An attempt resolves the name once, checks every address, and connects to a checked address
 itself: the request goes to that IP with the `Host` header and TLS SNI and certificate check
 on the host name, so no second resolution (inside an HTTP library) can swap the address
-after the check. Redirects are never followed (http.client does not), the connection is cut
-at WEBHOOK_TIMEOUT in total whatever the receiver does (a watchdog shuts the socket), and at
-most SNIPPET_BYTES of the answer's body are read.
+after the check. Redirects are never followed (http.client does not), and at most
+SNIPPET_BYTES of the answer's body are read.
+
+One deadline, WEBHOOK_TIMEOUT after the attempt starts, bounds all of it: the name's
+resolution (run on a helper thread the attempt waits for until the deadline: getaddrinfo
+itself has no timeout), connecting (each address gets WEBHOOK_CONNECT_TIMEOUT or what is left,
+at most MAX_ADDRESSES of them), TLS, sending and reading (a watchdog shuts the socket at the
+deadline, whatever the receiver does).
 """
 
 from __future__ import annotations
@@ -19,19 +24,33 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import math
+import re
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+
+import idna
 
 from app.core.database import utcnow
 from app.i18n import N_
 
 SNIPPET_BYTES = 1024
 USER_AGENT = "Hearth-Webhooks/1"
+MAX_ADDRESSES = 3  # addresses of one name tried per attempt, each within the deadline
+
+# What stays as it is in a URL's path and query when it is percent-encoded for the request
+# line: RFC 3986's reserved characters and "%" (an escape already there is kept; a "%" that
+# starts no escape is encoded below). Everything else (non-ASCII, spaces, quotes, …) is
+# encoded as UTF-8.
+PATH_SAFE = "/%:@!$&'()*+,;="
+QUERY_SAFE = PATH_SAFE + "?"
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Metadata services reachable from a cloud instance (AWS/GCP/Azure/OpenStack, AWS IPv6,
 # ECS task metadata, Alibaba). Most are non-global anyway; listed so the rule never depends
@@ -56,6 +75,8 @@ NEEDS_HTTP_OR_HTTPS = N_("The URL must start with https:// or http://.")
 NO_HOST = N_("The URL must name a host, like https://hooks.example.com/hearth.")
 HAS_CREDENTIALS = N_("The URL must not contain a user name or password.")
 BAD_PORT = N_("The URL's port is not valid.")
+BAD_HOST = N_("The URL's host name is not valid.")
+CONTROL_CHARACTERS = N_("The URL must not contain control characters (a tab, a line break, …).")
 UNRESOLVABLE = N_("The host name %(host)s could not be resolved.")
 PRIVATE_ADDRESS = N_(
     "%(host)s resolves to an internal address (%(address)s): webhooks are only sent to public addresses."
@@ -64,6 +85,7 @@ CONNECT_FAILED = N_("Could not connect to the receiver (%(reason)s).")
 TLS_FAILED = N_("The TLS connection to the receiver failed (%(reason)s).")
 TIMED_OUT = N_("The receiver did not answer within %(seconds)s seconds.")
 BROKEN_ANSWER = N_("The receiver closed the connection or sent an invalid answer (%(reason)s).")
+UNSENDABLE = N_("The request could not be made from this URL (%(reason)s).")
 
 
 class TargetRefused(Exception):
@@ -105,12 +127,21 @@ class Answer:
 
 
 def parse(url: str, *, allow_private: bool) -> Target:
-    """The target of `url`, or TargetRefused naming what is wrong with it (nothing resolved)."""
+    """The target of `url`, or TargetRefused naming what is wrong with it (nothing resolved).
+
+    The host is IDNA-encoded (UTS #46, IDNA 2008); the path and query are percent-encoded, so
+    the request line is ASCII whatever was typed. Control characters are refused (urlsplit
+    would silently drop tabs and line breaks)."""
+    url = url.strip()
+    if _CONTROL.search(url):
+        raise TargetRefused(CONTROL_CHARACTERS)
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
         raise TargetRefused(BAD_PORT) from None
+    if port == 0:
+        raise TargetRefused(BAD_PORT)
     scheme = parts.scheme.lower()
     if scheme != "https" and not (allow_private and scheme == "http"):
         raise TargetRefused(NEEDS_HTTP_OR_HTTPS if allow_private else NEEDS_HTTPS)
@@ -119,12 +150,25 @@ def parse(url: str, *, allow_private: bool) -> Target:
         raise TargetRefused(HAS_CREDENTIALS)
     if not parts.hostname:
         raise TargetRefused(NO_HOST)
+    host = _ascii_host(parts.hostname)
+    path = _escape(parts.path or "/", PATH_SAFE) + (f"?{_escape(parts.query, QUERY_SAFE)}" if parts.query else "")
+    return Target(scheme, host, port if port is not None else (443 if scheme == "https" else 80), path)
+
+
+def _ascii_host(hostname: str) -> str:
+    """The host as the request carries it: an IP literal or an ASCII name as it is (lower
+    case), a Unicode name IDNA-encoded by UTS #46 (not Python's "idna" codec, which is IDNA
+    2003: it turns straße.de into strasse.de, another domain)."""
+    if hostname.isascii():
+        return hostname
     try:
-        host = parts.hostname.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise TargetRefused(NO_HOST) from None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(scheme, host, port or (443 if scheme == "https" else 80), path)
+        return idna.encode(hostname, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        raise TargetRefused(BAD_HOST) from None
+
+
+def _escape(text: str, safe: str) -> str:
+    return quote(_STRAY_PERCENT.sub("%25", text), safe=safe)
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -144,6 +188,7 @@ def is_internal(address: str) -> bool:
     return (
         ip in METADATA_ADDRESSES
         or any(ip in network for network in ALWAYS_INTERNAL if network.version == ip.version)
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)  # fec0::/10: "global" for Python
         or not ip.is_global
         or ip.is_loopback
         or ip.is_private
@@ -154,16 +199,42 @@ def is_internal(address: str) -> bool:
     )
 
 
-def checked_addresses(target: Target, *, allow_private: bool) -> list[str]:
-    """Resolve the target's host once and check every address: TargetUnreachable when it does
-    not resolve, TargetRefused when any address is internal (unless private targets are allowed)."""
+def _resolve_by(host: str, port: int, deadline: float | None) -> list[str]:
+    """`resolve`, given until `deadline` (time.monotonic()) when there is one: it runs on a
+    daemon thread the caller waits for, since getaddrinfo has no timeout of its own. A lookup
+    still running at the deadline is left to finish (the system resolver's own timeouts end
+    it) and its answer dropped. TimeoutError at the deadline."""
+    if deadline is None:
+        return resolve(host, port)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["addresses"] = resolve(host, port)
+        except BaseException as error:  # handed to the waiting caller, which re-raises it
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="webhook-resolve", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        raise TimeoutError(f"resolving {host}")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["addresses"]  # type: ignore[return-value]
+
+
+def checked_addresses(target: Target, *, allow_private: bool, deadline: float | None = None) -> list[str]:
+    """Resolve the target's host once (before `deadline`, a time.monotonic(), if given) and
+    check every address: TargetUnreachable when it does not resolve in time, TargetRefused
+    when any address is internal (unless private targets are allowed)."""
     try:
         ipaddress.ip_address(target.host)
         addresses = [target.host]
     except ValueError:
         try:
-            addresses = resolve(target.host, target.port)
-        except (OSError, UnicodeError):
+            addresses = _resolve_by(target.host, target.port, deadline)
+        except (OSError, UnicodeError):  # TimeoutError included
             raise TargetUnreachable(UNRESOLVABLE % {"host": target.host}) from None
     if not addresses:
         raise TargetUnreachable(UNRESOLVABLE % {"host": target.host})
@@ -174,13 +245,15 @@ def checked_addresses(target: Target, *, allow_private: bool) -> list[str]:
     return addresses
 
 
-def check_registration(url: str, *, allow_private: bool) -> Target:
+def check_registration(url: str, *, allow_private: bool, timeout: float | None = None) -> Target:
     """Whether an endpoint may be saved with `url`: TargetRefused (with the sentence) if not.
-    A name that does not resolve is refused too (most likely a typo)."""
+    A name that does not resolve (within `timeout` seconds, if given) is refused too (most
+    likely a typo)."""
     target = parse(url, allow_private=allow_private)
     if not allow_private:
+        deadline = time.monotonic() + timeout if timeout is not None else None
         try:
-            checked_addresses(target, allow_private=False)
+            checked_addresses(target, allow_private=False, deadline=deadline)
         except TargetUnreachable as error:
             raise TargetRefused(error.public_message) from None
     return target
@@ -209,13 +282,24 @@ class _Watchdog:
             self.sock.shutdown(socket.SHUT_RDWR)
 
 
-def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
-    """A TCP connection to the first checked address that answers within `timeout`."""
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of every https delivery: the system's trust store, the host name
+    checked. Tests replace this function to trust a CA of their own."""
+    return ssl.create_default_context()
+
+
+def _connect(addresses: list[str], port: int, timeout: float, deadline: float) -> socket.socket:
+    """A TCP connection to the first of (at most MAX_ADDRESSES) checked addresses that answers,
+    each given `timeout` or what is left until `deadline`, whichever is shorter. TimeoutError
+    when the deadline passes first."""
     last: OSError | None = None
-    for address in addresses:
+    for address in addresses[:MAX_ADDRESSES]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the attempt's deadline passed while connecting")
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        sock.settimeout(min(timeout, left))
         try:
             sock.connect((address, port))
             return sock
@@ -240,12 +324,13 @@ def post(
     TargetRefused for an internal address; TargetUnreachable for no answer (including the
     total timeout); an Answer (any HTTP status, redirects included, never followed) otherwise."""
     started = time.monotonic()
-    addresses = checked_addresses(target, allow_private=allow_private)
     deadline = started + total_timeout
+    addresses = checked_addresses(target, allow_private=allow_private, deadline=deadline)
     try:
-        sock = _connect(addresses, target.port, min(connect_timeout, total_timeout))
+        sock = _connect(addresses, target.port, connect_timeout, deadline)
     except TimeoutError:
-        raise TargetUnreachable(TIMED_OUT % {"seconds": _seconds(connect_timeout)}) from None
+        seconds = total_timeout if time.monotonic() >= deadline - 0.01 else connect_timeout
+        raise TargetUnreachable(TIMED_OUT % {"seconds": _seconds(seconds)}) from None
     except OSError as error:
         raise TargetUnreachable(CONNECT_FAILED % {"reason": _reason(error)}) from None
     with _Watchdog(sock, deadline - time.monotonic()) as watchdog:
@@ -253,7 +338,7 @@ def post(
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             connection: http.client.HTTPConnection
             if target.scheme == "https":
-                context = ssl.create_default_context()
+                context = tls_context()
                 sock = watchdog.sock = context.wrap_socket(sock, server_hostname=target.host)
                 connection = http.client.HTTPSConnection(target.host, target.port, context=context)
             else:
@@ -272,14 +357,23 @@ def post(
             )
             response = connection.getresponse()
             raw = response.read(SNIPPET_BYTES)
-            retry_after = parse_retry_after(response.getheader("Retry-After"))
             status = response.status
+            # Retry-After means something only on a 429 or a 5xx (a retried answer).
+            retry_after = (
+                parse_retry_after(response.getheader("Retry-After")) if status == 429 or status >= 500 else None
+            )
         except ssl.SSLError as error:
             if watchdog.fired:
                 raise TargetUnreachable(TIMED_OUT % {"seconds": _seconds(total_timeout)}) from None
             raise TargetUnreachable(TLS_FAILED % {"reason": _tls_reason(error)}) from None
         except TimeoutError:
             raise TargetUnreachable(TIMED_OUT % {"seconds": _seconds(total_timeout)}) from None
+        except (ValueError, UnicodeError, http.client.InvalidURL) as error:
+            # A request http.client will not build from this target (parse() should have made
+            # every URL sendable: a safety net). The same next time: final, not retried.
+            if watchdog.fired:  # a read on the socket the watchdog cut
+                raise TargetUnreachable(TIMED_OUT % {"seconds": _seconds(total_timeout)}) from None
+            raise TargetRefused(UNSENDABLE % {"reason": _reason(error)}) from None
         except (OSError, http.client.HTTPException) as error:
             if watchdog.fired:
                 raise TargetUnreachable(TIMED_OUT % {"seconds": _seconds(total_timeout)}) from None
@@ -299,15 +393,16 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²".isdigit() is True too
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            return None
+        return max(0.0, (when - utcnow()).total_seconds())
+    except (TypeError, ValueError, OverflowError):  # not a date, or one out of datetime's range
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())
 
 
 def _seconds(value: float) -> str:

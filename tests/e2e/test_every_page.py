@@ -507,6 +507,7 @@ def test_every_staff_page_fits_and_passes_axe(new_page, live_server_url, app, ma
         webhook, _secret = webhooks_service.create_endpoint(
             db.session.get(User, admin.id), "https://example.com/hooks", ["user.created"], "CRM"
         )
+        webhook_id = webhook.id
     visits = [
         Visit("dashboard", "/admin/"),
         Visit("users", "/admin/users"),
@@ -520,7 +521,7 @@ def test_every_staff_page_fits_and_passes_axe(new_page, live_server_url, app, ma
         Visit("audit", "/admin/audit"),
         Visit("webhooks", "/admin/webhooks"),
         Visit("webhooks-new", "/admin/webhooks/new"),
-        Visit("webhook-detail", f"/admin/webhooks/{webhook.id}"),
+        Visit("webhook-detail", f"/admin/webhooks/{webhook_id}"),
         Visit("confirm", open=post_form(f"/admin/users/{zed.id}", f"/admin/users/{zed.id}/disable")),
     ]
     run_sweep(new_page, live_server_url, "staff", scheme, visits, sign_in=sign_in_as("admin@example.com"))

@@ -198,6 +198,7 @@ def test_api_docs_are_isolated_from_the_site_styles_with_one_main_and_tags_in_re
         "roles",
         "uploads",
         "users",
+        "webhooks",
     ]
     events.assert_clean()
 

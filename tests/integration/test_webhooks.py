@@ -9,15 +9,21 @@ killed mid-delivery) are in test_webhook_delivery.py."""
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import event, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -31,6 +37,7 @@ from app.jobs.models import Job, JobStatus
 from app.notifications.models import Notification
 from app.users import management
 from app.users.models import User
+from app.users.service import ensure_admin
 from app.webhooks import delivery as webhook_delivery
 from app.webhooks import service, targets
 from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -895,3 +902,284 @@ def test_changing_only_the_urls_query_is_audited_without_it(hooks_app, admin, re
         assert audit.data["after"]["url"] == receiver.url() + "?…"
         assert "token" not in json.dumps(audit.data)
     assert endpoint_row(hooks_app, endpoint_id).url.endswith("?token=new-token")
+
+
+# URLs, answers and deadlines the receiver controls --------------------------------------------
+
+
+def test_a_url_with_non_ascii_in_its_query_is_delivered_percent_encoded(hooks_app, admin, receiver):
+    # Accepted at registration, it used to crash every attempt (UnicodeEncodeError in
+    # http.client) until the endpoint was disabled.
+    endpoint_id, secret = create(hooks_app, admin, receiver.url("/hooks/hearth?team=café&q=a b"))
+    assert endpoint_row(hooks_app, endpoint_id).url.endswith("?team=café&q=a b")  # kept as typed
+    [delivery_id] = emit(hooks_app, "user.created", {"id": 1})
+    row = attempt(hooks_app, delivery_id)
+    assert row.status == DeliveryStatus.succeeded and row.error is None
+    [received] = receiver.received
+    assert received.path == "/hooks/hearth?team=caf%C3%A9&q=a%20b"
+    verified(secret, received)
+
+
+@pytest.mark.parametrize("character", ["\x01", "\x7f", "\u0085"])
+def test_a_url_with_a_control_character_is_refused_at_registration(hooks_app, admin, receiver, character):
+    message = _url_error(hooks_app, admin, receiver.url(f"/hooks/hearth?x=1{character}2"))
+    assert message == "The URL must not contain control characters (a tab, a line break, …)."
+
+
+def test_a_200_with_a_meaningless_retry_after_succeeds(hooks_app, admin, receiver):
+    # "²".isdigit() is True but float("²") fails: reading it used to turn the 200 into a crash.
+    create(hooks_app, admin, receiver.url(), events=["user.updated"])
+    [delivery_id] = emit(hooks_app, "user.updated", {"id": 7})
+    receiver.replies.append(Reply(200, headers={"Retry-After": "²"}))
+    row = attempt(hooks_app, delivery_id)
+    assert row.status == DeliveryStatus.succeeded and row.response_status == 200
+    assert job_row(hooks_app, row.job_id).status == JobStatus.succeeded
+
+
+@pytest.mark.parametrize(
+    "value", ["²", "Fri, 31 Dec 99999999999999999999 23:59:59 GMT", "Sat, 31 Dec 99999 23:59:59 GMT"]
+)
+def test_a_503_with_a_garbage_retry_after_is_retried_on_the_queues_backoff(hooks_app, admin, receiver, value):
+    create(hooks_app, admin, receiver.url(), events=["user.updated"])
+    [delivery_id] = emit(hooks_app, "user.updated", {"id": 7})
+    receiver.replies.append(Reply(503, headers={"Retry-After": value}))
+    before = utcnow()
+    row = attempt(hooks_app, delivery_id)
+    assert row.status == DeliveryStatus.pending and row.error == "The receiver answered 503."
+    job = job_row(hooks_app, row.job_id)
+    assert job.status == JobStatus.retrying
+    assert job.next_attempt_at <= before + timedelta(seconds=30)  # the backoff (0.05 s here), not the header
+
+
+@pytest.fixture()
+def blackhole(receiver) -> Iterator[str]:
+    """127.0.0.2 at the receiver's port, listening with its backlog full: the kernel drops each
+    new SYN, so a connect there hangs until the client's own timeout (a receiver that is down
+    behind a firewall)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.2", receiver.port))
+    listener.listen(0)
+    filler = socket.create_connection(("127.0.0.2", receiver.port), timeout=1)  # fills the queue
+    yield "127.0.0.2"
+    filler.close()
+    listener.close()
+
+
+@pytest.fixture()
+def quick_connect_app(make_app, base_settings, tmp_path, app):
+    """A short connect timeout (0.3 s) under a long total one (5 s)."""
+    return make_app(
+        jobs_immediate=False,
+        jobs_sqlite_dir=str(tmp_path / "huey"),
+        redis_prefix=base_settings["redis_prefix"] + "-" + tmp_path.name[-12:],
+        jobs_backoff_base_seconds=0.05,
+        webhook_connect_timeout=0.3,
+        webhook_timeout=5,
+    )
+
+
+def test_an_attempt_tries_at_most_three_addresses(quick_connect_app, admin, receiver, blackhole, monkeypatch):
+    # Three unresponsive addresses, then one that answers: the attempt gives up after three.
+    monkeypatch.setattr(targets, "resolve", lambda host, port: [blackhole] * 3 + ["127.0.0.1"])
+    create(quick_connect_app, admin, receiver.url(host="many.test"), events=["user.updated"])
+    [delivery_id] = emit(quick_connect_app, "user.updated", {"id": 7})
+    started = time.monotonic()
+    row = attempt(quick_connect_app, delivery_id)
+    assert time.monotonic() - started < 2
+    assert receiver.received == []
+    assert row.status == DeliveryStatus.pending and row.error == "The receiver did not answer within 0.3 seconds."
+
+
+def test_unresponsive_addresses_share_the_attempts_total_timeout(hooks_app, admin, receiver, blackhole, monkeypatch):
+    # WEBHOOK_CONNECT_TIMEOUT=1 each would be 3 s for three addresses: the total (2 s) wins.
+    monkeypatch.setattr(targets, "resolve", lambda host, port: [blackhole] * 3)
+    create(hooks_app, admin, receiver.url(host="down.test"), events=["user.updated"])
+    [delivery_id] = emit(hooks_app, "user.updated", {"id": 7})
+    started = time.monotonic()
+    row = attempt(hooks_app, delivery_id)
+    took = time.monotonic() - started
+    assert 1.9 <= took < 2.6, took
+    assert row.status == DeliveryStatus.pending and row.error == "The receiver did not answer within 2 seconds."
+    assert job_row(hooks_app, row.job_id).status == JobStatus.retrying
+
+
+def test_a_name_that_resolves_slowly_is_cut_at_the_total_timeout(hooks_app, admin, receiver, monkeypatch):
+    def slow(host: str, port: int) -> list[str]:
+        time.sleep(4)  # getaddrinfo has no timeout of its own
+        return ["127.0.0.1"]
+
+    create(hooks_app, admin, receiver.url(host="slow-dns.test"), events=["user.updated"])
+    monkeypatch.setattr(targets, "resolve", slow)
+    [delivery_id] = emit(hooks_app, "user.updated", {"id": 7})
+    started = time.monotonic()
+    row = attempt(hooks_app, delivery_id)
+    took = time.monotonic() - started
+    assert 1.9 <= took < 3, took  # WEBHOOK_TIMEOUT=2
+    assert receiver.received == []
+    assert row.status == DeliveryStatus.pending and row.error == "The host name slow-dns.test could not be resolved."
+
+
+# HTTPS ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Certificates:
+    ca_pem: str  # the CA that signed the receiver's certificate
+    cert_file: str
+    key_file: str
+
+
+def _certificates(directory, host: str) -> Certificates:
+    """A throwaway CA and a certificate it signed for `host` (TLS server use)."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Hearth test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / f"{host}.pem", directory / f"{host}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return Certificates(ca.public_bytes(serialization.Encoding.PEM).decode(), str(cert_file), str(key_file))
+
+
+@pytest.fixture()
+def tls_receiver(tmp_path) -> Iterator[Any]:
+    """Start a receiver speaking TLS on loopback with a certificate for the given host name:
+    `tls_receiver("receiver.test")` -> (receiver, certificates)."""
+    started: list[Receiver] = []
+
+    def start(host: str) -> tuple[Receiver, Certificates]:
+        certificates = _certificates(tmp_path, host)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificates.cert_file, certificates.key_file)
+        server = Receiver()
+        server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+        started.append(server.start())
+        return server, certificates
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _https_endpoint(app, actor, server: Receiver, monkeypatch) -> str:
+    """An endpoint at https://receiver.test:<port>/hooks/hearth (the name resolving to loopback)
+    and one delivery queued to it."""
+    monkeypatch.setattr(targets, "resolve", lambda host, port: ["127.0.0.1"])
+    create(app, actor, f"https://receiver.test:{server.port}/hooks/hearth", events=["user.updated"])
+    [delivery_id] = emit(app, "user.updated", {"id": 7})
+    return delivery_id
+
+
+def test_https_to_a_certificate_the_system_does_not_trust_is_a_recorded_failure(
+    hooks_app, admin, tls_receiver, monkeypatch
+):
+    server, _unused = tls_receiver("receiver.test")
+    delivery_id = _https_endpoint(hooks_app, admin, server, monkeypatch)
+    row = attempt(hooks_app, delivery_id)  # the production trust store: the test CA is unknown
+    assert server.received == []
+    assert row.status == DeliveryStatus.pending and row.response_status is None
+    assert row.error.startswith("The TLS connection to the receiver failed (")
+    assert "certificate" in row.error
+    assert row.attempt_log[-1]["error"] == row.error
+    assert job_row(hooks_app, row.job_id).status == JobStatus.retrying
+
+
+def test_https_is_delivered_when_the_ca_is_trusted(hooks_app, admin, tls_receiver, monkeypatch):
+    server, certificates = tls_receiver("receiver.test")
+    monkeypatch.setattr(targets, "tls_context", lambda: ssl.create_default_context(cadata=certificates.ca_pem))
+    delivery_id = _https_endpoint(hooks_app, admin, server, monkeypatch)
+    row = attempt(hooks_app, delivery_id)
+    assert row.status == DeliveryStatus.succeeded and row.response_status == 200
+    [received] = server.received
+    assert received.path == "/hooks/hearth" and received.headers["host"] == f"receiver.test:{server.port}"
+
+
+def test_https_checks_the_host_name_against_the_certificate(hooks_app, admin, tls_receiver, monkeypatch):
+    server, certificates = tls_receiver("other.test")  # a trusted certificate, for another name
+    monkeypatch.setattr(targets, "tls_context", lambda: ssl.create_default_context(cadata=certificates.ca_pem))
+    delivery_id = _https_endpoint(hooks_app, admin, server, monkeypatch)
+    row = attempt(hooks_app, delivery_id)
+    assert server.received == []
+    assert row.status == DeliveryStatus.pending
+    assert row.error.startswith("The TLS connection to the receiver failed (") and "receiver.test" in row.error
+
+
+def test_the_production_tls_context_uses_the_system_trust_store_and_checks_host_names():
+    context = targets.tls_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+# ensure_admin (flask users create-admin, the seed) -----------------------------------------------
+
+
+def test_ensure_admin_announces_the_account_it_creates_and_the_role_it_grants(hooks_app, admin, make_user, receiver):
+    endpoint_id, _secret = create(hooks_app, admin, receiver.url(), events=["user.created", "role.changed"])
+    someone = make_user(email="someone@example.com")
+    with hooks_app.app_context():
+        created = ensure_admin("new.admin@example.com", None)
+        granted = ensure_admin("someone@example.com", None)
+        ensure_admin("someone@example.com", None)  # already an admin: nothing changes, nothing sent
+        created_id = created.user.id
+    assert created.created and not granted.created
+    sent = sorted((row.event_type, row.payload["data"]) for row in deliveries_of(hooks_app, endpoint_id))
+    assert [name for name, _data in sent] == ["role.changed", "user.created"]
+    assert sent[0][1] == {"user_id": someone.id, "roles_before": ["user"], "roles_after": ["admin", "user"]}
+    user = sent[1][1]
+    assert user["id"] == created_id and user["email"] == "new.admin@example.com"
+    assert user["roles"] == ["admin"] and user["email_verified"] is True and user["created_at"]
+    assert "password_hash" not in user
+
+
+def test_a_request_http_client_cannot_build_is_a_refusal_not_an_escaped_error(receiver):
+    # parse() makes every accepted URL sendable; post() still turns what http.client refuses
+    # to send into an outcome the attempt records (final: it would fail the same way again).
+    unsendable = targets.Target("http", "127.0.0.1", receiver.port, "/café")
+    with pytest.raises(targets.TargetRefused, match=r"could not be made from this URL \(UnicodeEncodeError\)"):
+        targets.post(unsendable, b"{}", {}, allow_private=True, connect_timeout=1, total_timeout=2)
+    spaced = targets.Target("http", "127.0.0.1", receiver.port, "/a b")
+    with pytest.raises(targets.TargetRefused, match=r"could not be made from this URL \(InvalidURL\)"):
+        targets.post(spaced, b"{}", {}, allow_private=True, connect_timeout=1, total_timeout=2)
+    assert receiver.received == []

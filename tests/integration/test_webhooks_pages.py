@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.audit.models import AuditEvent
 from app.core.database import utcnow
@@ -159,6 +159,13 @@ def test_adding_shows_the_secret_on_the_answer_only_never_again(app, admin_clien
     [
         ({"url": "", "events": ["user.created"]}, "url", "Enter the URL events are sent to."),
         ({"url": "ftp://example.com/hook", "events": ["user.created"]}, "url", None),
+        (
+            {"url": "http://127.0.0.1:9/hook?x=1\x012", "events": ["user.created"]},
+            "url",
+            "The URL must not contain control characters",
+        ),
+        ({"url": "https://a\u200db.example/hook", "events": ["user.created"]}, "url", "host name is not valid"),
+        ({"url": "https://example.com:0/hook", "events": ["user.created"]}, "url", "port is not valid"),
         ({"url": "https://example.com/hook", "events": []}, "events", "Choose at least one event."),
         ({"url": "https://example.com/hook", "events": ["user.exploded"]}, "events", None),
         (
@@ -354,3 +361,38 @@ def test_the_endpoint_list_is_paginated(app, admin_client, receiver):
     assert len(re.findall(r"<tr data-webhook=", first)) == 25 and "Page 1 of 2" in first
     second = admin_client.get("/admin/webhooks?page=2").get_data(as_text=True)
     assert len(re.findall(r"<tr data-webhook=", second)) == 2
+
+
+def _statements(app, client, path: str) -> list[str]:
+    """The SQL statements one GET of `path` runs (transaction control left out)."""
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = client.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200, response.status_code
+    return [s for s in statements if not s.upper().startswith(("ROLLBACK", "BEGIN", "COMMIT", "SELECT 1"))]
+
+
+def test_the_list_reads_every_endpoints_last_delivery_in_one_statement(app, admin_client, receiver):
+    def add_endpoints(count: int) -> None:
+        for index in range(count):
+            _create(admin_client, f"{receiver.url}/{index}")
+            _deliveries(app, _endpoint(app).id, 2)
+
+    add_endpoints(2)
+    few = _statements(app, admin_client, "/admin/webhooks")
+    add_endpoints(4)
+    many = _statements(app, admin_client, "/admin/webhooks")
+    assert len(many) == len(few), (few, many)  # not two more per endpoint (no N+1)
+    assert sum("webhook_deliveries" in statement for statement in many) == 1
+    html = admin_client.get("/admin/webhooks").get_data(as_text=True)
+    rows = re.findall(r'<tr data-webhook="[^"]+">.*?</tr>', html, re.S)
+    assert len(rows) == 6 and all('data-status="failed"' in row and "503" in row for row in rows)

@@ -313,3 +313,26 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def statements_of_get(app: Any, client: FlaskClient, path: str) -> tuple[list[str], TestResponse]:
+    """The SQL statements one GET of `path` runs (transaction control and pings left out), and
+    its answer (asserted 200): what the page-cost tests count."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = client.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200, response.status_code
+    return [s for s in statements if not s.upper().startswith(("ROLLBACK", "BEGIN", "COMMIT", "SELECT 1"))], response

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.auth.models import UserSession
 from app.core.database import utcnow
@@ -15,7 +15,7 @@ from app.core.unit_of_work import unit_of_work
 from app.extensions import db
 from app.notifications import service
 from app.notifications.models import Notification
-from tests.support import csrf_token
+from tests.support import csrf_token, statements_of_get
 
 
 @pytest.fixture()
@@ -67,20 +67,7 @@ def test_anonymous_pages_have_no_bell(client):
 
 
 def _statements(app, client, path):
-    with app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        response = client.get(path)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert response.status_code == 200
-    return statements, response
+    return statements_of_get(app, client, path)
 
 
 def test_a_page_runs_no_statement_for_the_bell_once_the_count_is_cached(app, signed_in, member):

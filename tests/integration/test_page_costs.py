@@ -7,30 +7,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from app.auth.models import UserSession
 from app.core.database import utcnow
 from app.extensions import db
 from app.uploads.models import Upload
+from tests.support import statements_of_get
 
 
 def _statements(app, client, path: str) -> list[str]:
-    """The SQL statements one GET of `path` runs (transaction control left out)."""
-    with app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        response = client.get(path)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert response.status_code == 200, response.status_code
-    return [s for s in statements if not s.upper().startswith(("ROLLBACK", "BEGIN", "COMMIT", "SELECT 1"))]
+    return statements_of_get(app, client, path)[0]
 
 
 def _add_uploads(app, user_id: int, count: int, start: int = 0) -> None:

@@ -12,14 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.core.database import utcnow
 from app.extensions import db
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.integration.test_webhooks_api import Receiver
-from tests.support import csrf_token
+from tests.support import csrf_token, statements_of_get
 
 SECRET = re.compile(r"whsec_[A-Za-z0-9+/=_-]+")
 
@@ -364,21 +364,7 @@ def test_the_endpoint_list_is_paginated(app, admin_client, receiver):
 
 
 def _statements(app, client, path: str) -> list[str]:
-    """The SQL statements one GET of `path` runs (transaction control left out)."""
-    with app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        response = client.get(path)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert response.status_code == 200, response.status_code
-    return [s for s in statements if not s.upper().startswith(("ROLLBACK", "BEGIN", "COMMIT", "SELECT 1"))]
+    return statements_of_get(app, client, path)[0]
 
 
 def test_the_list_reads_every_endpoints_last_delivery_in_one_statement(app, admin_client, receiver):

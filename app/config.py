@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool | None = Field(default=None, validate_default=True)
     # An endpoint whose every delivery has failed for this long is disabled (its creator told).
     webhook_disable_after_hours: float = Field(default=24, gt=0, le=24 * 30)
+    # Finished deliveries (and their log) are deleted this many days after they finished.
+    webhook_delivery_retention_days: int = Field(default=30, ge=1, le=3650)
     # Seconds to connect, and for the whole attempt (connect, TLS, request, answer).
     webhook_connect_timeout: float = Field(default=3.0, gt=0, le=60)
     webhook_timeout: float = Field(default=10.0, gt=0, le=120)
@@ -160,6 +162,8 @@ class Settings(BaseSettings):
     jobs_queued_grace_seconds: float = Field(default=60.0, ge=0)
     jobs_backoff_base_seconds: float = Field(default=10.0, gt=0)
     jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # Succeeded jobs are deleted this many days after they finished (failed ones stay: the dead letter).
+    jobs_retention_days: int = Field(default=14, ge=1, le=3650)
     cache_default_timeout: int = Field(default=300, ge=1)
     # L1 (in-process) and L2 (Redis, or in-process when embedded) caching, docs/architecture.md §8.
     cache_enabled: bool = True

@@ -66,3 +66,14 @@ def run_periodic_now(*, job_id: str, name: str) -> None:
 def prune_login_failures() -> dict[str, int]:
     """Forget per-client wrong-password counts nobody added to for a day."""
     return {"forgotten": prune_failures()}
+
+
+@periodic(
+    N_("daily at 03:41 UTC"),
+    N_("Delete succeeded jobs older than JOBS_RETENTION_DAYS (failed ones stay, for the dead letter)."),
+    hour="3",
+    minute="41",
+)
+def prune_job_history() -> dict[str, int]:
+    """Delete succeeded jobs older than JOBS_RETENTION_DAYS (failed ones stay, for the dead letter)."""
+    return {"pruned": jobs_service.prune_succeeded()}

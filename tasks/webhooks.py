@@ -31,3 +31,14 @@ def deliver_webhook(*, job_id: str, delivery_id: str) -> None:
 def sweep_webhooks() -> dict[str, int]:
     """Fail webhook deliveries whose job ended without them; forget rotated-out secrets past 24 hours."""
     return delivery.sweep()
+
+
+@periodic(
+    N_("daily at 03:47 UTC"),
+    N_("Delete webhook deliveries that finished more than WEBHOOK_DELIVERY_RETENTION_DAYS ago."),
+    hour="3",
+    minute="47",
+)
+def prune_webhook_deliveries() -> dict[str, int]:
+    """Delete webhook deliveries that finished more than WEBHOOK_DELIVERY_RETENTION_DAYS ago."""
+    return {"pruned": delivery.prune()}

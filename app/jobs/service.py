@@ -27,7 +27,7 @@ import traceback as tracebacks
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, g, has_request_context
@@ -151,6 +151,18 @@ def forget_job_counts() -> None:
     """Invalidator of the per-queue job counts (app.jobs.management.overview): call it in every
     unit of work that changes a job's status."""
     bump("jobs")
+
+
+def prune_succeeded(now: datetime | None = None) -> int:
+    """Delete succeeded jobs that finished more than JOBS_RETENTION_DAYS ago (the daily run):
+    how many. Failed and revoked jobs stay, for the dead letter; a job still referenced by an
+    export or a webhook delivery may go (they keep what they need on their own rows)."""
+    cutoff = (now or utcnow()) - timedelta(days=_settings().jobs_retention_days)
+    with unit_of_work():
+        pruned = jobs.purge_succeeded(cutoff)
+        if pruned:
+            forget_job_counts()
+    return pruned
 
 
 def cancel(job_id: str) -> bool:

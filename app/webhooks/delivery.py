@@ -266,6 +266,14 @@ def mark_failed(delivery_id: str, reason: str) -> None:
             _settle(delivery, None, reason, utcnow(), counts=True)
 
 
+def prune(now: datetime | None = None) -> int:
+    """Delete deliveries (and their attempt log) that finished more than
+    WEBHOOK_DELIVERY_RETENTION_DAYS ago (the daily run); how many. Pending ones stay."""
+    cutoff = (now or utcnow()) - timedelta(days=_settings().webhook_delivery_retention_days)
+    with unit_of_work():
+        return deliveries.prune_finished(cutoff)
+
+
 def sweep(now: datetime | None = None) -> dict[str, int]:
     """Fail deliveries whose job ended without them (a worker lost on the last attempt, a
     job revoked), and forget rotated-out secrets past their 24 hours. Counts of each."""

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import aliased
 
 from app.core.repository import Repository
 from app.jobs.models import FINAL_STATUSES, Job
-from app.webhooks.models import ACTIVE_DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
+from app.webhooks.models import ACTIVE_DELIVERY_STATUSES, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 
 def endpoint_list_statement() -> Select:
@@ -72,6 +72,17 @@ class EndpointRepository(Repository[WebhookEndpoint]):
 
 class DeliveryRepository(Repository[WebhookDelivery]):
     model = WebhookDelivery
+
+    def prune_finished(self, finished_before: datetime) -> int:
+        """Delete deliveries that ended (succeeded or failed) before `finished_before`; how many."""
+        return self.session.execute(
+            delete(WebhookDelivery)
+            .where(
+                WebhookDelivery.status.in_((DeliveryStatus.succeeded, DeliveryStatus.failed)),
+                WebhookDelivery.finished_at < finished_before,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
 
     def locked(self, delivery_id: str) -> WebhookDelivery | None:
         """The delivery as committed now, held until the unit of work ends."""

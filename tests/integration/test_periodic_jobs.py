@@ -5,6 +5,7 @@ task and scheduled minute on `sync`, which runs with that queue's retry policy, 
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -256,3 +257,38 @@ def test_scheduled_runs_are_listed_in_admin_jobs_with_the_periodic_row(app, peop
     row = html[html.index('data-periodic="cleanup_pending_uploads"') :]
     row = row[: row.index("</tr>")]
     assert "Succeeded" in row and "never run" not in row
+
+
+def test_succeeded_jobs_past_their_retention_are_pruned_daily_and_failed_ones_stay(app):
+    from tasks import PERIODIC_TASKS
+
+    retention = app.extensions["hearth.settings"].jobs_retention_days
+    now = utcnow()
+    rows = {
+        "old-ok": (JobStatus.succeeded, now - timedelta(days=retention, hours=1)),
+        "new-ok": (JobStatus.succeeded, now - timedelta(days=retention - 1)),
+        "old-failed": (JobStatus.failed, now - timedelta(days=retention * 3)),
+        "old-revoked": (JobStatus.revoked, now - timedelta(days=retention * 3)),
+    }
+    with app.app_context():
+        for name, (status, finished_at) in rows.items():
+            db.session.add(
+                Job(
+                    id=str(uuid.uuid4()),
+                    queue="emails",
+                    task="tasks.emails.send_email",
+                    payload={},
+                    args_summary={"name": name},
+                    status=status,
+                    attempts=1,
+                    max_attempts=4,
+                    created_at=finished_at,
+                    enqueued_at=finished_at,
+                    finished_at=finished_at,
+                )
+            )
+        db.session.commit()
+        assert "prune_job_history" in {task.name for task in PERIODIC_TASKS}
+        assert jobs_service.prune_succeeded() == 1
+        left = {job.args_summary["name"] for job in db.session.scalars(select(Job))}
+    assert left == {"new-ok", "old-failed", "old-revoked"}

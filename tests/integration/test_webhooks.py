@@ -1183,3 +1183,31 @@ def test_a_request_http_client_cannot_build_is_a_refusal_not_an_escaped_error(re
     with pytest.raises(targets.TargetRefused, match=r"could not be made from this URL \(InvalidURL\)"):
         targets.post(spaced, b"{}", {}, allow_private=True, connect_timeout=1, total_timeout=2)
     assert receiver.received == []
+
+
+def test_finished_deliveries_past_their_retention_are_pruned_daily(hooks_app, admin, receiver):
+    from tasks import PERIODIC_TASKS
+
+    create(hooks_app, admin, receiver.url(), events=["user.updated"])
+    old, recent, waiting = (
+        emit(hooks_app, "user.updated", {"id": 1})
+        + emit(hooks_app, "user.updated", {"id": 2})
+        + (emit(hooks_app, "user.updated", {"id": 3}))
+    )
+    for delivery_id in (old, recent):
+        assert attempt(hooks_app, delivery_id).status == DeliveryStatus.succeeded
+    retention = hooks_app.extensions["hearth.settings"].webhook_delivery_retention_days
+    with hooks_app.app_context():
+        long_ago = utcnow() - timedelta(days=retention, hours=1)
+        for delivery_id in (old, waiting):  # one finished long ago; one pending as long
+            db.session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id)
+                .values(created_at=long_ago, finished_at=long_ago if delivery_id == old else None)
+            )
+        db.session.commit()
+        assert "prune_webhook_deliveries" in {task.name for task in PERIODIC_TASKS}
+        assert webhook_delivery.prune() == 1
+        assert db.session.get(WebhookDelivery, old) is None
+        assert db.session.get(WebhookDelivery, recent) is not None
+        assert db.session.get(WebhookDelivery, waiting).status == DeliveryStatus.pending

@@ -12,10 +12,15 @@ from flask_login.utils import _user_context_processor
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import models  # noqa: F401  (every table on the metadata, for Alembic too)
+from app.account import api_keys as _api_key_routes  # noqa: F401  (routes register on import)
+from app.account import passkeys as _passkey_routes  # noqa: F401
+from app.account import security as _security_routes  # noqa: F401
 from app.account.notifications import notifications_bp
 from app.account.routes import account_bp
 from app.admin import admin_bp
 from app.api import api_bp
+from app.auth import passkey_routes as _passkey_sign_in  # noqa: F401  (routes register on import)
+from app.auth import reauth_routes as _reauth_routes  # noqa: F401
 from app.auth.routes import auth_bp
 from app.auth.session_records import init_session_tracking
 from app.cache.aside import init_caching

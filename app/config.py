@@ -198,6 +198,23 @@ class Settings(BaseSettings):
     web_concurrency: int | None = Field(default=None, ge=1, le=1024)
     session_idle_minutes: int = Field(default=120, ge=5, le=60 * 24 * 7)
     session_absolute_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
+    # Strong identity (docs/security.md). Holders of these roles must set up a second factor
+    # (TOTP or a passkey) before any other page, and get no password-grant API tokens without
+    # one. Unset: "admin" in staging and production, none in development and test.
+    require_2fa_for_roles: Annotated[list[str] | None, NoDecode] = Field(default=None, validate_default=True)
+    # Sensitive actions (roles, disabling users, API keys, 2FA off, webhooks, impersonation)
+    # need a sign-in, password or second factor within this many minutes.
+    fresh_auth_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    # WebAuthn relying party: its id is a registrable domain (the host of PUBLIC_URL by
+    # default), its origin where the pages are served (PUBLIC_URL's origin by default).
+    webauthn_rp_id: str | None = None
+    webauthn_rp_name: str = "Hearth"
+    webauthn_origin: str | None = None
+    # Personal API keys: the longest lifetime a key may ask for, and each key's own rate limit.
+    api_key_max_days: int = Field(default=365, ge=1, le=3650)
+    api_key_rate_limit: str = "600 per minute"
+    # "View as" (impersonation): how long an administrator may act as another user, read-only.
+    impersonation_minutes: int = Field(default=15, ge=1, le=60)
 
     @field_validator("log_level")
     @classmethod
@@ -282,7 +299,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
         return value
 
-    @field_validator("rate_limit_default")
+    @field_validator("rate_limit_default", "api_key_rate_limit")
     @classmethod
     def _parsable_limits(cls, value: str) -> str:
         from limits import parse_many
@@ -347,6 +364,13 @@ class Settings(BaseSettings):
     @classmethod
     def _private_webhook_targets(cls, value: bool | None, info: ValidationInfo) -> bool:
         return _is_relaxed(info) if value is None else value
+
+    @field_validator("require_2fa_for_roles", mode="before")
+    @classmethod
+    def _roles_needing_2fa(cls, value: Any, info: ValidationInfo) -> list[str]:
+        if value is None:
+            return [] if _is_relaxed(info) else ["admin"]
+        return _split_csv(value)
 
     @field_validator("metrics_token")
     @classmethod

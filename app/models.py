@@ -1,7 +1,8 @@
 """Imports every model module so the metadata (and Alembic autogenerate) sees all tables."""
 
+from app.apikeys.models import ApiKey
 from app.audit.models import AuditEvent
-from app.auth.models import AccountToken, RefreshToken, UserSession
+from app.auth.models import AccountToken, Passkey, RecoveryCode, RefreshToken, TotpCredential, UserSession
 from app.cache.models import CacheGeneration
 from app.exports.models import Export
 from app.flags.models import FeatureFlag
@@ -15,6 +16,7 @@ from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AccountToken",
+    "ApiKey",
     "AuditEvent",
     "CacheGeneration",
     "DailyStat",
@@ -23,9 +25,12 @@ __all__ = [
     "Job",
     "Notification",
     "NotificationPreference",
+    "Passkey",
     "Permission",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
+    "TotpCredential",
     "Upload",
     "User",
     "UserSession",

@@ -55,6 +55,7 @@ def bearer_user_id() -> int | None:
     if not family_accepted(claims["fam"], user_id):
         raise Unauthorized(_("The access token has been revoked."))
     g.api_user_id = user_id
+    g.api_auth_time = claims.get("auth_time")  # step-up (app.auth.freshness)
     return user_id
 
 
@@ -68,6 +69,36 @@ def bearer_user() -> User | None:
         raise Unauthorized(_("The access token has been revoked."))
     g.api_user = user
     return user
+
+
+class ApiKeyNotAllowed(PermissionDenied):
+    """What a personal API key may never do: create keys, change 2FA, the password or the
+    email, impersonate, or any step-up action (those need a person who just proved who they
+    are)."""
+
+    slug = "api-key-not-allowed"
+
+    def __init__(self) -> None:
+        super().__init__(_("An API key cannot do this: sign in with your password to get an access token."))
+
+
+def current_api_key() -> Any | None:
+    """The personal API key (app.apikeys) authenticating this API request, else None."""
+    return g.get("api_key")
+
+
+def no_api_keys(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse a view to requests authenticated by a personal API key (403 `api-key-not-allowed`)."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if _is_api_request():
+            bearer_user_id()
+            if current_api_key() is not None:
+                raise ApiKeyNotAllowed()
+        return view(*args, **kwargs)
+
+    return guarded
 
 
 def current_actor() -> User | None:

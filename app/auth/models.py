@@ -1,10 +1,12 @@
-"""`refresh_tokens`: opaque refresh tokens, stored only as SHA-256 hashes, grouped in families."""
+"""Authentication records: refresh tokens (hashed, in families), browser sessions, emailed tokens,
+login failures, remember-me, and the second factors (TOTP, recovery codes, passkeys)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import UTCDateTime, utcnow
@@ -25,6 +27,10 @@ class RefreshToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the person last proved who they are in this sign-in (password, with the second
+    # factor when they have one): carried through every rotation, and into each access token as
+    # `auth_time` (step-up, app.auth.freshness). NULL: rows from before it existed (never fresh).
+    authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class UserSession(db.Model):
@@ -40,6 +46,12 @@ class UserSession(db.Model):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last password, second factor or passkey check in this browser (step-up,
+    # app.auth.freshness); NULL when the session was resumed from remember-me and never since.
+    authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set on an impersonation session ("view as", app.auth.impersonation): the administrator
+    # acting as `user_id`, read-only, until `expires_at`.
+    impersonator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
 
 
 class AccountToken(db.Model):
@@ -91,3 +103,51 @@ class RememberToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TotpCredential(db.Model):
+    """A user's authenticator app (RFC 6238): one per user. The shared secret is stored
+    encrypted (app.core.secrets); `confirmed_at` is NULL until a first valid code proves the
+    app has it. `last_used_step` (the 30 s time step of the last accepted code) refuses a
+    replayed code: only a later step is accepted, by compare-and-set."""
+
+    __tablename__ = "totp_credentials"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RecoveryCode(db.Model):
+    """Single-use recovery codes (10 per set), stored only as SHA-256 hashes; a new set
+    replaces the old one."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Passkey(db.Model):
+    """A WebAuthn credential (passkey) of a user: discoverable, so it signs in without an email."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    # The authenticator's credential id, base64url without padding (what clients send back).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    transports: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    aaguid: Mapped[str | None] = mapped_column(String(36))
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -116,7 +116,7 @@ def verify_email(token: str) -> str | Response:
         if not user.is_active:
             toast(_("Email confirmed"), "success")
             return redirect(url_for("auth.login"))  # a disabled account is never signed in
-        begin_browser_sign_in(user)  # clears the session first: flash after it
+        begin_browser_sign_in(user, fresh=False)  # clears the session first: flash after it
         accounts.record_email_link_sign_in(user)
     toast(_("Email confirmed"), "success")
     return redirect(url_for("account.index"))

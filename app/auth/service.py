@@ -188,7 +188,7 @@ class TokenPair:
     token_type: str = "Bearer"  # noqa: S105  (the OAuth token type, not a secret)
 
 
-def _new_refresh(user: User, family_id: str, user_agent: str | None) -> str:
+def _new_refresh(user: User, family_id: str, user_agent: str | None, authenticated_at: datetime | None) -> str:
     raw = secrets.token_urlsafe(32)  # 256 bits
     refresh_tokens.add(
         RefreshToken(
@@ -197,21 +197,25 @@ def _new_refresh(user: User, family_id: str, user_agent: str | None) -> str:
             token_hash=token_hash(raw),
             user_agent=(user_agent or "")[:300],
             expires_at=utcnow() + timedelta(days=_settings().refresh_token_days),
+            authenticated_at=authenticated_at,
         )
     )
     return raw
 
 
-def _pair(user: User, family_id: str, user_agent: str | None) -> TokenPair:
-    access, expires_in = issue_access_token(user, family_id)
-    refresh = _new_refresh(user, family_id, user_agent)
+def _pair(user: User, family_id: str, user_agent: str | None, authenticated_at: datetime | None) -> TokenPair:
+    """Both tokens of one sign-in; `authenticated_at` (the sign-in's last proof of identity)
+    is carried by the refresh token through rotations and by the access token as `auth_time`."""
+    auth_time = int(authenticated_at.timestamp()) if authenticated_at is not None else None
+    access, expires_in = issue_access_token(user, family_id, auth_time)
+    refresh = _new_refresh(user, family_id, user_agent, authenticated_at)
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
 
 
 def issue_tokens(user: User, user_agent: str | None) -> TokenPair:
-    """A new token family for a fresh login, in the caller's unit of work."""
+    """A new token family for a fresh login (authenticated now), in the caller's unit of work."""
     with unit_of_work():
-        pair = _pair(user, str(uuid.uuid4()), user_agent)
+        pair = _pair(user, str(uuid.uuid4()), user_agent, utcnow())
         record("api_tokens_issued", actor_id=user.id, subject_id=user.id)
     return pair
 
@@ -249,7 +253,7 @@ def rotate_refresh_token(raw: str, user_agent: str | None) -> TokenPair:
     with committed_before_raising():
         won = refresh_tokens.claim(token.id, now)
         if won:
-            pair = _pair(user, token.family_id, user_agent)
+            pair = _pair(user, token.family_id, user_agent, token.authenticated_at)
         else:
             revoke_family(token.family_id)
     if not won:

@@ -68,7 +68,9 @@ def _idle_limit() -> timedelta:
     return timedelta(minutes=_settings().session_idle_minutes)
 
 
-def _new_session_row(user_id: int, bound: datetime | None = None) -> UserSession:
+def _new_session_row(
+    user_id: int, bound: datetime | None = None, authenticated_at: datetime | None = None
+) -> UserSession:
     now = utcnow()
     expires_at = now + timedelta(hours=_settings().session_absolute_hours)
     row = UserSession(
@@ -79,6 +81,7 @@ def _new_session_row(user_id: int, bound: datetime | None = None) -> UserSession
         created_at=now,
         last_seen_at=now,
         expires_at=min(expires_at, bound) if bound is not None else expires_at,
+        authenticated_at=authenticated_at,
     )
     return sessions.add(row)
 
@@ -88,25 +91,27 @@ def _bind(row: UserSession) -> None:
     session.permanent = True
 
 
-def start_session(user_id: int) -> UserSession:
+def start_session(user_id: int, fresh: bool = True) -> UserSession:
     """Record a new signed-in browser for `user_id` (in the caller's unit of work) and bind it
-    to the cookie session."""
+    to the cookie session. `fresh`: the person just proved who they are (a password, with the
+    second factor if they have one), which step-up (app.auth.freshness) accepts for a while."""
     with unit_of_work():
-        row = _new_session_row(user_id)
+        row = _new_session_row(user_id, authenticated_at=utcnow() if fresh else None)
     _bind(row)
     return row
 
 
-def begin_browser_sign_in(user: User, remember: bool = False) -> None:
+def begin_browser_sign_in(user: User, remember: bool = False, fresh: bool = True) -> None:
     """Sign `user` in on this browser with a fresh cookie session and a new session record;
-    with `remember`, also a remember-me token bound to that record.
+    with `remember`, also a remember-me token bound to that record. `fresh`: see `start_session`
+    (False for an emailed link, which proves the mailbox, not the person).
 
     Clearing first means nothing from before (an attacker-planted session) survives.
     """
     with unit_of_work():
         session.clear()
         login_user(user)  # never remember=True: Flask-Login's own cookie is not used (module docstring)
-        row = start_session(user.id)
+        row = start_session(user.id, fresh=fresh)
         if remember:
             _issue_remember_token(user.id, row)
         elif _presented_remember_token() is not None:

@@ -44,8 +44,10 @@ def _settings():
     return current_app.extensions["hearth.settings"]
 
 
-def issue_access_token(user: Any, family_id: str) -> tuple[str, int]:
-    """A signed access token for `user` in the sign-in `family_id`, and its lifetime in seconds."""
+def issue_access_token(user: Any, family_id: str, auth_time: int | None = None) -> tuple[str, int]:
+    """A signed access token for `user` in the sign-in `family_id`, and its lifetime in seconds.
+    `auth_time` (unix seconds, OpenID Connect's claim): when the person last proved who they
+    are in this sign-in; step-up (app.auth.freshness) reads it."""
     settings = _settings()
     now = int(time.time())
     lifetime = settings.access_token_minutes * 60
@@ -60,6 +62,8 @@ def issue_access_token(user: Any, family_id: str) -> tuple[str, int]:
         "epoch": user.session_epoch,
         "fam": family_id,
     }
+    if auth_time is not None:
+        claims["auth_time"] = auth_time
     token = jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM, headers={"typ": TOKEN_TYPE})
     return token, lifetime
 

@@ -87,6 +87,26 @@ KINDS: tuple[NotificationKind, ...] = (
         ),
         security=True,
     ),
+    NotificationKind(
+        "security.recovery_code_used",
+        N_("A recovery code was used"),
+        N_("A recovery code was used to sign in"),
+        N_(
+            "One of your two-factor recovery codes was used to sign in to your account; %(remaining)s remain. "
+            "If this was not you, change your password and sign out everywhere now."
+        ),
+        security=True,
+    ),
+    NotificationKind(
+        "security.impersonated",
+        N_("An administrator viewed your account"),
+        N_("An administrator viewed your account"),
+        N_(
+            "An administrator (%(admin)s) viewed your account on %(when)s, read-only, to help with support. "
+            "Nothing was changed."
+        ),
+        security=True,
+    ),
 )
 
 CATALOGUE: dict[str, NotificationKind] = {kind.name: kind for kind in KINDS}

@@ -15,6 +15,7 @@ PERMISSIONS: dict[str, str] = {
     "users:read": N_("See any user account"),
     "users:write": N_("Edit any user account"),
     "users:delete": N_("Delete (soft) any user account"),
+    "users:impersonate": N_("View the site as another user (read-only, 15 minutes)"),
     "roles:manage": N_("Grant and revoke roles"),
     "uploads:read_any": N_("See anyone's uploads"),
     "uploads:delete_any": N_("Delete anyone's uploads"),

@@ -30,6 +30,9 @@ class User(UserMixin, db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lockout_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A confirmed authenticator app or at least one passkey (app.auth.second_factor keeps it
+    # in step): read on every sign-in and by the REQUIRE_2FA_FOR_ROLES check without a join.
+    two_factor_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # The language the user reads the site in ("en", "de": app.i18n.LANGUAGE_NAMES); None
     # follows the browser's Accept-Language.

@@ -5,10 +5,10 @@ A secret is `whsec_` + base64 of 32 random bytes; the HMAC key is those bytes (w
 "{webhook-id}.{webhook-timestamp}.{body}">`; during a rotation the header carries the new
 and the old one, separated by a space, and receivers accept either.
 
-Secrets are stored encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a key derived
-from SECRET_KEY with HKDF-SHA256 and a label of its own, so the key is never the one that
-signs sessions. Changing SECRET_KEY makes stored secrets unreadable: rotate every endpoint's
-secret afterwards (docs/webhooks.md).
+Secrets are stored encrypted (app.core.secrets: Fernet under a key derived from SECRET_KEY
+with HKDF and a label of its own, so the key is never the one that signs sessions).
+Changing SECRET_KEY makes stored secrets unreadable: rotate every endpoint's secret
+afterwards (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
+from app.core.secrets import SecretUnreadable, decrypt, encrypt
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  (the format's prefix, not a secret)
 SECRET_BYTES = 32
 SIGNATURE_VERSION = "v1"
 _HKDF_INFO = b"hearth webhook secrets v1"
+
+__all__ = ["SecretUnreadable", "decrypt_secret", "encrypt_secret", "generate_secret", "headers", "sign"]
 
 
 def generate_secret() -> str:
@@ -64,25 +63,11 @@ def headers(signing_secrets: Iterable[str], message_id: str, timestamp: int, bod
 # At rest -------------------------------------------------------------------------------------
 
 
-def _fernet() -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-        current_app.config["SECRET_KEY"].encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
 def encrypt_secret(secret: str) -> str:
-    """The secret as stored (a Fernet token)."""
-    return _fernet().encrypt(secret.encode()).decode("ascii")
-
-
-class SecretUnreadable(Exception):
-    """A stored secret no longer decrypts: SECRET_KEY changed since it was stored."""
+    """The secret as stored (a Fernet token, app.core.secrets)."""
+    return encrypt(secret, _HKDF_INFO)
 
 
 def decrypt_secret(token: str) -> str:
     """The secret a stored token holds; SecretUnreadable if SECRET_KEY changed meanwhile."""
-    try:
-        return _fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
-        raise SecretUnreadable("the webhook secret was stored under another SECRET_KEY") from None
+    return decrypt(token, _HKDF_INFO)

@@ -2,12 +2,14 @@
 
 from app.api.v1 import (  # noqa: F401  (routes register on import)
     admin,
+    api_keys,
     auth,
     exports,
     me,
     notifications,
     stats,
     status,
+    totp,
     uploads,
     users,
     webhooks,

@@ -1,0 +1,1 @@
+"""Personal API keys on `/account/security` (issue 16, in progress)."""

@@ -1,0 +1,1 @@
+"""`/api/v1/api-keys` (issue 16, in progress)."""

@@ -1,0 +1,1 @@
+"""`/api/v1/me/totp` (issue 16, in progress)."""

@@ -1,0 +1,1 @@
+"""Signing in with a passkey (issue 16, in progress)."""

@@ -22,6 +22,7 @@ from app.api import api_bp
 from app.auth import passkey_routes as _passkey_sign_in  # noqa: F401  (routes register on import)
 from app.auth import reauth_routes as _reauth_routes  # noqa: F401
 from app.auth.routes import auth_bp
+from app.auth.second_factor import init_two_factor_policy
 from app.auth.session_records import init_session_tracking
 from app.cache.aside import init_caching
 from app.cli import register_cli
@@ -277,6 +278,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
     # The user loader, the session-record check and the remember-me cookie.
     init_session_tracking(app)
+    # REQUIRE_2FA_FOR_ROLES: after the session check, which knows who is signed in.
+    init_two_factor_policy(app)
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:

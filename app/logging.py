@@ -58,6 +58,7 @@ TOKEN_LIKE_LENGTH = 16
 MIN_SCRUBBED_LENGTH = 8
 _RULE_VARIABLE = re.compile(r"<(?:[^<>:]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 _SECRETS_KEY = "_log_url_secrets"
+IMPERSONATOR_KEY = "hearth_log_impersonator"  # `g` attribute: see `bind_impersonator`
 
 
 def _scrub(mapping: dict[str, Any], depth: int = 0) -> dict[str, Any]:
@@ -157,7 +158,22 @@ def _add_request_id(_logger: Any, _method: str, event: dict[str, Any]) -> dict[s
         request_id = g.get("request_id")
         if request_id is not None:
             event["request_id"] = request_id
+        impersonator = g.get(IMPERSONATOR_KEY)
+        if impersonator is not None:
+            event["impersonator"] = impersonator
     return event
+
+
+def bind_impersonator(impersonator_id: int, secret_key: str) -> None:
+    """Mark this request as made by an administrator viewing as another user ("view as",
+    app.auth.impersonation): every line logged during it, the request line included, carries
+    `impersonator` (the administrator's id, hashed like `user`)."""
+    setattr(g, IMPERSONATOR_KEY, hash_identifier(impersonator_id, secret_key))
+
+
+def request_impersonator() -> str | None:
+    """The hashed id of the administrator this request is made by on someone's behalf, if any."""
+    return g.get(IMPERSONATOR_KEY)
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> bytes:

@@ -48,7 +48,7 @@ from app.core.input import refuse_hostile_input
 from app.core.security_headers import SecurityHeaders
 from app.extensions import csrf
 from app.i18n import _
-from app.logging import SINK, hash_identifier, redacted_path
+from app.logging import IMPERSONATOR_KEY, SINK, hash_identifier, redacted_path
 from app.metrics import RequestMetrics
 
 if TYPE_CHECKING:
@@ -195,6 +195,9 @@ class RequestPipeline:
             "level": "warning" if status >= 500 else "info",
             "timestamp": self._timestamp(),
         }
+        impersonator = request_vars.get(IMPERSONATOR_KEY)  # "view as" (app.auth.impersonation)
+        if impersonator is not None:
+            line["impersonator"] = impersonator
         SINK.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         SINK.flush()
 

@@ -278,6 +278,9 @@ def bench_environment(database: str, redis_prefix: str, args: argparse.Namespace
         TRUSTED_HOSTS="127.0.0.1,localhost",  # wrk and the bench's own requests name the loopback
         RATE_LIMIT_DEFAULT=unreachable_rate_limits(),
         ACCESS_TOKEN_MINUTES="60",  # the longest allowed: one token lasts the whole run
+        # The bench signs in as an admin with a password alone: production requires a second
+        # factor of admins (REQUIRE_2FA_FOR_ROLES defaults to "admin"), which the bench turns off.
+        REQUIRE_2FA_FOR_ROLES="",
         LOG_LEVEL="INFO",
         # The first size; servers of other sizes override both (Fleet.use).
         WEB_CONCURRENCY=str(args.sizes[0].workers),

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 from app.account.forms import LanguageForm, PasswordForm, ProfileForm
 from app.auth import accounts
 from app.auth import service as auth_service
+from app.auth.freshness import mark_fresh
 from app.auth.guards import login_required
 from app.auth.session_records import SESSION_KEY, active_sessions, begin_browser_sign_in, revoke_session
 from app.core.forms import apply_service_errors
@@ -73,6 +74,7 @@ def update_profile():
         apply_service_errors(form, error)
         return _page(profile=form, status=422)
     if pending:
+        mark_fresh()  # the current password was just checked: that is a step-up (app.auth.freshness)
         flash(_("Profile saved. Confirm the new address with the link we sent to it."), "success")
     else:
         flash(_("Profile saved."), "success")

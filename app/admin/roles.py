@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, render_template, request, url_for
 
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, permissions, run_action
+from app.auth.freshness import fresh_auth_required
 from app.auth.guards import permission_required
 from app.i18n import _
 from app.rbac import management as role_management
@@ -30,6 +31,7 @@ def roles() -> str:
 
 @admin_bp.post("/roles/matrix")
 @permission_required("roles:manage")
+@fresh_auth_required
 def save_matrix() -> Response:
     """The grid posts `grant=<role>|<permission>` for every ticked box (read-only ticks as
     hidden fields); all changed roles are saved (and each audited) together, or none."""
@@ -47,6 +49,7 @@ def save_matrix() -> Response:
 
 @admin_bp.post("/roles")
 @permission_required("roles:manage")
+@fresh_auth_required
 def create_role() -> Response:
     def apply() -> str:
         role = role_management.create_role(
@@ -59,6 +62,7 @@ def create_role() -> Response:
 
 @admin_bp.post("/roles/<name>/delete")
 @permission_required("roles:manage")
+@fresh_auth_required
 def delete_role(name: str) -> Response | str:
     role = role_management.get_role(name)
     if not confirmed():

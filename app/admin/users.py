@@ -18,9 +18,11 @@ from app.admin.common import (
     run_action,
     user_status_labels,
 )
+from app.apikeys import service as api_keys
 from app.audit.service import AuditFilter, emails_of, recent
 from app.auth import service as auth_service
 from app.auth import session_records
+from app.auth.freshness import fresh_auth_required
 from app.auth.guards import permission_required
 from app.core.toasts import toast
 from app.errors import DomainError, PermissionDenied, ValidationFailed
@@ -98,6 +100,7 @@ def export_users() -> Response:
 
 @admin_bp.post("/users/bulk")
 @permission_required("users:write")
+@fresh_auth_required
 def bulk_users() -> Response | str:
     action = request.form.get("action", "")
     # type=int skips what is not an id, including numbers beyond the column (app.core.input).
@@ -157,6 +160,7 @@ def user_detail(user_id: int) -> str:
         jobs=job_rows(user_jobs) if user_jobs is not None else None,
         sessions=session_records.active_sessions(user.id) if user.status != "deleted" else None,
         api_sign_ins=auth_service.api_sign_ins(user.id) if user.status != "deleted" else [],
+        api_keys=api_keys.list_for(user.id) if user.status != "deleted" else [],
         events=events if can("audit:read") else None,
         status_words=user_status_labels(),
         emails=emails_of({e.actor_user_id for e in events} | {e.subject_user_id for e in events}),
@@ -168,8 +172,23 @@ def _detail(user_id: int) -> str:
     return url_for("admin.user_detail", user_id=user_id)
 
 
+@admin_bp.post("/users/<int:user_id>/api-keys/<int:key_id>/revoke")
+@permission_required("users:write")
+def revoke_user_api_key(user_id: int, key_id: int) -> Response | str:
+    """Revoke one of the user's personal API keys (audited with the administrator as actor)."""
+    if not confirmed():
+        return ask_confirmation(_("Revoke this API key? Whatever uses it stops working at once."), _("Revoke"))
+
+    def apply() -> str:
+        key = api_keys.revoke_for(actor(), permissions(), user_id, key_id)
+        return _("The API key %(name)s is revoked.", name=key.name)
+
+    return run_action(apply, _detail(user_id))
+
+
 @admin_bp.post("/users/<int:user_id>/roles")
 @permission_required("roles:manage")
+@fresh_auth_required
 def set_roles(user_id: int) -> Response:
     user = user_management.get_user(user_id)
     wanted = request.form.getlist("roles")
@@ -183,6 +202,7 @@ def set_roles(user_id: int) -> Response:
 
 @admin_bp.post("/users/<int:user_id>/disable")
 @permission_required("users:write")
+@fresh_auth_required
 def disable_user(user_id: int) -> Response | str:
     user = user_management.get_user(user_id)
     if not confirmed():
@@ -255,6 +275,7 @@ def sign_out_user(user_id: int) -> Response | str:
 
 @admin_bp.post("/users/<int:user_id>/delete")
 @permission_required("users:delete")
+@fresh_auth_required
 def delete_user(user_id: int) -> Response | str:
     user = user_management.get_user(user_id)
     if not confirmed():

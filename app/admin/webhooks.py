@@ -17,6 +17,7 @@ from wtforms import SelectMultipleField, StringField, URLField
 from wtforms.validators import Length
 
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, render_list, run_action
+from app.auth.freshness import fresh_auth_required
 from app.auth.guards import permission_required
 from app.core.forms import apply_service_errors
 from app.core.pagination import Page
@@ -102,6 +103,7 @@ def new_webhook() -> str:
 
 @admin_bp.post("/webhooks")
 @permission_required(PERMISSION)
+@fresh_auth_required
 def create_webhook() -> tuple[str, int] | str:
     """Valid: the secret page (200). Refused: the form again with its errors (422)."""
     form = _form()

@@ -20,6 +20,8 @@ FIRST_TAGS = ("auth", "me")
 TAG_DESCRIPTIONS = {
     "auth": "Bearer tokens: sign in for an access and a refresh token, refresh them, sign out.",
     "me": "The signed-in account: its profile, roles and permissions.",
+    "api-keys": "Personal API keys for scripts and servers: created with a fresh sign-in, shown once, scoped to "
+    "permissions you hold (and `self:read`/`self:write` for your own data), revoked at once.",
     "admin": "The admin area's operations: users, roles, jobs and queues (admin permissions).",
     "exports": "Documents built in the background (the `reports` queue): your data, user lists, audit trail, "
     "activity reports; poll until ready, then download.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 
@@ -21,10 +21,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from app.api.pagination import PAGINATION_DESCRIPTION, RenderedPage, add_page_headers, page_body, page_model
-from app.auth.guards import check_access
+from app.auth.guards import NO_API_KEYS_ATTR, authorize, refuse_api_key
 from app.core.http_cache import if_match_holds, strong_etag
 from app.core.input import MAX_ID, InvalidJSON, load_json
 from app.core.pagination import Page
+from app.core.ratelimit import API_KEY_BUDGET_ATTR
 from app.errors import PreconditionFailed, ValidationFailed
 
 OPERATION_ATTR = "__api_operation__"
@@ -50,6 +51,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     auth: bool = False
     permission: str | None = None
+    # Personal API keys: accepted wherever a token is, unless the view is `no_api_keys`.
+    api_keys: bool = True
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -106,7 +109,9 @@ def api_operation(
     `response` model (or a `Page` of objects when `paginated`).
 
     `auth=True` needs a bearer token; `permission="users:read"` also needs that permission.
-    Both are checked before the input is parsed (401/403 before 422).
+    Both are checked before the input is parsed (401/403 before 422). The bearer may be a
+    personal API key (app.auth.guards.authorize: the permission, or on `auth=True` alone the
+    own-data scope `self:read`/`self:write`), unless the view is decorated `no_api_keys`.
     """
     operation = Operation(
         method=method.upper(),
@@ -123,10 +128,14 @@ def api_operation(
     )
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Response]:
+        refuses_keys = getattr(view, NO_API_KEYS_ATTR, False)
+
         @wraps(view)
         def endpoint(**path_args: Any) -> Response:
+            if refuses_keys:
+                refuse_api_key()
             if operation.auth:
-                check_access(operation.permission)
+                authorize(operation.permission)
             if operation.method in CONDITIONAL_WRITES and "If-Match" in request.headers:
                 _check_if_match()
             if query is not None:
@@ -138,8 +147,12 @@ def api_operation(
                 return result
             return _serialize(result, operation)
 
-        setattr(endpoint, OPERATION_ATTR, replace_description(operation, view.__doc__))
+        described = replace_description(operation, view.__doc__)
+        setattr(endpoint, OPERATION_ATTR, replace(described, api_keys=not refuses_keys) if refuses_keys else described)
         setattr(endpoint, VIEW_ATTR, view)
+        if operation.auth and not refuses_keys:
+            # A key's requests here count against the key's own budget (app.core.ratelimit).
+            setattr(endpoint, API_KEY_BUDGET_ATTR, True)
         bp.add_url_rule(rule, view.__name__, endpoint, methods=[operation.method])
         return endpoint
 
@@ -147,8 +160,6 @@ def api_operation(
 
 
 def replace_description(operation: Operation, doc: str | None) -> Operation:
-    from dataclasses import replace
-
     return replace(operation, description=(doc or "").strip() or None)
 
 
@@ -392,6 +403,19 @@ def ordered_tags(
     return [{"name": name, **({"description": descriptions[name]} if name in descriptions else {})} for name in names]
 
 
+BEARER_DESCRIPTION = (
+    "An access token from POST /api/v1/auth/token, or a personal API key (`hth_<prefix>_<secret>`, "
+    "created with POST /api/v1/api-keys or on /account/security). A key acts with the permissions its "
+    "scopes and its owner both hold; `x-api-key-scope` on each operation names the scope it needs "
+    "(`self:read` / `self:write`: your own data), null where keys are refused (403 api-key-not-allowed)."
+)
+
+
+def own_data_scope(method: str) -> str:
+    """The scope an API key needs on an operation that only needs someone signed in."""
+    return "self:read" if method in ("GET", "HEAD") else "self:write"
+
+
 def build_spec(
     app: Flask,
     title: str,
@@ -444,7 +468,8 @@ def build_spec(
         if conditional_write:
             error_codes.add(412)
         if operation.auth:
-            error_codes |= {401, 403} if operation.permission else {401}
+            # 403 without a permission too: an API key may lack the own-data scope.
+            error_codes |= {401, 403}
         # Any request can meet the edge's refusal of hostile input (a NUL byte in a parameter
         # or header), and a path parameter can name what does not exist (ids beyond the column).
         error_codes.add(422)
@@ -472,6 +497,9 @@ def build_spec(
             entry["security"] = [{"bearerAuth": []}]
             if operation.permission:
                 entry["x-required-permission"] = operation.permission
+            entry["x-api-key-scope"] = operation.permission or own_data_scope(operation.method)
+        if not operation.api_keys:
+            entry["x-api-key-scope"] = None  # refused to personal API keys
         if operation.body is not None:
             entry["requestBody"] = {
                 "required": True,
@@ -490,6 +518,13 @@ def build_spec(
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": BEARER_DESCRIPTION,
+                }
+            },
         },
     }

@@ -68,6 +68,17 @@ class AuditEventRepository(Repository[AuditEvent]):
     def recent(self, filters: AuditFilter, limit: int) -> list[AuditEvent]:
         return list(self.session.scalars(audit_statement(filters).limit(limit)))
 
+    def recent_about(self, user_id: int, names: tuple[str, ...], limit: int) -> list[AuditEvent]:
+        """The newest `limit` events named `names` whose subject is the user (their account's
+        security activity; ix_audit_events_subject_created serves it)."""
+        statement = (
+            select(AuditEvent)
+            .where(AuditEvent.subject_user_id == user_id, AuditEvent.event.in_(names))
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+        return list(self.session.scalars(statement))
+
     def event_names(self) -> list[str]:
         """Every event name recorded so far."""
         return list(self.session.scalars(select(AuditEvent.event).distinct().order_by(AuditEvent.event)))

@@ -13,7 +13,7 @@ from app.core.pagination import Page, paginate
 from app.core.unit_of_work import require_unit_of_work
 from app.logging import current_request_id, get_logger, hash_identifier
 
-__all__ = ["AuditFilter", "actions", "emails_of", "list_events", "recent", "record"]
+__all__ = ["AuditFilter", "actions", "emails_of", "list_events", "recent", "recent_about", "record"]
 
 log = get_logger("hearth.audit")
 events = AuditEventRepository()
@@ -68,6 +68,11 @@ def list_events(filters: AuditFilter, page: int, per_page: int) -> Page[AuditEve
 def recent(filters: AuditFilter, limit: int = 20) -> list[AuditEvent]:
     """The newest `limit` events matching `filters` (the user and job detail pages)."""
     return events.recent(filters, limit)
+
+
+def recent_about(user_id: int, names: tuple[str, ...], limit: int = 20) -> list[AuditEvent]:
+    """The newest `limit` events named `names` about the user (their account activity)."""
+    return events.recent_about(user_id, names, limit)
 
 
 def actions() -> list[str]:

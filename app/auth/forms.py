@@ -46,3 +46,45 @@ class NewPasswordForm(FlaskForm):
         description=_l("At least 12 characters."),
         render_kw={"autocomplete": "new-password"},
     )
+
+
+class SecondFactorForm(FlaskForm):
+    """`/auth/2fa`: a code from the authenticator app, or a recovery code."""
+
+    code = StringField(
+        _l("Code"),
+        validators=[Length(max=64)],
+        description=_l("The 6 digits your authenticator app shows, or one of your recovery codes."),
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "text",
+            "autocapitalize": "none",
+            "spellcheck": "false",
+        },
+    )
+
+
+class TotpConfirmForm(FlaskForm):
+    """`/account/security`: the first code of a new authenticator app."""
+
+    code = StringField(
+        _l("Code from the app"),
+        validators=[DataRequired(), Length(max=64)],
+        description=_l("The 6 digits the app shows now."),
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )
+
+
+class TotpDisableForm(FlaskForm):
+    """`/account/security`: removing the authenticator app needs a current code or the password."""
+
+    code = StringField(
+        _l("Code from the app or a recovery code"),
+        validators=[Length(max=64)],
+        render_kw={"autocomplete": "one-time-code", "autocapitalize": "none", "spellcheck": "false"},
+    )
+    password = PasswordField(
+        _l("Or your password"),
+        validators=[Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )

@@ -8,57 +8,124 @@ signed in as someone else."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.admin.common import ADMIN_PERMISSIONS
-from app.auth import accounts
-from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SignupForm
+from app.auth import accounts, passkeys, second_factor, sign_in_flow
+from app.auth.forms import LoginForm, NewPasswordForm, ResetRequestForm, SecondFactorForm, SignupForm
 from app.auth.guards import login_required
 from app.auth.service import GENERIC_FAILURE, InvalidCredentials, authenticate
 from app.auth.session_records import begin_browser_sign_in, end_session, sign_browser_out
 from app.core.forms import apply_service_errors
 from app.core.ratelimit import rate_limited
-from app.core.redirects import safe_next
 from app.core.toasts import toast
-from app.errors import ValidationFailed
+from app.errors import DomainError, ValidationFailed
 from app.i18n import _
-from app.rbac.service import permissions_of
 from app.users.models import User
 from app.users.passwords import PasswordHashingBusy
 
 auth_bp = Blueprint("auth", __name__, url_prefix="/auth")
 
+PASSKEY_FIELD = "passkey_credential"
+
 
 def _landing(user: User) -> str:
-    """Where `user` goes after signing in: `?next=` if it is a page on this site, else the
-    admin area for staff (anyone holding an administrative permission), else their files."""
-    staff = not permissions_of(user.id).isdisjoint(ADMIN_PERMISSIONS)
-    return safe_next(request.args.get("next"), url_for("admin.index" if staff else "files.index"))
+    """Where `user` goes after signing in (app.auth.sign_in_flow `landing`), `?next=` first."""
+    return sign_in_flow.landing(user, request.args.get("next"))
+
+
+def _login_page(form: LoginForm, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+    """The sign-in page, with the passkey button (usernameless: any passkey of this site)."""
+    next_url = request.args.get("next")
+    return (
+        render_template(
+            "auth/login.html",
+            form=form,
+            passkey_purpose="sign-in",
+            passkey_options=passkeys.authentication_options("sign-in"),
+            passkey_form_action=url_for("auth.passkey_sign_in", next=next_url),
+            passkey_hidden={},
+        ),
+        status,
+        headers or {},
+    )
 
 
 @auth_bp.route("/login", methods=["GET", "POST"])
 @rate_limited("10 per minute", methods=["POST"])
-def login() -> str | Response:
+def login() -> Any:
     if current_user.is_authenticated:
         return redirect(_landing(current_user))
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = authenticate(form.email.data or "", form.password.data or "", "browser", request.user_agent.string)
+            result = authenticate(form.email.data or "", form.password.data or "", "browser", request.user_agent.string)
         except InvalidCredentials:
             form.password.errors.append(GENERIC_FAILURE)
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, 401)
         except PasswordHashingBusy as busy:
             # The form again with what was typed but the password, rather than an error page.
             form.password.errors.append(busy.description)
-            return render_template("auth/login.html", form=form), 503, {"Retry-After": str(busy.retry_after)}
-        begin_browser_sign_in(user, remember=bool(form.remember.data))
-        toast(_("Welcome back, %(name)s.", name=user.display_name), "success")
-        return redirect(_landing(user))
-    status = 422 if request.method == "POST" else 200
-    return render_template("auth/login.html", form=form), status
+            return _login_page(form, 503, {"Retry-After": str(busy.retry_after)})
+        if result.second_factor_pending:
+            sign_in_flow.start_pending(result.user, bool(form.remember.data), request.args.get("next"))
+            return redirect(url_for("auth.two_factor"))
+        begin_browser_sign_in(result.user, remember=bool(form.remember.data))
+        toast(_("Welcome back, %(name)s.", name=result.user.display_name), "success")
+        return redirect(_landing(result.user))
+    return _login_page(form, 422 if request.method == "POST" else 200)
+
+
+def _two_factor_page(user: User, form: SecondFactorForm, status: int = 200) -> Any:
+    return render_template(
+        "auth/two_factor.html",
+        form=form,
+        has_totp=second_factor.has_totp(user),
+        passkey_purpose="second-factor",
+        passkey_options=passkeys.authentication_options("second-factor", user=user),
+        passkey_form_action=url_for("auth.two_factor"),
+        passkey_hidden={},
+    ), status
+
+
+@auth_bp.route("/2fa", methods=["GET", "POST"])
+@rate_limited("10 per minute", methods=["POST"])
+def two_factor() -> Any:
+    """The second step of a sign-in with two-factor: a code from the authenticator app, a
+    recovery code, or a passkey (its response posted as `passkey_credential`). Wrong answers
+    count toward the lockout as wrong passwords do."""
+    if current_user.is_authenticated:
+        return redirect(_landing(current_user))
+    user = sign_in_flow.pending_user()
+    if user is None:
+        flash(_("Sign in again: the sign-in was not finished within 5 minutes."), "info")
+        return redirect(url_for("auth.login"))
+    form = SecondFactorForm()
+    if request.method == "GET":
+        return _two_factor_page(user, form)
+    if not form.validate_on_submit():
+        return _two_factor_page(user, form, 422)
+    credential = request.form.get(PASSKEY_FIELD)
+    try:
+        if credential:
+            passkeys.verify_authentication("second-factor", credential, user=user)
+            method = "passkey"
+        else:
+            method = second_factor.verify_code(user, form.code.data or "", "browser")
+    except DomainError as error:  # a wrong code or passkey, or a locked-out client (429)
+        form.code.errors.append(error.detail)
+        return _two_factor_page(user, form, error.status)
+    return sign_in_flow.finish_browser_sign_in(user, method)
+
+
+@auth_bp.post("/2fa/cancel")
+def cancel_two_factor() -> Response:
+    """Give up a sign-in waiting for its second factor (back to the sign-in page)."""
+    sign_in_flow.cancel_pending()
+    return redirect(url_for("auth.login"))
 
 
 @auth_bp.post("/logout")

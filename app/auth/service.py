@@ -6,18 +6,17 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 
 from app.audit.service import record
-from app.auth import lockout
+from app.auth import lockout, second_factor
 from app.auth.cache import forget_family
 from app.auth.emailed_tokens import revoke_pending_tokens, token_hash
 from app.auth.models import RefreshToken
+from app.auth.refusals import committed_before_raising  # also imported from here (app.auth.accounts)
 from app.auth.repository import RefreshTokenRepository, UserSessionRepository
 from app.auth.session_records import revoke_all_sessions
 from app.auth.tokens import issue_access_token
@@ -26,7 +25,7 @@ from app.core.hosts import app_path
 from app.core.net import client_address
 from app.core.templating import browser_and_system
 from app.core.templating import user_agent as agent_in_words
-from app.core.unit_of_work import in_unit_of_work, unit_of_work
+from app.core.unit_of_work import unit_of_work
 from app.errors import DomainError, Unauthorized
 from app.i18n import DEFAULT_LOCALE, _, _l, force_locale
 from app.notifications.service import notify
@@ -55,21 +54,40 @@ class InvalidRefreshToken(DomainError):
     status, title, slug = 401, "Unauthorized", "invalid-refresh-token"
 
 
+class OtpRequired(Unauthorized):
+    """The password is right and the account has two-factor: ask again with `otp`."""
+
+    slug = "otp-required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "This account uses two-factor authentication: send the email and password again with "
+                '"otp", a current code from the authenticator app or a recovery code.'
+            )
+        )
+
+
+class InvalidOtp(Unauthorized):
+    """A wrong or replayed `otp` (counted toward the lockout like a wrong password)."""
+
+    slug = "invalid-otp"
+
+    def __init__(self) -> None:
+        super().__init__(_("The one-time code is not valid (or was already used). Send a current one."))
+
+
+@dataclass(frozen=True)
+class PasswordSignIn:
+    """The answer to a correct password: the user, and whether a second factor must follow
+    before they are signed in (`second_factor_pending`)."""
+
+    user: User
+    second_factor_pending: bool
+
+
 def _settings():
     return current_app.extensions["hearth.settings"]
-
-
-@contextmanager
-def committed_before_raising() -> Iterator[None]:
-    """An outermost unit of work of its own, for what a refusal records and must keep although
-    the caller raises right after (a failed sign-in, a wrong password counted toward the
-    lockout, a replayed token's revoked sign-in): it commits when the block ends.
-
-    Refused inside a caller's unit: that unit would roll the record back with the error."""
-    if in_unit_of_work():
-        raise RuntimeError("a refusal's record must commit before the error: check before opening a unit of work")
-    with unit_of_work():
-        yield
 
 
 def _checked_credentials(email: str, password: str, channel: str) -> tuple[User, str]:
@@ -103,17 +121,24 @@ def _checked_credentials(email: str, password: str, channel: str) -> tuple[User,
     return user, client
 
 
-def _record_sign_in(user: User, client: str, password: str, channel: str, agent: str | None) -> None:
+def _rehash_if_needed(user: User, password: str) -> None:
+    """A rehash of a correct password if the hashing costs changed (caller's unit)."""
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+
+
+def record_sign_in(
+    user: User, channel: str, agent: str | None, method: str = "password", client: str | None = None
+) -> None:
     """A successful sign-in, in the caller's unit of work: this client's failures forgotten,
-    `last_login_at`, a rehash if the hashing costs changed, its audit row, and a notice if it
+    `last_login_at`, its audit row (`login_succeeded` with `method`: "password", "totp",
+    "recovery_code" or "passkey"; the second factors after a password), and a notice if it
     came from a device the account has not signed in from before (`_notice_new_device`)."""
     with unit_of_work():
         _notice_new_device(user, agent or "")
-        lockout.clear_client(user, client)
+        lockout.clear_client(user, client or lockout.client_key())
         user.last_login_at = utcnow()
-        if needs_rehash(user.password_hash):
-            user.password_hash = hash_password(password)
-        record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel)
+        record("login_succeeded", actor_id=user.id, subject_id=user.id, channel=channel, method=method)
 
 
 def _device_words(agent: str) -> str:
@@ -151,18 +176,30 @@ def _notice_new_device(user: User, agent: str) -> None:
     )
 
 
-def authenticate(email: str, password: str, channel: str, user_agent: str | None = None) -> User:
-    """The user for these credentials, or `InvalidCredentials`.
+def authenticate(email: str, password: str, channel: str, user_agent: str | None = None) -> PasswordSignIn:
+    """Check a password sign-in; `InvalidCredentials` if it fails.
 
     Unknown emails cost one argon2 verification too (against a dummy hash), and every
     failure answers the same message, so neither timing nor wording reveals accounts.
     Wrong passwords lock this client out of this account first (app.auth.lockout).
     A failure commits what it records before raising; a success commits in one unit of work.
     During a storm of sign-ins, `PasswordHashingBusy` (503) comes before any database work.
+
+    An account with two-factor is not signed in yet (`second_factor_pending`): the password
+    step is audited as `login_password_ok_pending_2fa` and its client's failures are kept
+    (forgetting them here would let a stolen password reset the count of guessed codes);
+    `record_sign_in` follows once the second factor is right (app.auth.sign_in_flow).
     """
     user, client = _checked_credentials(email, password, channel)
-    _record_sign_in(user, client, password, channel, user_agent)
-    return user
+    if user.two_factor_enabled:
+        with unit_of_work():
+            _rehash_if_needed(user, password)
+            record("login_password_ok_pending_2fa", actor_id=user.id, subject_id=user.id, channel=channel)
+        return PasswordSignIn(user, second_factor_pending=True)
+    with unit_of_work():
+        _rehash_if_needed(user, password)
+        record_sign_in(user, channel, user_agent, client=client)
+    return PasswordSignIn(user, second_factor_pending=False)
 
 
 def sign_out_everywhere(user: User, reason: str, actor_id: int | None = None) -> None:
@@ -220,13 +257,31 @@ def issue_tokens(user: User, user_agent: str | None) -> TokenPair:
     return pair
 
 
-def sign_in_for_tokens(email: str, password: str, user_agent: str | None) -> TokenPair:
+def sign_in_for_tokens(email: str, password: str, user_agent: str | None, otp: str | None = None) -> TokenPair:
     """API sign-in: the credentials checked, then a new token family, in one unit of work (the
     user's `last_login_at`, the refresh token and both audit rows); a failure raises
-    `InvalidCredentials` after committing what it records (`_checked_credentials`)."""
+    `InvalidCredentials` after committing what it records (`_checked_credentials`).
+
+    An account with two-factor also needs `otp` (a current authenticator code or an unused
+    recovery code): missing, `OtpRequired`; wrong, `InvalidOtp` (counted toward the lockout).
+    A holder of a REQUIRE_2FA_FOR_ROLES role without a second factor gets
+    `TwoFactorSetupRequired` (403): they set one up in the browser first."""
     user, client = _checked_credentials(email, password, channel="api")
+    second_factor.refuse_tokens_without_second_factor(user)
+    method = "password"
+    if user.two_factor_enabled:
+        if not (otp or "").strip():
+            with committed_before_raising():
+                _rehash_if_needed(user, password)
+                record("login_password_ok_pending_2fa", actor_id=user.id, subject_id=user.id, channel="api")
+            raise OtpRequired()
+        try:
+            method = second_factor.verify_code(user, otp, "api")
+        except second_factor.InvalidSecondFactor:
+            raise InvalidOtp() from None
     with unit_of_work():
-        _record_sign_in(user, client, password, "api", user_agent)
+        _rehash_if_needed(user, password)
+        record_sign_in(user, "api", user_agent, method=method, client=client)
         return issue_tokens(user, user_agent)
 
 

@@ -13,21 +13,31 @@ everywhere, a password change, disabling) or by the absolute limit revokes the r
 copied cookie is then anonymous and cleared. When only the idle limit ended the session, the
 cookie starts a new recorded session, bounded by the row's own expiry (REMEMBER_COOKIE_DURATION
 from the password sign-in), and the token is rotated.
+
+Impersonation ("view as", app.auth.impersonation): the browser is bound to a record of the
+viewed user whose `impersonator_id` names the administrator; the administrator's own `sid` waits
+in the cookie session (IMPERSONATOR_SID). Every request of such a session is read-only (any
+unsafe method but "Stop" and sign-out is refused with 403) and carries the administrator's id
+in its log lines; when it ends (Stop, sign-out, the time box, a revocation) the browser is back
+in the administrator's own session if that is still live. All of it reads the record already
+loaded with the user: a normal session pays one attribute check.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app, flash, g, request, session
+from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.audit.service import record
+from app.auth import impersonation
 from app.auth.emailed_tokens import token_hash
 from app.auth.models import RememberToken, UserSession
 from app.auth.repository import RememberTokenRepository, UserSessionRepository
@@ -36,7 +46,8 @@ from app.core.database import utcnow
 from app.core.net import client_address
 from app.core.unit_of_work import unit_of_work
 from app.extensions import login_manager
-from app.i18n import _
+from app.i18n import _, ngettext
+from app.logging import bind_impersonator
 from app.pipeline import add_browser_hooks
 from app.users.models import User
 from app.users.service import load_principal, load_user
@@ -55,6 +66,13 @@ PENDING_COOKIE = "hearth_remember_cookie"  # `g` attribute: what to send back fo
 CLEAR = "clear"
 LOADED_RECORD = "hearth_session_record"  # `g` attribute: this request's (UserSession, User) row
 PASSIVE_ATTR = "__hearth_passive__"  # on a view: its requests are not the user's activity
+# Cookie session, while an administrator views the site as someone (app.auth.impersonation):
+# the administrator's own session record, which the browser returns to afterwards.
+IMPERSONATOR_SID = "impersonator_sid"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a browser viewing as someone may still POST: "Stop", and signing out (which stops first).
+IMPERSONATION_STOP_ENDPOINT = "admin.stop_impersonation"
+SIGN_OUT_ENDPOINT = "auth.logout"
 
 sessions = UserSessionRepository()
 remember_tokens = RememberTokenRepository()
@@ -232,7 +250,11 @@ def _session_is_live() -> bool:
                 row.last_seen_at = now
             # The cookie's expiry moves with the record's (app.core.cookie_session).
             refresh_session_cookie()
+        if row.impersonator_id is not None:
+            _impersonated_request(row)
         return True
+    if row is not None and row.impersonator_id is not None and row.user_id == current_user.id:
+        return _impersonation_over(row)
     if row is not None and row.revoked_at is None:
         with unit_of_work():
             row.revoked_at = now
@@ -241,6 +263,126 @@ def _session_is_live() -> bool:
                 remember_tokens.revoke_of_session(row.id, now)
     _sign_browser_out()
     return False
+
+
+# Impersonation ("view as") ------------------------------------------------------------------
+
+
+def current_record() -> UserSession | None:
+    """This browser's session record: the one loaded with its user for this request when it is
+    still the bound one (no query), else looked up. None when no record is bound."""
+    sid = session.get(SESSION_KEY)
+    if not sid:
+        return None
+    loaded = g.get(LOADED_RECORD)
+    if loaded is not None and loaded[0].id == sid:
+        return loaded[0]
+    return sessions.get(sid)
+
+
+def begin_impersonation(admin: User, target: User, admin_permissions: frozenset[str]) -> UserSession:
+    """Make this browser view the site as `target` (app.auth.impersonation.start decides whether
+    `admin` may): bound to the impersonation's record, the administrator's own `sid` kept aside."""
+    admin_sid = session.get(SESSION_KEY)
+    row = impersonation.start(admin, target, admin_permissions, request.user_agent.string, client_address())
+    session.clear()
+    login_user(target)
+    _bind(row)
+    session[IMPERSONATOR_SID] = admin_sid
+    return row
+
+
+def end_impersonation(reason: str = "stopped") -> UserSession | None:
+    """Stop viewing as someone: the impersonation ended (audited) and the browser back in the
+    administrator's own session, or signed out when that has ended meanwhile. Returns the
+    ended record (its `user_id` is who was viewed), or None when this browser was not
+    viewing as anyone."""
+    row = current_record()
+    if row is None or row.impersonator_id is None:
+        return None
+    impersonation.stop(row, reason)
+    _return_to_impersonator(row)
+    return row
+
+
+def current_impersonation() -> ImpersonationState | None:
+    """For the layout's banner: whether this browser views the site as someone, and for how long
+    still. Reads the record loaded with the user (no query)."""
+    loaded = g.get(LOADED_RECORD)
+    if loaded is None:
+        return None
+    row = loaded[0]
+    if row.impersonator_id is None or row.revoked_at is not None or row.id != session.get(SESSION_KEY):
+        return None
+    return ImpersonationState(
+        row.user_id, row.expires_at, max(1, math.ceil((row.expires_at - utcnow()).total_seconds() / 60))
+    )
+
+
+class ImpersonationState:
+    """What the banner says: who is viewed, until when, minutes left (at least 1)."""
+
+    __slots__ = ("ends_at", "minutes_left", "user_id")
+
+    def __init__(self, user_id: int, ends_at: datetime, minutes_left: int) -> None:
+        self.user_id, self.ends_at, self.minutes_left = user_id, ends_at, minutes_left
+
+
+def _impersonated_request(row: UserSession) -> None:
+    """A request of a live impersonation: logged with the administrator's id, and read-only."""
+    bind_impersonator(row.impersonator_id, _settings().secret_key)
+    if request.method in SAFE_METHODS or request.endpoint == IMPERSONATION_STOP_ENDPOINT:
+        return
+    if request.endpoint == SIGN_OUT_ENDPOINT:
+        # Signing out stops first; the sign-out view then signs the administrator out.
+        end_impersonation("signed_out")
+        return
+    raise impersonation.ReadOnly()
+
+
+def _impersonation_over(row: UserSession) -> bool:
+    """The impersonation bound to this browser has ended (time box, idle, or its record was
+    revoked): audited, and the administrator is back in their own session, sent to the viewed
+    user's admin page, since whatever this request meant to do was meant for that user."""
+    impersonation.stop(row, "revoked" if row.revoked_at is not None else "expired")
+    if not _return_to_impersonator(row):
+        return False
+    minutes = _settings().impersonation_minutes
+    flash(
+        ngettext(
+            "Viewing as another user ended (it lasts at most %(num)d minute): you are yourself again.",
+            "Viewing as another user ended (it lasts at most %(num)d minutes): you are yourself again.",
+            minutes,
+        ),
+        "info",
+    )
+    abort(redirect(url_for("admin.user_detail", user_id=row.user_id)))
+
+
+def _return_to_impersonator(row: UserSession) -> bool:
+    """Bind the browser to the administrator's own session again, if it is still theirs and
+    live (its idle time does not count: the administrator was using this browser all along);
+    otherwise sign the browser out. Whether the administrator is back."""
+    admin_sid = session.get(IMPERSONATOR_SID)
+    own = sessions.get(admin_sid) if isinstance(admin_sid, str) else None
+    now = utcnow()
+    admin = load_principal(row.impersonator_id) if row.impersonator_id is not None else None
+    if (
+        own is None
+        or admin is None
+        or not admin.is_active
+        or own.user_id != admin.id
+        or own.revoked_at is not None
+        or own.expires_at <= now
+    ):
+        _sign_browser_out()
+        return False
+    with unit_of_work():
+        own.last_seen_at = now
+    session.clear()
+    login_user(admin)
+    _bind(own)
+    return True
 
 
 def passive_request(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -381,6 +523,8 @@ def init_session_tracking(app: Flask) -> None:
     # Browser routes only (the API never reads cookies); the cookie writer runs before the
     # Cache-Control default, which then sees the Set-Cookie.
     add_browser_hooks(app, before=_enforce, after=_write_remember_cookie)
+    # The banner of templates/base.html (a global, not a context processor: no cost per render).
+    app.add_template_global(current_impersonation, "impersonation")
     # Flask-Login's after hook only ever deletes the remember cookie that `logout_user` marks;
     # `sign_browser_out` does that here. Left in, it would touch the session on every response,
     # and since Flask 3.1.3 any touch adds `Vary: Cookie` (a header parsed and rebuilt: ~12 µs).

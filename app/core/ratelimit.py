@@ -11,11 +11,20 @@
 - Route-specific limits use Flask-Limiter: mark a view with `@rate_limited("5 per minute")`;
   `install_route_limits` wraps it with the app's Flask-Limiter decorator, which checks the
   limit when that view runs.
+- A request authenticated by a personal API key (`Authorization: Bearer hth_<prefix>_…`) to
+  an operation that authenticates (marked `API_KEY_BUDGET_ATTR` by app.api.openapi) counts
+  against that key's own budget (API_KEY_RATE_LIMIT, keyed by the key's prefix, counted the
+  same way) instead of its client address's: a server's script has its budget, whoever shares
+  its address. A key that then fails authentication is charged to the client address too
+  (`charge_failed_credential`, app.auth.guards), so making up keys buys nothing; a request
+  anywhere else (no authentication, an unknown path) counts against the address as usual.
+  Telling the two apart costs an access-token request one string comparison.
 
-Both key on `client_address()`: behind `TRUSTED_PROXIES` proxies that is the real client's
-address as ProxyFix resolved it from X-Forwarded-For, so each client behind the proxy has its
-own budget and an extra X-Forwarded-For entry sent by a client changes nothing (app.core.net;
-in staging and production a warning is logged once if requests arrive without the header).
+Route limits and the app-wide budget key on `client_address()`: behind `TRUSTED_PROXIES`
+proxies that is the real client's address as ProxyFix resolved it from X-Forwarded-For, so
+each client behind the proxy has its own budget and an extra X-Forwarded-For entry sent by a
+client changes nothing (app.core.net; in staging and production a warning is logged once if
+requests arrive without the header).
 
 If Redis fails, the budget is kept in memory for a few seconds before Redis is tried again,
 so a hung Redis costs one short timeout, not one per request.
@@ -34,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import hiredis
-from flask import Flask, Request, request
+from flask import Flask, Request, current_app, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
@@ -54,6 +63,11 @@ ROUTE_LIMITS_ATTR = "__hearth_rate_limits__"
 INSTALLED_ATTR = "__hearth_rate_limits_installed__"
 STORAGE_RETRY_SECONDS = 5.0
 EXEMPT_ENDPOINT_PREFIXES = ("health.",)
+# On a view: requests to it presenting a personal API key count against the key's own budget.
+API_KEY_BUDGET_ATTR = "__hearth_api_key_budget__"
+# `Authorization: Bearer hth_<prefix>_<secret>` (app.apikeys.service) and its prefix's lengths.
+API_KEY_MARK = "hth_"
+API_KEY_PREFIX_LENGTHS = range(8, 13)
 
 
 def limit_headers(limit: int, remaining: int, reset_in: int) -> list[tuple[str, str]]:
@@ -193,9 +207,9 @@ class GlobalRateLimit:
     gunicorn, bench/README.md).
     """
 
-    def __init__(self, settings: Settings):
-        self.items: list[RateLimitItem] = parse_many(settings.rate_limit_default)
-        self.namespace = f"{settings.redis_prefix}:rl:app"
+    def __init__(self, settings: Settings, limits: str | None = None, name: str = "app"):
+        self.items: list[RateLimitItem] = parse_many(limits or settings.rate_limit_default)
+        self.namespace = f"{settings.redis_prefix}:rl:{name}"
         self.windows_ms = [item.get_expiry() * 1000 for item in self.items]
         self.key_suffixes = [f"{item.amount}/{item.multiples}/{item.GRANULARITY.name}" for item in self.items]
         self.redis = RedisWindows(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else None
@@ -208,6 +222,8 @@ class GlobalRateLimit:
         self._sending: dict[str, int] = {}  # hits on their way to Redis
         self._known: dict[str, _Windows] = {}
         self._next_sync = 0.0
+        # Per personal API key (API_KEY_RATE_LIMIT), counted the same way (the app budget's only).
+        self.api_keys: GlobalRateLimit | None = None
 
     def check(self, req: Request | None = None) -> None:
         """Count this request; raise RateLimited past the budget. `req`: the current request,
@@ -216,7 +232,17 @@ class GlobalRateLimit:
         endpoint = req.endpoint or ""
         if endpoint == "static" or endpoint.startswith(EXEMPT_ENDPOINT_PREFIXES):
             return
-        client = req.remote_addr or "unknown"  # = client_address(), after ProxyFix
+        # An API key says so where an access token's header starts ("Bearer hth_…" vs "Bearer eyJ…").
+        if req.environ.get("HTTP_AUTHORIZATION", "")[7:11] == "hth_" and self.api_keys is not None:
+            prefix = api_key_prefix(req.environ["HTTP_AUTHORIZATION"])
+            if prefix is not None and getattr(current_app.view_functions.get(endpoint), API_KEY_BUDGET_ATTR, False):
+                self.api_keys.hit(prefix)
+                return
+        self.hit(req.remote_addr or "unknown")  # = client_address(), after ProxyFix
+
+    def hit(self, client: str) -> None:
+        """Count one request of `client` (an address, or a key's prefix); raise RateLimited
+        past the budget."""
         now = time.monotonic()
         if self.redis is not None and now >= self.redis_down_until:
             with self._lock:
@@ -289,12 +315,32 @@ class GlobalRateLimit:
 
     def reset(self) -> None:
         """Forget every count (tests)."""
+        if self.api_keys is not None:
+            self.api_keys.reset()
         self.memory.storage.reset()
         with self._lock:
             self._pending, self._sending, self._known = {}, {}, {}
             self._next_sync = 0.0
         if self.redis is not None:
             self.redis.reset(self.namespace)
+
+
+def api_key_prefix(authorization: str) -> str | None:
+    """The key prefix of an `Authorization: Bearer hth_<prefix>_…` header, else None (only
+    its shape: app.auth.guards authenticates the key)."""
+    scheme, _space, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith(API_KEY_MARK):
+        return None
+    prefix, underscore, _secret = token[len(API_KEY_MARK) :].partition("_")
+    return prefix if underscore and len(prefix) in API_KEY_PREFIX_LENGTHS else None
+
+
+def charge_failed_credential() -> None:
+    """A request whose API key failed authentication: counted against its client address's
+    budget too (it was counted against the key it named), so guessing keys is limited per
+    client like everything else. RateLimited past that budget."""
+    budget: GlobalRateLimit = current_app.extensions["hearth.rate_limit"]
+    budget.hit(client_address())
 
 
 def rate_limited(*limits: str, key_func: Callable[[], str] | None = None, methods: list[str] | None = None):
@@ -330,6 +376,7 @@ def init_rate_limiting(app: Flask, settings: Settings) -> tuple[GlobalRateLimit,
     # Per-IP limits are only per client if the proxy count is right: say so when it is not.
     watch_forwarded_for(app, settings)
     budget = GlobalRateLimit(settings)
+    budget.api_keys = GlobalRateLimit(settings, settings.api_key_rate_limit, "key")
     app.extensions["hearth.rate_limit"] = budget
     limiter = Limiter(key_func=client_address)
     limiter.init_app(app)

@@ -46,7 +46,19 @@ def test_openapi_document_is_valid_and_generated_from_the_schemas(client):
 def test_openapi_tags_put_auth_then_me_first_then_the_rest_alphabetically(client):
     spec = client.get("/api/openapi.json").json
     names = [tag["name"] for tag in spec["tags"]]
-    assert names == ["auth", "me", "admin", "exports", "meta", "notifications", "roles", "uploads", "users", "webhooks"]
+    assert names == [
+        "auth",
+        "me",
+        "admin",
+        "api-keys",
+        "exports",
+        "meta",
+        "notifications",
+        "roles",
+        "uploads",
+        "users",
+        "webhooks",
+    ]
     assert all(tag.get("description") for tag in spec["tags"])
     used = {tag for path in spec["paths"].values() for operation in path.values() for tag in operation["tags"]}
     assert used == set(names)

@@ -478,7 +478,9 @@ def test_the_openapi_document_lists_every_webhook_operation_with_its_permission(
             assert "404" in operation["responses"]
     schemas = spec["components"]["schemas"]
     # The secret is in the answers to creating and rotating only.
-    with_secret = {name for name, schema in schemas.items() if "secret" in schema.get("properties", {})}
+    with_secret = {
+        name for name, schema in schemas.items() if "secret" in schema.get("properties", {}) and "Webhook" in name
+    }
     assert with_secret == {"WebhookEndpointCreatedOut", "WebhookSecretOut"}
     events = schemas["WebhookEndpointIn"]["properties"]["events"]["items"]
     assert set(events["enum"]) == set(SUBSCRIBABLE)

@@ -28,10 +28,17 @@ def test_the_issue_s_kinds_are_all_there_and_security_ones_email():
         "upload.rejected",
         "security.new_sign_in",
         "security.password_changed",
+        "security.recovery_code_used",
+        "security.impersonated",
         "account.role_changed",
     }
     assert expected <= set(CATALOGUE)
-    assert {kind.name for kind in KINDS if kind.security} == {"security.new_sign_in", "security.password_changed"}
+    assert {kind.name for kind in KINDS if kind.security} == {
+        "security.new_sign_in",
+        "security.password_changed",
+        "security.recovery_code_used",
+        "security.impersonated",
+    }
     assert all(kind.email for kind in KINDS if kind.security)
 
 

@@ -27,6 +27,7 @@ from app.api.v1.admin_schemas import (
 )
 from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import UserOut
+from app.auth.freshness import fresh_auth_required
 from app.auth.guards import actor_permissions, current_actor
 from app.core.pagination import Page
 from app.jobs import management as job_management
@@ -57,6 +58,7 @@ def _update_user(user_id: int, **changes) -> UserOut:
     permission="roles:manage",
     errors=(404, 409),
 )
+@fresh_auth_required
 def admin_set_user_roles(user_id: int, body: AdminUserRolesIn) -> UserOut:
     """Replaces every role the user holds. 409 when it would leave no active administrator."""
     return _update_user(user_id, roles=body.roles)
@@ -72,6 +74,7 @@ def admin_set_user_roles(user_id: int, body: AdminUserRolesIn) -> UserOut:
     permission="users:write",
     errors=(404, 409),
 )
+@fresh_auth_required
 def admin_disable_user(user_id: int) -> UserOut:
     """Sign-in is refused and every session and token ends at once. 409 for yourself or the
     last active administrator."""
@@ -187,6 +190,7 @@ def admin_get_role(name: str) -> AdminRoleOut:
     status=201,
     permission="roles:manage",
 )
+@fresh_auth_required
 def admin_create_role(body: AdminRoleCreate) -> AdminRoleOut:
     """The `Location` header gives the new role's URL. 422 for a taken name or an unknown permission."""
     role = role_management.create_role(current_actor(), body.name, body.description, body.permissions)
@@ -211,6 +215,7 @@ def admin_create_role(body: AdminRoleCreate) -> AdminRoleOut:
     permission="roles:manage",
     errors=(404,),
 )
+@fresh_auth_required
 def admin_update_role(name: str, body: AdminRolePatch) -> AdminRoleOut:
     """`permissions` replaces the whole set. 403 when the role holds a permission you lack; 422
     for a grant beyond your own permissions or any permission taken from the built-in admin role."""
@@ -235,6 +240,7 @@ def admin_update_role(name: str, body: AdminRolePatch) -> AdminRoleOut:
     permission="roles:manage",
     errors=(404, 409),
 )
+@fresh_auth_required
 def admin_delete_role(name: str) -> Response:
     """403 when the role holds a permission you lack; 409 for a built-in role or one that
     accounts still hold."""

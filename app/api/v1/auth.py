@@ -28,7 +28,7 @@ def _pair_out(pair: service.TokenPair) -> TokenPairOut:
     tags=("auth",),
     body=TokenRequest,
     response=TokenPairOut,
-    errors=(401, 503),
+    errors=(401, 403, 429, 503),
 )
 @rate_limited("10 per minute")
 def create_token(body: TokenRequest) -> TokenPairOut:
@@ -36,10 +36,14 @@ def create_token(body: TokenRequest) -> TokenPairOut:
     a refresh token (REFRESH_TOKEN_DAYS, 30 by default).
 
     Wrong credentials, unknown emails, locked and disabled accounts all answer the same 401.
+    An account with two-factor authentication also sends `otp`: without it the answer is 401
+    `otp-required` (the password was right), with a wrong or already used code 401
+    `invalid-otp`. An account whose role requires two-factor (REQUIRE_2FA_FOR_ROLES) and has
+    none gets 403 `two-factor-setup-required`: set it up in the browser on /account/security.
     During a storm of sign-ins, one past this process's line of password checks gets 503 with
     Retry-After (PASSWORD_HASH_QUEUE): retry after that many seconds.
     """
-    return _pair_out(service.sign_in_for_tokens(body.email, body.password, request.user_agent.string))
+    return _pair_out(service.sign_in_for_tokens(body.email, body.password, request.user_agent.string, otp=body.otp))
 
 
 @api_operation(

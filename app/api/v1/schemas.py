@@ -24,6 +24,42 @@ class StatusOut(BaseModel):
 class TokenRequest(BaseModel):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
+    otp: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "For an account with two-factor authentication: a current code of its authenticator app, or"
+            " one of its unused recovery codes. Missing: 401 `otp-required`; wrong or replayed: 401"
+            " `invalid-otp` (counts toward the lockout like a wrong password)."
+        ),
+        json_schema_extra={"writeOnly": True},
+    )
+
+
+class TotpEnrolmentOut(BaseModel):
+    """A new authenticator app secret, not active until confirmed with a code."""
+
+    secret: str = Field(description="Base32; type it into the app, or use `otpauth_uri`")
+    otpauth_uri: str = Field(description="The otpauth:// URI an authenticator app reads (as a QR code)")
+
+
+class TotpCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64, description="The 6 digits the app shows now")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Single-use codes, shown only this once: store them safely")
+
+
+class TotpDisable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str | None = Field(default=None, max_length=64, description="A current code of the app, or a recovery code")
+    password: str | None = Field(
+        default=None, max_length=1024, description="Instead of `code`", json_schema_extra={"writeOnly": True}
+    )
 
 
 class RefreshRequest(BaseModel):

@@ -8,6 +8,7 @@ from app.api.openapi import api_operation, render_page
 from app.api.pagination import RenderedPage
 from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import RoleList, RoleOut, UserListQuery, UserOut, UserPatch
+from app.auth.freshness import fresh_auth_required, require_fresh_auth
 from app.auth.guards import actor_permissions, current_actor
 from app.core.pagination import Page
 from app.users import management as user_management
@@ -64,9 +65,12 @@ def get_user(user_id: int) -> UserOut:
     errors=(404, 409),
 )
 def update_user(user_id: int, body: UserPatch) -> UserOut:
-    """Disabling signs the user out everywhere at once. Changing `roles` also needs roles:manage."""
+    """Disabling signs the user out everywhere at once. Changing `roles` also needs roles:manage.
+    Changing `roles` or disabling needs a recent sign-in (401 `reauthentication-required`)."""
     actor = current_actor()
     changes = body.model_dump(exclude_unset=True)
+    if "roles" in changes or changes.get("is_active") is False:
+        require_fresh_auth()  # changing roles and disabling are step-up actions (app.auth.freshness)
     user = user_management.update_user(actor, actor_permissions(actor), user_management.get_user(user_id), **changes)
     return UserOut.model_validate(user, from_attributes=True)
 
@@ -81,6 +85,7 @@ def update_user(user_id: int, body: UserPatch) -> UserOut:
     permission="users:delete",
     errors=(404, 409),
 )
+@fresh_auth_required
 def delete_user(user_id: int) -> Response:
     """Soft delete: the account stays for the audit trail but can no longer be used."""
     actor = current_actor()

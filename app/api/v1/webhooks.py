@@ -25,6 +25,7 @@ from app.api.v1.webhook_schemas import (
     WebhookListQuery,
     WebhookSecretOut,
 )
+from app.auth.freshness import fresh_auth_required
 from app.auth.guards import current_actor
 from app.core.pagination import Page
 from app.i18n import translate_stored
@@ -80,6 +81,7 @@ def list_webhook_events() -> WebhookEventList:
     status=201,
     permission=PERMISSION,
 )
+@fresh_auth_required
 def create_webhook(body: WebhookEndpointIn) -> WebhookEndpointCreatedOut:
     """Answers the endpoint with its signing secret (`whsec_…`): store it now, it is never
     shown again (rotate it to get a new one). `Location` gives the endpoint's URL. 422 naming

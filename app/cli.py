@@ -23,7 +23,9 @@ from app.logging import get_logger
 from app.mail.service import queue_test_email
 from app.rbac.service import sync_roles
 from app.stats import service as stats_service
+from app.users.management import reset_two_factor
 from app.users.passwords import verify_password
+from app.users.repository import UserRepository, normalise_email
 from app.users.service import ensure_admin
 
 log = get_logger("hearth.cli")
@@ -210,6 +212,20 @@ def users_set_password(email: str, password: str) -> None:
     except DomainError as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"password changed for {user.email}; their sessions and tokens are revoked")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("email")
+def users_reset_two_factor(email: str) -> None:
+    """Remove every second factor of EMAIL (app, passkeys, recovery codes) and sign them out."""
+    user = UserRepository().find_by_email(normalise_email(email))
+    if user is None:
+        raise click.ClickException(f"no account {email}")
+    try:
+        reset_two_factor(None, None, user)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"two-factor authentication of {user.email} is reset; they are signed out everywhere")
 
 
 demo_cli = AppGroup("demo", help="Demo data for trying Hearth out (development and test only).")

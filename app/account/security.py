@@ -82,12 +82,39 @@ def _codes_to_show() -> list[str] | None:
     return codes
 
 
+# A new API key waiting to be shown (app.account.api_keys) ------------------------------------------
+
+NEW_API_KEY = "hearth_new_api_key"
+NEW_API_KEY_PURPOSE = b"hearth api key shown v1"
+
+
+def keep_new_api_key(name: str, key: str) -> None:
+    """Show `key` once, on the next view of this page. The cookie session is signed, not
+    encrypted: the key travels in it encrypted, as the recovery codes do."""
+    session[NEW_API_KEY] = {"name": name, "key": encrypt(key, NEW_API_KEY_PURPOSE)}
+
+
+def _pop_new_api_key() -> dict[str, str] | None:
+    state = session.pop(NEW_API_KEY, None)
+    if not isinstance(state, dict):
+        return None
+    try:
+        return {"name": str(state.get("name") or ""), "key": decrypt(str(state.get("key") or ""), NEW_API_KEY_PURPOSE)}
+    except SecretUnreadable:
+        return None
+
+
 # The page ----------------------------------------------------------------------------------------
 
 
-def _page(
-    confirm_form: TotpConfirmForm | None = None, disable_form: TotpDisableForm | None = None, status: int = 200
+def security_page(
+    confirm_form: TotpConfirmForm | None = None,
+    disable_form: TotpDisableForm | None = None,
+    status: int = 200,
+    api_key_form: dict[str, Any] | None = None,
 ) -> Any:
+    """The page; `api_key_form`: what a refused "Create a key" held (name, scopes, days, error),
+    shown again as typed (app.account.api_keys)."""
     user = current_user._get_current_object()
     try:
         enrolment = second_factor.pending_totp_enrolment(user)
@@ -108,7 +135,8 @@ def _page(
         passkey_registration_options=passkeys.registration_options(user),
         api_keys=api_keys_service.list_for(user.id),
         api_key_scopes=api_keys_service.grantable_scopes(user),
-        new_api_key=session.pop("new_api_key", None),
+        new_api_key=_pop_new_api_key(),
+        api_key_form=api_key_form or {},
         security_events=activity.recent_for(user.id),
     ), status
 
@@ -116,7 +144,7 @@ def _page(
 @account_bp.get("/security")
 @login_required
 def security() -> Any:
-    return _page()
+    return security_page()
 
 
 @account_bp.post("/security/totp")
@@ -136,12 +164,12 @@ def totp_begin() -> Any:
 def totp_confirm() -> Any:
     form = TotpConfirmForm()
     if not form.validate_on_submit():
-        return _page(confirm_form=form, status=422)
+        return security_page(confirm_form=form, status=422)
     try:
         codes = second_factor.confirm_totp(current_user._get_current_object(), form.code.data or "")
     except DomainError as error:
         form.code.errors.append(error.detail)
-        return _page(confirm_form=form, status=error.status)
+        return security_page(confirm_form=form, status=error.status)
     _keep_codes(codes)
     flash(_("Two-factor authentication is on. Save your recovery codes now."), "success")
     return redirect(url_for("account.security", _anchor="recovery-title"))
@@ -164,7 +192,7 @@ def totp_disable() -> Any:
     user = current_user._get_current_object()
     form = TotpDisableForm()
     if not form.validate_on_submit():
-        return _page(disable_form=form, status=422)
+        return security_page(disable_form=form, status=422)
     code, password = (form.code.data or "").strip(), form.password.data or ""
     try:
         if code:
@@ -176,10 +204,10 @@ def totp_disable() -> Any:
         second_factor.disable_totp(user)
     except accounts.CurrentPasswordInvalid as error:
         form.password.errors.append(error.detail)
-        return _page(disable_form=form, status=error.status)
+        return security_page(disable_form=form, status=error.status)
     except DomainError as error:
         form.code.errors.append(error.detail)
-        return _page(disable_form=form, status=error.status)
+        return security_page(disable_form=form, status=error.status)
     if user.two_factor_enabled:
         flash(_("The authenticator app is removed. Your passkeys and recovery codes still work."), "success")
     else:

@@ -253,6 +253,30 @@ def reset_user_password(user_id: int) -> Response:
     return run_action(apply, _detail(user_id))
 
 
+@admin_bp.post("/users/<int:user_id>/two-factor-reset")
+@permission_required("users:write")
+@fresh_auth_required
+def reset_user_two_factor(user_id: int) -> Response | str:
+    """For a user who lost their authenticator and recovery codes (after checking who they are,
+    outside Hearth): every second factor removed, signed out everywhere, told by email."""
+    user = user_management.get_user(user_id)
+    if not confirmed():
+        return ask_confirmation(
+            _(
+                "Reset two-factor authentication of %(email)s? Their authenticator app, passkeys and recovery "
+                "codes are removed and they are signed out everywhere. Only do this once you know it is them.",
+                email=user.email,
+            ),
+            _("Reset two-factor"),
+        )
+
+    def apply() -> str:
+        user_management.reset_two_factor(actor(), permissions(), user)
+        return _("Two-factor authentication of %(email)s is reset; they are signed out everywhere.", email=user.email)
+
+    return run_action(apply, _detail(user_id))
+
+
 @admin_bp.post("/users/<int:user_id>/sign-out")
 @permission_required("users:write")
 def sign_out_user(user_id: int) -> Response | str:

@@ -196,6 +196,19 @@ def disable_totp(user: User) -> None:
         sync_two_factor_flag(user)
 
 
+def remove_all(user: User) -> bool:
+    """Remove every second factor of `user` (app, pending enrolment, passkeys, recovery codes),
+    in the caller's unit of work: for someone who lost their device and their codes (an
+    administrator's reset, app.users.management `reset_two_factor`). Whether there was any."""
+    with unit_of_work() as orm_session:
+        had_app = totp.remove(user.id)
+        passkeys = db.session.scalars(select(Passkey).where(Passkey.user_id == user.id)).all()
+        for passkey in passkeys:
+            orm_session.delete(passkey)
+        sync_two_factor_flag(user)
+    return had_app or bool(passkeys)
+
+
 def regenerate_recovery_codes(user: User) -> list[str]:
     """A new set of recovery codes; the old set stops working. Needs two-factor enabled."""
     if not user.two_factor_enabled:

@@ -102,14 +102,17 @@ def available_kinds(permissions: frozenset[str]) -> list[ExportKind]:
     return [kind for kind in KINDS.values() if kind.permission is None or kind.permission in permissions]
 
 
-def request_export(actor: User, kind: Any, filters: Any = None) -> Export:
+def request_export(actor: User, kind: Any, filters: Any = None, permissions: frozenset[str] | None = None) -> Export:
     """Record an export of `kind` for `actor` and queue its job, in one unit of work.
 
+    `permissions`: what the request may use, when less than everything `actor` holds (an API
+    key's scopes, app.auth.guards `actor_permissions`); None: the actor's own.
     ValidationFailed (422) names `kind` or the bad `filters.<field>`; PermissionDenied (403)
     when the kind needs a permission `actor` lacks; TooManyRequests (429, Retry-After) when
     `actor` already has EXPORT_MAX_CONCURRENT_PER_USER exports queued or running."""
     spec = get_kind(kind)
-    if not _may_have(actor.id, spec):
+    allowed = _may_have(actor.id, spec) if permissions is None else spec.permission in (permissions | {None})
+    if not allowed:
         raise PermissionDenied(_("This needs the %(permission)r permission.", permission=spec.permission))
     clean = validate_filters(spec, filters)
     limit = _settings().export_max_concurrent_per_user

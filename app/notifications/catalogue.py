@@ -98,6 +98,17 @@ KINDS: tuple[NotificationKind, ...] = (
         security=True,
     ),
     NotificationKind(
+        "security.two_factor_reset",
+        N_("Two-factor authentication was reset"),
+        N_("Your two-factor authentication was reset"),
+        N_(
+            "An administrator removed your authenticator app, passkeys and recovery codes, and signed you "
+            "out everywhere. Sign in with your password and set up two-factor authentication again. "
+            "If you did not ask for this, contact your administrator."
+        ),
+        security=True,
+    ),
+    NotificationKind(
         "security.impersonated",
         N_("An administrator viewed your account"),
         N_("An administrator viewed your account"),

@@ -17,9 +17,11 @@ from flask import current_app
 from sqlalchemy import Select
 
 from app.audit.service import record
+from app.auth import second_factor
 from app.auth.accounts import send_password_reset_link
 from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
+from app.core.hosts import app_path
 from app.core.pagination import Page, count_rows, paginate
 from app.core.unit_of_work import unit_of_work
 from app.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -224,6 +226,22 @@ def force_sign_out(actor: User, actor_permissions: frozenset[str], user: User) -
             before={"session_epoch": before},
             after={"session_epoch": user.session_epoch},
         )
+
+
+def reset_two_factor(actor: User | None, actor_permissions: frozenset[str] | None, user: User) -> None:
+    """For someone who lost their authenticator and their recovery codes: remove every second
+    factor of the user (app, passkeys, recovery codes) and sign them out everywhere; they sign
+    in with their password next and may set a factor up again (REQUIRE_2FA_FOR_ROLES sends
+    them there). The owner gets a security notice. `actor` None: the command line."""
+    with unit_of_work():
+        if actor_permissions is not None:
+            _check_can_manage(actor_permissions, user)
+        if not second_factor.remove_all(user):
+            raise Conflict(_("This account has no second factor to reset."))
+        actor_id = actor.id if actor is not None else None
+        sign_out_everywhere(user, reason="two_factor_reset", actor_id=actor_id)
+        record("two_factor_reset", actor_id=actor_id, subject_id=user.id)
+        notify(user, "security.two_factor_reset", link=app_path("account.security"))
 
 
 def send_password_reset(actor: User, actor_permissions: frozenset[str], user: User) -> None:

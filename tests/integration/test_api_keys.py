@@ -385,6 +385,8 @@ def test_browser_create_shows_the_key_once_then_revoke(app, client, auth, people
         },
     )
     assert response.status_code == 302 and "/account/security" in response.headers["Location"]
+    with client.session_transaction() as cookie_session:  # the key waits there encrypted, not readable
+        assert "hth_" not in str(dict(cookie_session))
     shown = client.get("/account/security").get_data(as_text=True)
     key = re.search(r'value="(hth_[^"]+)"', shown).group(1)
     assert KEY_SHAPE.match(key) and "Nightly sync" in shown
@@ -407,12 +409,15 @@ def test_browser_create_refuses_a_scope_not_held(app, client, auth, people):
         data={
             "csrf_token": csrf_token(client, "/account/security"),
             "name": "Sneaky",
-            "scopes": ["users:delete"],
+            "scopes": ["users:delete", "self:read"],
             "expires_in_days": "7",
         },
-        follow_redirects=True,
     )
-    assert response.status_code == 200 and "users:delete" in response.get_data(as_text=True)
+    # The page again, as typed (nothing lost), with the reason.
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "users:delete" in page and 'role="alert"' in page
+    assert 'value="Sneaky"' in page and 'value="7"' in page
+    assert 'name="scopes" value="self:read" checked' in page
     with app.app_context():
         assert db.session.scalar(select(ApiKey.id)) is None
 
@@ -448,3 +453,15 @@ def test_revoking_someones_keys_needs_users_write(app, client, auth, people):
     )
     assert response.status_code == 403
     assert client.get("/api/v1/me", headers=bearer(key)).status_code == 200
+
+
+def test_a_key_asks_for_exports_within_its_scopes_not_its_owner_s_role(app, client, people):
+    # The admin may export the user list; a key of theirs with only own-data scopes may not.
+    narrow = make_key(app, people["admin"], ("self:read", "self:write"))
+    refused = client.post("/api/v1/exports", headers=bearer(narrow), json={"kind": "users_csv", "filters": {}})
+    assert refused.status_code == 403, refused.json
+    own = client.post("/api/v1/exports", headers=bearer(narrow), json={"kind": "account_data", "filters": {}})
+    assert own.status_code == 202, own.json
+    wide = make_key(app, people["admin"], ("self:write", "users:read"))
+    allowed = client.post("/api/v1/exports", headers=bearer(wide), json={"kind": "users_csv", "filters": {}})
+    assert allowed.status_code == 202, allowed.json

@@ -360,3 +360,54 @@ def test_wrong_otps_count_toward_the_lockout(client, make_user, api_auth):
     for _ in range(5):
         assert _token(client, user, otp=wrong).status_code == 401
     assert _token(client, user, otp=_code(secret, 1)).status_code == 401  # locked: the generic refusal
+
+
+# An administrator's reset (lost device and codes) ---------------------------------------------
+
+
+def test_an_admin_resets_a_lost_second_factor_and_the_owner_is_told(client, auth, enrolled, people, app):
+    user, _secret, _codes = enrolled
+    auth.login(people["admin"])
+    page = client.get(f"/admin/users/{user.id}").get_data(as_text=True)
+    assert f"/admin/users/{user.id}/two-factor-reset" in page
+    asked = _post(client, f"/admin/users/{user.id}/two-factor-reset", form_path=f"/admin/users/{user.id}")
+    assert asked.status_code == 200 and _user(app, user.id).two_factor_enabled  # a confirmation first
+    done = _post(
+        client, f"/admin/users/{user.id}/two-factor-reset", form_path=f"/admin/users/{user.id}", confirmed="yes"
+    )
+    assert done.status_code in (200, 302)
+    reset = _user(app, user.id)
+    assert not reset.two_factor_enabled and reset.session_epoch >= 1
+    with app.app_context():
+        assert db.session.get(TotpCredential, user.id) is None
+        assert db.session.scalar(select(RecoveryCode.id).where(RecoveryCode.user_id == user.id)) is None
+        told = db.session.scalars(select(Notification.kind).where(Notification.user_id == user.id)).all()
+    assert "security.two_factor_reset" in told
+    [event] = _events(app, "two_factor_reset")
+    assert (event.actor_user_id, event.subject_user_id) == (people["admin"].id, user.id)
+    # The password alone signs in again (no second step), and a recovery code is worth nothing.
+    auth.logout()
+    response = auth.login(user)
+    assert not response.headers["Location"].endswith("/auth/2fa")
+
+
+def test_a_manager_cannot_reset_an_admin_s_second_factor(client, auth, people, app):
+    admin = people["admin"]
+    auth.login(admin)
+    _enrol(client)
+    auth.logout()
+    auth.login(people["manager"])
+    response = _post(
+        client, f"/admin/users/{admin.id}/two-factor-reset", form_path=f"/admin/users/{admin.id}", confirmed="yes"
+    )
+    assert response.status_code in (302, 403)
+    assert _user(app, admin.id).two_factor_enabled
+
+
+def test_the_command_line_resets_a_second_factor(app, enrolled):
+    user, _secret, _codes = enrolled
+    result = app.test_cli_runner().invoke(args=["users", "reset-2fa", user.email])
+    assert result.exit_code == 0, result.output
+    assert not _user(app, user.id).two_factor_enabled
+    again = app.test_cli_runner().invoke(args=["users", "reset-2fa", user.email])
+    assert again.exit_code != 0 and "no second factor" in again.output

@@ -30,6 +30,7 @@ def test_the_issue_s_kinds_are_all_there_and_security_ones_email():
         "security.password_changed",
         "security.recovery_code_used",
         "security.impersonated",
+        "security.two_factor_reset",
         "account.role_changed",
     }
     assert expected <= set(CATALOGUE)
@@ -38,6 +39,7 @@ def test_the_issue_s_kinds_are_all_there_and_security_ones_email():
         "security.password_changed",
         "security.recovery_code_used",
         "security.impersonated",
+        "security.two_factor_reset",
     }
     assert all(kind.email for kind in KINDS if kind.security)
 

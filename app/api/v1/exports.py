@@ -7,7 +7,7 @@ from flask import Response, url_for
 from app.api.openapi import api_operation
 from app.api.v1.blueprint import v1_bp
 from app.api.v1.export_schemas import ExportListQuery, ExportOut, ExportRequest
-from app.auth.guards import current_actor
+from app.auth.guards import actor_permissions, current_actor
 from app.core.pagination import Page
 from app.exports import service
 from app.exports.models import Export
@@ -51,7 +51,9 @@ def create_export(body: ExportRequest) -> Response:
     needs a permission you lack; 429 with `Retry-After` while you already have
     EXPORT_MAX_CONCURRENT_PER_USER (2) exports queued or running. Its owner is notified when it
     is ready or failed."""
-    export = service.request_export(current_actor(), body.kind, body.filters)
+    actor = current_actor()
+    # An API key's scopes bound the kinds it may ask for, not its owner's whole role.
+    export = service.request_export(actor, body.kind, body.filters, permissions=actor_permissions(actor))
     response = Response(export_out(export).model_dump_json(), status=202, mimetype="application/json")
     response.headers["Location"] = url_for(".get_export", export_id=export.id)
     return response

@@ -23,6 +23,7 @@ from app.auth import accounts, activity, passkeys, second_factor
 from app.auth.forms import TotpConfirmForm, TotpDisableForm
 from app.auth.freshness import fresh_auth_required
 from app.auth.guards import login_required
+from app.auth.session_records import current_record
 from app.core.net import client_address
 from app.core.ratelimit import rate_limited
 from app.core.secrets import SecretUnreadable, decrypt, encrypt
@@ -104,6 +105,11 @@ def _pop_new_api_key() -> dict[str, str] | None:
         return None
 
 
+def is_impersonating() -> bool:
+    record = current_record()
+    return record is not None and record.impersonator_id is not None
+
+
 # The page ----------------------------------------------------------------------------------------
 
 
@@ -120,6 +126,8 @@ def security_page(
         enrolment = second_factor.pending_totp_enrolment(user)
     except SecretUnreadable:
         enrolment = None  # stored under an older SECRET_KEY: start again
+    if is_impersonating():
+        enrolment = None  # an administrator viewing as the user never sees a secret of theirs
     return render_template(
         "account/security/index.html",
         user=user,
@@ -149,8 +157,10 @@ def security() -> Any:
 
 @account_bp.post("/security/totp")
 @login_required
+@fresh_auth_required
 def totp_begin() -> Any:
-    """Start adding an authenticator app: a new secret, shown with its QR code."""
+    """Start adding an authenticator app: a new secret, shown with its QR code. A recent sign-in
+    first (step-up): a borrowed session must not enrol its own app and lock the owner out."""
     try:
         second_factor.begin_totp_enrolment(current_user._get_current_object())
     except DomainError as error:
@@ -161,6 +171,7 @@ def totp_begin() -> Any:
 @account_bp.post("/security/totp/confirm")
 @rate_limited("10 per minute", key_func=_per_account)
 @login_required
+@fresh_auth_required
 def totp_confirm() -> Any:
     form = TotpConfirmForm()
     if not form.validate_on_submit():

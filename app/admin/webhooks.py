@@ -17,7 +17,7 @@ from wtforms import SelectMultipleField, StringField, URLField
 from wtforms.validators import Length
 
 from app.admin.common import actor, admin_bp, ask_confirmation, confirmed, render_list, run_action
-from app.auth.freshness import fresh_auth_required
+from app.auth.freshness import fresh_auth_required, require_fresh_auth
 from app.auth.guards import permission_required
 from app.core.forms import apply_service_errors
 from app.core.pagination import Page
@@ -139,8 +139,11 @@ def webhook_detail(webhook_id: str) -> str:
 @admin_bp.post("/webhooks/<webhook_id>")
 @permission_required(PERMISSION)
 def update_webhook(webhook_id: str) -> Response | tuple[str, int]:
-    """The edit form. Refused: the page again with the errors on its fields (422)."""
+    """The edit form. Refused: the page again with the errors on its fields (422). A new URL
+    points deliveries somewhere else, as registering does: it needs a recent sign-in."""
     endpoint = service.get_endpoint(webhook_id)
+    if (request.form.get("url") or "").strip() != endpoint.url:
+        require_fresh_auth()
     form = _form(endpoint)
     saved = _save(
         lambda url, events, description: service.update_endpoint(
@@ -155,6 +158,7 @@ def update_webhook(webhook_id: str) -> Response | tuple[str, int]:
 
 @admin_bp.post("/webhooks/<webhook_id>/enable")
 @permission_required(PERMISSION)
+@fresh_auth_required
 def enable_webhook(webhook_id: str) -> Response:
     endpoint = service.get_endpoint(webhook_id)
 
@@ -179,6 +183,7 @@ def disable_webhook(webhook_id: str) -> Response:
 
 @admin_bp.post("/webhooks/<webhook_id>/rotate-secret")
 @permission_required(PERMISSION)
+@fresh_auth_required
 def rotate_webhook_secret(webhook_id: str) -> str:
     endpoint = service.get_endpoint(webhook_id)
     if not confirmed():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, func, or_, select, text, update
 
 from app.apikeys.models import ApiKey
 from app.core.repository import Repository
@@ -42,6 +42,23 @@ class ApiKeyRepository(Repository[ApiKey]):
                 select(ApiKey)
                 .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None), ApiKey.expires_at > now)
                 .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+            )
+        )
+
+    def lock_owner(self, user_id: int) -> None:
+        """Hold the owner's row until the unit of work ends, so two creations at once cannot
+        both pass the per-user limit. PostgreSQL locks the row (FOR UPDATE); SQLite has no row
+        locks and opens no transaction for a SELECT, so a write that changes nothing takes the
+        database's write lock now (as app.exports.repository does)."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(text("UPDATE users SET id = id WHERE id = :id"), {"id": user_id})
+        self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+    def count_live(self, user_id: int, now: datetime) -> int:
+        """How many of the user's keys are neither revoked nor expired."""
+        return self.session.scalar(
+            select(func.count(ApiKey.id)).where(
+                ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None), ApiKey.expires_at > now
             )
         )
 

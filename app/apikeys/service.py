@@ -48,6 +48,9 @@ SECRET_LENGTHS = range(43, 129)
 SECRET_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
 NAME_MAX = 80
 DEFAULT_DAYS = 90
+# Live (neither revoked nor expired) keys a user may hold at once: each has its own rate-limit
+# budget (API_KEY_RATE_LIMIT), so this also caps what one user's keys may send.
+MAX_API_KEYS = 25
 # A key's last use (time and address) is written at most this often: one small write a minute
 # per key in use, not one per request.
 LAST_USED_EVERY = timedelta(seconds=60)
@@ -171,12 +174,18 @@ def _field_error(field: str, message: str) -> ValidationFailed:
 
 def create(user: User, name: Any, scopes: Any, expires_in_days: Any = DEFAULT_DAYS) -> tuple[ApiKey, str]:
     """A new key for `user` (audited `api_key_created`), and the key itself: shown this once,
-    never stored. ValidationFailed naming `name`, `scopes` or `expires_in_days`."""
+    never stored. ValidationFailed naming `name`, `scopes` or `expires_in_days`, or, when the
+    user already holds MAX_API_KEYS live keys, naming that limit."""
     clean_name = _clean_name(name)
     clean_scopes = _clean_scopes(user, scopes)
     days = _clean_days(expires_in_days)
     now = utcnow()
     with unit_of_work() as session:
+        repository.lock_owner(user.id)
+        if repository.count_live(user.id, now) >= MAX_API_KEYS:
+            raise ValidationFailed(
+                _("An account can have at most %(num)d API keys: revoke one you no longer use first.", num=MAX_API_KEYS)
+            )
         prefix = _new_prefix()
         key = f"{KEY_MARK}{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
         row = repository.add(

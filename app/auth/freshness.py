@@ -197,20 +197,33 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=CARRY_SALT)
 
 
+def _bound_to() -> list[Any]:
+    """Whose carried form it is: this user in this browser session (its record's id)."""
+    record = current_record()
+    return [current_user.get_id() if current_user.is_authenticated else None, record.id if record else None]
+
+
 def seal(carried: Carried) -> str:
-    """The carried form as one signed hidden field (tampering makes it void)."""
-    return _serializer().dumps({"to": carried.target, "fields": [list(pair) for pair in carried.fields]})
+    """The carried form as one signed hidden field (tampering makes it void), bound to this
+    user's session: another account's or another browser's sealed form is refused."""
+    return _serializer().dumps(
+        {"to": carried.target, "fields": [list(pair) for pair in carried.fields], "by": _bound_to()}
+    )
 
 
 def unseal(value: str | None) -> Carried | None:
-    """The carried form back, if `value` is one we sealed (within CARRY_MAX_AGE) for a path here."""
+    """The carried form back, if `value` is one we sealed (within CARRY_MAX_AGE) for a path here,
+    in this user's session."""
     if not value:
         return None
     try:
         data = _serializer().loads(value, max_age=CARRY_MAX_AGE)
         target = safe_next(data["to"], "")
         fields = [(str(name), str(field_value)) for name, field_value in data["fields"]]
+        bound = data["by"]
     except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+    if bound != _bound_to():
         return None
     return Carried(target, fields) if target else None
 

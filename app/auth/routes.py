@@ -160,7 +160,8 @@ def verify_email(token: str) -> str | Response:
     app.auth.accounts `verify_email`); following it proves control of the address, so:
 
     - signed out: the account is signed in, with a new session (as a password sign-in:
-      nothing of the session before survives), audited as a sign-in by email link;
+      nothing of the session before survives), audited as a sign-in by email link; unless
+      it has a second factor, which the link does not prove: then the sign-in page;
     - signed in as that account: nothing changes but the address;
     - signed in as *another* account: the address is confirmed but the browser stays signed
       in as it is, and says so. A link anyone can email must not swap the account someone
@@ -183,6 +184,10 @@ def verify_email(token: str) -> str | Response:
         if not user.is_active:
             toast(_("Email confirmed"), "success")
             return redirect(url_for("auth.login"))  # a disabled account is never signed in
+        if user.two_factor_enabled:
+            # The link proves the mailbox, not the second factor: sign in the usual way.
+            toast(_("Email confirmed. Sign in to continue."), "success")
+            return redirect(url_for("auth.login"))
         begin_browser_sign_in(user, fresh=False)  # clears the session first: flash after it
         accounts.record_email_link_sign_in(user)
     toast(_("Email confirmed"), "success")

@@ -37,7 +37,8 @@ SECRET_PURPOSE = b"hearth totp v1"
 RECOVERY_CODE_COUNT = 10
 RECOVERY_CODE_LENGTH = 16  # base32 characters: 80 bits
 RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-TOTP_FORMAT = re.compile(rf"\d{{{DIGITS}}}")
+# ASCII digits only: `\d` also matches other scripts' digits, which compare_digest refuses (a 500).
+TOTP_FORMAT = re.compile(rf"[0-9]{{{DIGITS}}}")
 RECOVERY_FORMAT = re.compile(rf"[a-z2-7]{{{RECOVERY_CODE_LENGTH}}}")
 SEPARATORS = re.compile(r"[\s\-_.]+")
 

@@ -13,9 +13,12 @@
   limit when that view runs.
 - A request authenticated by a personal API key (`Authorization: Bearer hth_<prefix>_…`) to
   an operation that authenticates (marked `API_KEY_BUDGET_ATTR` by app.api.openapi) counts
-  against that key's own budget (API_KEY_RATE_LIMIT, keyed by the key's prefix, counted the
-  same way) instead of its client address's: a server's script has its budget, whoever shares
-  its address. A key that then fails authentication is charged to the client address too
+  against that key's own budget (API_KEY_RATE_LIMIT, counted the same way) instead of its
+  client address's: a server's script has its budget, whoever shares its address. The budget
+  is keyed by a digest of the whole presented key (`api_key_bucket`), not by its prefix:
+  prefixes are not secret (lists, the admin page, the audit trail), and a made-up key with a
+  real key's prefix lands in a budget of its own, so only whoever holds the key can spend its
+  budget. A key that then fails authentication is charged to the client address too
   (`charge_failed_credential`, app.auth.guards), so making up keys buys nothing; a request
   anywhere else (no authentication, an unknown path) counts against the address as usual.
   Telling the two apart costs an access-token request one string comparison.
@@ -68,6 +71,7 @@ API_KEY_BUDGET_ATTR = "__hearth_api_key_budget__"
 # `Authorization: Bearer hth_<prefix>_<secret>` (app.apikeys.service) and its prefix's lengths.
 API_KEY_MARK = "hth_"
 API_KEY_PREFIX_LENGTHS = range(8, 13)
+API_KEY_BUCKET_PERSON = b"hearth-rl-apikey"  # BLAKE2b personalisation (≤ 16 bytes) of a key's budget
 
 
 def limit_headers(limit: int, remaining: int, reset_in: int) -> list[tuple[str, str]]:
@@ -234,14 +238,14 @@ class GlobalRateLimit:
             return
         # An API key says so where an access token's header starts ("Bearer hth_…" vs "Bearer eyJ…").
         if req.environ.get("HTTP_AUTHORIZATION", "")[7:11] == "hth_" and self.api_keys is not None:
-            prefix = api_key_prefix(req.environ["HTTP_AUTHORIZATION"])
-            if prefix is not None and getattr(current_app.view_functions.get(endpoint), API_KEY_BUDGET_ATTR, False):
-                self.api_keys.hit(prefix)
+            bucket = api_key_bucket(req.environ["HTTP_AUTHORIZATION"])
+            if bucket is not None and getattr(current_app.view_functions.get(endpoint), API_KEY_BUDGET_ATTR, False):
+                self.api_keys.hit(bucket)
                 return
         self.hit(req.remote_addr or "unknown")  # = client_address(), after ProxyFix
 
     def hit(self, client: str) -> None:
-        """Count one request of `client` (an address, or a key's prefix); raise RateLimited
+        """Count one request of `client` (an address, or a key's `api_key_bucket`); raise RateLimited
         past the budget."""
         now = time.monotonic()
         if self.redis is not None and now >= self.redis_down_until:
@@ -325,20 +329,27 @@ class GlobalRateLimit:
             self.redis.reset(self.namespace)
 
 
-def api_key_prefix(authorization: str) -> str | None:
-    """The key prefix of an `Authorization: Bearer hth_<prefix>_…` header, else None (only
-    its shape: app.auth.guards authenticates the key)."""
+def api_key_bucket(authorization: str) -> str | None:
+    """The budget of an `Authorization: Bearer hth_<prefix>_…` header (a digest of the whole
+    key, as app.auth.guards reads it), else None (only its shape: app.auth.guards authenticates
+    the key). Keyed by the whole key, so only the key itself spends its budget: the prefix
+    alone is public. A keyed BLAKE2b, not the SHA-256 the database stores, so the rate-limit
+    storage holds nothing that matches a stored hash."""
     scheme, _space, token = authorization.partition(" ")
+    token = token.strip()
     if scheme.lower() != "bearer" or not token.startswith(API_KEY_MARK):
         return None
     prefix, underscore, _secret = token[len(API_KEY_MARK) :].partition("_")
-    return prefix if underscore and len(prefix) in API_KEY_PREFIX_LENGTHS else None
+    if not underscore or len(prefix) not in API_KEY_PREFIX_LENGTHS:
+        return None
+    return hashlib.blake2b(token.encode(), digest_size=16, person=API_KEY_BUCKET_PERSON).hexdigest()
 
 
 def charge_failed_credential() -> None:
     """A request whose API key failed authentication: counted against its client address's
-    budget too (it was counted against the key it named), so guessing keys is limited per
-    client like everything else. RateLimited past that budget."""
+    budget too (it was counted against the budget of the key exactly as presented, which no
+    working key shares), so guessing keys is limited per client like everything else.
+    RateLimited past that budget."""
     budget: GlobalRateLimit = current_app.extensions["hearth.rate_limit"]
     budget.hit(client_address())
 

@@ -34,11 +34,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from flask import Flask
 from PIL import Image
 from werkzeug.serving import make_server
 
+from app.apikeys import service as api_keys
+from app.auth import second_factor
 from app.auth.emailed_tokens import RESET_PASSWORD, UNDO_EMAIL_CHANGE, UNLOCK_ACCOUNT, issue_token
 from app.core.database import utcnow
 from app.core.unit_of_work import unit_of_work
@@ -427,12 +430,41 @@ def dev_server(make_app, monkeypatch, tmp_path) -> Iterator[DevServer]:
         thread.join(timeout=5)
 
 
+def _identity(app, user_id: int, confirm_app: bool) -> None:
+    """An authenticator app (confirmed, or waiting for its first code: the QR code is shown) and
+    an API key, so the security page shows each of its sections with something in it."""
+    with app.test_request_context():
+        user = db.session.get(User, user_id)
+        enrolment = second_factor.begin_totp_enrolment(user)
+        if confirm_app:
+            second_factor.confirm_totp(user, pyotp.TOTP(enrolment.secret).now())
+        api_keys.create(user, "Nightly backup", ["self:read"], 30)
+
+
+def _password_step(email: str) -> Callable[[Any], int]:
+    """Sign in with the password of an account with two-factor: the second step's page."""
+
+    def submit(page: Any) -> int:
+        page.goto("/auth/login")
+        page.locator("input[name=email]").fill(email)
+        box = page.locator("input[name=password]")
+        box.fill(PASSWORD)
+        with page.expect_navigation() as navigation:
+            box.press("Enter")
+        assert page.url.endswith("/auth/2fa"), page.url
+        return navigation.value.status if navigation.value is not None else 0
+
+    return submit
+
+
 # The sweeps ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_every_public_page_fits_and_passes_axe(new_page, live_server_url, app, make_user, scheme):
     someone = make_user(email="zed@example.com", display_name="Zed Example", email_verified_at=utcnow())
+    tia = make_user(email="tia@example.com", display_name="Tia Example", email_verified_at=utcnow())
+    _identity(app, tia.id, confirm_app=True)
     with app.app_context():
         reset = issue_token(someone.id, RESET_PASSWORD)
         unlock = issue_token(someone.id, UNLOCK_ACCOUNT)
@@ -455,6 +487,8 @@ def test_every_public_page_fits_and_passes_axe(new_page, live_server_url, app, m
         Visit("api-docs", "/api/docs", ready="#api-reference, .swagger-ui .info"),
         Visit("not-found", "/no/such/page", status=404),
         Visit("method-not-allowed", "/auth/logout", status=405),
+        # Last: the browser is then half-way through a sign-in.
+        Visit("two-factor-step", open=_password_step("tia@example.com")),
     ]
     run_sweep(new_page, live_server_url, "public", scheme, visits)
 
@@ -474,6 +508,7 @@ def test_every_user_page_fits_and_passes_axe(new_page, live_server_url, app, mak
     user = make_user(email="uma@example.com", display_name="Uma Example", email_verified_at=utcnow())
     _user_uploads(app, user.id)
     _notifications(app, user.id)
+    _identity(app, user.id, confirm_app=False)
     with dev_server.app.app_context(), unit_of_work():
         mail_service.queue_email("uma@example.com", "test_message", {"address": "uma@example.com"}, user_id=user.id)
     [message] = [path.stem for path in dev_server.mailbox.glob("*.eml")]
@@ -481,6 +516,8 @@ def test_every_user_page_fits_and_passes_axe(new_page, live_server_url, app, mak
     visits = [
         Visit("files", "/files/"),
         Visit("account", "/account/"),
+        Visit("security", "/account/security"),
+        Visit("reauthenticate", "/auth/reauthenticate?next=/account/security"),
         Visit("notifications", "/notifications"),
         Visit("notification-settings", "/account/notifications"),
         Visit("dev-mail", f"{dev_url}/dev/mail/"),
@@ -502,6 +539,7 @@ def test_every_staff_page_fits_and_passes_axe(new_page, live_server_url, app, ma
     make_user(email="amy@example.com", display_name="Amy Example", role="manager", is_active_account=False)
     upload_ids = _user_uploads(app, zed.id)
     job_ids = _jobs(app, zed.id)
+    _identity(app, zed.id, confirm_app=True)
     _flags(app, admin.id)
     with app.app_context():
         webhook, _secret = webhooks_service.create_endpoint(
@@ -523,5 +561,8 @@ def test_every_staff_page_fits_and_passes_axe(new_page, live_server_url, app, ma
         Visit("webhooks-new", "/admin/webhooks/new"),
         Visit("webhook-detail", f"/admin/webhooks/{webhook_id}"),
         Visit("confirm", open=post_form(f"/admin/users/{zed.id}", f"/admin/users/{zed.id}/disable")),
+        # Last: the browser then views the site as Zed (the banner on every page).
+        Visit("impersonating", open=post_form(f"/admin/users/{zed.id}", f"/admin/users/{zed.id}/impersonate")),
+        Visit("impersonating-account", "/account/"),
     ]
     run_sweep(new_page, live_server_url, "staff", scheme, visits, sign_in=sign_in_as("admin@example.com"))

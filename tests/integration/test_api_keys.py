@@ -116,6 +116,42 @@ def test_a_key_gets_only_scopes_its_creator_holds(app, client, api_auth, people,
         assert db.session.scalar(select(ApiKey.id)) is None
 
 
+def test_an_account_holds_at_most_max_api_keys_live_keys(app, client, api_auth, auth, people):
+    user = people["user"]
+    keys = [make_key(app, user, ("self:read",), name=f"k{index}") for index in range(service.MAX_API_KEYS - 1)]
+    # Revoked and expired keys do not count.
+    change(app, ApiKey, key_row(app, keys[0]).id, revoked_at=utcnow())
+    change(app, ApiKey, key_row(app, keys[1]).id, expires_at=utcnow() - timedelta(seconds=1))
+    keys += [make_key(app, user, ("self:read",), name=f"k{index}") for index in range(2)]
+    headers = api_auth.headers(user)
+    body = {"name": "One more", "scopes": ["self:read"]}
+    assert client.post(BASE, json=body, headers=headers).status_code == 201
+    refused = client.post(BASE, json=body, headers=headers)
+    assert refused.status_code == 422 and refused.content_type == "application/problem+json"
+    assert str(service.MAX_API_KEYS) in refused.json["detail"]
+    with app.app_context():
+        assert len(service.list_for(user.id)) == service.MAX_API_KEYS
+    # The browser form says so too, keeping what was typed.
+    auth.login(user)
+    page = client.post(
+        "/account/security/api-keys",
+        data={
+            "csrf_token": csrf_token(client, "/account/security"),
+            "name": "Too many",
+            "scopes": ["self:read"],
+            "expires_in_days": "7",
+        },
+    )
+    text = page.get_data(as_text=True)
+    assert page.status_code == 422 and 'role="alert"' in text and 'value="Too many"' in text
+    assert f"at most {service.MAX_API_KEYS} API keys" in text
+    # Revoking one makes room again.
+    change(app, ApiKey, key_row(app, keys[2]).id, revoked_at=utcnow())
+    assert client.post(BASE, json=body, headers=headers).status_code == 201
+    with app.app_context():
+        assert len(service.list_for(user.id)) == service.MAX_API_KEYS
+
+
 def test_revoking_a_key_stops_it_at_once_on_every_instance(app, make_app, client, api_auth, people):
     owner = people["user"]
     key = make_key(app, owner, ("self:read",))
@@ -290,6 +326,28 @@ def test_each_key_has_its_own_rate_limit(make_app, people):
     for _ in range(3):
         assert client.get("/api/v1/me", headers=bearer(second)).status_code == 200
     assert client.get("/api/v1/status").status_code == 200
+
+
+def test_only_the_key_itself_spends_its_budget(make_app, people):
+    """A key's prefix is no secret (lists, the admin page, the audit trail): made-up keys with
+    a real key's prefix, from any number of addresses, must not use up the real key's budget."""
+    limited = make_app(api_key_rate_limit="3 per minute", rate_limit_default="5 per minute")
+    key = make_key(limited, people["user"], ("self:read",))
+    prefix = key.split("_")[1]
+    client = limited.test_client()
+    for number in range(1, 4):
+        address = f"203.0.113.{number}"
+        for index in range(6):  # the same junk, then new junk: past both budgets
+            junk = f"hth_{prefix}_" + (str(number) * 43 if index < 3 else f"{number}{index:042d}")
+            refused = client.get("/api/v1/me", headers=bearer(junk), environ_base={"REMOTE_ADDR": address})
+            assert refused.status_code in (401, 429), refused.status_code
+        assert client.get("/api/v1/status", environ_base={"REMOTE_ADDR": address}).status_code == 429
+    victim = {"REMOTE_ADDR": "198.51.100.9"}
+    for _ in range(3):
+        assert client.get("/api/v1/me", headers=bearer(key), environ_base=victim).status_code == 200
+    # Its own over-use is still refused, however the header is spelled.
+    refused = client.get("/api/v1/me", headers={"Authorization": f"bearer {key}"}, environ_base=victim)
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
 
 
 def test_made_up_keys_spend_the_clients_own_budget(make_app, people):

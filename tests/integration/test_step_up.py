@@ -10,13 +10,15 @@ from __future__ import annotations
 import html
 import re
 from datetime import timedelta
+from typing import Any
 
 import pyotp
 import pytest
 from sqlalchemy import select, update
 
 from app.audit.models import AuditEvent
-from app.auth.freshness import fresh_auth_required, unseal
+from app.auth import freshness
+from app.auth.freshness import fresh_auth_required
 from app.auth.guards import login_required
 from app.auth.models import RefreshToken, UserSession
 from app.core.database import utcnow
@@ -163,7 +165,37 @@ BROWSER_ACTIONS = {
         [],
         lambda app, t: len(_events(app, "impersonation_started")) == 1,
     ),
+    "re-point webhook": (
+        "/admin/webhooks/{w}",
+        [("url", "http://127.0.0.1:9/elsewhere"), ("events", "user.created"), ("description", "")],
+        lambda app, t: _only_webhook(app).url == "http://127.0.0.1:9/elsewhere",
+    ),
+    "rotate webhook secret": (
+        "/admin/webhooks/{w}/rotate-secret",
+        [("confirmed", "yes")],
+        lambda app, t: _only_webhook(app).previous_secret_expires_at is not None,
+    ),
+    "add an authenticator app": (
+        "/account/security/totp",
+        [],
+        lambda app, t: _totp_of_admin(app) is not None,
+    ),
 }
+
+
+def _only_webhook(app) -> WebhookEndpoint:
+    with app.app_context():
+        endpoint = db.session.scalars(select(WebhookEndpoint)).one()
+        db.session.expunge(endpoint)
+        return endpoint
+
+
+def _totp_of_admin(app) -> Any:
+    from app.auth.models import TotpCredential
+
+    with app.app_context():
+        admin = db.session.scalars(select(User).where(User.email == "admin@example.com")).one()
+        return db.session.get(TotpCredential, admin.id)
 
 
 def _count_webhooks(app) -> int:
@@ -187,6 +219,8 @@ def test_a_stale_browser_action_goes_through_reauthentication_and_back_with_its_
         _make_role(app, "doomed")
     fields = _grid_fields(app) if fields is None else [(k, v.replace("{t}", str(target.id))) for k, v in fields]
     path = path.replace("{t}", str(target.id))
+    if "{w}" in path:
+        path = path.replace("{w}", _webhook_of_admin(app))
     admin = people["admin"]
     make_stale(app, admin.id)
 
@@ -300,9 +334,8 @@ def test_passwords_and_the_csrf_token_are_never_carried(app, people, target, adm
     page = asked.get_data(as_text=True)
     assert "hunter2-secret" not in page and "another-secret" not in page
     with app.test_request_context():
-        carried = unseal(_carried(page))
-    assert carried is not None
-    assert carried.fields == [("roles", "viewer")]
+        sealed = freshness._serializer().loads(_carried(page))
+    assert sealed["fields"] == [["roles", "viewer"]]
 
 
 def test_a_tampered_carried_form_is_not_posted_again(app, people, target, admin_browser):
@@ -317,6 +350,24 @@ def test_a_tampered_carried_form_is_not_posted_again(app, people, target, admin_
     response = reauthenticate(admin_browser, forged, password=PASSWORD)
     assert response.status_code == 302  # fresh now, but nothing is posted on the forged form's behalf
     assert "data-auto-submit" not in response.get_data(as_text=True)
+
+
+def test_a_carried_form_works_only_in_the_session_it_was_made_for(app, people, target, admin_browser, auth):
+    make_stale(app, people["admin"].id)
+    asked = submit(
+        admin_browser,
+        f"/admin/users/{target.id}/roles",
+        [("csrf_token", csrf_token(admin_browser, "/admin/")), ("roles", "viewer")],
+    )
+    carried = _carried(asked.get_data(as_text=True))
+    # Another account (or another browser) presenting it re-authenticates, but nothing is re-posted.
+    other = auth(app.test_client()).signed_in(people["manager"].email)
+    make_stale(app, people["manager"].id)
+    response = reauthenticate(other, carried, password=PASSWORD)
+    assert response.status_code == 302 and "data-auto-submit" not in response.get_data(as_text=True)
+    # Its own session gets it back.
+    own = reauthenticate(admin_browser, carried, password=PASSWORD)
+    assert own.status_code == 200 and "data-auto-submit" in own.get_data(as_text=True)
 
 
 def test_a_second_factor_code_is_a_step_up_too(app, people, target, admin_browser):
@@ -420,8 +471,23 @@ def _stale_headers(app, api_auth, user) -> dict[str, str]:
     return bearer(refreshed.json["access_token"])
 
 
+def _webhook_of_admin(app) -> str:
+    from app.webhooks import service as webhooks_service
+
+    with app.test_request_context():
+        admin = db.session.scalars(select(User).where(User.email == "admin@example.com")).one()
+        endpoint, _secret = webhooks_service.create_endpoint(admin, "http://127.0.0.1:9/first", ["user.created"], "")
+        return endpoint.id
+
+
 def _api_actions(app, target_id: int) -> list[tuple[str, str, dict | None]]:
+    webhook_id = _webhook_of_admin(app)
     return [
+        # Re-pointing a webhook or taking its new secret is as sensitive as registering one;
+        # enrolling an authenticator app would let a stolen token lock the owner out.
+        ("PATCH", f"/api/v1/webhooks/{webhook_id}", {"url": "http://127.0.0.1:9/elsewhere"}),
+        ("POST", f"/api/v1/webhooks/{webhook_id}/rotate-secret", None),
+        ("POST", "/api/v1/me/totp", None),
         ("PUT", f"/api/v1/admin/users/{target_id}/roles", {"roles": ["user", "viewer"]}),
         ("POST", f"/api/v1/admin/users/{target_id}/disable", None),
         ("PATCH", f"/api/v1/users/{target_id}", {"roles": ["viewer"]}),
@@ -434,7 +500,7 @@ def _api_actions(app, target_id: int) -> list[tuple[str, str, dict | None]]:
     ]
 
 
-API_ACTION_COUNT = 9
+API_ACTION_COUNT = 12
 
 
 @pytest.mark.parametrize("index", range(API_ACTION_COUNT))

@@ -6,7 +6,7 @@ from app.api.openapi import api_operation
 from app.api.v1.blueprint import v1_bp
 from app.api.v1.schemas import MeOut, MePatch
 from app.auth import accounts
-from app.auth.guards import actor_permissions, current_actor
+from app.auth.guards import actor_permissions, current_actor, refuse_api_key
 from app.users import service as users_service
 
 
@@ -37,13 +37,16 @@ def get_me() -> MeOut:
     body=MePatch,
     response=MeOut,
     auth=True,
-    errors=(422, 429),
+    errors=(403, 422, 429),
 )
 def update_me(body: MePatch) -> MeOut:
     """A new email address needs `current_password` and is only taken once the confirmation
     link sent to it is used; the old address gets a notice with a link that undoes it.
-    `locale` sets the language of pages and emails (null: the browser's)."""
+    `locale` sets the language of pages and emails (null: the browser's). An API key may not
+    change the email address (403 `api-key-not-allowed`)."""
     user = current_actor()
+    if body.email is not None and body.email.strip().lower() != user.email:
+        refuse_api_key()
     if body.model_fields_set != {"locale"}:
         accounts.update_profile(
             user, body.display_name or user.display_name, body.email or user.email, body.current_password

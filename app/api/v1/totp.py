@@ -25,13 +25,15 @@ from app.i18n import _
     tags=("me",),
     response=TotpEnrolmentOut,
     auth=True,
-    errors=(403, 409),
+    errors=(401, 403, 409),
 )
 @no_api_keys
+@fresh_auth_required
 def begin_totp() -> TotpEnrolmentOut:
     """A new secret for an authenticator app (TOTP: 30 s, 6 digits), not active until confirmed
     with `POST /me/totp/confirm`; it replaces one not yet confirmed. 409 `totp-already-enabled`
-    while one is active."""
+    while one is active. Needs a recent sign-in (else 401 `reauthentication-required`): a
+    stolen token must not enrol its own app."""
     enrolment = second_factor.begin_totp_enrolment(current_actor())
     return TotpEnrolmentOut(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
 
@@ -45,10 +47,11 @@ def begin_totp() -> TotpEnrolmentOut:
     body=TotpCode,
     response=RecoveryCodesOut,
     auth=True,
-    errors=(403, 409, 422),
+    errors=(401, 403, 409, 422),
 )
 @rate_limited("10 per minute")
 @no_api_keys
+@fresh_auth_required
 def confirm_totp(body: TotpCode) -> RecoveryCodesOut:
     """Confirm the app with a current code: two-factor is on from now, and the answer holds 10
     single-use recovery codes, shown only this once. A wrong code: 422 `invalid-second-factor`."""

@@ -25,7 +25,7 @@ from app.api.v1.webhook_schemas import (
     WebhookListQuery,
     WebhookSecretOut,
 )
-from app.auth.freshness import fresh_auth_required
+from app.auth.freshness import fresh_auth_required, require_fresh_auth
 from app.auth.guards import current_actor
 from app.core.pagination import Page
 from app.i18n import translate_stored
@@ -136,7 +136,11 @@ def get_webhook(webhook_id: str) -> WebhookEndpointOut:
 )
 def update_webhook(webhook_id: str, body: WebhookEndpointPatch) -> WebhookEndpointOut:
     """Changes the fields sent. `is_active: false` stops deliveries; `true` resumes them (also
-    after an automatic disable). 422 naming `url` or `events` as for registering."""
+    after an automatic disable). 422 naming `url` or `events` as for registering. A new `url`
+    or `is_active: true` points deliveries somewhere, as registering does: it needs a recent
+    sign-in (401 `reauthentication-required`; API keys: 403 `api-key-not-allowed`)."""
+    if body.url is not None or body.is_active:
+        require_fresh_auth()
     endpoint = service.update_endpoint(
         current_actor(),
         service.get_endpoint(webhook_id),
@@ -172,12 +176,13 @@ def delete_webhook(webhook_id: str) -> Response:
     tags=TAGS,
     response=WebhookSecretOut,
     permission=PERMISSION,
-    errors=(404,),
+    errors=(401, 404),
 )
+@fresh_auth_required
 def rotate_webhook_secret(webhook_id: str) -> WebhookSecretOut:
     """Answers the new secret, shown this once. The previous one keeps signing for 24 hours
     (`previous_secret_expires_at`): meanwhile every delivery carries both signatures, so
-    receivers can switch without missing one."""
+    receivers can switch without missing one. Needs a recent sign-in, as registering does."""
     endpoint = service.get_endpoint(webhook_id)
     secret = service.rotate_secret(current_actor(), endpoint)
     return WebhookSecretOut(secret=secret, previous_secret_expires_at=endpoint.previous_secret_expires_at)

@@ -15,7 +15,8 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.account.routes import account_bp
-from app.auth import passkeys
+from app.account.security import keep_recovery_codes
+from app.auth import passkeys, second_factor
 from app.auth.freshness import fresh_auth_required, is_fresh
 from app.auth.guards import login_required
 from app.core.ratelimit import rate_limited
@@ -52,8 +53,13 @@ def passkey_register() -> Response:
         )
     except ValidationFailed as error:
         toast(error.detail, "error")
-    else:
-        toast(_("Passkey “%(name)s” added. You can sign in with it now.", name=passkey.name), "success")
+        return _back()
+    toast(_("Passkey “%(name)s” added. You can sign in with it now.", name=passkey.name), "success")
+    codes = second_factor.take_new_recovery_codes()
+    if codes:  # the account's first factor: its recovery codes, shown once on the page
+        keep_recovery_codes(codes)
+        toast(_("Two-factor authentication is on. Save your recovery codes now."), "success")
+        return redirect(url_for("account.security", _anchor="recovery-title"), 303)
     return _back()
 
 

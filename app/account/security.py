@@ -51,7 +51,8 @@ def qr_code_svg(uri: str) -> Markup:
 # Recovery codes waiting to be shown / downloaded ------------------------------------------------
 
 
-def _keep_codes(codes: list[str]) -> None:
+def keep_recovery_codes(codes: list[str]) -> None:
+    """Show new recovery codes once on the next view of the page (downloadable for 10 minutes)."""
     session[RECOVERY_CODES_KEY] = {
         "codes": encrypt("\n".join(codes), RECOVERY_CODES_PURPOSE),
         "at": int(time.time()),
@@ -181,7 +182,7 @@ def totp_confirm() -> Any:
     except DomainError as error:
         form.code.errors.append(error.detail)
         return security_page(confirm_form=form, status=error.status)
-    _keep_codes(codes)
+    keep_recovery_codes(codes)
     flash(_("Two-factor authentication is on. Save your recovery codes now."), "success")
     return redirect(url_for("account.security", _anchor="recovery-title"))
 
@@ -237,7 +238,7 @@ def recovery_codes_regenerate() -> Any:
     except DomainError as error:
         flash(error.detail, "error")
         return redirect(url_for("account.security"))
-    _keep_codes(codes)
+    keep_recovery_codes(codes)
     flash(_("New recovery codes made; the old ones no longer work. Save these now."), "success")
     return redirect(url_for("account.security", _anchor="recovery-title"))
 

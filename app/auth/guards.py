@@ -71,6 +71,7 @@ def bearer_user_id() -> int | None:
         raise Unauthorized(_("The access token has been revoked."))
     g.api_user_id = user_id
     g.api_auth_time = claims.get("auth_time")  # step-up (app.auth.freshness)
+    g.api_family = claims["fam"]  # this sign-in survives the others' end (app.auth.second_factor)
     return user_id
 
 

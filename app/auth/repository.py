@@ -62,12 +62,12 @@ class UserSessionRepository(Repository[UserSession]):
             statement = statement.where(UserSession.user_id == user_id)
         return self.session.execute(statement.values(revoked_at=now)).rowcount == 1
 
-    def revoke_all_of(self, user_id: int, now: datetime) -> None:
-        self.session.execute(
-            update(UserSession)
-            .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+    def revoke_all_of(self, user_id: int, now: datetime, keep: str | None = None) -> None:
+        """Revoke every live session of the user, but `keep` (a session id) when given."""
+        statement = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        if keep is not None:
+            statement = statement.where(UserSession.id != keep)
+        self.session.execute(statement.values(revoked_at=now))
 
 
 class RememberTokenRepository(Repository[RememberToken]):
@@ -101,8 +101,12 @@ class RememberTokenRepository(Repository[RememberToken]):
     def revoke_of_session(self, sid: str, now: datetime) -> None:
         self._revoke(RememberToken.session_id == sid, now)
 
-    def revoke_all_of(self, user_id: int, now: datetime) -> None:
-        self._revoke(RememberToken.user_id == user_id, now)
+    def revoke_all_of(self, user_id: int, now: datetime, keep_session: str | None = None) -> None:
+        """Revoke every remember-me token of the user, but those of session `keep_session`."""
+        condition = RememberToken.user_id == user_id
+        if keep_session is not None:
+            condition = condition & (RememberToken.session_id != keep_session)
+        self._revoke(condition, now)
 
     def _revoke(self, condition: ColumnElement[bool], now: datetime) -> None:
         self.session.execute(
@@ -137,9 +141,11 @@ class RefreshTokenRepository(Repository[RefreshToken]):
             statement = statement.where(RefreshToken.user_id == user_id)
         return self.session.execute(statement.values(revoked_at=now)).rowcount
 
-    def revoke_all_of(self, user_id: int, now: datetime) -> list[str]:
-        """Revoke every live token of the user; the families that had one."""
+    def revoke_all_of(self, user_id: int, now: datetime, keep_family: str | None = None) -> list[str]:
+        """Revoke every live token of the user (but family `keep_family`); the families that had one."""
         live = (RefreshToken.user_id == user_id) & RefreshToken.revoked_at.is_(None)
+        if keep_family is not None:
+            live = live & (RefreshToken.family_id != keep_family)
         families = list(self.session.scalars(select(RefreshToken.family_id).where(live).distinct()))
         self.session.execute(update(RefreshToken).where(live).values(revoked_at=now))
         return families

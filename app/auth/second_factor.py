@@ -16,17 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask import Flask, abort, current_app, flash, g, has_request_context, redirect, request, session, url_for
 from flask_login import current_user
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.auth import lockout, totp
+from app.auth.cache import forget_family
 from app.auth.models import Passkey
 from app.auth.refusals import committed_before_raising
-from app.auth.session_records import PASSIVE_ATTR, current_record
+from app.auth.repository import RefreshTokenRepository
+from app.auth.session_records import PASSIVE_ATTR, current_record, revoke_all_sessions, revoke_other_sessions
 from app.cache import CacheKey, bump, cached, invalidate
+from app.core.database import utcnow
 from app.core.hosts import app_path
 from app.core.secrets import SecretUnreadable
 from app.core.unit_of_work import unit_of_work
@@ -43,6 +46,9 @@ METHOD_TOTP = "totp"
 METHOD_RECOVERY_CODE = "recovery_code"
 ROLES_NAMESPACE = "user-roles"
 ROLES_TTL = 300
+
+
+refresh_tokens = RefreshTokenRepository()
 
 
 class InvalidSecondFactor(ValidationFailed):
@@ -109,9 +115,15 @@ def _passkey_count(user_id: int) -> int:
     return db.session.scalar(select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id))
 
 
+NEW_RECOVERY_CODES = "hearth_new_recovery_codes"  # `g`: codes made by turning two-factor on
+
+
 def sync_two_factor_flag(user: User) -> bool:
     """Set `two_factor_enabled` from what the user has (a confirmed app, or a passkey), in the
-    caller's unit of work; with no factor left, the recovery codes go too. Returns the flag."""
+    caller's unit of work; with no factor left, the recovery codes go too. Returns the flag.
+
+    Turning it on (`_turned_on`) ends every sign-in from before but this one, and makes the
+    recovery codes when the first factor is a passkey (`take_new_recovery_codes`)."""
     with unit_of_work() as orm_session:
         orm_session.flush()  # a passkey or app just added or removed counts
         enabled = totp.is_confirmed(user.id) or _passkey_count(user.id) > 0
@@ -120,7 +132,35 @@ def sync_two_factor_flag(user: User) -> bool:
         if user.two_factor_enabled != enabled:
             user.two_factor_enabled = enabled
             record("two_factor_enabled" if enabled else "two_factor_disabled", actor_id=user.id, subject_id=user.id)
+            if enabled:
+                _turned_on(user)
     return enabled
+
+
+def _turned_on(user: User) -> None:
+    """Two-factor just came on. A session, remember-me cookie or refresh token made before it
+    proved only the password, which may be what leaked: every one ends but this request's own
+    browser session or API sign-in. And an account whose first factor is a passkey gets its
+    recovery codes now (an app's confirmation makes its own), for the channel to show once."""
+    if has_request_context():
+        revoke_other_sessions(user.id)
+        keep_family = g.get("api_family")
+    else:
+        revoke_all_sessions(user.id)
+        keep_family = None
+    for family_id in refresh_tokens.revoke_all_of(user.id, utcnow(), keep_family=keep_family):
+        forget_family(family_id)
+    record("sign_ins_ended_for_two_factor", actor_id=user.id, subject_id=user.id)
+    if totp.remaining_recovery_codes(user.id) == 0:
+        codes = totp.new_recovery_codes(user.id)
+        record("recovery_codes_generated", actor_id=user.id, subject_id=user.id)
+        if has_request_context():
+            setattr(g, NEW_RECOVERY_CODES, codes)
+
+
+def take_new_recovery_codes() -> list[str] | None:
+    """The recovery codes this request made by turning two-factor on with a passkey, once."""
+    return g.pop(NEW_RECOVERY_CODES, None)
 
 
 # Authenticator app -------------------------------------------------------------------------

@@ -186,6 +186,17 @@ def revoke_all_sessions(user_id: int) -> None:
         remember_tokens.revoke_all_of(user_id, now)
 
 
+def revoke_other_sessions(user_id: int) -> None:
+    """Every browser session and remember-me token of the user but this browser's own (when it
+    is the user's), in the caller's unit of work."""
+    record = current_record()
+    keep = record.id if record is not None and record.user_id == user_id else None
+    now = utcnow()
+    with unit_of_work():
+        sessions.revoke_all_of(user_id, now, keep=keep)
+        remember_tokens.revoke_all_of(user_id, now, keep_session=keep)
+
+
 def active_sessions(user_id: int) -> list[UserSession]:
     return sessions.live_of(user_id, utcnow())
 

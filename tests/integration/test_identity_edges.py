@@ -5,6 +5,8 @@ account to another address."""
 
 from __future__ import annotations
 
+import re
+
 import pyotp
 import pytest
 
@@ -76,3 +78,37 @@ def test_an_api_key_cannot_change_the_email_address(app, client, make_user):
     assert moved.status_code == 403 and moved.get_json()["type"].endswith("/api-key-not-allowed")
     renamed = client.patch("/api/v1/me", json={"display_name": "Script owner"}, headers=bearer(key))
     assert renamed.status_code == 200, renamed.get_json()
+
+
+def test_turning_two_factor_on_ends_every_other_sign_in(app, client, auth, api_auth, make_user):
+    user = make_user(email="careful@example.com")
+    other_browser = auth(app.test_client()).signed_in(user)
+    tokens = api_auth.tokens(user)
+    auth.login(user)
+    assert client.post("/account/security/totp", data={"csrf_token": csrf_token(client, "/account/security")})
+    page = client.get("/account/security").get_data(as_text=True)
+    secret = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', page).group(1)
+    confirmed = client.post(
+        "/account/security/totp/confirm",
+        data={"csrf_token": csrf_token(client, "/account/security"), "code": pyotp.TOTP(secret).now()},
+    )
+    assert confirmed.status_code == 302
+    # This browser goes on; the other one and the API sign-in from before proved only the password.
+    assert client.get("/account/security").status_code == 200
+    assert other_browser.get("/account/security").status_code == 302
+    refreshed = api_auth.client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 401
+    assert api_auth.client.get("/api/v1/me", headers=bearer(tokens["access_token"])).status_code == 401
+
+
+def test_turning_two_factor_on_through_the_api_keeps_that_sign_in(app, client, api_auth, make_user):
+    user = make_user(email="scripted2fa@example.com")
+    older = api_auth.tokens(user)
+    tokens = api_auth.tokens(user)
+    headers = bearer(tokens["access_token"])
+    begun = client.post("/api/v1/me/totp", headers=headers)
+    assert begun.status_code in (200, 201), begun.get_json()
+    code = pyotp.TOTP(begun.get_json()["secret"]).now()
+    assert client.post("/api/v1/me/totp/confirm", json={"code": code}, headers=headers).status_code == 200
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    assert client.get("/api/v1/me", headers=bearer(older["access_token"])).status_code == 401

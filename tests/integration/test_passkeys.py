@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.auth import passkeys
-from app.auth.models import LoginFailures, Passkey
+from app.auth.models import LoginFailures, Passkey, RecoveryCode
 from app.extensions import db
 from app.users.models import User
 from tests.support import csrf_token
@@ -249,7 +249,11 @@ def test_registering_a_passkey_keeps_it_lists_it_and_turns_on_two_factor(app, cl
 
     response = register(client, device, "  Work   laptop ")
     assert response.status_code == 303
-    assert response.headers["Location"].endswith("/account/security#passkeys")
+    # The account's first second factor: its recovery codes come with it, shown once.
+    assert response.headers["Location"].endswith("/account/security#recovery-title")
+    shown = client.get("/account/security").get_data(as_text=True)
+    assert len(re.findall(r"<li><code>[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}</code></li>", shown)) == 10
+    assert len(rows(app, RecoveryCode, RecoveryCode.user_id == user.id)) == 10
 
     [stored] = rows(app, Passkey, Passkey.user_id == user.id)
     assert stored.name == "Work laptop"

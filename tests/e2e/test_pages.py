@@ -192,6 +192,7 @@ def test_api_docs_are_isolated_from_the_site_styles_with_one_main_and_tags_in_re
         "auth",
         "me",
         "admin",
+        "api-keys",
         "exports",
         "meta",
         "notifications",

@@ -152,4 +152,5 @@ def test_a_worker_killed_mid_delivery_is_recovered_by_the_sweeper_and_the_event_
     # The killed attempt shows with no outcome; the second with the receiver's answer.
     assert [line.get("response_status") for line in done.attempt_log] == [None, 200]
     assert "error" not in done.attempt_log[0]
-    assert _job(queue_app, done.job_id).status == JobStatus.succeeded
+    # The job row is finished after the task returns, a moment after the delivery row.
+    wait_until(lambda: _job(queue_app, done.job_id).status == JobStatus.succeeded, message="the job to finish")

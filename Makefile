@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 export FLASK_APP := wsgi
 
-.PHONY: run install system-packages test test-unit test-integration test-e2e test-services browser lint format bench migrate seed clean messages
+.PHONY: run install system-packages test test-unit test-integration test-e2e test-services browser lint format bench migrate seed clean messages \
+	nginx-package cluster test-cluster drills
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -64,6 +65,29 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+## nginx-package: Debian's nginx, the reverse proxy of `make cluster`, `make test-cluster` and `make drills`
+## (they run it in the foreground with their own config on a loopback port, never the system service)
+nginx-package:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; fi; }
+
+## cluster: Hearth scaled out on this machine (cluster/): nginx on CLUSTER_PORT (default 8080; a PORT given
+## on the command line or in the environment wins, `make cluster PORT=9000`) balancing two gunicorn instances,
+## one consumer per queue per instance, PostgreSQL (database hearth_cluster) and Redis (started if down), S3
+## (moto) and an SMTP sink; seeds the admin and prints where everything is. Ctrl-C stops it all and exits 0.
+CLUSTER_PORT ?= 8080
+cluster: install nginx-package
+	$(BIN)/python -m cluster --port $(if $(filter command line environment,$(origin PORT)),$(PORT),$(CLUSTER_PORT))
+
+## test-cluster: consistency across instances through nginx (tests/cluster; `make test` skips that folder)
+test-cluster: install nginx-package
+	$(BIN)/pytest tests/cluster -q
+
+## drills: fault drills under load with figures (drills/; DRILLS_ARGS=--short: each fault once, ~5 min)
+drills: install nginx-package
+	$(BIN)/python -m drills $(DRILLS_ARGS)
 
 ## test: the whole suite on the embedded profile (SQLite, in-process cache, SQLite huey)
 test: install browser

@@ -7,6 +7,7 @@ startup with one message instead of a crash loop.
 
 import multiprocessing
 import os
+import signal
 import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '5000')}")
@@ -41,3 +42,24 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """At SIGTERM, stop listening at once rather than when the last request is done.
+
+    gthread workers keep their copy of the listening socket open until they exit, so
+    connections made during a graceful stop wait in a backlog nobody serves and are reset at
+    the end: nginx retries a GET elsewhere, but a POST it already sent fails with 502. With the
+    copies closed, new connections are refused and nginx retries them, whatever the method, on
+    another instance (docs/deployment.md). Requests already accepted still finish. A reload
+    (SIGHUP) is unaffected: the master and the new workers keep the socket open."""
+    stop_gracefully = worker.handle_exit
+
+    def stop_listening_then_finish(signum, frame):
+        if worker.alive:
+            worker.set_accept_enabled(False)
+            for listener in worker.sockets:
+                listener.close()
+        stop_gracefully(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop_listening_then_finish)

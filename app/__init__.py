@@ -198,11 +198,14 @@ def _engine_options(url: str) -> dict[str, Any]:
         # WAL lets the web process read while a worker writes; busy timeout rides out locks.
         return {"connect_args": {"timeout": 15}}
     # pre_ping survives a restarted PostgreSQL; recycle avoids idle connections cut by proxies.
+    # A request waits at most 10 s for a pooled connection, then answers 503 (app.errors),
+    # well inside gunicorn's 30 s timeout, instead of the default 30 s and a killed worker.
     return {
         "pool_pre_ping": True,
         "pool_recycle": 1800,
         "pool_size": 10,
         "max_overflow": 10,
+        "pool_timeout": 10,
         "connect_args": {"connect_timeout": 5},
     }
 

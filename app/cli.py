@@ -4,6 +4,7 @@ first-run credentials file `make run` writes and shows (scripts/run.py)."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from huey.consumer import Consumer
 
 from app.auth.accounts import set_password
 from app.core.runtime import settle_after_startup
@@ -148,6 +150,7 @@ def worker(queue: str, workers: int | None) -> None:
     huey = current_app.extensions[QUEUES_KEY].hueys[queue]
     if huey.immediate:
         raise click.ClickException("JOBS_IMMEDIATE is set: tasks run inline, there is no queue to consume")
+    settings = current_app.extensions["hearth.settings"]
     consumer = huey.create_consumer(
         workers=workers or QUEUES[queue].workers,
         worker_type="thread",
@@ -157,10 +160,29 @@ def worker(queue: str, workers: int | None) -> None:
         max_delay=1.0,
         check_worker_health=True,
         scheduler_interval=1,
+        # systemd, Kubernetes, honcho and the cluster harness stop with SIGTERM: finish the
+        # running jobs (up to the timeout) instead of dropping them for the sweeper.
+        graceful_signal="TERM",
+        shutdown_timeout=settings.jobs_shutdown_timeout_seconds,
     )
+    graceful_on_interrupt(consumer)
     settle_after_startup()
-    log.info("worker_starting", queue=queue, workers=consumer.workers)
+    log.info(
+        "worker_starting",
+        queue=queue,
+        workers=consumer.workers,
+        shutdown_timeout_seconds=settings.jobs_shutdown_timeout_seconds,
+    )
     consumer.run()
+    log.info("worker_stopped", queue=queue)
+
+
+def graceful_on_interrupt(consumer: Consumer) -> None:
+    """Make SIGINT (Ctrl-C) graceful too, as it was before SIGTERM became huey's graceful
+    signal (huey would otherwise make SIGINT the immediate stop). A second SIGINT or SIGTERM
+    during the wait stops at once, as with huey's own graceful signal."""
+    # huey keeps signal -> (restart, graceful) here; no public option sets both signals graceful.
+    consumer._signal_actions[signal.SIGINT] = (False, True)
 
 
 @jobs_cli.command("sweep")

@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     webhook_connect_timeout: float = Field(default=3.0, gt=0, le=60)
     webhook_timeout: float = Field(default=10.0, gt=0, le=120)
     smtp_url: str | None = None
+    # /dev/mail's copies (development only); a cluster on one machine gives each its own.
+    dev_mail_dir: str | None = None
     mail_from: str = "Hearth <no-reply@localhost>"
     sentry_dsn: str | None = None
     sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
@@ -160,6 +162,10 @@ class Settings(BaseSettings):
     jobs_sqlite_dir: str | None = None
     jobs_lease_seconds: float = Field(default=60.0, gt=0)
     jobs_queued_grace_seconds: float = Field(default=60.0, ge=0)
+    # `flask worker` on SIGTERM (or SIGINT): stop taking jobs, give running ones this long to
+    # finish, then exit (what is still running is re-run after its lease). Keep it below the
+    # supervisor's kill timeout (Kubernetes: 30 s by default; systemd TimeoutStopSec: 90 s).
+    jobs_shutdown_timeout_seconds: float = Field(default=25.0, ge=0, le=3600)
     jobs_backoff_base_seconds: float = Field(default=10.0, gt=0)
     jobs_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     # Succeeded jobs are deleted this many days after they finished (failed ones stay: the dead letter).
@@ -411,6 +417,11 @@ class Settings(BaseSettings):
     @property
     def local_storage_root(self) -> Path:
         return Path(self.storage_local_path) if self.storage_local_path else INSTANCE_PATH / "storage"
+
+    @property
+    def dev_mailbox(self) -> Path:
+        """Where development keeps a copy of every email for /dev/mail (DEV_MAIL_DIR)."""
+        return Path(self.dev_mail_dir) if self.dev_mail_dir else INSTANCE_PATH / "mail"
 
 
 def _dev_secrets(path: Path) -> dict[str, str]:

@@ -14,14 +14,18 @@ the request's language. The HTML page words each status itself, translated
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import orjson
 from flask import Flask, Response, current_app, g, render_template, request
 from markupsafe import escape
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.api_paths import is_api_request
+from app.core.circuit import Throttle
 from app.core.ratelimit import breached_limit_headers
 from app.i18n import N_, _, locale_code, translate_stored
 from app.logging import get_logger, redacted_path, request_route
@@ -83,6 +87,43 @@ class TooManyRequests(DomainError):
 
     def response_headers(self) -> list[tuple[str, str]]:
         return [("Retry-After", str(self.retry_after))]
+
+
+class ServiceUnavailable(DomainError):
+    """Something the request needs is down for a moment (the database, file storage): 503 with
+    `Retry-After`, the seconds after which trying again may succeed."""
+
+    status, title, slug = 503, "Service unavailable", "service-unavailable"
+    retry_after = 5
+
+    def __init__(self, detail: str | None = None, retry_after: int | None = None, **extra: Any):
+        super().__init__(detail, **extra)
+        if retry_after is not None:
+            self.retry_after = max(1, int(retry_after))
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after)), ("Cache-Control", "no-store")]
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database refused or lost the connection (stopped, restarting, out of connections),
+    or no pooled connection came free in time. Raised by no service: the mapper turns such
+    SQLAlchemy errors into it (`handle_database_error`)."""
+
+    title, slug = "Database unavailable", "database-unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """File storage (S3, or the local disk) could not be reached or failed to answer."""
+
+    title, slug = "Storage unavailable", "storage-unavailable"
+    retry_after = 30
+
+
+class StorageFull(DomainError):
+    """File storage has no room for the object (the local disk is full): 507."""
+
+    status, title, slug = 507, "Insufficient storage", "insufficient-storage"
 
 
 class ValidationFailed(DomainError):
@@ -251,6 +292,8 @@ def _stock_description(error: HTTPException) -> str | None:
 
 def handle_unexpected(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
+    if is_database_unavailable(original):  # raised outside the view (an after-request hook)
+        return handle_database_error(original)
     log.error("unhandled_exception", exc_info=original, route=request_route(), path=redacted_path())
     detail = _("Something went wrong on our side. The error has been logged.")
     page_detail = None
@@ -259,7 +302,82 @@ def handle_unexpected(error: Exception) -> Response:
     return _respond(500, "Internal server error", detail, slug="internal-server-error", page_detail=page_detail)
 
 
+# Database unavailable -------------------------------------------------------------------------
+
+DATABASE_WARNING_KEY = "hearth.errors.database_warning"
+DATABASE_WARN_EVERY = 10.0
+# SQLSTATEs of a server that is there but cannot serve (class 08: connection exceptions;
+# 57P01-03: shutting down, crashed, starting up; 53300: too many connections).
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
+# SQLite's ways of saying the file cannot be used at all (not a constraint or a syntax error).
+_UNAVAILABLE_SQLITE_MESSAGES = ("unable to open database file", "disk i/o error", "database disk image is malformed")
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether `error` means "the database cannot be reached now", not "this statement is wrong":
+    a pool timeout; a disconnect SQLAlchemy noticed; an OperationalError or InterfaceError
+    whose driver error is a connection failure (no SQLSTATE: the client's own; class 08 or
+    57P0x: the server's), or SQLite failing to open or read its file."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    original = error.orig
+    if isinstance(original, sqlite3.Error):
+        return str(original).lower().startswith(_UNAVAILABLE_SQLITE_MESSAGES)
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if sqlstate:
+        return sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+    return True  # psycopg's client-side errors (refused, reset, closed) carry no SQLSTATE
+
+
+def handle_database_error(error: Exception) -> Response:
+    """503 with Retry-After while the database is unavailable; any other database error goes
+    on to Flask's unhandled-exception path (logged with its traceback, then a 500), as before."""
+    if not is_database_unavailable(error):
+        raise error
+    throttle: Throttle = current_app.extensions[DATABASE_WARNING_KEY]
+    occurrences = throttle.due()
+    if occurrences:
+        # A warning, without a traceback: the outage is the news, not where it was noticed.
+        # The driver's own message: SQLAlchemy's adds the statement and its parameters.
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        log.warning(
+            "database_unavailable",
+            error=f"{type(cause).__name__}: {cause}".splitlines()[0][:300],
+            route=request_route(),
+            requests=occurrences,
+            retry_after_seconds=DatabaseUnavailable.retry_after,
+        )
+    return database_unavailable_response()
+
+
+def database_unavailable_response() -> Response:
+    """The 503 for a database outage: problem+json, or a page that reads nothing from the
+    database (no layout: it would load the signed-in user)."""
+    unavailable = DatabaseUnavailable(_("The database is unavailable for a moment. Please try again shortly."))
+    headers = unavailable.response_headers()
+    if _answers_problem_json():
+        return problem_response(unavailable.status, unavailable.title, unavailable.detail, unavailable.slug, headers)
+    try:
+        html = render_template("errors/unavailable.html", status=unavailable.status)
+    except Exception:  # the last resort: logged, then the plain page
+        log.exception("error_page_failed", status=503, route=request_route(), path=redacted_path())
+        html = _fallback_page(unavailable.status, unavailable.title)
+    response = Response(html, status=unavailable.status, mimetype="text/html")
+    response.headers.extend(headers)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.extensions[DATABASE_WARNING_KEY] = Throttle(DATABASE_WARN_EVERY)
+    # A database outage is a 503 and one warning, never a 500 with a traceback per request.
+    app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(PoolTimeout, handle_database_error)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     # Unhandled exceptions reach Flask's handle_exception, which signals

@@ -22,8 +22,10 @@ from flask import Flask
 from huey import Huey, crontab
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 from redis import ConnectionPool
+from redis.exceptions import RedisError
 
 from app.config import INSTANCE_PATH, Settings
+from app.core.circuit import Circuit
 from app.core.database import utcnow
 from app.jobs.periodic import PERIODIC_QUEUE, PeriodicTask, enqueue_scheduled, run_recorded
 from app.jobs.queues import QUEUES, QUEUES_KEY, TaskSpec
@@ -32,6 +34,11 @@ from tasks import DURABLE_TASKS, PERIODIC_TASKS
 from tasks.runtime import DurableTask, periodic_job, run_attempt
 
 log = get_logger("hearth.jobs")
+
+# The dispatch breaker (app.core.circuit): after a broker failure, skip dispatching for this
+# long; warn this often at most.
+DISPATCH_RETRY_AFTER = 2.0
+DISPATCH_WARN_EVERY = 30.0
 
 
 class QueueHuey(Huey):
@@ -93,6 +100,17 @@ class AppQueues:
                 socket_timeout=settings.redis_timeout_seconds,
                 socket_connect_timeout=settings.redis_timeout_seconds,
             )
+        # Redis down or hung: one client timeout per window, then dispatches are skipped (their
+        # rows stay queued for the sweeper) instead of each paying the timeout in a request.
+        self.circuit = Circuit(
+            "job-dispatch",
+            retry_after=DISPATCH_RETRY_AFTER,
+            warn_every=DISPATCH_WARN_EVERY,
+            log=log,
+            unavailable_event="job_dispatch_failed",
+            recovered_event="job_dispatch_recovered",
+            detail="jobs stay queued in the database; the sweeper sends them once Redis is back",
+        )
         self.hueys: dict[str, QueueHuey] = {name: QueueHuey(name) for name in QUEUES}
         for huey in self.hueys.values():
             _connect(huey, settings, pool)
@@ -113,12 +131,22 @@ class AppQueues:
                 )
             self.hueys[PERIODIC_QUEUE].periodic_task(crontab(**dict(schedule.cron)), name=trigger.__name__)(trigger)
 
-    def dispatch(self, job_id: str, task_name: str, delay: float | None) -> None:
+    def dispatch(self, job_id: str, task_name: str, delay: float | None) -> bool:
+        """Hand `job_id` to huey; False when it was not sent because Redis failed (now or a
+        moment ago: the breaker is open). The job row stays queued and the sweeper re-sends it."""
         task = self._wrappers[task_name]
-        if delay:
-            task.schedule(args=(job_id,), delay=delay)
-        else:
-            task(job_id)
+        if not self.circuit.allows():
+            return False
+        try:
+            if delay:
+                task.schedule(args=(job_id,), delay=delay)
+            else:
+                task(job_id)
+        except RedisError as error:
+            self.circuit.record_failure("dispatch", error, job_id=job_id, task=task_name)
+            return False
+        self.circuit.record_success()
+        return True
 
     def pending_count(self) -> int:
         return sum(huey.pending_count() for huey in self.hueys.values())

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ import sentry_sdk
 import structlog
 from flask import Flask
 
+from app.errors import is_database_unavailable
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
 from app.jobs.periodic import PERIODIC_QUEUE, PeriodicTask, run_recorded
@@ -130,6 +132,43 @@ class _Heartbeat(threading.Thread):
         self.stopped.set()
 
 
+RECORD_RETRY_FIRST_DELAY = 0.25
+RECORD_RETRY_MAX_DELAY = 5.0
+
+
+def record_outcome(
+    record: Callable[[], T], job_id: str, within_seconds: float, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run `record` (writing an attempt's outcome), retrying with backoff for up to
+    `within_seconds` (the lease length) while the database is unavailable (app.errors
+    `is_database_unavailable`). An email delivered while PostgreSQL restarts is then recorded
+    once it is back, rather than left `running` for the sweeper to send again after the lease.
+    Any other error, or an outage outlasting the lease, is raised as before."""
+    deadline = time.monotonic() + within_seconds
+    delay = RECORD_RETRY_FIRST_DELAY
+    attempts = 0
+    while True:
+        try:
+            outcome = record()
+        except Exception as error:
+            if not is_database_unavailable(error) or time.monotonic() + delay > deadline:
+                raise
+            attempts += 1
+            if attempts == 1:  # one line per attempt's outcome, however long the outage
+                log.warning(
+                    "job_outcome_not_recorded_retrying",
+                    job_id=job_id,
+                    error=f"{type(error).__name__}: {error}".splitlines()[0][:300],
+                    retry_for_seconds=within_seconds,
+                )
+            sleep(delay)
+            delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+            continue
+        if attempts:
+            log.info("job_outcome_recorded_after_retry", job_id=job_id, retries=attempts)
+        return outcome
+
+
 def _worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -154,19 +193,24 @@ def _run_with_lease(
     app: Flask, job: Job, owner: str, func: Callable[..., None], on_final_failure: Callable[..., None] | None
 ) -> None:
     settings = app.extensions["hearth.settings"]
-    heartbeat = _Heartbeat(app, job.id, owner, settings.jobs_lease_seconds / 3)
+    job_id = job.id
+    heartbeat = _Heartbeat(app, job_id, owner, settings.jobs_lease_seconds / 3)
     heartbeat.start()
     log.info("job_started")
     started = time.perf_counter()
     try:
-        func(job_id=job.id, **job.payload)
+        func(job_id=job_id, **job.payload)
     except Exception as exc:  # any task failure is recorded on the row and retried by policy
-        heartbeat.stop()
         sentry_sdk.capture_exception(exc)  # a no-op unless SENTRY_DSN is configured
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         # A unit of work of its own: the body's units rolled its work back, the attempt's
         # bookkeeping (attempt count, error, traceback, next try) persists regardless.
-        outcome = jobs_service.record_failure(job, owner, exc, duration_ms)
+        try:
+            outcome = record_outcome(
+                partial(jobs_service.record_failure, job, owner, exc, duration_ms), job_id, settings.jobs_lease_seconds
+            )
+        finally:
+            heartbeat.stop()
         log.warning(
             "job_finished",
             outcome=outcome.status.value,
@@ -180,7 +224,13 @@ def _run_with_lease(
             # paths or reprs): what a task shows its users about the failure.
             on_final_failure(error=jobs_service.failure_message(exc), **job.payload)
         return
-    heartbeat.stop()
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    outcome = jobs_service.record_success(job, owner, duration_ms)
+    try:
+        # The heartbeat keeps the lease while a database outage delays the record: the work
+        # is done (an email sent) and must not be handed to another worker meanwhile.
+        outcome = record_outcome(
+            partial(jobs_service.record_success, job, owner, duration_ms), job_id, settings.jobs_lease_seconds
+        )
+    finally:
+        heartbeat.stop()
     log.info("job_finished", outcome=outcome.status.value, duration_ms=duration_ms, recorded=outcome.recorded)

@@ -3,7 +3,7 @@
 Flask-Caching's RedisCache raises when Redis is down, which would turn a cache outage into
 500s. `ResilientRedisCache` answers every operation as a miss (get → None, set → False)
 when Redis errors, logs one warning per `WARN_EVERY` seconds, and then stops calling Redis
-for `RETRY_AFTER` seconds (a small circuit breaker), so while Redis is down a request pays
+for `RETRY_AFTER` seconds (a circuit breaker, app.core.circuit), so while Redis is down a request pays
 at most one client timeout per process per window instead of one per cache call. The first
 call after the window tries Redis again: caching resumes by itself when Redis is back.
 This covers `cache.get/set`, `@cache.memoize`, `{% cache %}` fragments and our cache-aside
@@ -12,8 +12,6 @@ helpers alike, since they all go through this backend.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +19,7 @@ from flask_caching.backends.rediscache import RedisCache
 from flask_caching.backends.simplecache import SimpleCache
 from redis.exceptions import RedisError
 
+from app.core.circuit import Circuit
 from app.logging import get_logger
 
 log = get_logger("hearth.cache")
@@ -29,41 +28,17 @@ WARN_EVERY = 30.0
 RETRY_AFTER = 2.0
 
 
-class CacheCircuit:
-    """Shared state of one backend: is Redis failing, and when did we last say so."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.open_until = 0.0
-        self.last_warning = 0.0
-        self.failures = 0
-
-    def allows(self) -> bool:
-        return time.monotonic() >= self.open_until
-
-    def record_failure(self, operation: str, error: Exception) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.failures += 1
-            self.open_until = now + RETRY_AFTER
-            warn = now - self.last_warning >= WARN_EVERY
-            if warn:
-                self.last_warning = now
-        if warn:
-            log.warning(
-                "cache_unavailable",
-                operation=operation,
-                error=f"{type(error).__name__}: {error}"[:300],
-                retry_after_seconds=RETRY_AFTER,
-                detail="answering from the database until Redis is back",
-            )
-
-    def record_success(self) -> None:
-        if self.failures:
-            with self._lock:
-                if self.failures:
-                    log.info("cache_recovered", failures=self.failures)
-                    self.failures = 0
+def cache_circuit() -> Circuit:
+    """The breaker of one backend (app.core.circuit): its window, its warning and recovery lines."""
+    return Circuit(
+        "cache",
+        retry_after=RETRY_AFTER,
+        warn_every=WARN_EVERY,
+        log=log,
+        unavailable_event="cache_unavailable",
+        recovered_event="cache_recovered",
+        detail="answering from the database until Redis is back",
+    )
 
 
 def _guarded(name: str, fallback: Any) -> Callable[..., Any]:
@@ -90,7 +65,7 @@ class ResilientRedisCache(RedisCache):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.circuit = CacheCircuit()
+        self.circuit = cache_circuit()
 
     get = _guarded("get", None)
     get_many = _guarded("get_many", lambda *keys: [None] * len(keys))

@@ -7,6 +7,10 @@ configured, published on `<prefix>:l1-invalidate`; each instance runs one daemon
 subscribed to that channel (started on first use), so a change made on one instance is
 gone from every other instance's L1 within milliseconds, not after the 30 s TTL. The
 embedded profile has one web process and no Redis: local drops are all it needs.
+
+Publishing goes through a circuit breaker (app.core.circuit): after a failed publish the
+next PUBLISH_RETRY_AFTER seconds of drops are local only (the others fall back on the TTL)
+and one `l1_invalidation_not_published` warning stands for PUBLISH_WARN_EVERY seconds of them.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ from cachetools import TTLCache
 from redis import Redis
 from redis.exceptions import RedisError
 
+from app.core.circuit import Circuit
 from app.logging import get_logger
 
 log = get_logger("hearth.cache")
+
+# The publish breaker: skip publishing for this long after a failure; warn this often at most.
+PUBLISH_RETRY_AFTER = 2.0
+PUBLISH_WARN_EVERY = 30.0
 
 MISSING = object()
 SEPARATOR = "\x1f"
@@ -83,20 +92,34 @@ class InvalidationBus:
         self._start_lock = threading.Lock()
         self.ready = threading.Event()
         self.received = 0
+        # A dead or hung Redis costs one client timeout per window, not one per change.
+        self.circuit = Circuit(
+            "l1-invalidation",
+            retry_after=PUBLISH_RETRY_AFTER,
+            warn_every=PUBLISH_WARN_EVERY,
+            log=log,
+            unavailable_event="l1_invalidation_not_published",
+            recovered_event="l1_invalidation_published_again",
+            detail="other instances keep their L1 copies until the L1 TTL ends",
+        )
 
     def drop(self, namespace: str, key: str = ALL_KEYS) -> None:
         """Drop here at once, and tell the other instances."""
         self.local.drop(namespace, key)
         if self.redis_url is None:
             return
+        if not self.circuit.allows():
+            return  # Redis failed a moment ago: the others fall back on the L1 TTL
         try:
             if self._publisher is None:
                 self._publisher = Redis.from_url(
                     self.redis_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
                 )
             self._publisher.publish(self.channel, f"{namespace}{SEPARATOR}{key}")
-        except RedisError as error:  # the others fall back on the 30 s TTL
-            log.warning("l1_invalidation_not_published", namespace=namespace, error=repr(error)[:200])
+        except RedisError as error:  # the others fall back on the L1 TTL
+            self.circuit.record_failure("publish", error, namespace=namespace)
+            return
+        self.circuit.record_success()
 
     def ensure_listening(self) -> None:
         """Start the subscriber thread once (cheap to call on every L1 read)."""

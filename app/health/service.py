@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +62,19 @@ def readiness() -> Report:
     healthy = all(check["status"] == OK for check in checks.values())
     return Report(
         healthy,
-        {"status": OK if healthy else ERROR, "checks": checks, "version": app_version(), "uptime": uptime_seconds()},
+        {
+            "status": OK if healthy else ERROR,
+            "checks": checks,
+            "version": app_version(),
+            "uptime": uptime_seconds(),
+            "instance": instance(),
+        },
     )
+
+
+def instance() -> dict[str, Any]:
+    """Which process answered (behind a load balancer: which instance, and which worker of it)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _migration_heads() -> tuple[set[str], set[str]]:

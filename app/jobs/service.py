@@ -185,13 +185,16 @@ def send_after_commit(job_id: str, task_name: str, delay: float | None = None) -
     jobs.session.info.setdefault(OUTBOX_KEY, []).append((job_id, task_name, delay))
 
 
-def dispatch(job_id: str, task_name: str, delay: float | None = None) -> None:
-    """Hand a job id to huey. A broker failure is logged, never raised: the sweeper retries."""
+def dispatch(job_id: str, task_name: str, delay: float | None = None) -> bool:
+    """Hand a job id to huey; True when sent. A broker failure is logged, never raised: the
+    row stays and the sweeper re-sends it. While Redis fails, the queues' breaker skips the
+    dispatch at once (one `job_dispatch_failed` line per window, tasks.queues.AppQueues)."""
     queues = app_queues()
     try:
-        queues.dispatch(job_id, task_name, delay)
-    except Exception as exc:  # the broker may be down; the row stays and the sweeper re-sends
+        return queues.dispatch(job_id, task_name, delay)
+    except Exception as exc:  # any other broker failure (SQLite huey): logged per job
         log.warning("job_dispatch_failed", job_id=job_id, task=task_name, error=repr(exc))
+        return False
 
 
 @event.listens_for(Session, "after_commit")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from email import policy
 from email.parser import BytesParser
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, current_app, render_template
 
 from app.mail.html import sanitized_html
-from app.mail.service import DEV_MAILBOX
 
 dev_mail_bp = Blueprint("dev_mail", __name__, url_prefix="/dev/mail")
 MAILBOX_LIMIT = 200
@@ -35,13 +34,14 @@ def _read(path, parts: bool = False):
 
 @dev_mail_bp.get("/")
 def inbox() -> str:
-    paths = sorted(DEV_MAILBOX.glob("*.eml"), reverse=True)[:MAILBOX_LIMIT] if DEV_MAILBOX.exists() else []
+    mailbox = current_app.extensions["hearth.settings"].dev_mailbox
+    paths = sorted(mailbox.glob("*.eml"), reverse=True)[:MAILBOX_LIMIT] if mailbox.exists() else []
     return render_template("dev/mail.html", messages=[_read(path) for path in paths])
 
 
 @dev_mail_bp.get("/<key>")
 def message(key: str) -> str:
-    path = DEV_MAILBOX / f"{key}.eml"
+    path = current_app.extensions["hearth.settings"].dev_mailbox / f"{key}.eml"
     if not key.replace("T", "").isdigit() or not path.is_file():
         abort(404)
     return render_template("dev/mail_message.html", message=_read(path, parts=True))

@@ -15,7 +15,6 @@ from urllib.parse import unquote, urlsplit
 
 from flask import current_app, render_template
 
-from app.config import INSTANCE_PATH
 from app.core.unit_of_work import unit_of_work
 from app.i18n import DEFAULT_LOCALE, force_locale
 from app.jobs.service import enqueue_task
@@ -24,7 +23,6 @@ from app.users.service import checked_email
 
 log = get_logger("hearth.mail")
 SMTP_TIMEOUT_SECONDS = 10
-DEV_MAILBOX = INSTANCE_PATH / "mail"
 SEND_EMAIL_TASK = "tasks.emails.send_email"  # queued by name: tasks.emails imports this module
 # Header lines may run to RFC 5322's 998 characters before folding: with the default 78, a
 # `List-Unsubscribe: <https://…/long-token>` (one word, nowhere to fold) would be turned into
@@ -100,7 +98,7 @@ def deliver(message: EmailMessage) -> None:
     """Send through SMTP_URL; in development also keep a copy for the /dev/mail page."""
     settings = current_app.extensions["hearth.settings"]
     if settings.is_development:
-        store_dev_copy(message)
+        store_dev_copy(message, settings.dev_mailbox)
     if not settings.smtp_url:
         log.info("mail_not_sent_no_smtp", to_domain=str(message["To"]).rpartition("@")[2])
         return
@@ -120,10 +118,10 @@ def deliver(message: EmailMessage) -> None:
     log.info("mail_sent", message_id=message["Message-ID"])
 
 
-def store_dev_copy(message: EmailMessage) -> Path:
-    DEV_MAILBOX.mkdir(parents=True, exist_ok=True)
+def store_dev_copy(message: EmailMessage, mailbox: Path) -> Path:
+    mailbox.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    path = DEV_MAILBOX / f"{stamp}.eml"
+    path = mailbox / f"{stamp}.eml"
     path.write_bytes(bytes(message))
     return path
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from flask import current_app
+
+from app.core.circuit import Throttle
+from app.errors import StorageFull, StorageUnavailable
+from app.i18n import _
+from app.logging import get_logger
+
+log = get_logger("hearth.storage")
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,36 @@ class Storage(Protocol):
 
     def purge(self, prefix: str, older_than: datetime) -> int:
         """Remove the objects under `prefix` last written before `older_than`; how many."""
+
+
+# Disk full, or the user's/filesystem's quota reached: no room, as opposed to a broken disk.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+UNAVAILABLE_WARN_EVERY = 30.0
+
+
+def storage_unavailable(backend: str, operation: str, error: BaseException, throttle: Throttle) -> StorageUnavailable:
+    """The domain error for storage that cannot be reached (503, Retry-After); logs one
+    `storage_unavailable` warning per UNAVAILABLE_WARN_EVERY seconds per app."""
+    occurrences = throttle.due()
+    if occurrences:
+        log.warning(
+            "storage_unavailable",
+            backend=backend,
+            operation=operation,
+            error=f"{type(error).__name__}: {error}"[:300],
+            failures=occurrences,
+        )
+    return StorageUnavailable(_("File storage can’t be reached at the moment. Please try again shortly."))
+
+
+def storage_full(backend: str, operation: str, error: OSError, throttle: Throttle) -> StorageFull:
+    """The domain error for storage without room (507); one `storage_full` warning per window."""
+    occurrences = throttle.due()
+    if occurrences:
+        log.warning(
+            "storage_full", backend=backend, operation=operation, error=f"{error.strerror}", failures=occurrences
+        )
+    return StorageFull(_("There is no room left to store this file. Please try again later."))
 
 
 EXTENSION_KEY = "hearth.storage"  # `app.extensions` key of the app's Storage (app.storage.init_storage)

@@ -13,9 +13,12 @@ used as the other (a swapped token is a plain 403).
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +29,20 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
+from app.core.circuit import Throttle
 from app.core.security_headers import own_content_security_policy
 from app.i18n import _
-from app.storage.base import STREAM_CHUNK, ObjectInfo, ObjectTooLarge, PresignedPost, get_storage
+from app.storage.base import (
+    NO_ROOM,
+    STREAM_CHUNK,
+    UNAVAILABLE_WARN_EVERY,
+    ObjectInfo,
+    ObjectTooLarge,
+    PresignedPost,
+    get_storage,
+    storage_full,
+    storage_unavailable,
+)
 from app.storage.names import attachment_disposition
 
 local_storage_bp = Blueprint("local_storage", __name__, url_prefix="/storage")
@@ -76,6 +90,7 @@ def _fields(payload: Any, names: tuple[str, ...], types: tuple[type, ...]) -> tu
 class LocalStorage:
     def __init__(self, root: Path, secret: str):
         self.root = Path(root).resolve()
+        self.warnings = Throttle(UNAVAILABLE_WARN_EVERY)
         self.upload_signer = URLSafeSerializer(secret, salt=UPLOAD_SALT)
         self.download_signer = URLSafeSerializer(secret, salt=DOWNLOAD_SALT)
 
@@ -117,31 +132,50 @@ class LocalStorage:
         return path.open("rb")
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-        self._path(key + CONTENT_TYPE_SUFFIX).write_text(content_type)
+        self.put_stream(key, io.BytesIO(data), content_type, len(data))
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, max_bytes: int) -> int:
+        """Write to a `.part` file, then rename it into place: a reader never sees half an
+        object. On any failure (too large, disk full) nothing is left: neither the part file
+        nor, when the content type could not be written after it, the object."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         written = 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(STREAM_CHUNK):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise ObjectTooLarge(max_bytes)
-                    out.write(chunk)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)  # only left when something failed
-        self._path(key + CONTENT_TYPE_SUFFIX).write_text(content_type)
+        with self._room("put"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    while chunk := stream.read(STREAM_CHUNK):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise ObjectTooLarge(max_bytes)
+                        out.write(chunk)
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)  # only left when something failed
+            self._write_content_type(key, content_type)
         return written
+
+    def _write_content_type(self, key: str, content_type: str) -> None:
+        """The object's Content-Type beside it; without room for it, the object goes too."""
+        try:
+            self._path(key + CONTENT_TYPE_SUFFIX).write_text(content_type)
+        except OSError:
+            self.delete(key)
+            raise
+
+    @contextmanager
+    def _room(self, operation: str) -> Iterator[None]:
+        """A full disk (or quota) is StorageFull (507), any other OS failure to write
+        StorageUnavailable (503), both logged once per window, never a 500."""
+        try:
+            yield
+        except OSError as error:
+            if isinstance(error, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+                raise  # a key that is not there, or not a file: the caller's business
+            if error.errno in NO_ROOM:
+                raise storage_full("local", operation, error, self.warnings) from error
+            raise storage_unavailable("local", operation, error, self.warnings) from error
 
     def move(self, source: str, target: str) -> bool:
         source_path, target_path = self._path(source), self._path(target)
@@ -224,7 +258,8 @@ class _Spool:
 
     def discard(self) -> None:
         for path, handle in self.files:
-            handle.close()
+            with suppress(OSError):  # its buffered tail did not fit on a full disk: removed below anyway
+                handle.close()
             Path(path).unlink(missing_ok=True)
 
 
@@ -239,6 +274,11 @@ def upload() -> tuple[str, int]:
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(_("The body is larger than the upload policy allows (content-length-range)."))
     path = storage._path(policy.key)
+    with storage._room("upload"):  # disk full while receiving: 507, and the spooled part removed
+        return _receive(storage, policy, path)
+
+
+def _receive(storage: LocalStorage, policy: UploadPolicy, path: Path) -> tuple[str, int]:
     path.parent.mkdir(parents=True, exist_ok=True)
     spool = _Spool(path.parent, path.name)
     try:
@@ -265,7 +305,7 @@ def upload() -> tuple[str, int]:
         if size != policy.size:
             abort(400, f"The file has {size} bytes; the policy allows exactly {policy.size} (content-length-range).")
         os.replace(spool.path_of(upload_file.stream), path)
-        storage._path(policy.key + CONTENT_TYPE_SUFFIX).write_text(policy.content_type)
+        storage._write_content_type(policy.key, policy.content_type)
     finally:
         spool.discard()  # the kept file was renamed away; this removes only the rest
     return "", 204

@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import BinaryIO
+from functools import wraps
+from typing import BinaryIO, ParamSpec, TypeVar
 
 import boto3
 from botocore.client import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from app.config import Settings
-from app.storage.base import CappedReader, ObjectInfo, PresignedPost
+from app.core.circuit import Throttle
+from app.storage.base import UNAVAILABLE_WARN_EVERY, CappedReader, ObjectInfo, PresignedPost, storage_unavailable
 from app.storage.names import attachment_disposition
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _server_error(error: ClientError) -> bool:
+    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+
+
+def reachable(method: Callable[P, R]) -> Callable[P, R]:
+    """S3 unreachable (refused, reset, timed out) or failing (5xx after botocore's retries):
+    StorageUnavailable (503 with Retry-After), logged once per window, never a 500."""
+
+    @wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (EndpointUnreachable, HTTPClientError) as error:
+            raise storage_unavailable("s3", method.__name__, error, args[0].warnings) from error  # type: ignore[attr-defined]
+        except ClientError as error:
+            if not _server_error(error):
+                raise
+            raise storage_unavailable("s3", method.__name__, error, args[0].warnings) from error  # type: ignore[attr-defined]
+
+    return call
 
 
 class S3Storage:
@@ -38,7 +67,9 @@ class S3Storage:
         )
         self._create_bucket = settings.s3_create_bucket
         self._bucket_checked = False
+        self.warnings = Throttle(UNAVAILABLE_WARN_EVERY)
 
+    @reachable
     def _ensure_bucket(self) -> None:
         if self._create_bucket and not self._bucket_checked:
             try:
@@ -47,6 +78,7 @@ class S3Storage:
                 self.client.create_bucket(Bucket=self.bucket)
             self._bucket_checked = True
 
+    @reachable
     def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedPost:
         self._ensure_bucket()
         # boto3 adds the exact `key` and `bucket` conditions; the length range is one value.
@@ -71,6 +103,7 @@ class S3Storage:
             },
         )
 
+    @reachable
     def head(self, key: str) -> ObjectInfo | None:
         try:
             meta = self.client.head_object(Bucket=self.bucket, Key=key)
@@ -80,12 +113,14 @@ class S3Storage:
             raise
         return ObjectInfo(size=meta["ContentLength"], content_type=meta.get("ContentType"))
 
+    @reachable
     def read(self, key: str, length: int | None = None) -> bytes:
         params = {"Bucket": self.bucket, "Key": key}
         if length is not None:
             params["Range"] = f"bytes=0-{length - 1}"
         return self.client.get_object(**params)["Body"].read()
 
+    @reachable
     def open(self, key: str) -> BinaryIO:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
@@ -96,12 +131,14 @@ class S3Storage:
         # botocore's StreamingBody: a file object reading the HTTP response as it is asked to.
         return response["Body"]
 
+    @reachable
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self._ensure_bucket()
         self.client.put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, ContentDisposition="attachment"
         )
 
+    @reachable
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, max_bytes: int) -> int:
         self._ensure_bucket()
         reader = CappedReader(stream, max_bytes)
@@ -115,6 +152,7 @@ class S3Storage:
         )
         return reader.count
 
+    @reachable
     def move(self, source: str, target: str) -> bool:
         # A server-side copy of one version of `source` (its Content-Type comes along), then
         # the source goes: a POST replayed meanwhile lands on `source`, never on `target`.
@@ -132,9 +170,11 @@ class S3Storage:
         self.client.delete_object(Bucket=self.bucket, Key=source)
         return True
 
+    @reachable
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    @reachable
     def purge(self, prefix: str, older_than: datetime) -> int:
         self._ensure_bucket()
         removed = 0

@@ -174,13 +174,11 @@ def dev_server(
     make_app: Callable[..., Flask], app: Flask, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A development app (with /dev/mail) on its own loopback server, its links pointing at it."""
-    from app.mail import service as mail_service
 
-    monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
-    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = make_server("127.0.0.1", port, make_app(app_env="development", public_url=base), threaded=True)
+    dev_app = make_app(app_env="development", public_url=base, dev_mail_dir=str(tmp_path / "mail"))
+    server = make_server("127.0.0.1", port, dev_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="hearth-e2e-dev-server", daemon=True)
     thread.start()
     yield base

@@ -416,9 +416,7 @@ def dev_server(make_app, monkeypatch, tmp_path) -> Iterator[DevServer]:
     """A development app (it alone serves /dev/mail) on the session's database, on loopback:
     the browser's session cookie for 127.0.0.1 holds there too."""
     mailbox = tmp_path / "mail"
-    monkeypatch.setattr(mail_service, "DEV_MAILBOX", mailbox)
-    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", mailbox)
-    dev_app = make_app(app_env="development")
+    dev_app = make_app(app_env="development", dev_mail_dir=str(mailbox))
     server = make_server("127.0.0.1", 0, dev_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="hearth-e2e-dev-server", daemon=True)
     thread.start()

@@ -459,11 +459,11 @@ def _pings(client) -> bool:
 
 @pytest.fixture()
 def circuit_clock(monkeypatch) -> FakeClock:
-    """The clock of the Redis cache's circuit breaker (app.cache.backend), moved by the test."""
-    from app.cache import backend
+    """The clock of the Redis cache's circuit breaker (app.core.circuit), moved by the test."""
+    from app.core import circuit
 
     clock = FakeClock()
-    monkeypatch.setattr(backend, "time", clock)
+    monkeypatch.setattr(circuit, "time", clock)
     return clock
 
 

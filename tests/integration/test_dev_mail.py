@@ -7,9 +7,7 @@ from app.mail import service as mail_service
 
 
 def test_dev_mail_lists_and_shows_messages_sent_in_development(make_app, app, tmp_path, monkeypatch):
-    monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
-    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
-    dev_app = make_app(app_env="development")
+    dev_app = make_app(app_env="development", dev_mail_dir=str(tmp_path / "mail"))
     with dev_app.app_context(), unit_of_work():
         mail_service.queue_email("dev@example.com", "test_message", {"address": "dev@example.com"})
     client = dev_app.test_client()
@@ -25,9 +23,7 @@ def test_dev_mail_lists_and_shows_messages_sent_in_development(make_app, app, tm
 
 
 def test_dev_mail_shows_the_html_part_with_clickable_links_and_the_text_too(make_app, app, tmp_path, monkeypatch):
-    monkeypatch.setattr(mail_service, "DEV_MAILBOX", tmp_path / "mail")
-    monkeypatch.setattr("app.mail.routes.DEV_MAILBOX", tmp_path / "mail")
-    dev_app = make_app(app_env="development")
+    dev_app = make_app(app_env="development", dev_mail_dir=str(tmp_path / "mail"))
     link = "http://localhost:5000/auth/verify/abc-DEF_123"
     with dev_app.app_context(), unit_of_work():
         mail_service.queue_email("new@example.com", "verify_email", {"name": "<Ann & Bob>", "link": link})

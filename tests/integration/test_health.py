@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import pytest
@@ -18,7 +20,7 @@ def test_ready_reports_each_dependency_in_the_seed_shape(client, app):
     response = client.get("/health/ready")
     assert response.status_code == 200
     body = response.json
-    assert set(body) == {"status", "checks", "version", "uptime"}
+    assert set(body) == {"status", "checks", "version", "uptime", "instance"}
     assert body["status"] == "ok"
     assert body["checks"]["database"]["status"] == "ok"
     assert isinstance(body["checks"]["database"]["latency"], int)
@@ -28,6 +30,8 @@ def test_ready_reports_each_dependency_in_the_seed_shape(client, app):
     if has_redis:
         assert body["checks"]["redis"]["status"] == "ok"
     assert isinstance(body["uptime"], int)
+    # Which process answered: behind a load balancer, which instance (and worker) it was.
+    assert body["instance"] == {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def test_ready_is_503_quickly_when_redis_is_unreachable(make_app):

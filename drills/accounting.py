@@ -48,6 +48,7 @@ class JobCounts:
     by_queue: dict[str, int] = field(default_factory=dict)
     unfinished_ids: list[str] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    failures: Counter[str] = field(default_factory=Counter)  # "task: error" of the failed ones
 
     @property
     def completed(self) -> int:
@@ -57,13 +58,13 @@ class JobCounts:
 def job_counts(engine: Engine, start: float, end: float) -> JobCounts:
     """The jobs created in [start, end) (epoch seconds), by outcome."""
     query = text(
-        "SELECT id, queue, status, attempts FROM jobs "
+        "SELECT id, queue, status, attempts, task, error FROM jobs "
         "WHERE created_at >= to_timestamp(:start) AND created_at < to_timestamp(:end)"
     )
     counts = JobCounts()
     queues: Counter[str] = Counter()
     with engine.connect() as connection:
-        for job_id, queue, status, attempts in connection.execute(query, {"start": start, "end": end}):
+        for job_id, queue, status, attempts, task, error in connection.execute(query, {"start": start, "end": end}):
             counts.enqueued += 1
             counts.ids.add(job_id)
             queues[queue] += 1
@@ -71,6 +72,7 @@ def job_counts(engine: Engine, start: float, end: float) -> JobCounts:
                 counts.succeeded += 1
             elif status in ("failed", "revoked"):
                 counts.failed += 1
+                counts.failures[f"{task.rpartition('.')[2]}: {(error or status)[:100]}"] += 1
             else:
                 counts.unfinished += 1
                 counts.unfinished_ids.append(job_id)

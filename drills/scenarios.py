@@ -169,6 +169,8 @@ def measure(
             for kind, summary in result.kinds.items()
         )
     )
+    if counts.failures:
+        result.notes.append("failed jobs: " + "; ".join(f"{n} × {what}" for what, n in counts.failures.most_common(5)))
     if counts.unfinished_ids:
         result.notes.append(f"unfinished jobs: {', '.join(counts.unfinished_ids[:10])}")
     if webhook_dups:

@@ -348,3 +348,19 @@ def test_every_write_reaches_another_instance_within_a_second(app, other_instanc
     assert _enabled(other) is after
     with other.app_context():
         assert state().bus.received > received  # dropped by the bus, not by the 30 s TTL
+
+
+def test_the_api_lists_the_flags_to_anyone_signed_in_and_sees_a_toggle_at_once(app, people, client, api_auth):
+    assert client.get("/api/v1/flags").status_code == 401
+    headers = api_auth.headers("user@example.com")
+    assert client.get("/api/v1/flags", headers=headers).json == {"flags": {}}
+    _flag(app, "new_dashboard", enabled=True)
+    _flag(app, "beta_reports", enabled=False)
+    assert client.get("/api/v1/flags", headers=headers).json == {
+        "flags": {"new_dashboard": True, "beta_reports": False}
+    }
+    with app.app_context():
+        service.set_flag(_actor(app), "beta_reports", True)
+    assert client.get("/api/v1/flags", headers=headers).json["flags"]["beta_reports"] is True
+    operation = client.get("/api/openapi.json").json["paths"]["/api/v1/flags"]["get"]
+    assert operation["x-api-key-scope"] == "self:read"

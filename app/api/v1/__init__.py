@@ -5,6 +5,7 @@ from app.api.v1 import (  # noqa: F401  (routes register on import)
     api_keys,
     auth,
     exports,
+    flags,
     me,
     notifications,
     stats,

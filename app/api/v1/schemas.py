@@ -21,6 +21,12 @@ class StatusOut(BaseModel):
     uptime_seconds: int = Field(ge=0, description="Seconds since this process started")
 
 
+class FlagsOut(BaseModel):
+    """The feature flags and whether each is on."""
+
+    flags: dict[str, bool] = Field(examples=[{"new_dashboard": True, "beta_exports": False}])
+
+
 class TokenRequest(BaseModel):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024)

@@ -106,7 +106,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.samples: list[Sample] = []
-        self.stale_retries = 0
+        # When a request was sent again on a new connection because a reused one had been
+        # closed by the server (nginx's idle or reload close) before answering.
+        self.stale_resends: list[float] = []
 
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)
@@ -193,7 +195,7 @@ class HttpClient:
             except STALE_ERRORS:
                 self.close()
                 if reused and attempt == 1:
-                    self.recorder.stale_retries += 1
+                    self.recorder.stale_resends.append(time.time())
                     continue
                 raise
             if answer.will_close:

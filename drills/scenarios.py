@@ -12,12 +12,14 @@ up to the end of the fault finished.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,7 +159,8 @@ def measure(
     result.notes.append(
         f"jobs by queue {counts.by_queue}; {accounting.email_count(messages, counts.ids)} emails and "
         f"{len(deliveries)} webhook deliveries received by the end of the wait; "
-        f"{ctx.load.recorder.stale_retries} stale keep-alive resends so far"
+        f"{sum(1 for at in ctx.load.recorder.stale_resends if clock.start <= at < end)} requests resent on a new "
+        "connection after the server closed an idle keep-alive one"
     )
     result.notes.append(
         "by kind: "
@@ -303,6 +306,34 @@ def ready_instance(cluster: Cluster) -> tuple[int, int | None]:
     instance = (body or {}).get("instance") if isinstance(body, dict) else None
     pid = instance.get("pid") if isinstance(instance, dict) else None
     return status, int(pid) if pid is not None else None
+
+
+@contextmanager
+def nudging(cluster: Cluster, name: str, sig: int, every: float = 0.5) -> Iterator[None]:
+    """Send `sig` to the cluster's process `name` every `every` seconds while the block runs.
+
+    Works around cluster/s3.py: its main thread waits on `threading.Event.wait()` without a
+    timeout for the signal handler to wake it, and a signal the kernel delivers to one of moto's
+    busy request threads leaves that wait asleep (CPython runs handlers in the main thread only,
+    when it next runs bytecode). Measured: under upload traffic one SIGUSR1 had not closed S3
+    after 60 s, while repeating it every 0.5 s closed it within a second. s3.py ignores a
+    repeated "close" or "open", so the extra signals are harmless.
+    """
+    pid = next((p for n, p, _ in cluster.processes() if n == name and p is not None), None)
+    done = threading.Event()
+
+    def nudge() -> None:
+        while pid is not None and not done.wait(every):
+            with suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    thread = threading.Thread(target=nudge, name=f"nudge-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(2)
 
 
 def consumers(cluster: Cluster) -> list[tuple[str, int]]:
@@ -508,8 +539,12 @@ def consumer_kills(ctx: Context) -> DrillResult:
         cluster.wait_exit(f"consumer-{queue}-{i}", 10)
         killed.append((job_id, f"consumer-{queue}-{i}", pid))
         ctx.say(f"  kill {len(killed)}: consumer-{queue}-{i} (pid {pid}) while running job {job_id}")
-        cluster.start_consumer(queue, i)
+        # Started again at once, ready a few seconds later: the next target is always a
+        # consumer running a job, so never one still starting.
+        cluster.start_consumer(queue, i, wait=False)
         ctx.wait(t.kill_gap)
+    for queue, i in consumers(cluster):
+        cluster.wait_consumer_ready(queue, i)
     fault_end = clock.begin("after")
     ctx.wait(t.after)
 
@@ -643,7 +678,9 @@ def graceful(ctx: Context) -> DrillResult:
                 busy[name] = job_id
         cluster.signal_consumer(queue, i, signal.SIGTERM)
         exits[name] = cluster.wait_exit(name, 35)
-        cluster.start_consumer(queue, i)
+        cluster.start_consumer(queue, i, wait=False)
+    for queue, i in consumers(cluster):
+        cluster.wait_consumer_ready(queue, i)
     ctx.say(f"  consumers: SIGTERM, exit, start, each in turn ({sum(exits.values())} of {len(exits)} exited in time)")
     fault_end = clock.begin("after")
     ctx.wait(t.after)
@@ -681,7 +718,8 @@ def s3(ctx: Context) -> DrillResult:
     prepared = [upload for upload in (prober.presign_and_send() for _ in range(3)) if upload]
     ctx.wait(t.before)
     down = clock.begin("unreachable")
-    cluster.s3_stop()
+    with nudging(cluster, "s3", signal.SIGUSR1):
+        cluster.s3_stop()
     ctx.say(f"  S3 unreachable ({len(prepared)} uploads sent but not confirmed)")
     ctx.wait(2)
     during = [prober.confirm(upload) for upload in prepared]
@@ -689,7 +727,8 @@ def s3(ctx: Context) -> DrillResult:
     prober.form_upload()
     prober.export()
     ctx.wait(t.fault - (time.time() - down))
-    cluster.s3_start()
+    with nudging(cluster, "s3", signal.SIGUSR2):
+        cluster.s3_start()
     fault_end = clock.begin("after")
     ctx.say("  S3 back")
     ctx.wait(2)

@@ -21,11 +21,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cluster.harness import Cluster, ClusterConfig
+from sqlalchemy.exc import SQLAlchemyError
+
+from cluster.harness import Cluster, ClusterConfig, ClusterError
 from drills import accounting
 from drills.load import Account, LoadGenerator, Mix, VirtualUser
-from drills.report import Machine, Run, render, write_block
+from drills.report import Check, DrillResult, Machine, Run, render, write_block
 from drills.scenarios import DRILLS, Context, Timings, api_token, register_webhook
+from drills.stats import summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
@@ -82,6 +85,29 @@ def seed_users(cluster: Cluster, count: int, password: str) -> list[str]:
     return json.loads(result.stdout.strip().splitlines()[-1])["emails"]
 
 
+def broken(name: str, error: BaseException) -> DrillResult:
+    result = DrillResult(name, f"{name} (broke off)", summarize([]))
+    result.checks = [Check("the drill ran to its end", False, f"{type(error).__name__}: {error}")]
+    return result
+
+
+def restore(cluster: Cluster) -> None:
+    """After a drill broke off: every service and process the drills stop, running again."""
+    steps = [cluster.redis_thaw, cluster.redis_start, cluster.postgres_start, cluster.s3_start]
+    for i in range(cluster.config.instances):
+        if not cluster.web_running(i):
+            steps.append(lambda i=i: cluster.start_web(i))
+        steps.append(lambda i=i: cluster.undrain_web(i))
+        for queue in cluster.config.queues:
+            if not cluster.consumer_running(queue, i):
+                steps.append(lambda queue=queue, i=i: cluster.start_consumer(queue, i))
+    for step in steps:
+        try:
+            step()
+        except (ClusterError, OSError) as error:
+            say(f"  could not restore ({error!r})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = "short" if args.short else "full"
@@ -133,7 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             results = []
             for name in names:
                 say(f"drill {name}")
-                result = DRILLS[name](ctx)
+                try:
+                    result = DRILLS[name](ctx)
+                except (ClusterError, SQLAlchemyError, OSError, RuntimeError) as error:
+                    # A drill that could not finish is a failed drill, not a lost run: record it,
+                    # put the cluster back together, and go on with the next.
+                    say(f"drill {name} broke off: {error!r}")
+                    result = broken(name, error)
+                    restore(cluster)
                 say(f"drill {name}: {'pass' if result.passed else 'FAIL'} ({result.seconds:.0f} s)")
                 for check in result.checks:
                     if not check.passed:

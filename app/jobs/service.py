@@ -38,7 +38,7 @@ from app.cache import bump
 from app.core.api_paths import is_api_request
 from app.core.database import utcnow
 from app.core.unit_of_work import require_unit_of_work, unit_of_work
-from app.errors import DomainError
+from app.errors import DomainError, ServiceUnavailable, is_database_unavailable
 from app.extensions import db
 from app.i18n import N_
 from app.jobs.models import Job, JobStatus
@@ -313,6 +313,32 @@ class RetryLater(TaskFailed):
         self.retry_after = retry_after if retry_after is None else max(0.0, float(retry_after))
 
 
+# How long a job keeps waiting out an outage of what it depends on (storage, the database)
+# without spending its retries: a dependency that is down is nobody's fault in the task.
+OUTAGE_PATIENCE = timedelta(hours=1)
+OUTAGE_RETRY_SECONDS = 30.0
+
+
+def outage_retry_after(error: BaseException) -> float | None:
+    """If `error` (or the error it was raised from) is an outage of a dependency, storage
+    unavailable (app.errors.ServiceUnavailable) or the database unreachable, the seconds to wait
+    before trying again; None for any other failure."""
+    for cause in (error, error.__cause__):
+        if isinstance(cause, ServiceUnavailable):
+            return float(cause.retry_after)
+        if cause is not None and is_database_unavailable(cause):
+            return OUTAGE_RETRY_SECONDS
+    return None
+
+
+def waits_out_outage(job: Job, error: BaseException, now: datetime) -> bool:
+    """An outage gives the job its attempt back (one more allowed) for OUTAGE_PATIENCE after it
+    was created; after that, or for a PermanentFailure, it counts like any failure."""
+    if isinstance(error, PermanentFailure) or outage_retry_after(error) is None:
+        return False
+    return now - job.created_at < OUTAGE_PATIENCE
+
+
 def failure_is_final(job: Job, error: BaseException) -> bool:
     """Whether this failed attempt ends the job: its retries are spent, or the task said no
     retry can help (PermanentFailure)."""
@@ -327,7 +353,7 @@ def retry_delay(job: Job, error: BaseException, rand: Callable[[], float] = rand
     settings = _settings()
     cap = settings.jobs_backoff_max_seconds
     delay = QUEUES[job.queue].jittered_backoff(job.attempts, settings.jobs_backoff_base_seconds, cap, rand())
-    asked = error.retry_after if isinstance(error, RetryLater) else None
+    asked = error.retry_after if isinstance(error, RetryLater) else outage_retry_after(error)
     if asked is not None:
         delay = max(delay, min(asked, cap))
     return round(delay, 3)
@@ -337,7 +363,9 @@ def record_failure(
     job: Job, owner: str, error: BaseException, duration_ms: float, rand: Callable[[], float] = random.random
 ) -> AttemptOutcome:
     """Schedule the next attempt (`retry_delay`), or fail the job for good when its retries are
-    spent or the error is a PermanentFailure (`failure_is_final`).
+    spent or the error is a PermanentFailure (`failure_is_final`). An outage of a dependency
+    (`waits_out_outage`) is retried after the outage's Retry-After without spending a retry:
+    the job is allowed one more attempt.
 
     A unit of its own, after the failed body's units rolled back: the failure (in words, see
     `failure_message`), its traceback and the attempt count persist although the task's work
@@ -345,8 +373,9 @@ def record_failure(
     message = failure_message(error)
     trace = technical_detail(error)
     now = utcnow()
+    outage = waits_out_outage(job, error, now)
     with unit_of_work():
-        if failure_is_final(job, error):
+        if not outage and failure_is_final(job, error):
             recorded = jobs.finish(
                 job.id,
                 owner,
@@ -372,6 +401,7 @@ def record_failure(
             enqueued_at=now,
             duration_ms=duration_ms,
             updated_at=now,
+            **({"max_attempts": job.max_attempts + 1} if outage else {}),
         )
         if recorded:
             send_after_commit(job.id, job.task, delay)

@@ -193,3 +193,64 @@ def test_on_final_failure_waits_while_a_retry_later_has_attempts_left(app):
     assert task.given_up == []
     assert _attempt(app, task, job_id).status == JobStatus.succeeded
     assert task.given_up == []
+
+
+# Outages of what a task depends on --------------------------------------------------------------
+
+
+def _storage_down() -> TaskFailed:
+    from app.errors import StorageUnavailable
+
+    try:
+        raise StorageUnavailable("File storage can’t be reached at the moment.")
+    except StorageUnavailable as outage:
+        try:
+            raise TaskFailed("The file could not be stored.") from outage
+        except TaskFailed as wrapped:
+            return wrapped
+
+
+def test_a_storage_outage_on_the_last_attempt_is_retried_after_its_retry_after_without_spending_a_retry(app):
+    last = QUEUES["reports"].max_attempts
+    job = _running(app, "reports", attempts=last)
+    outcome, row = _fail(app, job, _storage_down())
+    assert outcome.status == JobStatus.retrying and row.status == JobStatus.retrying
+    assert outcome.retry_in == 30  # StorageUnavailable's Retry-After, above the queue's 10 s
+    assert row.max_attempts == last + 1 and row.attempts == last
+    # The same failure for any other reason ends the job: the retries are spent.
+    job = _running(app, "reports", attempts=last)
+    outcome, row = _fail(app, job, TaskFailed("The renderer failed."))
+    assert outcome.status == JobStatus.failed and row.max_attempts == last
+
+
+def test_an_unreachable_database_is_an_outage_too_but_a_permanent_failure_never_is(app):
+    from sqlalchemy.exc import OperationalError
+
+    class ConnectionRefused(Exception):
+        sqlstate = None
+
+    down = OperationalError("SELECT 1", {}, ConnectionRefused("connection refused"))
+    assert jobs_service.outage_retry_after(down) == jobs_service.OUTAGE_RETRY_SECONDS
+    job = _running(app, "uploads", attempts=QUEUES["uploads"].max_attempts)
+    outcome, _row = _fail(app, job, down)
+    assert outcome.status == JobStatus.retrying
+    job = _running(app, "uploads", attempts=1)
+    try:
+        raise PermanentFailure("Gone.") from _storage_down()
+    except PermanentFailure as permanent:
+        outcome, _row = _fail(app, job, permanent)
+    assert outcome.status == JobStatus.failed
+
+
+def test_an_outage_stops_giving_attempts_back_an_hour_after_the_job_was_created(app):
+    last = QUEUES["reports"].max_attempts
+    job = _running(app, "reports", attempts=last)
+    with app.app_context():
+        db.session.execute(
+            update(Job).where(Job.id == job.id).values(created_at=utcnow() - jobs_service.OUTAGE_PATIENCE)
+        )
+        db.session.commit()
+        job = db.session.get(Job, job.id)
+        db.session.expunge(job)
+    outcome, row = _fail(app, job, _storage_down())
+    assert outcome.status == JobStatus.failed and row.max_attempts == last

@@ -55,11 +55,17 @@ def post_worker_init(worker):
     (SIGHUP) is unaffected: the master and the new workers keep the socket open."""
     stop_gracefully = worker.handle_exit
 
+    def close_listeners():
+        worker.set_accept_enabled(False)
+        for listener in worker.sockets:
+            listener.close()
+
     def stop_listening_then_finish(signum, frame):
         if worker.alive:
-            worker.set_accept_enabled(False)
-            for listener in worker.sockets:
-                listener.close()
+            # Run by the worker's event loop, never inside the handler: the handler may land
+            # between an accept() and the poller's use of the listener.
+            worker.method_queue.defer(close_listeners)
         stop_gracefully(signum, frame)
 
     signal.signal(signal.SIGTERM, stop_listening_then_finish)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: never cut a request's I/O short

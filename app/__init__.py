@@ -34,7 +34,7 @@ from app.core.migrations import init_migrations
 from app.core.ratelimit import init_rate_limiting, install_route_limits
 from app.core.templating import init_templating
 from app.core.toasts import init_toasts
-from app.errors import register_error_handlers
+from app.errors import QuietOutagesFlask, register_error_handlers
 from app.extensions import app_limiter, cache, csrf, db, login_manager
 from app.files.exports import exports_bp
 from app.files.routes import files_bp
@@ -93,7 +93,9 @@ def content_security_policy(settings: Settings) -> dict[str, str]:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build a Hearth app. `config` overrides settings by field name (tests use this)."""
     settings = load_settings(config)
-    app = Flask(__name__, template_folder="../templates", static_folder="../static", instance_path=str(INSTANCE_PATH))
+    app = QuietOutagesFlask(
+        __name__, template_folder="../templates", static_folder="../static", instance_path=str(INSTANCE_PATH)
+    )
     app.extensions["hearth.settings"] = settings
     app.extensions["hearth.started_at"] = time.time()
     app.config.from_mapping(_flask_config(settings))

@@ -179,7 +179,7 @@ def worker(queue: str, workers: int | None) -> None:
 
 def graceful_on_interrupt(consumer: Consumer) -> None:
     """Make SIGINT (Ctrl-C) graceful too, as it was before SIGTERM became huey's graceful
-    signal (huey would otherwise make SIGINT the immediate stop). A second SIGINT or SIGTERM
+    signal (huey would otherwise make SIGINT the immediate stop). The same signal a second time
     during the wait stops at once, as with huey's own graceful signal."""
     # huey keeps signal -> (restart, graceful) here; no public option sets both signals graceful.
     consumer._signal_actions[signal.SIGINT] = (False, True)

@@ -187,8 +187,11 @@ def _html_response(status: int, title: str, detail: str | None, headers: Any = N
     without it, so an error never turns into a bare 500."""
     try:
         html = render_template("errors/error.html", status=status, title=title, detail=detail)
-    except Exception:  # the last resort: logged, then the plain page below
-        log.exception("error_page_failed", status=status, route=request_route(), path=redacted_path())
+    except Exception as error:  # the last resort: logged, then the plain page below
+        if is_database_unavailable(error):  # the layout's user lookup, during an outage
+            warn_database_unavailable(error)
+        else:
+            log.exception("error_page_failed", status=status, route=request_route(), path=redacted_path())
         html = _fallback_page(status, title)
     response = Response(html, status=status, mimetype="text/html")
     if headers:
@@ -290,6 +293,17 @@ def _stock_description(error: HTTPException) -> str | None:
     return None
 
 
+class QuietOutagesFlask(Flask):
+    """Flask, except that an unhandled database outage (raised outside a view, e.g. in an
+    after-request hook) is not logged with a traceback per request: `handle_unexpected` answers
+    it with the 503 and its once-per-window warning."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        if exc_info[1] is not None and is_database_unavailable(exc_info[1]):
+            return
+        super().log_exception(exc_info)
+
+
 def handle_unexpected(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
     if is_database_unavailable(original):  # raised outside the view (an after-request hook)
@@ -309,6 +323,33 @@ DATABASE_WARN_EVERY = 10.0
 # SQLSTATEs of a server that is there but cannot serve (class 08: connection exceptions;
 # 57P01-03: shutting down, crashed, starting up; 53300: too many connections).
 _UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
+# What libpq says when the server is there but cannot take connections yet or any more.
+_SERVER_NOT_READY = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "too many clients already",
+    "connection slots are reserved",
+)
+# What libpq and psycopg say when the connection cannot be made or was lost.
+_CONNECTION_LOST = (
+    "connection refused",
+    "connection reset",
+    "server closed the connection",
+    "the connection is closed",
+    "the connection is lost",
+    "connection timeout expired",
+    "timeout expired",
+    "could not connect",
+    "could not receive data",
+    "could not send data",
+    "no route to host",
+    "network is unreachable",
+    "broken pipe",
+    "eof detected",
+    "no such file or directory",  # the Unix socket of a stopped server
+)
 # SQLite's ways of saying the file cannot be used at all (not a constraint or a syntax error).
 _UNAVAILABLE_SQLITE_MESSAGES = ("unable to open database file", "disk i/o error", "database disk image is malformed")
 
@@ -332,7 +373,14 @@ def is_database_unavailable(error: BaseException) -> bool:
     sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     if sqlstate:
         return sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
-    return True  # psycopg's client-side errors (refused, reset, closed) carry no SQLSTATE
+    # psycopg's own errors carry no SQLSTATE, connection failures included (a connection
+    # refused, a server rejecting it while it starts): read the message. A server rejecting
+    # the connection for good (no such database, a wrong password) or a client-side refusal of
+    # the statement (too many parameters) is a fault to fix, not an outage to wait out.
+    message = str(original).lower()
+    if "fatal:" in message:
+        return any(reason in message for reason in _SERVER_NOT_READY)
+    return any(symptom in message for symptom in _CONNECTION_LOST)
 
 
 def handle_database_error(error: Exception) -> Response:
@@ -340,10 +388,16 @@ def handle_database_error(error: Exception) -> Response:
     on to Flask's unhandled-exception path (logged with its traceback, then a 500), as before."""
     if not is_database_unavailable(error):
         raise error
+    warn_database_unavailable(error)
+    return database_unavailable_response()
+
+
+def warn_database_unavailable(error: BaseException) -> None:
+    """One warning per DATABASE_WARN_EVERY seconds per process, however many requests meet the
+    outage, and no traceback: the outage is the news, not where it was noticed."""
     throttle: Throttle = current_app.extensions[DATABASE_WARNING_KEY]
     occurrences = throttle.due()
     if occurrences:
-        # A warning, without a traceback: the outage is the news, not where it was noticed.
         # The driver's own message: SQLAlchemy's adds the statement and its parameters.
         cause = error.orig if isinstance(error, DBAPIError) else error
         log.warning(
@@ -353,7 +407,6 @@ def handle_database_error(error: Exception) -> Response:
             requests=occurrences,
             retry_after_seconds=DatabaseUnavailable.retry_after,
         )
-    return database_unavailable_response()
 
 
 def database_unavailable_response() -> Response:

@@ -256,13 +256,23 @@ class _Process:
             # A frozen process (SIGSTOP) would never act on the signal.
             self.send(signal.SIGCONT, group=True)
             self.send(sig)
-            if not self.wait(timeout):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.pid, signal.SIGKILL)
-                self.wait(5)
-        # Children left behind (a gunicorn worker whose master was SIGKILLed): same group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        self.finish(timeout)
+
+    def finish(self, timeout: float) -> None:
+        """Wait up to `timeout` for a process already told to stop, without signalling it again
+        (a second SIGTERM makes a huey consumer drop its running jobs), then SIGKILL its group."""
+        if self.popen is None:
+            return
+        if self.running() and not self.wait(timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.wait(5)
+        # Children left behind (a gunicorn worker whose master was SIGKILLed) are in its group.
+        # Once the group is empty its number may belong to someone else's new group: only while
+        # no live process has that number (ours is reaped) can the group be nothing but ours.
+        if not Path(f"/proc/{self.pid}").exists():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
 
     def log_contains(self, text: str, since: int = 0) -> bool:
         try:
@@ -388,7 +398,8 @@ class Cluster:
         S3, SMTP and private services); SIGKILL whatever is left after STOP_TIMEOUT s. Safe to call twice."""
         if not self._started:
             return
-        self._started = False
+        # `_started` stays set until the end: a stop interrupted halfway (Ctrl-C while a failed
+        # start cleans up) is finished by the next call; every step is safe to repeat.
         if self._nginx is not None:
             self._nginx.stop(signal.SIGQUIT, 5)  # SIGQUIT: nginx's graceful shutdown
         group = [*self._web, *self._consumers.values()]
@@ -398,7 +409,7 @@ class Cluster:
                 process.send(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         for process in group:
-            process.stop(signal.SIGTERM, max(0.1, deadline - time.monotonic()))
+            process.finish(max(0.1, deadline - time.monotonic()))
         if self._s3 is not None:
             self._s3.stop(signal.SIGTERM, 5)
         if self._smtp is not None:
@@ -412,6 +423,7 @@ class Cluster:
             self._postgres.stop(signal.SIGINT, STOP_TIMEOUT)  # SIGINT: PostgreSQL's fast shutdown
         if self._postgres_dir is not None:
             shutil.rmtree(self._postgres_dir, ignore_errors=True)
+        self._started = False
 
     # Environment -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ job's lease, heartbeat, retry policy and job log line (docs/architecture.md §11
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -22,8 +23,10 @@ from typing import Any, TypeVar
 import sentry_sdk
 import structlog
 from flask import Flask
+from sqlalchemy.exc import PendingRollbackError
 
 from app.errors import is_database_unavailable
+from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
 from app.jobs.periodic import PERIODIC_QUEUE, PeriodicTask, run_recorded
@@ -123,7 +126,9 @@ class _Heartbeat(threading.Thread):
             with self.app.app_context():
                 try:
                     if not jobs_service.heartbeat(self.job_id, self.owner):
-                        log.warning("job_lease_lost", job_id=self.job_id)
+                        # Stopped meanwhile: the outcome was recorded, which ends the lease.
+                        if not self.stopped.is_set():
+                            log.warning("job_lease_lost", job_id=self.job_id)
                         return
                 except Exception as exc:  # a missed beat is survivable; the next one retries
                     log.warning("job_heartbeat_failed", job_id=self.job_id, error=repr(exc))
@@ -151,8 +156,13 @@ def record_outcome(
         try:
             outcome = record()
         except Exception as error:
-            if not is_database_unavailable(error) or time.monotonic() + delay > deadline:
+            # PendingRollbackError: the session still holds a transaction a lost connection
+            # broke (the task's body read outside a unit of work); rolled back below, it works.
+            retryable = is_database_unavailable(error) or isinstance(error, PendingRollbackError)
+            if not retryable or time.monotonic() + delay > deadline:
                 raise
+            with contextlib.suppress(Exception):  # the database may still be away: next round
+                db.session.rollback()
             attempts += 1
             if attempts == 1:  # one line per attempt's outcome, however long the outage
                 log.warning(

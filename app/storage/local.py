@@ -135,29 +135,35 @@ class LocalStorage:
         self.put_stream(key, io.BytesIO(data), content_type, len(data))
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, max_bytes: int) -> int:
-        """Write to a `.part` file, then rename it into place: a reader never sees half an
-        object. On any failure (too large, disk full) nothing is left: neither the part file
-        nor, when the content type could not be written after it, the object."""
+        """Write the object and its Content-Type to part files, then rename both into place: a
+        reader never sees half an object. On any failure (too large, disk full) nothing changes:
+        no part file is left, and an object being overwritten keeps its old bytes and type."""
         path = self._path(key)
         written = 0
         with self._room("put"):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            type_fd, type_tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".type")
             try:
+                with os.fdopen(type_fd, "w") as out:
+                    out.write(content_type)
                 with os.fdopen(fd, "wb") as out:
                     while chunk := stream.read(STREAM_CHUNK):
                         written += len(chunk)
                         if written > max_bytes:
                             raise ObjectTooLarge(max_bytes)
                         out.write(chunk)
+                # Renames need no room: once the bytes are written, both land.
                 os.replace(tmp, path)
+                os.replace(type_tmp, self._path(key + CONTENT_TYPE_SUFFIX))
             finally:
-                Path(tmp).unlink(missing_ok=True)  # only left when something failed
-            self._write_content_type(key, content_type)
+                for part in (tmp, type_tmp):  # only left when something failed
+                    Path(part).unlink(missing_ok=True)
         return written
 
     def _write_content_type(self, key: str, content_type: str) -> None:
-        """The object's Content-Type beside it; without room for it, the object goes too."""
+        """A just-received upload's Content-Type beside it; without room for it, the upload goes
+        too (the browser is told to try again, nothing half-kept)."""
         try:
             self._path(key + CONTENT_TYPE_SUFFIX).write_text(content_type)
         except OSError:
@@ -173,6 +179,9 @@ class LocalStorage:
         except OSError as error:
             if isinstance(error, FileNotFoundError | IsADirectoryError | NotADirectoryError):
                 raise  # a key that is not there, or not a file: the caller's business
+            if operation == "upload" and isinstance(error, ConnectionError | TimeoutError):
+                # The browser's body stopped coming (reset, timed out): the client's failure.
+                abort(400, "The upload was interrupted before the whole file arrived.")
             if error.errno in NO_ROOM:
                 raise storage_full("local", operation, error, self.warnings) from error
             raise storage_unavailable("local", operation, error, self.warnings) from error

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,6 +47,10 @@ CLUSTER_ENV = {
 }
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     database = f"hearth_cluster_test_{RUN_ID}"
@@ -62,6 +67,9 @@ def cluster() -> Iterator[Cluster]:
         drop_database=True,
         env=dict(CLUSTER_ENV),
     )
+    # A CI or pytest timeout stops this process with SIGTERM, whose default action would skip
+    # the clean-up below and leave the cluster's processes (each in a session of its own) running.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     failed = False
     try:
         with Cluster(config) as running:
@@ -70,6 +78,7 @@ def cluster() -> Iterator[Cluster]:
         failed = True
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         _drop_database(database)
         _forget_redis_keys(prefix)
         if failed or os.environ.get("CLUSTER_TEST_KEEP_LOGS"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import request
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -293,6 +294,41 @@ def test_which_database_errors_mean_unavailable():
     assert not is_database_unavailable(OperationalError("x", {}, ServerError("57014")))  # statement timeout
     assert not is_database_unavailable(IntegrityError("x", {}, ServerError("23505")))
     assert not is_database_unavailable(ValueError("no"))
+    # psycopg's own errors carry no SQLSTATE: a server refusing for good, or a statement the
+    # client refuses, is a fault to fix (a 500 with its traceback), not an outage.
+    server = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+    assert not is_database_unavailable(
+        OperationalError("x", {}, Exception(server + 'FATAL:  database "x" does not exist'))
+    )
+    assert not is_database_unavailable(
+        OperationalError("x", {}, Exception(server + "FATAL:  password authentication failed"))
+    )
+    assert is_database_unavailable(
+        OperationalError("x", {}, Exception(server + "FATAL:  the database system is starting up"))
+    )
+    assert is_database_unavailable(OperationalError("x", {}, Exception(server + "Connection refused")))
+    too_many = "sending query and params failed: number of parameters must be between 0 and 65535"
+    assert not is_database_unavailable(OperationalError("x", {}, Exception(too_many)))
+
+
+def test_an_outage_met_after_the_view_is_a_503_without_a_traceback(
+    make_app, app, unreachable_database_url, captured_logs
+):
+    down = make_app(database_url=unreachable_database_url)
+
+    @down.after_request
+    def touch_the_database(response):  # as an after-request hook that reads a row would
+        if request.path == "/api/v1/status" and response.status_code == 200:
+            with db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        return response
+
+    client = down.test_client()
+    for _ in range(2):
+        answer = client.get("/api/v1/status")
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert len(captured_logs.events("database_unavailable")) == 1
+    _no_traceback_logged(captured_logs.lines)
 
 
 def _terminate_backends(database_url: str, pid: int | None = None) -> int:
@@ -683,3 +719,17 @@ def test_uploads_to_a_full_local_disk_are_a_507_and_leave_nothing_behind(
     assert _files_under(full_disk) == []
     assert captured_logs.events("storage_full")
     assert not captured_logs.events("unhandled_exception")
+
+
+def test_an_overwrite_that_meets_a_full_disk_keeps_the_old_object_and_its_type(make_app, app, full_disk):
+    from app.storage.base import get_storage
+
+    full_app = make_app(storage_backend="local", storage_local_path=str(full_disk))
+    with full_app.app_context():
+        storage = get_storage()
+        storage.put("files/photo.jpg", b"original bytes", "image/jpeg")
+        with pytest.raises(StorageFull):  # e.g. processing writes the cleaned image back
+            storage.put("files/photo.jpg", os.urandom(200 * 1024), "image/png")
+        assert storage.read("files/photo.jpg") == b"original bytes"
+        assert storage.head("files/photo.jpg").content_type == "image/jpeg"
+    assert sorted(path.name for path in _files_under(full_disk)) == ["photo.jpg", "photo.jpg.content-type"]

@@ -856,7 +856,7 @@ class Cluster:
         else:
             self._ipv6 = False
         upstreams = [
-            f"server 127.0.0.1:{port} max_fails=1 fail_timeout=5s{' down' if i in self._drained else ''};"
+            f"server 127.0.0.1:{port} max_fails=1 fail_timeout=2s{' down' if i in self._drained else ''};"
             for i, port in enumerate(self.web_ports)
         ]
         prefix = self.workdir / "nginx"

@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     # Signal handlers only queue a request: stopping a werkzeug server from inside a handler
     # would deadlock on the serving thread it waits for.
     while True:
-        wake.wait()
+        # A timed wait: the kernel may deliver the signal to one of moto's request threads, and
+        # CPython runs the handler in this thread only once it runs bytecode again; an untimed
+        # wait would sleep through it.
+        while not wake.wait(0.2):
+            pass
         wake.clear()
         while requests:
             what = requests.pop(0)

@@ -13,6 +13,7 @@ import argparse
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -108,7 +109,14 @@ def restore(cluster: Cluster) -> None:
             say(f"  could not restore ({error!r})")
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # A CI timeout stops this process with SIGTERM, whose default action would skip the
+    # `finally` below and leave the cluster's processes (each in a session of its own) running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse_args(argv)
     mode = "short" if args.short else "full"
     timings = Timings.short() if args.short else Timings.full()

@@ -8,7 +8,6 @@ job's lease, heartbeat, retry policy and job log line (docs/architecture.md §11
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
@@ -26,7 +25,6 @@ from flask import Flask
 from sqlalchemy.exc import PendingRollbackError
 
 from app.errors import is_database_unavailable
-from app.extensions import db
 from app.jobs import service as jobs_service
 from app.jobs.models import Job, JobStatus
 from app.jobs.periodic import PERIODIC_QUEUE, PeriodicTask, run_recorded
@@ -156,13 +154,12 @@ def record_outcome(
         try:
             outcome = record()
         except Exception as error:
-            # PendingRollbackError: the session still holds a transaction a lost connection
-            # broke (the task's body read outside a unit of work); rolled back below, it works.
+            # PendingRollbackError: the session still held a transaction a lost connection broke
+            # (the task's body read outside a unit of work); the failed unit of work inside
+            # `record` has rolled it back, so the next round starts clean.
             retryable = is_database_unavailable(error) or isinstance(error, PendingRollbackError)
             if not retryable or time.monotonic() + delay > deadline:
                 raise
-            with contextlib.suppress(Exception):  # the database may still be away: next round
-                db.session.rollback()
             attempts += 1
             if attempts == 1:  # one line per attempt's outcome, however long the outage
                 log.warning(

@@ -506,6 +506,23 @@ def test_record_outcome_retries_while_the_database_is_unavailable(captured_logs)
 
 
 @services_only
+def test_an_outcome_is_recorded_after_the_body_left_a_transaction_a_lost_connection_broke(app, captured_logs):
+    def record() -> int:
+        with unit_of_work():
+            return db.session.execute(text("SELECT 1")).scalar()
+
+    with app.app_context():
+        # The task's body read outside a unit of work, and then its connection was lost.
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert _terminate_backends(app.extensions["hearth.settings"].sqlalchemy_url, pid) == 1
+        with pytest.raises(OperationalError):
+            db.session.execute(text("SELECT 1"))
+        # The first try meets PendingRollbackError; the failed unit rolled it back; the next works.
+        assert record_outcome(record, "job-4", 60, sleep=lambda seconds: None) == 1
+    assert captured_logs.events("job_outcome_recorded_after_retry")
+
+
+@services_only
 def test_a_job_done_while_the_database_blinks_is_recorded_once_it_is_back(make_app, proxied_database, captured_logs):
     proxy, url = proxied_database
     worker_app = make_app(database_url=url, jobs_lease_seconds=10)

@@ -71,6 +71,7 @@ BARE_ENGINE_OPTIONS = {
     "pool_recycle": 1800,
     "pool_size": 10,
     "max_overflow": 10,
+    "pool_timeout": 10,
     "connect_args": {"connect_timeout": 5},
 }
 

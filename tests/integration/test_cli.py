@@ -6,6 +6,8 @@ import os
 import re
 import socket
 
+import pytest
+
 from app.users.models import User
 from app.users.passwords import verify_password
 from app.users.repository import UserRepository
@@ -188,7 +190,11 @@ def test_make_runs_script_prints_the_box_after_start_up_and_exits_0_on_ctrl_c(tm
         box_at = output.index("╭")
         assert output.count("worker_starting") == 4 and output.rindex("worker_starting") < box_at
         script.send_signal(signal.SIGINT)
-        rest, _ = script.communicate(timeout=30)
+        try:
+            rest, _ = script.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            script.kill()  # what honcho printed says which process never stopped
+            pytest.fail(f"still running 30 s after Ctrl-C:\n{script.communicate()[0]}")
     finally:
         if script.poll() is None:
             script.kill()

@@ -6,7 +6,7 @@ import smtplib
 from typing import Any
 
 from app.i18n import N_
-from app.jobs.service import TaskFailed
+from app.jobs.service import PermanentFailure, TaskFailed
 from app.mail.service import deliver, render_message
 from tasks.runtime import durable_task
 
@@ -34,6 +34,22 @@ def explain_delivery_failure(error: BaseException) -> str:
     return N_("The mail server could not be reached.")
 
 
+def is_permanent_refusal(error: BaseException) -> bool:
+    """A 5xx reply is the mail server's last word on this message (RFC 5321 §4.2.1: "do not
+    repeat the exact request"): an unknown mailbox stays unknown, so retrying only delays the
+    failure and knocks on the relay three more times. Wrong credentials (535) are the
+    exception: an operator fixes SMTP_URL and the retries then get through. 4xx replies and
+    lost connections are worth retrying."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _message in error.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return False
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 500 <= error.smtp_code < 600
+    return False
+
+
 @durable_task("emails", summarize=_summary)
 def send_email(
     *, job_id: str, to: str, template: str, context: dict[str, Any], headers: dict[str, str] | None = None
@@ -42,5 +58,6 @@ def send_email(
     message = render_message(to, template, context, message_key=job_id, headers=headers)
     try:
         deliver(message)
-    except (smtplib.SMTPException, OSError) as error:  # retried by the queue's policy, explained
-        raise TaskFailed(explain_delivery_failure(error)) from error
+    except (smtplib.SMTPException, OSError) as error:  # explained; retried by the queue's policy unless final
+        failure = PermanentFailure if is_permanent_refusal(error) else TaskFailed
+        raise failure(explain_delivery_failure(error)) from error

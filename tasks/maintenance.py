@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.auth import impersonation
 from app.auth.lockout import prune_failures
 from app.i18n import N_
 from app.jobs import service as jobs_service
@@ -53,6 +54,16 @@ def sweep_jobs() -> dict[str, int]:
 def cleanup_pending_uploads() -> dict[str, int]:
     """Remove uploads left pending for over an hour, and their objects."""
     return {"removed": cleanup_pending()}
+
+
+@periodic(
+    N_("every 10 minutes"),
+    N_("Record the end of impersonations whose time ran out with nobody there to stop them."),
+    minute="*/10",
+)
+def close_lapsed_impersonations() -> dict[str, int]:
+    """Record the end of impersonations whose time ran out with nobody there to stop them."""
+    return {"closed": impersonation.close_lapsed()}
 
 
 @durable_task("sync", summarize=lambda payload: {"periodic_task": payload["name"]})

@@ -202,8 +202,9 @@ class Delivery:
 
 @dataclass
 class MailServer:
-    """aiosmtpd on loopback. Recipients starting with `reject` are refused with 550;
-    `slow` recipients hang in DATA until `release_slow` is set (once)."""
+    """aiosmtpd on loopback. Recipients starting with `reject` are refused for good (550),
+    those starting with `defer` for now (450); `slow` recipients hang in DATA until
+    `release_slow` is set (once)."""
 
     port: int
     deliveries: list[Delivery] = field(default_factory=list)
@@ -220,6 +221,8 @@ class MailServer:
         self.rcpt_attempts.append((address, time.monotonic()))
         if address.startswith("reject"):
             return "550 5.1.1 Mailbox unavailable"
+        if address.startswith("defer"):
+            return "450 4.2.1 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -110,13 +110,15 @@ def start(
 
 def stop(row: UserSession, reason: str) -> None:
     """End the impersonation `row`, audited with both ids and `reason`: "stopped", "expired",
-    "signed_out", or "revoked" (its record was revoked by something else: the user signing out
-    everywhere, say). Of two requests ending the same one, only the first records it."""
+    "signed_out", or "revoked" (the user's sessions all ended: disabled, deleted, signed out
+    everywhere; app.auth.session_records ends impersonations through here first). Revoking
+    the record is a compare-and-set, so of everything ending the same one (two requests, a
+    request and the periodic close_lapsed) only the first records it: one stop per start."""
     if row.impersonator_id is None:
         raise ValueError("not an impersonation session")
     now = utcnow()
     with unit_of_work():
-        if not sessions.revoke_live(row.id, now) and reason != "revoked":
+        if not sessions.revoke_live(row.id, now):
             return
         record(
             STOPPED,
@@ -125,6 +127,18 @@ def stop(row: UserSession, reason: str) -> None:
             reason=reason,
             seconds=max(0, int((min(now, row.expires_at) - row.created_at).total_seconds())),
         )
+
+
+def close_lapsed(now: datetime | None = None) -> int:
+    """Record the end of every impersonation whose time box ran out unseen (the administrator
+    closed the tab: no request came to end it), so each `impersonation_started` has its
+    `impersonation_stopped`. Periodic (tasks.maintenance); how many it closed."""
+    now = now or utcnow()
+    closed = 0
+    for row in sessions.lapsed_impersonations(now):
+        stop(row, "expired")  # a compare-and-set: a request ending it meanwhile records it instead
+        closed += 1
+    return closed
 
 
 def _when(moment: datetime) -> str:

@@ -32,34 +32,69 @@ class UserSessionRepository(Repository[UserSession]):
         return self.session.execute(_SESSION_WITH_USER.where(UserSession.id == sid)).first()
 
     def live_of(self, user_id: int, now: datetime) -> list[UserSession]:
-        """The user's unrevoked, unexpired sessions, most recently used first."""
+        """The user's unrevoked, unexpired sessions, most recently used first. An administrator
+        viewing as the user is not one of them: that browser and address are the
+        administrator's (the user learns of it from their activity and a notification)."""
         return list(
             self.session.scalars(
                 select(UserSession)
-                .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None), UserSession.expires_at > now)
+                .where(
+                    UserSession.user_id == user_id,
+                    UserSession.revoked_at.is_(None),
+                    UserSession.expires_at > now,
+                    UserSession.impersonator_id.is_(None),
+                )
                 .order_by(UserSession.last_seen_at.desc())
             )
         )
 
     def agents_seen(self, user_id: int) -> set[str | None]:
         """Every User-Agent the user has signed in with, as far as the records still tell: their
-        browser sessions and API sign-ins, live or ended (one statement). Empty: never signed in."""
+        browser sessions and API sign-ins, live or ended (one statement). Empty: never signed in.
+        An administrator's browser viewing as the user is not theirs: it must not make the same
+        kind of browser a known device when someone signs in with it."""
         statement = (
             select(UserSession.user_agent)
-            .where(UserSession.user_id == user_id)
+            .where(UserSession.user_id == user_id, UserSession.impersonator_id.is_(None))
             .union(select(RefreshToken.user_agent).where(RefreshToken.user_id == user_id))
         )
         return set(self.session.scalars(statement))
+
+    def live_impersonations_of(self, user_id: int) -> list[UserSession]:
+        """Unrevoked impersonation records of the user (administrators viewing as them)."""
+        return list(
+            self.session.scalars(
+                select(UserSession).where(
+                    UserSession.user_id == user_id,
+                    UserSession.impersonator_id.is_not(None),
+                    UserSession.revoked_at.is_(None),
+                )
+            )
+        )
+
+    def lapsed_impersonations(self, now: datetime) -> list[UserSession]:
+        """Impersonation records past their time box that nothing has revoked yet."""
+        return list(
+            self.session.scalars(
+                select(UserSession).where(
+                    UserSession.impersonator_id.is_not(None),
+                    UserSession.revoked_at.is_(None),
+                    UserSession.expires_at <= now,
+                )
+            )
+        )
 
     def end(self, sid: str, now: datetime) -> None:
         """Mark the session `sid` revoked (sign-out)."""
         self.session.execute(update(UserSession).where(UserSession.id == sid).values(revoked_at=now))
 
     def revoke_live(self, sid: str, now: datetime, user_id: int | None = None) -> bool:
-        """Revoke the session `sid` (of `user_id`, when given) unless it already was; whether it was live."""
+        """Revoke the session `sid` unless it already was; whether it was live. With `user_id`,
+        only one of that user's own sessions (never an administrator's viewing as them: that
+        ends through app.auth.impersonation.stop, which records it)."""
         statement = update(UserSession).where(UserSession.id == sid, UserSession.revoked_at.is_(None))
         if user_id is not None:
-            statement = statement.where(UserSession.user_id == user_id)
+            statement = statement.where(UserSession.user_id == user_id, UserSession.impersonator_id.is_(None))
         return self.session.execute(statement.values(revoked_at=now)).rowcount == 1
 
     def revoke_all_of(self, user_id: int, now: datetime, keep: str | None = None) -> None:

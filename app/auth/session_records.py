@@ -179,9 +179,11 @@ def revoke_session(user_id: int, sid: str) -> bool:
 
 
 def revoke_all_sessions(user_id: int) -> None:
-    """Every browser session and remember-me token of the user (sign out everywhere)."""
+    """Every browser session and remember-me token of the user (sign out everywhere), an
+    administrator viewing as them included (recorded as stopped)."""
     now = utcnow()
     with unit_of_work():
+        _stop_impersonations_of(user_id)
         sessions.revoke_all_of(user_id, now)
         remember_tokens.revoke_all_of(user_id, now)
 
@@ -193,8 +195,16 @@ def revoke_other_sessions(user_id: int) -> None:
     keep = record.id if record is not None and record.user_id == user_id else None
     now = utcnow()
     with unit_of_work():
+        _stop_impersonations_of(user_id)
         sessions.revoke_all_of(user_id, now, keep=keep)
         remember_tokens.revoke_all_of(user_id, now, keep_session=keep)
+
+
+def _stop_impersonations_of(user_id: int) -> None:
+    """End every impersonation of the user through app.auth.impersonation.stop, so each is
+    recorded as stopped once, here, rather than revoked silently with the user's sessions."""
+    for row in sessions.live_impersonations_of(user_id):
+        impersonation.stop(row, "revoked")
 
 
 def active_sessions(user_id: int) -> list[UserSession]:
@@ -236,6 +246,9 @@ def _enforce() -> None:
     if "_user_id" in session and current_user.is_authenticated:
         if _session_is_live():
             return
+        ended = True
+    elif IMPERSONATOR_SID in session:
+        _viewed_account_gone()  # the administrator is sent back (a redirect), or signed out
         ended = True
     # A background poll never resumes from remember-me (the user's next real request does).
     raw = None if _is_passive_request() else _presented_remember_token()
@@ -351,22 +364,41 @@ def _impersonated_request(row: UserSession) -> None:
     raise impersonation.ReadOnly()
 
 
+def _viewed_account_gone() -> None:
+    """This browser views as someone the user loader no longer accepts: disabled, deleted or
+    signed out everywhere (each revokes the impersonation's record with the rest). It ends as
+    a revoked one does (`_impersonation_over`: audited, the administrator sent back), rather
+    than leaving the administrator's browser anonymous with the impersonation never recorded
+    as stopped. Returns only when the browser was signed out instead (the administrator's own
+    session had ended too)."""
+    row = current_record()
+    if row is None or row.impersonator_id is None:
+        _sign_browser_out()
+        return
+    _impersonation_over(row)
+
+
 def _impersonation_over(row: UserSession) -> bool:
     """The impersonation bound to this browser has ended (time box, idle, or its record was
-    revoked): audited, and the administrator is back in their own session, sent to the viewed
-    user's admin page, since whatever this request meant to do was meant for that user."""
-    impersonation.stop(row, "revoked" if row.revoked_at is not None else "expired")
+    revoked): audited (by whatever revoked it, else here), and the administrator is back in
+    their own session, sent to the viewed user's admin page, since whatever this request meant
+    to do was meant for that user."""
+    revoked = row.revoked_at is not None
+    impersonation.stop(row, "expired")  # recorded already, and a no-op, when it was revoked
     if not _return_to_impersonator(row):
         return False
-    minutes = _settings().impersonation_minutes
-    flash(
-        ngettext(
+    if revoked:
+        message = _(
+            "Viewing as another user ended: their account was signed out everywhere (by them, "
+            "or disabled or deleted). You are yourself again."
+        )
+    else:
+        message = ngettext(
             "Viewing as another user ended (it lasts at most %(num)d minute): you are yourself again.",
             "Viewing as another user ended (it lasts at most %(num)d minutes): you are yourself again.",
-            minutes,
-        ),
-        "info",
-    )
+            _settings().impersonation_minutes,
+        )
+    flash(message, "info")
     abort(redirect(url_for("admin.user_detail", user_id=row.user_id)))
 
 

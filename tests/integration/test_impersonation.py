@@ -12,12 +12,17 @@ import pytest
 from sqlalchemy import select, update
 
 from app.audit.models import AuditEvent
+from app.auth import impersonation, session_records
 from app.auth.models import UserSession
+from app.auth.service import sign_out_everywhere
 from app.core.database import utcnow
 from app.extensions import db
+from app.jobs.periodic import run_recorded
 from app.logging import hash_identifier
 from app.notifications.models import Notification
 from app.rbac import management as role_management
+from app.rbac.service import permissions_of
+from app.users import management as user_management
 from app.users.models import User
 from tests.support import csrf_token
 
@@ -280,3 +285,85 @@ def test_the_user_is_told_and_sees_it_in_their_activity(app, people, target, vie
     assert 'data-event="impersonation_started"' in body
     assert "An administrator (Admin) viewed your account on" in body
     assert "admin@example.com" not in body  # the administrator's address is not the user's to see
+
+
+# How a view ends when nobody presses Stop ----------------------------------------------------
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+CHROME_ON_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+def _browser(app, auth, email: str, agent: str):
+    client = app.test_client()
+    client.environ_base["HTTP_USER_AGENT"] = agent
+    return auth(client).signed_in(email)
+
+
+def test_viewing_is_neither_one_of_the_users_sessions_nor_a_device_of_theirs(app, people, target, auth):
+    own = _browser(app, auth, "target@example.com", FIREFOX)
+    admin = _browser(app, auth, "admin@example.com", CHROME_ON_WINDOWS)
+    assert start(admin, target.id).status_code == 302
+    with app.app_context():
+        listed = session_records.active_sessions(target.id)
+        assert [row.user_agent for row in listed] == [FIREFOX]  # the administrator's browser is not theirs
+    assert CHROME_ON_WINDOWS not in own.get("/account/").get_data(as_text=True)
+    # Someone signing in as the user with the administrator's kind of browser is a new device.
+    _browser(app, auth, "target@example.com", CHROME_ON_WINDOWS)
+    with app.app_context():
+        kinds = db.session.scalars(select(Notification.kind).where(Notification.user_id == target.id)).all()
+    assert kinds.count("security.new_sign_in") == 1
+
+
+@pytest.mark.parametrize("ending", ["disabled", "deleted", "signed_out_everywhere"])
+def test_the_users_sessions_ending_stops_the_view_once_and_brings_the_admin_back(
+    app, people, target, viewing, auth, ending
+):
+    with app.test_request_context():
+        admin = db.session.get(User, people["admin"].id)
+        user = db.session.get(User, target.id)
+        if ending == "disabled":
+            user_management.update_user(admin, permissions_of(admin.id), user, is_active=False)
+        elif ending == "deleted":
+            user_management.delete_user(admin, permissions_of(admin.id), user)
+        else:
+            sign_out_everywhere(user, reason="user")
+    # Recorded when it happened, not when (or whether) the administrator's browser comes back.
+    (stopped,) = _events(app, "impersonation_stopped")
+    assert stopped.data["reason"] == "revoked"
+    assert (stopped.actor_user_id, stopped.subject_user_id) == (people["admin"].id, target.id)
+
+    response = viewing.get("/files/")
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
+    assert "signed out everywhere" in viewing.get(response.headers["Location"]).get_data(as_text=True)
+    assert auth(viewing).is_signed_in_as("admin@example.com")
+    assert len(_events(app, "impersonation_stopped")) == 1
+
+
+def test_a_view_whose_time_ran_out_unseen_is_recorded_as_stopped_once(app, people, target, viewing, auth):
+    with app.app_context():
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.impersonator_id.is_not(None))
+            .values(created_at=utcnow() - timedelta(minutes=15, seconds=1), expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+        run_recorded("close_lapsed_impersonations")  # the periodic task, as its job runs it
+        assert impersonation.close_lapsed() == 0  # nothing left to close
+    (stopped,) = _events(app, "impersonation_stopped")
+    assert stopped.data["reason"] == "expired" and 15 * 60 - 1 <= stopped.data["seconds"] <= 15 * 60  # the box
+    # The administrator's browser coming back later is sent back, and records nothing more.
+    response = viewing.get("/files/")
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
+    assert auth(viewing).is_signed_in_as("admin@example.com")
+    assert len(_events(app, "impersonation_stopped")) == 1
+
+
+def test_the_user_cannot_revoke_a_view_as_if_it_were_a_session_of_theirs(app, people, target, viewing, auth):
+    own = auth(app.test_client()).signed_in("target@example.com")
+    (row,) = _impersonations(app)
+    response = own.post(f"/account/sessions/{row.id}/revoke", data={"csrf_token": csrf_token(own, "/account/")})
+    assert response.status_code == 404
+    (row,) = _impersonations(app)
+    assert row.revoked_at is None and _events(app, "impersonation_stopped") == []

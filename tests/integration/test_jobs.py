@@ -100,7 +100,7 @@ def test_an_email_job_goes_through_huey_to_smtp_and_succeeds(queue_app, smtp, wo
 
 
 def test_a_failing_job_retries_with_jittered_exponential_backoff_then_fails(queue_app, smtp, workers):
-    job_id = _queue_mail(queue_app, "reject-me@example.com")
+    job_id = _queue_mail(queue_app, "defer-me@example.com")  # 450: try again later
     worker = workers("emails")
     job = _wait_for_status(queue_app, job_id, JobStatus.failed, timeout=45)
     assert job.attempts == 4  # the emails queue: 3 retries
@@ -115,10 +115,23 @@ def test_a_failing_job_retries_with_jittered_exponential_backoff_then_fails(queu
     # Exponential with equal jitter: retry n waits between half and all of base·2^(n-1).
     for delay, nominal in zip(delays, (BACKOFF_BASE, BACKOFF_BASE * 2, BACKOFF_BASE * 4), strict=True):
         assert nominal / 2 <= delay <= nominal
-    attempts = [at for address, at in smtp.rcpt_attempts if address == "reject-me@example.com"]
+    attempts = [at for address, at in smtp.rcpt_attempts if address == "defer-me@example.com"]
     assert len(attempts) == 4
     for gap, delay in zip((b - a for a, b in pairwise(attempts)), delays, strict=True):
         assert gap >= delay - 0.05, "a retry ran before its backoff delay"
+
+
+def test_a_permanent_refusal_fails_at_once_without_retries(queue_app, smtp, workers):
+    job_id = _queue_mail(queue_app, "reject-me@example.com")  # 550: the mailbox does not exist
+    worker = workers("emails")
+    job = _wait_for_status(queue_app, job_id, JobStatus.failed, timeout=30)
+    assert job.attempts == 1 and job.error == "The mail server refused the recipient's address."
+    assert "smtplib.SMTPRecipientsRefused" in job.traceback and "PermanentFailure" in job.traceback
+    assert [address for address, _at in smtp.rcpt_attempts] == ["reject-me@example.com"]
+    finished = wait_until(
+        lambda: [line for line in worker.log_lines() if line.get("event") == "job_finished"], message="job log line"
+    )
+    assert [(line["job_id"], line["outcome"]) for line in finished] == [(job_id, "failed")]
 
 
 def test_a_worker_killed_mid_job_is_recovered_by_the_sweeper(queue_app, smtp, workers):

@@ -383,11 +383,13 @@ def _impersonation_over(row: UserSession) -> bool:
     revoked): audited (by whatever revoked it, else here), and the administrator is back in
     their own session, sent to the viewed user's admin page, since whatever this request meant
     to do was meant for that user."""
-    revoked = row.revoked_at is not None
+    # Revoked before its time box ran out: the user's sessions all ended (else the periodic
+    # close_lapsed_impersonations revoked it after the box, or it simply ran out).
+    signed_out = row.revoked_at is not None and row.revoked_at < row.expires_at
     impersonation.stop(row, "expired")  # recorded already, and a no-op, when it was revoked
     if not _return_to_impersonator(row):
         return False
-    if revoked:
+    if signed_out:
         message = _(
             "Viewing as another user ended: their account was signed out everywhere (by them, "
             "or disabled or deleted). You are yourself again."

@@ -356,6 +356,7 @@ def test_a_view_whose_time_ran_out_unseen_is_recorded_as_stopped_once(app, peopl
     # The administrator's browser coming back later is sent back, and records nothing more.
     response = viewing.get("/files/")
     assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
+    assert "it lasts at most 15 minutes" in viewing.get(response.headers["Location"]).get_data(as_text=True)
     assert auth(viewing).is_signed_in_as("admin@example.com")
     assert len(_events(app, "impersonation_stopped")) == 1
 

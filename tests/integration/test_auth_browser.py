@@ -17,7 +17,7 @@ from tests.support import PASSWORD, PRODUCTION_HASHING, csrf_token
 
 def _events(app, name):
     with app.app_context():
-        return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)).all()
+        return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name).order_by(AuditEvent.id)).all()
 
 
 def test_the_login_page_is_a_real_form(client):

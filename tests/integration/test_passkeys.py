@@ -198,7 +198,8 @@ def sign_in_with(client: FlaskClient, device: SoftAuthenticator, path: str = "/a
 
 def rows(app: Flask, model: Any, *where: Any) -> list[Any]:
     with app.app_context():
-        found = list(db.session.scalars(select(model).where(*where)))
+        # In insertion order: PostgreSQL returns rows in any order without ORDER BY.
+        found = list(db.session.scalars(select(model).where(*where).order_by(*model.__table__.primary_key.columns)))
         for row in found:
             db.session.expunge(row)
         return found

@@ -156,17 +156,24 @@ class Api:
 
 
 def poll(check: Callable[[], bool], within: float, *, consecutive: int = 1, interval: float = 0.02) -> float | None:
-    """Seconds until `check()` held `consecutive` times in a row, or None if not within
-    `within` seconds (the last check starts before the deadline)."""
+    """Seconds until `check()` began holding `consecutive` times in a row, or None if no such
+    run began within `within` seconds. The run may end after the deadline: each check is a
+    request, and on a loaded machine `consecutive` of them can take longer than `within` by
+    themselves; what is promised is that the change was there, on every worker asked, from a
+    moment within the deadline."""
     started = time.monotonic()
-    streak = 0
+    streak, streak_began = 0, None
     while True:
         now = time.monotonic()
-        if now - started > within:
+        if streak_began is None and now - started > within:
             return None
-        streak = streak + 1 if check() else 0
+        if check():
+            streak += 1
+            streak_began = now if streak_began is None else streak_began
+        else:
+            streak, streak_began = 0, None
         if streak >= consecutive:
-            return time.monotonic() - started
+            return streak_began - started
         time.sleep(interval)
 
 

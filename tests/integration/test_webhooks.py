@@ -268,13 +268,31 @@ def test_a_500_then_a_200_is_retried_with_the_same_id_and_the_log_shows_both_att
     assert job_row(hooks_app, second.job_id).status == JobStatus.succeeded
 
 
-def test_a_receiver_that_hangs_is_cut_at_the_total_timeout_and_retried(hooks_app, admin, receiver):
+@pytest.fixture()
+def post_durations(monkeypatch) -> list[float]:
+    """How long each delivery's HTTP part took (targets.post: DNS, connect, send, answer), the
+    part WEBHOOK_TIMEOUT bounds; timing the whole attempt would add its database work, which
+    a loaded machine can stretch past any upper bound."""
+    durations: list[float] = []
+    post = targets.post
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return post(*args, **kwargs)
+        finally:
+            durations.append(time.monotonic() - started)
+
+    monkeypatch.setattr(targets, "post", timed)
+    return durations
+
+
+def test_a_receiver_that_hangs_is_cut_at_the_total_timeout_and_retried(hooks_app, admin, receiver, post_durations):
     create(hooks_app, admin, receiver.url(), events=["user.updated"])
     [delivery_id] = emit(hooks_app, "user.updated", {"id": 7})
     receiver.replies.append(Reply(hang=8))
-    started = time.monotonic()
     row = attempt(hooks_app, delivery_id)
-    took = time.monotonic() - started
+    [took] = post_durations
     assert 1.9 <= took < 5, took  # WEBHOOK_TIMEOUT=2
     assert row.status == DeliveryStatus.pending and row.response_status is None
     assert row.error == "The receiver did not answer within 2 seconds."
@@ -978,32 +996,37 @@ def quick_connect_app(make_app, base_settings, tmp_path, app):
     )
 
 
-def test_an_attempt_tries_at_most_three_addresses(quick_connect_app, admin, receiver, blackhole, monkeypatch):
+def test_an_attempt_tries_at_most_three_addresses(
+    quick_connect_app, admin, receiver, blackhole, monkeypatch, post_durations
+):
     # Three unresponsive addresses, then one that answers: the attempt gives up after three.
     monkeypatch.setattr(targets, "resolve", lambda host, port: [blackhole] * 3 + ["127.0.0.1"])
     create(quick_connect_app, admin, receiver.url(host="many.test"), events=["user.updated"])
     [delivery_id] = emit(quick_connect_app, "user.updated", {"id": 7})
-    started = time.monotonic()
     row = attempt(quick_connect_app, delivery_id)
-    assert time.monotonic() - started < 2
+    [took] = post_durations
+    assert took < 2, took
     assert receiver.received == []
     assert row.status == DeliveryStatus.pending and row.error == "The receiver did not answer within 0.3 seconds."
 
 
-def test_unresponsive_addresses_share_the_attempts_total_timeout(hooks_app, admin, receiver, blackhole, monkeypatch):
+def test_unresponsive_addresses_share_the_attempts_total_timeout(
+    hooks_app, admin, receiver, blackhole, monkeypatch, post_durations
+):
     # WEBHOOK_CONNECT_TIMEOUT=1 each would be 3 s for three addresses: the total (2 s) wins.
     monkeypatch.setattr(targets, "resolve", lambda host, port: [blackhole] * 3)
     create(hooks_app, admin, receiver.url(host="down.test"), events=["user.updated"])
     [delivery_id] = emit(hooks_app, "user.updated", {"id": 7})
-    started = time.monotonic()
     row = attempt(hooks_app, delivery_id)
-    took = time.monotonic() - started
+    [took] = post_durations
     assert 1.9 <= took < 2.6, took
     assert row.status == DeliveryStatus.pending and row.error == "The receiver did not answer within 2 seconds."
     assert job_row(hooks_app, row.job_id).status == JobStatus.retrying
 
 
-def test_a_name_that_resolves_slowly_is_cut_at_the_total_timeout(hooks_app, admin, receiver, monkeypatch):
+def test_a_name_that_resolves_slowly_is_cut_at_the_total_timeout(
+    hooks_app, admin, receiver, monkeypatch, post_durations
+):
     def slow(host: str, port: int) -> list[str]:
         time.sleep(4)  # getaddrinfo has no timeout of its own
         return ["127.0.0.1"]
@@ -1011,9 +1034,8 @@ def test_a_name_that_resolves_slowly_is_cut_at_the_total_timeout(hooks_app, admi
     create(hooks_app, admin, receiver.url(host="slow-dns.test"), events=["user.updated"])
     monkeypatch.setattr(targets, "resolve", slow)
     [delivery_id] = emit(hooks_app, "user.updated", {"id": 7})
-    started = time.monotonic()
     row = attempt(hooks_app, delivery_id)
-    took = time.monotonic() - started
+    [took] = post_durations
     assert 1.9 <= took < 3, took  # WEBHOOK_TIMEOUT=2
     assert receiver.received == []
     assert row.status == DeliveryStatus.pending and row.error == "The host name slow-dns.test could not be resolved."

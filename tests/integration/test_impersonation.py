@@ -316,6 +316,16 @@ def test_viewing_is_neither_one_of_the_users_sessions_nor_a_device_of_theirs(app
     assert kinds.count("security.new_sign_in") == 1
 
 
+def _comes_back_as_the_admin(app, target, viewing, auth, told: str) -> None:
+    """The administrator's browser, after the view ended without it: sent back to the user's
+    admin page, told why, themselves again, and nothing more recorded."""
+    response = viewing.get("/files/")
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
+    assert told in viewing.get(response.headers["Location"]).get_data(as_text=True)
+    assert auth(viewing).is_signed_in_as("admin@example.com")
+    assert len(_events(app, "impersonation_stopped")) == 1
+
+
 @pytest.mark.parametrize("ending", ["disabled", "deleted", "signed_out_everywhere"])
 def test_the_users_sessions_ending_stops_the_view_once_and_brings_the_admin_back(
     app, people, target, viewing, auth, ending
@@ -334,11 +344,7 @@ def test_the_users_sessions_ending_stops_the_view_once_and_brings_the_admin_back
     assert stopped.data["reason"] == "revoked"
     assert (stopped.actor_user_id, stopped.subject_user_id) == (people["admin"].id, target.id)
 
-    response = viewing.get("/files/")
-    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
-    assert "signed out everywhere" in viewing.get(response.headers["Location"]).get_data(as_text=True)
-    assert auth(viewing).is_signed_in_as("admin@example.com")
-    assert len(_events(app, "impersonation_stopped")) == 1
+    _comes_back_as_the_admin(app, target, viewing, auth, told="signed out everywhere")
 
 
 def test_a_view_whose_time_ran_out_unseen_is_recorded_as_stopped_once(app, people, target, viewing, auth):
@@ -354,11 +360,7 @@ def test_a_view_whose_time_ran_out_unseen_is_recorded_as_stopped_once(app, peopl
     (stopped,) = _events(app, "impersonation_stopped")
     assert stopped.data["reason"] == "expired" and 15 * 60 - 1 <= stopped.data["seconds"] <= 15 * 60  # the box
     # The administrator's browser coming back later is sent back, and records nothing more.
-    response = viewing.get("/files/")
-    assert response.status_code == 302 and response.headers["Location"] == f"/admin/users/{target.id}"
-    assert "it lasts at most 15 minutes" in viewing.get(response.headers["Location"]).get_data(as_text=True)
-    assert auth(viewing).is_signed_in_as("admin@example.com")
-    assert len(_events(app, "impersonation_stopped")) == 1
+    _comes_back_as_the_admin(app, target, viewing, auth, told="it lasts at most 15 minutes")
 
 
 def test_the_user_cannot_revoke_a_view_as_if_it_were_a_session_of_theirs(app, people, target, viewing, auth):

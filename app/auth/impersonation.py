@@ -108,18 +108,19 @@ def start(
     return row
 
 
-def stop(row: UserSession, reason: str) -> None:
+def stop(row: UserSession, reason: str) -> bool:
     """End the impersonation `row`, audited with both ids and `reason`: "stopped", "expired",
     "signed_out", or "revoked" (the user's sessions all ended: disabled, deleted, signed out
     everywhere; app.auth.session_records ends impersonations through here first). Revoking
     the record is a compare-and-set, so of everything ending the same one (two requests, a
-    request and the periodic close_lapsed) only the first records it: one stop per start."""
+    request and the periodic close_lapsed) only the first records it: one stop per start.
+    Whether this call was that first one."""
     if row.impersonator_id is None:
         raise ValueError("not an impersonation session")
     now = utcnow()
     with unit_of_work():
         if not sessions.revoke_live(row.id, now):
-            return
+            return False
         record(
             STOPPED,
             actor_id=row.impersonator_id,
@@ -127,18 +128,16 @@ def stop(row: UserSession, reason: str) -> None:
             reason=reason,
             seconds=max(0, int((min(now, row.expires_at) - row.created_at).total_seconds())),
         )
+    return True
 
 
 def close_lapsed(now: datetime | None = None) -> int:
     """Record the end of every impersonation whose time box ran out unseen (the administrator
     closed the tab: no request came to end it), so each `impersonation_started` has its
     `impersonation_stopped`. Periodic (tasks.maintenance); how many it closed."""
-    now = now or utcnow()
-    closed = 0
-    for row in sessions.lapsed_impersonations(now):
-        stop(row, "expired")  # a compare-and-set: a request ending it meanwhile records it instead
-        closed += 1
-    return closed
+    lapsed = sessions.live_impersonations(lapsed_by=now or utcnow())
+    # A compare-and-set each: one a request ended meanwhile is recorded (and counted) there.
+    return sum(stop(row, "expired") for row in lapsed)
 
 
 def _when(moment: datetime) -> str:

@@ -60,29 +60,19 @@ class UserSessionRepository(Repository[UserSession]):
         )
         return set(self.session.scalars(statement))
 
-    def live_impersonations_of(self, user_id: int) -> list[UserSession]:
-        """Unrevoked impersonation records of the user (administrators viewing as them)."""
-        return list(
-            self.session.scalars(
-                select(UserSession).where(
-                    UserSession.user_id == user_id,
-                    UserSession.impersonator_id.is_not(None),
-                    UserSession.revoked_at.is_(None),
-                )
-            )
+    def live_impersonations(
+        self, *, user_id: int | None = None, lapsed_by: datetime | None = None
+    ) -> list[UserSession]:
+        """Unrevoked impersonation records (administrators viewing as someone): of `user_id`
+        when given, and only those whose time box ended by `lapsed_by` when given."""
+        statement = select(UserSession).where(
+            UserSession.impersonator_id.is_not(None), UserSession.revoked_at.is_(None)
         )
-
-    def lapsed_impersonations(self, now: datetime) -> list[UserSession]:
-        """Impersonation records past their time box that nothing has revoked yet."""
-        return list(
-            self.session.scalars(
-                select(UserSession).where(
-                    UserSession.impersonator_id.is_not(None),
-                    UserSession.revoked_at.is_(None),
-                    UserSession.expires_at <= now,
-                )
-            )
-        )
+        if user_id is not None:
+            statement = statement.where(UserSession.user_id == user_id)
+        if lapsed_by is not None:
+            statement = statement.where(UserSession.expires_at <= lapsed_by)
+        return list(self.session.scalars(statement))
 
     def end(self, sid: str, now: datetime) -> None:
         """Mark the session `sid` revoked (sign-out)."""

@@ -203,7 +203,7 @@ def revoke_other_sessions(user_id: int) -> None:
 def _stop_impersonations_of(user_id: int) -> None:
     """End every impersonation of the user through app.auth.impersonation.stop, so each is
     recorded as stopped once, here, rather than revoked silently with the user's sessions."""
-    for row in sessions.live_impersonations_of(user_id):
+    for row in sessions.live_impersonations(user_id=user_id):
         impersonation.stop(row, "revoked")
 
 
